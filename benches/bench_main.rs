@@ -1,0 +1,105 @@
+//! Criterion benchmarks of the re-identification statistics (the hot path phiprobe owns):
+//! grouping into equivalence classes plus every statistic, on the Adult data (9 QIs) and on
+//! synthetic tables of 100 k and 1 M records × 6 QIs. `benches/compare_reid.py` puts the same
+//! work side by side with pyCANON and a bare pandas group-by, in one run.
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use phiprobe::data::{Column, Dataset};
+use phiprobe::risk::diversity::diversity;
+use phiprobe::risk::population::{PopulationModel, SnbVariant, population_uniqueness};
+use phiprobe::risk::{MissingPolicy, classify, prosecutor};
+use phiprobe::stats::Rng;
+use std::hint::black_box;
+
+/// All statistics of `risk` except I/O and the report: classes, prosecutor risk, population
+/// uniqueness (all estimators) and l-diversity / t-closeness of one sensitive attribute.
+fn full_statistics(qis: &[&Column], sensitive: &Column) -> f64 {
+    let classes = classify(qis, None, MissingPolicy::Conservative);
+    let hist = classes.histogram();
+    let p = prosecutor(&hist, 0.09);
+    let pu = population_uniqueness(
+        &hist,
+        PopulationModel::from_fraction(p.n, 0.01),
+        SnbVariant::Derived,
+    );
+    let d = diversity(&classes, sensitive, 2.0, 2.0);
+    p.avg + pu.dankar + d.t_equal
+}
+
+/// A synthetic table: 6 QIs with realistic cardinalities and one sensitive attribute.
+pub fn synthetic(rows: usize, seed: u64) -> (Vec<Column>, Column) {
+    let mut rng = Rng::new(seed);
+    let cards = [
+        ("age", 100u64),
+        ("sex", 2),
+        ("zip3", 900),
+        ("race", 6),
+        ("admit_year", 10),
+        ("marital", 5),
+    ];
+    let qis = cards
+        .iter()
+        .map(|&(name, card)| {
+            let dictionary: Vec<String> = (0..card).map(|v| v.to_string()).collect();
+            Column {
+                name: name.into(),
+                codes: (0..rows).map(|_| rng.below(card) as u32).collect(),
+                dictionary,
+                numeric: true,
+            }
+        })
+        .collect();
+    let sens = Column {
+        name: "dx".into(),
+        codes: (0..rows).map(|_| rng.below(200) as u32).collect(),
+        dictionary: (0..200).map(|v| format!("D{v}")).collect(),
+        numeric: false,
+    };
+    (qis, sens)
+}
+
+fn bench_adult(c: &mut Criterion) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/adult.csv");
+    let ds = Dataset::open(&path, Some(b';'), None).expect("adult.csv");
+    let names: Vec<String> = [
+        "sex",
+        "age",
+        "race",
+        "marital-status",
+        "education",
+        "native-country",
+        "workclass",
+        "occupation",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    let table = ds.source.table(&names, &[]).unwrap();
+    let sens = ds.source.encode("salary-class", None).unwrap();
+    let refs: Vec<&Column> = table.columns.iter().collect();
+    c.bench_function("risk/adult_8qi_full_statistics", |b| {
+        b.iter(|| black_box(full_statistics(&refs, &sens)))
+    });
+    c.bench_function("risk/adult_load_and_encode", |b| {
+        b.iter(|| {
+            let ds = Dataset::open(&path, Some(b';'), None).unwrap();
+            black_box(ds.source.table(&names, &[]).unwrap().rows)
+        })
+    });
+}
+
+fn bench_synthetic(c: &mut Criterion) {
+    let mut group = c.benchmark_group("risk/synthetic_6qi_full_statistics");
+    group.sample_size(10);
+    for rows in [100_000usize, 1_000_000] {
+        let (qis, sens) = synthetic(rows, 1);
+        let refs: Vec<&Column> = qis.iter().collect();
+        group.bench_function(format!("{rows}"), |b| {
+            b.iter(|| black_box(full_statistics(&refs, &sens)))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_adult, bench_synthetic);
+criterion_main!(benches);

@@ -1,0 +1,645 @@
+//! The command line: clap definitions (one doc comment per flag) and the glue that runs each
+//! command. This is the only module that uses `anyhow`.
+
+use crate::data::{Dataset, Format, Role, synth};
+use crate::evidence::{FileHash, Finding, FindingsFile, RunManifest, SCHEMA_VERSION, Verdict};
+use crate::exit;
+use crate::gate::Policy;
+use crate::report;
+use crate::risk::{self, KRule, MissingPolicy, RiskSettings};
+use anyhow::{Context, Result};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use sha2::{Digest, Sha256};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// phiprobe: privacy evaluation of data and models trained on protected health information.
+///
+/// Exit codes: 0 pass, 1 a policy threshold was breached, 2 usage / input error.
+#[derive(Debug, Parser)]
+#[command(name = "phiprobe", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// More log output (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// No progress bars or summaries on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Synthesise a dataset and write a re-identification risk report on it (the main job on
+    /// the embedded default).
+    Demo(DemoArgs),
+    /// Dataset utilities.
+    #[command(subcommand)]
+    Data(DataCommand),
+    /// Re-identification risk of a dataset: k-anonymity, prosecutor / journalist / marketer
+    /// risk, population uniqueness, l-diversity, t-closeness, δ-disclosure, Safe Harbor.
+    Risk(RiskArgs),
+    /// Re-render report.md and report.html of a run folder from its findings.json.
+    Report(ReportArgs),
+    /// Print shell completions.
+    Completions(CompletionsArgs),
+}
+
+/// `data` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Generate realistic synthetic PHI-like EHR records with ground-truth identifier spans.
+    Synth(SynthArgs),
+}
+
+/// Options of `data synth`.
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    /// Number of patients (each has one or more encounters).
+    #[arg(long, default_value_t = 1000)]
+    pub patients: u64,
+    /// Seed: the same seed gives byte-identical output.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Output folder.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Format of the records file.
+    #[arg(long, value_enum, default_value_t = Format::Parquet)]
+    pub format: Format,
+    /// Share of patients placed in the member (training) split.
+    #[arg(long, default_value_t = 0.5)]
+    pub member_fraction: f64,
+}
+
+/// Output format of `risk` on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// A short human summary.
+    Text,
+    /// The findings as JSON.
+    Json,
+    /// The Markdown report.
+    Md,
+}
+
+/// Options of `risk`.
+#[derive(Debug, Args)]
+pub struct RiskArgs {
+    /// A dataset card (.toml) or a data file (CSV, Parquet, JSONL).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// CSV separator of a data file (one character; default ',' or tab for .tsv).
+    #[arg(long)]
+    pub separator: Option<char>,
+    /// Format of a data file (default: from its extension).
+    #[arg(long, value_enum)]
+    pub input_format: Option<Format>,
+    /// Quasi-identifiers, comma-separated (default: the card's `quasi` columns).
+    #[arg(long, value_delimiter = ',')]
+    pub qi: Vec<String>,
+    /// Sensitive attributes for l-diversity / t-closeness, comma-separated (default: the card's
+    /// `sensitive` columns).
+    #[arg(long, value_delimiter = ',')]
+    pub sensitive: Vec<String>,
+    /// Sampling fraction π = n/N, for journalist / marketer risk and population uniqueness.
+    #[arg(long)]
+    pub sampling_fraction: Option<f64>,
+    /// Population table (same QI columns, one row per person) for exact journalist / marketer
+    /// risk.
+    #[arg(long)]
+    pub population_file: Option<PathBuf>,
+    /// Identification-risk threshold t: a person is at risk when 1/(class size) > t.
+    #[arg(long, default_value_t = 0.09)]
+    pub threshold: f64,
+    /// How t maps to a minimum class size k: el-emam (0.09 ↔ 11) or arx (0.09 ↔ 12).
+    #[arg(long, value_enum, default_value_t = KRule::ElEmam)]
+    pub k_rule: KRule,
+    /// Treatment of missing quasi-identifier values.
+    #[arg(long, value_enum, default_value_t = MissingPolicy::Conservative)]
+    pub missing: MissingPolicy,
+    /// Confidence level of intervals.
+    #[arg(long, default_value_t = 0.95)]
+    pub confidence: f64,
+    /// c of recursive (c,l)-diversity.
+    #[arg(long, default_value_t = 2.0)]
+    pub recursive_c: f64,
+    /// Log base of δ-disclosure (ARX uses 2, pyCANON e ≈ 2.718281828).
+    #[arg(long, default_value_t = 2.0)]
+    pub delta_log_base: f64,
+    /// Skip the Safe Harbor checklist.
+    #[arg(long)]
+    pub no_safe_harbor: bool,
+    /// SNB population-uniqueness formulas: derived (Chen & Keller-McNulty) or arx (reproduces
+    /// ARX 3.9, including its K-estimator and second-moment formulas).
+    #[arg(long, value_enum, default_value_t = crate::risk::population::SnbVariant::Derived)]
+    pub snb: crate::risk::population::SnbVariant,
+    /// What to print on stdout.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+    /// Run folder for the report (default: reports/<run-id>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Policy file of thresholds; a breach exits with code 1.
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// Seed recorded in the manifest (the risk analysis itself draws no random numbers).
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Print load / analysis / report timings (seconds) as JSON on stderr.
+    #[arg(long, hide = true)]
+    pub timings: bool,
+}
+
+/// Options of `demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Run folder of the report.
+    #[arg(long, default_value = "reports/demo")]
+    pub out: PathBuf,
+    /// Number of synthetic patients.
+    #[arg(long, default_value_t = 20_000)]
+    pub patients: u64,
+    /// Seed.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+}
+
+/// Options of `report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A run folder (containing findings.json).
+    pub run_dir: PathBuf,
+}
+
+/// Options of `completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// Shell to generate completions for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PHIPROBE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs a parsed command line; returns the exit code.
+pub fn run(cli: Cli) -> Result<u8> {
+    init_logging(cli.verbose);
+    match cli.command {
+        Command::Demo(a) => demo(&a, cli.quiet),
+        Command::Data(DataCommand::Synth(a)) => synth_cmd(&a, cli.quiet),
+        Command::Risk(a) => risk_cmd(&a, cli.quiet),
+        Command::Report(a) => {
+            let file = report::rerender(&a.run_dir)?;
+            if !cli.quiet {
+                eprintln!(
+                    "re-rendered {} ({} findings) from findings.json",
+                    a.run_dir.display(),
+                    file.findings.len()
+                );
+            }
+            Ok(exit::PASS)
+        }
+        Command::Completions(a) => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(a.shell, &mut cmd, "phiprobe", &mut std::io::stdout());
+            Ok(exit::PASS)
+        }
+    }
+}
+
+fn progress_bar(total: u64, quiet: bool, what: &str) -> indicatif::ProgressBar {
+    if quiet {
+        return indicatif::ProgressBar::hidden();
+    }
+    let pb = indicatif::ProgressBar::with_draw_target(
+        Some(total),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    pb.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({eta})")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    pb.set_message(what.to_owned());
+    pb
+}
+
+fn synthesise(
+    out: &Path,
+    patients: u64,
+    seed: u64,
+    format: Format,
+    member_fraction: f64,
+    quiet: bool,
+) -> Result<synth::SynthSummary> {
+    let pb = progress_bar(patients, quiet, "patients");
+    let opts = synth::SynthOptions {
+        patients,
+        seed,
+        format,
+        out: out.to_owned(),
+        member_fraction,
+    };
+    let summary = synth::generate(&opts, &|n| pb.inc(n))?;
+    pb.finish_and_clear();
+    Ok(summary)
+}
+
+fn synth_cmd(a: &SynthArgs, quiet: bool) -> Result<u8> {
+    let t0 = std::time::Instant::now();
+    let s = synthesise(
+        &a.out,
+        a.patients,
+        a.seed,
+        a.format,
+        a.member_fraction,
+        quiet,
+    )?;
+    if !quiet {
+        eprintln!(
+            "wrote {} patients ({} members), {} records, {} identifier spans to {} in {:.2} s",
+            s.patients,
+            s.members,
+            s.records,
+            s.spans,
+            a.out.display(),
+            t0.elapsed().as_secs_f64()
+        );
+        eprintln!("dataset card: {}", s.card.display());
+    }
+    Ok(exit::PASS)
+}
+
+fn git_commit() -> Option<String> {
+    option_env!("PHIPROBE_GIT_COMMIT")
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+fn file_hash(path: &Path) -> Result<FileHash> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(FileHash {
+        path: path.display().to_string(),
+        bytes: bytes.len() as u64,
+        sha256: Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    })
+}
+
+fn run_id(command: &str, plan: &serde_json::Value, inputs: &[FileHash], seed: u64) -> String {
+    let mut h = Sha256::new();
+    h.update(command.as_bytes());
+    h.update(plan.to_string().as_bytes());
+    for i in inputs {
+        h.update(i.sha256.as_bytes());
+    }
+    h.update(seed.to_le_bytes());
+    let d = h.finalize();
+    format!(
+        "{command}-{}",
+        d[..5]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    )
+}
+
+/// Resolves the QI and sensitive lists from flags or the card.
+fn resolve_columns(
+    ds: &Dataset,
+    qi: &[String],
+    sensitive: &[String],
+) -> Result<(Vec<String>, Vec<String>)> {
+    let qi = if qi.is_empty() {
+        ds.with_role(Role::Quasi)
+    } else {
+        qi.to_vec()
+    };
+    if qi.is_empty() {
+        anyhow::bail!(crate::error::Error::Usage(format!(
+            "{}: no quasi-identifiers: pass --qi a,b,… (a data file has no card to say which columns are QIs)",
+            ds.path.display()
+        )));
+    }
+    let sensitive = if sensitive.is_empty() {
+        ds.with_role(Role::Sensitive)
+    } else {
+        sensitive.to_vec()
+    };
+    Ok((qi, sensitive))
+}
+
+fn risk_cmd(a: &RiskArgs, quiet: bool) -> Result<u8> {
+    let t0 = std::time::Instant::now();
+    let separator = match a.separator {
+        Some(c) if c.is_ascii() => Some(c as u8),
+        Some(c) => anyhow::bail!(crate::error::Error::Usage(format!(
+            "--separator must be one ASCII character, got {c:?}"
+        ))),
+        None => None,
+    };
+    let policy = match &a.policy {
+        Some(p) => Some(Policy::load(p)?),
+        None => None,
+    };
+    let ds = Dataset::open(&a.data, separator, a.input_format)?;
+    let t_load = t0.elapsed().as_secs_f64();
+    let (qi, sensitive) = resolve_columns(&ds, &a.qi, &a.sensitive)?;
+    let settings = RiskSettings {
+        label: qi.join("+"),
+        qi,
+        sensitive,
+        threshold: a.threshold,
+        k_rule: a.k_rule,
+        missing: a.missing,
+        sampling_fraction: a.sampling_fraction,
+        population_file: a.population_file.clone(),
+        confidence: a.confidence,
+        recursive_c: a.recursive_c,
+        delta_log_base: a.delta_log_base,
+        safe_harbor: !a.no_safe_harbor,
+        snb: a.snb,
+    };
+    let analysis = risk::analyze(&ds, &settings)?;
+    let t_analyze = t0.elapsed().as_secs_f64() - t_load;
+    let mut inputs = Vec::new();
+    if ds.card.is_some() {
+        inputs.push(file_hash(&a.data)?);
+    }
+    inputs.extend(ds.source.hashes.iter().cloned());
+    inputs.extend(analysis.extra_inputs.iter().cloned());
+    let plan = serde_json::json!({ "data": a.data.display().to_string(), "risk": [settings] });
+    let mut findings = analysis.findings;
+    let failed = apply_policy(policy.as_ref(), a.policy.as_deref(), &mut findings)?;
+    let id = run_id("risk", &plan, &inputs, a.seed);
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("reports").join(&id));
+    let file = FindingsFile {
+        schema_version: SCHEMA_VERSION,
+        manifest: manifest(&id, "risk", a.seed, plan, inputs),
+        findings,
+        reid: vec![analysis.detail],
+    };
+    report::write_run(&out, &file)?;
+    let t_report = t0.elapsed().as_secs_f64() - t_load - t_analyze;
+    let mut stdout = std::io::stdout().lock();
+    match a.format {
+        OutputFormat::Json => {
+            serde_json::to_writer_pretty(&mut stdout, &file.findings)?;
+            writeln!(stdout)?;
+        }
+        OutputFormat::Md => {
+            write!(
+                stdout,
+                "{}",
+                report::render::markdown(&report::build(&file))
+            )?;
+        }
+        OutputFormat::Text => print_summary(&mut stdout, &file)?,
+    }
+    if !quiet {
+        eprintln!("report: {}", out.join(report::HTML).display());
+    }
+    if a.timings {
+        eprintln!(
+            "{}",
+            serde_json::json!({ "load_s": t_load, "analyze_s": t_analyze, "report_s": t_report, "rows": ds.source.rows() })
+        );
+    }
+    Ok(if failed > 0 {
+        exit::POLICY_BREACHED
+    } else {
+        exit::PASS
+    })
+}
+
+fn apply_policy(
+    policy: Option<&Policy>,
+    path: Option<&Path>,
+    findings: &mut [Finding],
+) -> Result<usize> {
+    match (policy, path) {
+        (Some(p), Some(path)) => Ok(crate::gate::apply(p, path, findings)?),
+        _ => Ok(0),
+    }
+}
+
+fn manifest(
+    id: &str,
+    command: &str,
+    seed: u64,
+    plan: serde_json::Value,
+    inputs: Vec<FileHash>,
+) -> RunManifest {
+    RunManifest {
+        schema_version: SCHEMA_VERSION,
+        tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+        git_commit: git_commit(),
+        run_id: id.to_owned(),
+        command: command.to_owned(),
+        seed,
+        plan,
+        inputs,
+        started_at: crate::date::now_rfc3339(),
+    }
+}
+
+fn print_summary(w: &mut impl Write, file: &FindingsFile) -> Result<()> {
+    for d in &file.reid {
+        let get = |m: &str| {
+            file.findings.iter().find(|f| {
+                f.metric == m
+                    && f.params.get("qi_set").and_then(|v| v.as_str()) == Some(d.label.as_str())
+            })
+        };
+        let v = |m: &str| {
+            get(m)
+                .and_then(|f| f.value)
+                .map_or_else(|| "n/a".into(), report::doc::num)
+        };
+        writeln!(
+            w,
+            "{} — quasi-identifiers: {}",
+            d.dataset,
+            d.quasi_identifiers.join(", ")
+        )?;
+        writeln!(w, "  persons ({}s)           {}", d.unit, v("reid.persons"))?;
+        writeln!(w, "  equivalence classes     {}", v("reid.classes"))?;
+        writeln!(w, "  k (smallest class)      {}", v("reid.k"))?;
+        writeln!(w, "  prosecutor risk max     {}", v("reid.prosecutor.max"))?;
+        writeln!(w, "  prosecutor risk avg     {}", v("reid.prosecutor.avg"))?;
+        if let Some(f) = get("reid.prosecutor.records_at_risk") {
+            let c = f.counts.unwrap_or(crate::evidence::Counts { k: 0, n: 0 });
+            writeln!(
+                w,
+                "  persons at risk         {} of {} ({}%) above t = {}",
+                c.k,
+                c.n,
+                report::doc::num(100.0 * f.value.unwrap_or(0.0)),
+                f.params
+                    .get("threshold")
+                    .map_or("?".into(), |t| t.to_string())
+            )?;
+        }
+        writeln!(
+            w,
+            "  sample uniqueness       {}",
+            v("reid.uniqueness.sample")
+        )?;
+        if let Some(f) = file.findings.iter().find(|f| {
+            f.metric == "reid.uniqueness.population"
+                && f.params.get("estimator").and_then(|e| e.as_str()) == Some("dankar")
+                && f.params.get("qi_set").and_then(|v| v.as_str()) == Some(d.label.as_str())
+        }) {
+            writeln!(
+                w,
+                "  population uniqueness   {} (Dankar rule chose {})",
+                f.value.map_or("n/a".into(), report::doc::num),
+                f.params
+                    .get("chosen")
+                    .and_then(|c| c.as_str())
+                    .unwrap_or("?")
+            )?;
+        }
+        for x in &d.diversity {
+            writeln!(
+                w,
+                "  {}: distinct l {}, entropy l {}, t {}",
+                x.attribute,
+                x.distinct_l,
+                report::doc::num(x.entropy_l),
+                report::doc::num(x.t_equal)
+            )?;
+        }
+    }
+    if let Some(f) = file
+        .findings
+        .iter()
+        .find(|f| f.metric == "safeharbor.categories_present")
+    {
+        writeln!(
+            w,
+            "  Safe Harbor categories present: {} of 18",
+            f.value.unwrap_or(0.0)
+        )?;
+    }
+    let failed: Vec<&Finding> = file
+        .findings
+        .iter()
+        .filter(|f| f.verdict == Verdict::Fail)
+        .collect();
+    for f in &failed {
+        writeln!(
+            w,
+            "  POLICY BREACH: {} = {} (threshold {})",
+            f.key(),
+            f.value.map_or("n/a".into(), report::doc::num),
+            f.threshold.map_or("?".into(), report::doc::num)
+        )?;
+    }
+    Ok(())
+}
+
+/// The QI sets the demo evaluates: the raw identifiers a privacy expert would start from, and
+/// their Safe Harbor generalisation.
+pub const DEMO_QI_SETS: [(&str, &[&str]); 2] = [
+    ("raw", &["birth_date", "sex", "zip", "admission_date"]),
+    ("safe-harbor", &["birth_year", "sex", "zip3"]),
+];
+
+fn demo(a: &DemoArgs, quiet: bool) -> Result<u8> {
+    let t0 = std::time::Instant::now();
+    let data_dir = a
+        .out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .join(format!(
+            "{}-data",
+            a.out
+                .file_name()
+                .map_or("demo".into(), |n| n.to_string_lossy().into_owned())
+        ));
+    if !quiet {
+        eprintln!(
+            "synthesising {} patients (seed {}) into {} …",
+            a.patients,
+            a.seed,
+            data_dir.display()
+        );
+    }
+    let s = synthesise(&data_dir, a.patients, a.seed, Format::Parquet, 0.5, quiet)?;
+    let ds = Dataset::open(&s.card, None, None)?;
+    let mut findings = Vec::new();
+    let mut details = Vec::new();
+    let mut plans = Vec::new();
+    for (i, (label, qis)) in DEMO_QI_SETS.iter().enumerate() {
+        let settings = RiskSettings {
+            label: (*label).to_owned(),
+            qi: qis.iter().map(|q| (*q).to_owned()).collect(),
+            sensitive: vec!["icd10_code".into()],
+            sampling_fraction: Some(0.01),
+            safe_harbor: i == 0,
+            ..RiskSettings::default()
+        };
+        let analysis = risk::analyze(&ds, &settings)?;
+        findings.extend(analysis.findings);
+        details.push(analysis.detail);
+        plans.push(settings);
+    }
+    let mut inputs = vec![file_hash(&s.card)?];
+    inputs.extend(ds.source.hashes.iter().cloned());
+    let plan = serde_json::json!({ "data": s.card.display().to_string(), "patients": a.patients, "risk": plans });
+    let id = run_id("demo", &plan, &inputs, a.seed);
+    let file = FindingsFile {
+        schema_version: SCHEMA_VERSION,
+        manifest: manifest(&id, "demo", a.seed, plan, inputs),
+        findings,
+        reid: details,
+    };
+    report::write_run(&a.out, &file)?;
+    if !quiet {
+        let mut err = std::io::stderr().lock();
+        print_summary(&mut err, &file)?;
+        eprintln!(
+            "\n{} records of {} patients analysed in {:.1} s.\nreport: {}\n        {}\n        {}",
+            s.records,
+            s.patients,
+            t0.elapsed().as_secs_f64(),
+            a.out.join(report::HTML).display(),
+            a.out.join(report::MARKDOWN).display(),
+            a.out.join(report::FINDINGS).display()
+        );
+    }
+    Ok(exit::PASS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+}

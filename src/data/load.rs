@@ -1,0 +1,311 @@
+//! Loading data files (CSV with any separator, Parquet, JSONL) through polars into an encoded
+//! [`Table`], with the checks that turn untrusted input into clear errors.
+//!
+//! Every file is read into memory once: hashed (SHA-256, for the manifest), checked for UTF-8
+//! (text formats), then parsed. CSV columns are read as text so that codes such as ZIP `02118`
+//! keep their leading zeros.
+
+use super::card::{DatasetCard, Format, ValueType};
+use super::table::{Column, MISSING, Table};
+use crate::error::{Error, Result};
+use crate::evidence::FileHash;
+use polars::prelude::*;
+use sha2::{Digest, Sha256};
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+
+/// How to read a set of files.
+#[derive(Debug, Clone)]
+pub struct ReadOptions {
+    /// File format.
+    pub format: Format,
+    /// CSV separator.
+    pub separator: u8,
+    /// Strings read as missing besides empty cells and nulls.
+    pub missing: Vec<String>,
+}
+
+/// A parsed data source: the frame plus what the manifest needs.
+pub struct Source {
+    /// The rows of all files, stacked.
+    frame: DataFrame,
+    /// Where the rows came from.
+    pub path: PathBuf,
+    /// Hashes of the files read.
+    pub hashes: Vec<FileHash>,
+    /// A salt derived from the file contents (not from their hashes), for pseudonymising
+    /// values in reports: reproducible for whoever holds the data, unguessable for others.
+    pub salt: [u8; 32],
+    missing: Vec<String>,
+}
+
+fn first_invalid_utf8(bytes: &[u8]) -> Option<(usize, usize)> {
+    match std::str::from_utf8(bytes) {
+        Ok(_) => None,
+        Err(e) => {
+            let offset = e.valid_up_to();
+            let line = bytes[..offset].iter().filter(|&&b| b == b'\n').count() + 1;
+            Some((line, offset))
+        }
+    }
+}
+
+fn parse(bytes: Vec<u8>, path: &Path, opts: &ReadOptions) -> Result<DataFrame> {
+    let perr = |e: PolarsError| Error::Parse {
+        path: path.to_owned(),
+        format: opts.format.name().to_owned(),
+        message: e.to_string(),
+    };
+    match opts.format {
+        Format::Csv => {
+            if let Some((line, offset)) = first_invalid_utf8(&bytes) {
+                return Err(Error::NotUtf8 {
+                    path: path.to_owned(),
+                    line,
+                    offset,
+                });
+            }
+            CsvReadOptions::default()
+                .with_has_header(true)
+                .with_infer_schema_length(Some(0))
+                .with_parse_options(
+                    CsvParseOptions::default()
+                        .with_separator(opts.separator)
+                        .with_missing_is_null(true),
+                )
+                .into_reader_with_file_handle(Cursor::new(bytes))
+                .finish()
+                .map_err(perr)
+        }
+        Format::Parquet => ParquetReader::new(Cursor::new(bytes))
+            .finish()
+            .map_err(perr),
+        Format::Jsonl => {
+            if let Some((line, offset)) = first_invalid_utf8(&bytes) {
+                return Err(Error::NotUtf8 {
+                    path: path.to_owned(),
+                    line,
+                    offset,
+                });
+            }
+            JsonReader::new(Cursor::new(bytes))
+                .with_json_format(JsonFormat::JsonLines)
+                .finish()
+                .map_err(perr)
+        }
+    }
+}
+
+/// Reads and stacks `paths` (all in one format, with the same columns).
+pub fn read(paths: &[PathBuf], opts: &ReadOptions) -> Result<Source> {
+    let mut frame: Option<DataFrame> = None;
+    let mut hashes = Vec::new();
+    let mut salter = Sha256::new();
+    salter.update(b"phiprobe report salt v1");
+    for path in paths {
+        let bytes = std::fs::read(path).map_err(|source| Error::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let sha = Sha256::digest(&bytes);
+        salter.update(&bytes);
+        hashes.push(FileHash {
+            path: path.display().to_string(),
+            bytes: bytes.len() as u64,
+            sha256: sha.iter().map(|b| format!("{b:02x}")).collect(),
+        });
+        let df = parse(bytes, path, opts)?;
+        frame = Some(match frame {
+            None => df,
+            Some(mut acc) => {
+                acc.vstack_mut(&df).map_err(|e| Error::Parse {
+                    path: path.clone(),
+                    format: opts.format.name().to_owned(),
+                    message: format!("columns differ from the first file: {e}"),
+                })?;
+                acc
+            }
+        });
+    }
+    let frame = frame.ok_or_else(|| Error::Usage("no data files given".into()))?;
+    let path = paths[0].clone();
+    if frame.height() == 0 {
+        return Err(Error::Empty { path });
+    }
+    Ok(Source {
+        frame,
+        path,
+        hashes,
+        salt: salter.finalize().into(),
+        missing: opts.missing.clone(),
+    })
+}
+
+/// Reads the files a card names.
+pub fn read_card(card: &DatasetCard) -> Result<Source> {
+    let opts = ReadOptions {
+        format: card.data_format(),
+        separator: card.separator.as_deref().map_or(b',', |s| s.as_bytes()[0]),
+        missing: card.missing.clone(),
+    };
+    read(&card.data_paths(), &opts)
+}
+
+impl Source {
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.frame.height()
+    }
+
+    /// Column names in file order.
+    pub fn column_names(&self) -> Vec<String> {
+        self.frame
+            .get_column_names()
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    }
+
+    fn series(&self, name: &str) -> Result<Series> {
+        self.frame
+            .column(name)
+            .map(|c| c.as_materialized_series().clone())
+            .map_err(|_| Error::UnknownColumn {
+                path: self.path.clone(),
+                column: name.to_owned(),
+                available: self.column_names().join(", "),
+            })
+    }
+
+    /// Encodes one column; `rows` limits it to the first rows (for sampling scans).
+    pub fn encode(&self, name: &str, rows: Option<usize>) -> Result<Column> {
+        let mut s = self.series(name)?;
+        if let Some(r) = rows {
+            s = s.head(Some(r));
+        }
+        let missing = &self.missing;
+        let is_missing = |v: &str| v.is_empty() || missing.iter().any(|m| m == v);
+        let col = match s.dtype() {
+            DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+            | DataType::UInt64 => {
+                let s = s.cast(&DataType::Int64).map_err(|e| self.perr(name, e))?;
+                let ca = s.i64().map_err(|e| self.perr(name, e))?;
+                encode_ints(name, ca.iter())
+            }
+            DataType::String => {
+                let ca = s.str().map_err(|e| self.perr(name, e))?;
+                Column::from_values(name, ca.iter().map(|v| v.filter(|v| !is_missing(v))))
+            }
+            _ => {
+                let s = s.cast(&DataType::String).map_err(|e| self.perr(name, e))?;
+                let ca = s.str().map_err(|e| self.perr(name, e))?;
+                Column::from_values(name, ca.iter().map(|v| v.filter(|v| !is_missing(v))))
+            }
+        };
+        Ok(col)
+    }
+
+    fn perr(&self, column: &str, e: PolarsError) -> Error {
+        Error::Parse {
+            path: self.path.clone(),
+            format: "column".into(),
+            message: format!("column '{column}': {e}"),
+        }
+    }
+
+    /// Checks that every non-missing value of `col` has type `ty`.
+    pub fn check_type(&self, col: &Column, ty: ValueType) -> Result<()> {
+        let bad: Vec<bool> = col.dictionary.iter().map(|v| !ty.accepts(v)).collect();
+        if let Some(row) = col
+            .codes
+            .iter()
+            .position(|&c| c != MISSING && bad[c as usize])
+        {
+            return Err(Error::WrongType {
+                path: self.path.clone(),
+                column: col.name.clone(),
+                expected: ty.name().to_owned(),
+                row: row + 1,
+            });
+        }
+        Ok(())
+    }
+
+    /// Encodes `names` into a table, checking declared types.
+    pub fn table(&self, names: &[String], types: &[(String, ValueType)]) -> Result<Table> {
+        let mut cols = Vec::with_capacity(names.len());
+        for n in names {
+            let col = self.encode(n, None)?;
+            if let Some((_, ty)) = types.iter().find(|(c, _)| c == n) {
+                self.check_type(&col, *ty)?;
+            }
+            cols.push(col);
+        }
+        Ok(Table::new(&self.path.display().to_string(), cols))
+    }
+}
+
+fn encode_ints(name: &str, values: impl Iterator<Item = Option<i64>>) -> Column {
+    let mut index: rustc_hash::FxHashMap<i64, u32> = rustc_hash::FxHashMap::default();
+    let mut dictionary = Vec::new();
+    let codes = values
+        .map(|v| match v {
+            None => MISSING,
+            Some(x) => *index.entry(x).or_insert_with(|| {
+                dictionary.push(x.to_string());
+                (dictionary.len() - 1) as u32
+            }),
+        })
+        .collect();
+    Column {
+        name: name.to_owned(),
+        codes,
+        numeric: !dictionary.is_empty(),
+        dictionary,
+    }
+}
+
+/// Checks that record ids are unique.
+pub fn check_unique_ids(path: &Path, col: &Column) -> Result<()> {
+    let mut first: Vec<u32> = vec![u32::MAX; col.dictionary.len()];
+    let mut dup = None;
+    let mut count = 0;
+    for (row, &c) in col.codes.iter().enumerate() {
+        if c == MISSING {
+            continue;
+        }
+        let f = &mut first[c as usize];
+        if *f == u32::MAX {
+            *f = row as u32;
+        } else {
+            count += 1;
+            dup.get_or_insert((*f as usize + 1, row + 1));
+        }
+    }
+    match dup {
+        None => Ok(()),
+        Some((first_row, second_row)) => Err(Error::DuplicateRecordId {
+            path: path.to_owned(),
+            column: col.name.clone(),
+            duplicates: count,
+            first_row,
+            second_row,
+        }),
+    }
+}
+
+/// Parses a boolean-like membership value.
+pub fn parse_member(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "member" | "in" | "train" => Some(true),
+        "false" | "0" | "no" | "non-member" | "nonmember" | "non_member" | "out" | "holdout"
+        | "held-out" => Some(false),
+        _ => None,
+    }
+}

@@ -1,0 +1,185 @@
+//! Evidence: the plain, serialisable records of a run.
+//!
+//! `findings.json` is the canonical output of every run; Markdown and HTML are views of it and
+//! can be re-rendered from it alone (`phiprobe report <run-dir>`). This module is pure data: no
+//! I/O, no ML types, no polars (DESIGN.md §2). Bump [`SCHEMA_VERSION`] whenever the meaning of a
+//! field changes.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+mod reid;
+pub use reid::*;
+
+/// Version of the `findings.json` schema. Bumped whenever a field's meaning changes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A confidence interval around a point estimate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Interval {
+    /// Confidence level, e.g. 0.95.
+    pub level: f64,
+    /// Lower bound.
+    pub lo: f64,
+    /// Upper bound.
+    pub hi: f64,
+    /// How the interval was computed, e.g. `clopper-pearson`.
+    pub method: String,
+}
+
+/// Raw counts behind a proportion: `k` of `n`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Numerator (events, records at risk, uniques…).
+    pub k: u64,
+    /// Denominator (records, patients, trials…).
+    pub n: u64,
+}
+
+/// Outcome of comparing a finding with a policy threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// No threshold applies: the number is reported for information.
+    Info,
+    /// Within the policy threshold.
+    Pass,
+    /// Breaches the policy threshold.
+    Fail,
+}
+
+/// A reported number with its provenance.
+///
+/// `metric` reads `<area>.<measure>` (e.g. `reid.prosecutor.max`); `params` holds the settings
+/// that distinguish several findings with the same metric (e.g. `{estimator: "pitman"}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// The probe or analysis that produced it (`risk`, `membership`, …).
+    pub probe: String,
+    /// Stable metric id.
+    pub metric: String,
+    /// Parameters that qualify the metric; ordered for stable output.
+    pub params: BTreeMap<String, serde_json::Value>,
+    /// The point value; `null` when it could not be computed (see caveats).
+    pub value: Option<f64>,
+    /// Raw counts when the value is a proportion.
+    pub counts: Option<Counts>,
+    /// Confidence interval where one applies.
+    pub interval: Option<Interval>,
+    /// Policy threshold compared against, when a policy was given.
+    pub threshold: Option<f64>,
+    /// Outcome of the comparison with `threshold`.
+    pub verdict: Verdict,
+    /// Warnings that qualify the number, each with what to do about it.
+    pub caveats: Vec<String>,
+}
+
+impl Finding {
+    /// A finding with only a value; chain the `with_*` methods to add the rest.
+    pub fn new(probe: &str, metric: &str, value: Option<f64>) -> Self {
+        Self {
+            probe: probe.to_owned(),
+            metric: metric.to_owned(),
+            params: BTreeMap::new(),
+            value: value.filter(|v| v.is_finite()),
+            counts: None,
+            interval: None,
+            threshold: None,
+            verdict: Verdict::Info,
+            caveats: Vec::new(),
+        }
+    }
+
+    /// Adds a parameter.
+    pub fn with_param(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.params.insert(key.to_owned(), value.into());
+        self
+    }
+
+    /// Adds raw counts.
+    pub fn with_counts(mut self, k: u64, n: u64) -> Self {
+        self.counts = Some(Counts { k, n });
+        self
+    }
+
+    /// Adds a confidence interval.
+    pub fn with_interval(mut self, level: f64, lo: f64, hi: f64, method: &str) -> Self {
+        self.interval = Some(Interval {
+            level,
+            lo,
+            hi,
+            method: method.to_owned(),
+        });
+        self
+    }
+
+    /// Adds a caveat.
+    pub fn with_caveat(mut self, caveat: impl Into<String>) -> Self {
+        self.caveats.push(caveat.into());
+        self
+    }
+
+    /// A display key `metric{k=v,…}` unique within a run.
+    pub fn key(&self) -> String {
+        if self.params.is_empty() {
+            return self.metric.clone();
+        }
+        let params: Vec<String> = self
+            .params
+            .iter()
+            .map(|(k, v)| match v {
+                serde_json::Value::String(s) => format!("{k}={s}"),
+                other => format!("{k}={other}"),
+            })
+            .collect();
+        format!("{}{{{}}}", self.metric, params.join(","))
+    }
+}
+
+/// SHA-256 of one input or output file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileHash {
+    /// Path as given by the user (inputs) or relative to the run folder (outputs).
+    pub path: String,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// Lower-case hex SHA-256.
+    pub sha256: String,
+}
+
+/// What was run, on what, with which settings: enough to reproduce the findings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunManifest {
+    /// [`SCHEMA_VERSION`] at the time of writing.
+    pub schema_version: u32,
+    /// phiprobe version.
+    pub tool_version: String,
+    /// Git commit phiprobe was built from, when known.
+    pub git_commit: Option<String>,
+    /// Run identifier (the run folder's name).
+    pub run_id: String,
+    /// The command that produced the run (`risk`, `demo`, …).
+    pub command: String,
+    /// The one seed every random stream derives from.
+    pub seed: u64,
+    /// The fully resolved plan (settings after defaults and flags were applied).
+    pub plan: serde_json::Value,
+    /// SHA-256 of every input file.
+    pub inputs: Vec<FileHash>,
+    /// UTC time the run started (RFC 3339); informational, not part of the findings.
+    pub started_at: String,
+}
+
+/// The canonical content of `findings.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FindingsFile {
+    /// [`SCHEMA_VERSION`] at the time of writing.
+    pub schema_version: u32,
+    /// How the run was made.
+    pub manifest: RunManifest,
+    /// Every headline number.
+    pub findings: Vec<Finding>,
+    /// Re-identification risk detail (tables and distributions for the report), one per
+    /// quasi-identifier set evaluated.
+    pub reid: Vec<ReidDetail>,
+}

@@ -1,0 +1,35 @@
+//! # phiprobe
+//!
+//! A privacy-evaluation harness for models trained on protected health information (PHI):
+//! re-identification risk of the data, and (in later releases) membership inference, canary
+//! exposure, extraction and attribute inference against the model, written up as evidence
+//! for HIPAA Expert Determination and Privacy Impact Assessments.
+//!
+//! ## Map
+//!
+//! ```text
+//! dataset card / file ──► data (polars → encoded Table) ──► risk (classes, statistics)
+//!                                                              │
+//!            seed, settings ──► evidence (Finding, RunManifest) ◄┘
+//!                                     │
+//!                                     ├──► gate (policy → verdicts → exit code)
+//!                                     └──► report (findings.json → Markdown, HTML + SVG)
+//! ```
+//!
+//! ## Dependency rules
+//!
+//! - only `data/` and `risk/` touch polars; only `report/` touches plotters;
+//! - `stats/` and `evidence/` are pure: no I/O, no ML types, no polars;
+//! - `cli` is the only place that uses `anyhow`; the library returns [`error::Error`].
+
+pub mod cli;
+pub mod data;
+pub mod date;
+pub mod error;
+pub mod evidence;
+pub mod exit;
+pub mod gate;
+pub mod phi;
+pub mod report;
+pub mod risk;
+pub mod stats;

@@ -1,0 +1,127 @@
+//! Markdown and HTML views of a [`ReportDoc`].
+
+use super::doc::{Block, ReportDoc};
+
+fn md_cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// Renders Markdown (figures become a pointer to the HTML report).
+pub fn markdown(doc: &ReportDoc) -> String {
+    let mut out = format!("# {}\n", doc.title);
+    for s in &doc.sections {
+        out.push_str(&format!("\n## {}\n\n", s.title));
+        for b in &s.blocks {
+            match b {
+                Block::Para(p) => out.push_str(&format!("{p}\n\n")),
+                Block::List(items) => {
+                    for i in items {
+                        out.push_str(&format!("- {i}\n"));
+                    }
+                    out.push('\n');
+                }
+                Block::Table { header, rows } => {
+                    out.push_str(&format!(
+                        "| {} |\n",
+                        header
+                            .iter()
+                            .map(|h| md_cell(h))
+                            .collect::<Vec<_>>()
+                            .join(" | ")
+                    ));
+                    out.push_str(&format!("|{}\n", "---|".repeat(header.len())));
+                    for r in rows {
+                        out.push_str(&format!(
+                            "| {} |\n",
+                            r.iter().map(|c| md_cell(c)).collect::<Vec<_>>().join(" | ")
+                        ));
+                    }
+                    out.push('\n');
+                }
+                Block::Figure { caption, .. } => {
+                    out.push_str(&format!("*Figure: {caption} (see report.html).*\n\n"))
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Escapes text for HTML.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = "body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}\
+h1{font-size:1.6em;border-bottom:2px solid #2c3e50;padding-bottom:.3em}h2{font-size:1.25em;margin-top:1.8em;color:#2c3e50}\
+table{border-collapse:collapse;margin:.6em 0;font-size:.9em;width:100%}th,td{border:1px solid #ccd;padding:.3em .5em;text-align:left;vertical-align:top}\
+th{background:#eef1f5}tr:nth-child(even) td{background:#fafbfc}figure{margin:1em 0}figcaption{font-size:.85em;color:#555}\
+td.fail{color:#b03a2e;font-weight:bold}footer{margin-top:3em;font-size:.8em;color:#777}";
+
+/// Renders a self-contained HTML page (inline CSS and SVG, no external resources).
+pub fn html(doc: &ReportDoc) -> String {
+    let mut out = String::new();
+    out.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
+    out.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">");
+    out.push_str(&format!(
+        "<title>{}</title><style>{STYLE}</style></head><body>\n",
+        esc(&doc.title)
+    ));
+    out.push_str(&format!("<h1>{}</h1>\n", esc(&doc.title)));
+    for s in &doc.sections {
+        out.push_str(&format!("<h2>{}</h2>\n", esc(&s.title)));
+        for b in &s.blocks {
+            match b {
+                Block::Para(p) => out.push_str(&format!("<p>{}</p>\n", esc(p))),
+                Block::List(items) => {
+                    out.push_str("<ul>");
+                    for i in items {
+                        out.push_str(&format!("<li>{}</li>", esc(i)));
+                    }
+                    out.push_str("</ul>\n");
+                }
+                Block::Table { header, rows } => {
+                    out.push_str("<table><thead><tr>");
+                    for h in header {
+                        out.push_str(&format!("<th>{}</th>", esc(h)));
+                    }
+                    out.push_str("</tr></thead><tbody>");
+                    for r in rows {
+                        out.push_str("<tr>");
+                        for c in r {
+                            let class = if c.starts_with("FAIL") {
+                                " class=\"fail\""
+                            } else {
+                                ""
+                            };
+                            out.push_str(&format!("<td{class}>{}</td>", esc(c)));
+                        }
+                        out.push_str("</tr>");
+                    }
+                    out.push_str("</tbody></table>\n");
+                }
+                Block::Figure { svg, caption } => {
+                    // The SVG is produced by plotters from numbers only; strip its XML prolog.
+                    let body = svg.find("<svg").map_or(svg.as_str(), |i| &svg[i..]);
+                    out.push_str(&format!(
+                        "<figure>{body}<figcaption>{}</figcaption></figure>\n",
+                        esc(caption)
+                    ));
+                }
+            }
+        }
+    }
+    out.push_str("<footer>Generated by phiprobe from findings.json; no raw identifier values are shown.</footer>\n</body></html>\n");
+    out
+}

@@ -1,0 +1,108 @@
+//! Confidence intervals for proportions.
+
+use super::special::{beta_quantile, normal_quantile};
+
+/// Two-sided standard-normal critical value for a confidence level, e.g. 0.95 → 1.95996…
+pub fn probit(confidence: f64) -> f64 {
+    normal_quantile(1.0 - (1.0 - confidence) / 2.0)
+}
+
+/// Exact Clopper–Pearson interval for `k` successes out of `n` trials (Clopper & Pearson,
+/// Biometrika 1934). Returns `(lo, hi)`; `(0, 1)` when `n == 0`.
+pub fn clopper_pearson(k: u64, n: u64, confidence: f64) -> (f64, f64) {
+    if n == 0 {
+        return (0.0, 1.0);
+    }
+    let alpha = 1.0 - confidence;
+    let (k, n) = (k.min(n) as f64, n as f64);
+    let lo = if k == 0.0 {
+        0.0
+    } else {
+        beta_quantile(k, n - k + 1.0, alpha / 2.0)
+    };
+    let hi = if k == n {
+        1.0
+    } else {
+        beta_quantile(k + 1.0, n - k, 1.0 - alpha / 2.0)
+    };
+    (lo, hi)
+}
+
+/// Wilson score interval in Anonymeter's centre ± half-width form (Giomi et al., PETS 2023):
+/// centre (k + z²/2)/(n + z²), half-width z/(n + z²)·√(k(n−k)/n + z²/4).
+/// Returns `(centre, half_width)`.
+pub fn wilson(k: u64, n: u64, confidence: f64) -> (f64, f64) {
+    if n == 0 {
+        return (0.5, 0.5);
+    }
+    let z = probit(confidence);
+    let z2 = z * z;
+    let (k, n) = (k as f64, n as f64);
+    let centre = (k + 0.5 * z2) / (n + z2);
+    let half = z / (n + z2) * (k * (n - k) / n + 0.25 * z2).sqrt();
+    (centre, half)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64, rel: f64) -> bool {
+        (a - b).abs() <= rel * b.abs()
+    }
+
+    /// Anonymeter tests/test_confidence.py fixtures (reference/reid.md §4).
+    #[test]
+    fn wilson_matches_anonymeter_fixtures() {
+        let cases = [
+            (
+                100,
+                100,
+                0.95,
+                0.981_503_250_896_507_1,
+                0.018_496_749_103_492_84,
+            ),
+            (
+                100,
+                100,
+                0.68,
+                0.995_103_689_483_188_2,
+                0.004_896_310_516_811_869,
+            ),
+            (
+                23,
+                100,
+                0.95,
+                0.239_988_244_515_886_13,
+                0.081_555_585_712_851_67,
+            ),
+            (
+                11,
+                100,
+                0.95,
+                0.124_427_464_300_724_4,
+                0.061_885_500_730_078_73,
+            ),
+        ];
+        for (k, n, cl, c, h) in cases {
+            let (cc, hh) = wilson(k, n, cl);
+            assert!(close(cc, c, 1e-12), "{k}/{n}@{cl}: {cc} vs {c}");
+            assert!(close(hh, h, 1e-12), "{k}/{n}@{cl}: {hh} vs {h}");
+        }
+        assert!(close(probit(0.95), 1.96, 1e-3));
+    }
+
+    #[test]
+    fn clopper_pearson_closed_forms() {
+        // k = 0: hi = 1 − (α/2)^(1/n); k = n: lo = (α/2)^(1/n).
+        let (lo, hi) = clopper_pearson(0, 20, 0.95);
+        assert_eq!(lo, 0.0);
+        assert!(close(hi, 1.0 - 0.025f64.powf(1.0 / 20.0), 1e-10));
+        let (lo, hi) = clopper_pearson(20, 20, 0.95);
+        assert!(close(lo, 0.025f64.powf(1.0 / 20.0), 1e-10));
+        assert_eq!(hi, 1.0);
+        // Published value: 5 of 10 at 95 % → (0.187086, 0.812914).
+        let (lo, hi) = clopper_pearson(5, 10, 0.95);
+        assert!((lo - 0.187_086).abs() < 1e-6 && (hi - 0.812_914).abs() < 1e-6);
+    }
+}

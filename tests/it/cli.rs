@@ -1,0 +1,305 @@
+//! End-to-end tests of the binary: exit codes, and one test per kind of bad input (exit 2 with
+//! a message naming the file and the column, never a panic).
+
+use super::{data, phiprobe, stderr, stdout};
+use std::path::Path;
+
+fn write(dir: &Path, name: &str, content: &[u8]) {
+    std::fs::write(dir.join(name), content).unwrap();
+}
+
+/// Asserts exit code 2, no panic, and that stderr mentions every `needle`.
+fn assert_input_error(o: &std::process::Output, needles: &[&str]) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(2), "stderr: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    for n in needles {
+        assert!(err.contains(n), "expected {n:?} in: {err}");
+    }
+}
+
+const CSV: &str = "id,age,sex,zip,dx\n1,34,F,02118,E11\n2,34,F,02118,I10\n3,51,M,10001,E11\n";
+
+#[test]
+fn help_lists_subcommands() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = phiprobe(dir.path(), &["--help"]);
+    let out = stdout(&o);
+    for cmd in ["demo", "data", "risk", "report", "completions"] {
+        assert!(out.contains(cmd), "{out}");
+    }
+    let o = phiprobe(dir.path(), &["completions", "bash"]);
+    assert!(o.status.success());
+    assert!(stdout(&o).contains("phiprobe"));
+}
+
+#[test]
+fn missing_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = phiprobe(dir.path(), &["risk", "--data", "nope.csv", "--qi", "age"]);
+    assert_input_error(&o, &["nope.csv"]);
+}
+
+#[test]
+fn unknown_column() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "d.csv", CSV.as_bytes());
+    let o = phiprobe(
+        dir.path(),
+        &["risk", "--data", "d.csv", "--qi", "age,zipcode"],
+    );
+    assert_input_error(&o, &["d.csv", "zipcode", "available"]);
+}
+
+#[test]
+fn wrong_type() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "d.csv", b"id,age,sex\n1,34,F\n2,thirty,F\n");
+    write(
+        dir.path(),
+        "card.toml",
+        b"name='t'\nfiles=['d.csv']\nrecord_id='id'\n[[column]]\nname='age'\nrole='quasi'\ntype='integer'\n[[column]]\nname='sex'\nrole='quasi'\n",
+    );
+    let o = phiprobe(dir.path(), &["risk", "--data", "card.toml"]);
+    assert_input_error(&o, &["d.csv", "'age'", "integer", "row 2"]);
+}
+
+#[test]
+fn empty_data() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "d.csv", b"id,age,sex\n");
+    let o = phiprobe(dir.path(), &["risk", "--data", "d.csv", "--qi", "age"]);
+    assert_input_error(&o, &["d.csv", "no rows"]);
+}
+
+#[test]
+fn non_utf8_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "d.csv", b"id,name\n1,Jos\xe9\n");
+    let o = phiprobe(dir.path(), &["risk", "--data", "d.csv", "--qi", "name"]);
+    assert_input_error(&o, &["d.csv", "UTF-8", "line 2"]);
+}
+
+#[test]
+fn duplicated_record_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "d.csv", b"id,age\nr1,34\nr2,35\nr1,36\n");
+    write(
+        dir.path(),
+        "card.toml",
+        b"name='t'\nfiles=['d.csv']\nrecord_id='id'\n[[column]]\nname='age'\nrole='quasi'\n",
+    );
+    let o = phiprobe(dir.path(), &["risk", "--data", "card.toml"]);
+    assert_input_error(&o, &["d.csv", "'id'", "rows 1 and 3"]);
+}
+
+#[test]
+fn member_non_member_overlap() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "d.csv",
+        b"rid,pid,member,age\n1,p1,true,34\n2,p2,false,35\n3,p1,false,34\n",
+    );
+    write(
+        dir.path(),
+        "card.toml",
+        b"name='t'\nfiles=['d.csv']\nrecord_id='rid'\npatient_id='pid'\n[membership]\ncolumn='member'\n[[column]]\nname='age'\nrole='quasi'\n",
+    );
+    let o = phiprobe(dir.path(), &["risk", "--data", "card.toml"]);
+    assert_input_error(&o, &["d.csv", "both members and non-members", "row 3"]);
+    // The patient id value itself is never echoed.
+    assert!(!stderr(&o).contains("p1"));
+}
+
+#[test]
+fn all_values_of_a_qi_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "d.csv", b"id,age,zip\n1,34,\n2,35,\n");
+    let o = phiprobe(dir.path(), &["risk", "--data", "d.csv", "--qi", "age,zip"]);
+    assert_input_error(&o, &["d.csv", "'zip'", "missing"]);
+}
+
+#[test]
+fn malformed_card_and_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "d.csv", CSV.as_bytes());
+    write(
+        dir.path(),
+        "card.toml",
+        b"name='t'\nfiles=['d.csv']\ncolums=[]\n",
+    );
+    let o = phiprobe(dir.path(), &["risk", "--data", "card.toml"]);
+    assert_input_error(&o, &["card.toml", "colums"]);
+    write(dir.path(), "p.toml", b"[[rule]]\nmetric='reid.k'\n");
+    let o = phiprobe(
+        dir.path(),
+        &[
+            "risk", "--data", "d.csv", "--qi", "age", "--policy", "p.toml",
+        ],
+    );
+    assert_input_error(&o, &["p.toml", "neither `max` nor `min`"]);
+}
+
+#[test]
+fn plain_analysis_exits_0_and_policy_gates_with_1() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "d.csv", CSV.as_bytes());
+    let o = phiprobe(
+        dir.path(),
+        &[
+            "risk",
+            "--data",
+            "d.csv",
+            "--qi",
+            "age,sex,zip",
+            "--sensitive",
+            "dx",
+            "--format",
+            "json",
+            "--out",
+            "run",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let findings: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let k = findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["metric"] == "reid.k")
+        .unwrap();
+    assert_eq!(k["value"], 1.0);
+    for f in ["findings.json", "report.md", "report.html", "outputs.json"] {
+        assert!(dir.path().join("run").join(f).is_file(), "{f}");
+    }
+    write(
+        dir.path(),
+        "policy.toml",
+        b"[[rule]]\nmetric='reid.prosecutor.max'\nmax=0.09\n",
+    );
+    let o = phiprobe(
+        dir.path(),
+        &[
+            "risk",
+            "--data",
+            "d.csv",
+            "--qi",
+            "age,sex,zip",
+            "--policy",
+            "policy.toml",
+            "--out",
+            "run2",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stdout(&o).contains("POLICY BREACH"));
+    write(
+        dir.path(),
+        "lenient.toml",
+        b"[[rule]]\nmetric='reid.prosecutor.max'\nmax=1.0\n",
+    );
+    let o = phiprobe(
+        dir.path(),
+        &[
+            "risk",
+            "--data",
+            "d.csv",
+            "--qi",
+            "age,sex,zip",
+            "--policy",
+            "lenient.toml",
+            "--out",
+            "run3",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+#[test]
+fn separator_and_report_rerender() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(data("adult.csv"), dir.path().join("adult.csv")).unwrap();
+    let o = phiprobe(
+        dir.path(),
+        &[
+            "risk",
+            "--data",
+            "adult.csv",
+            "--separator",
+            ";",
+            "--qi",
+            "sex,age,race",
+            "--out",
+            "run",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let run = dir.path().join("run");
+    let before = std::fs::read_to_string(run.join("report.md")).unwrap();
+    std::fs::remove_file(run.join("report.md")).unwrap();
+    std::fs::remove_file(run.join("report.html")).unwrap();
+    let o = phiprobe(dir.path(), &["report", "run"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(run.join("report.md")).unwrap(),
+        before
+    );
+    assert!(run.join("report.html").is_file());
+    // No temporary folders are left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // Not a run folder.
+    let o = phiprobe(dir.path(), &["report", "nowhere"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn demo_writes_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = phiprobe(
+        dir.path(),
+        &["demo", "--patients", "1500", "--out", "reports/demo"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let run = dir.path().join("reports/demo");
+    let md = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(md.contains("Safe Harbor checklist"));
+    assert!(md.contains("[raw]") && md.contains("[safe-harbor]"));
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(html.contains("<svg"), "figures are inlined");
+    assert!(stderr(&o).contains("report.html"));
+    // The report shows no raw identifier values: no SSN, phone or email from the data.
+    let records = dir.path().join("reports/demo-data/encounters.parquet");
+    assert!(records.is_file());
+    let spans =
+        std::fs::read_to_string(dir.path().join("reports/demo-data/phi_spans.jsonl")).unwrap();
+    assert!(!spans.is_empty());
+    for text in [&md, &html] {
+        assert!(
+            !regex_like_ssn(text),
+            "an SSN-shaped value reached the report"
+        );
+        assert!(!text.contains("@example."), "an email reached the report");
+    }
+}
+
+/// True when `text` contains ddd-dd-dddd.
+fn regex_like_ssn(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.windows(11).any(|w| {
+        w.iter().enumerate().all(|(i, c)| {
+            if i == 3 || i == 6 {
+                *c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        })
+    })
+}

@@ -1,0 +1,36 @@
+//! phiprobe's integration tests: one binary, topic modules.
+
+mod cli;
+mod oracles;
+mod report;
+mod synth;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+/// Path of a file under tests/data.
+pub fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
+
+/// Runs the phiprobe binary with `args` in `dir`.
+pub fn phiprobe(dir: &Path, args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_phiprobe"))
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("the phiprobe binary runs")
+}
+
+/// stderr as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// stdout as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
