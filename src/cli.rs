@@ -483,7 +483,12 @@ fn print_summary(w: &mut impl Write, file: &FindingsFile) -> Result<()> {
             d.dataset,
             d.quasi_identifiers.join(", ")
         )?;
-        writeln!(w, "  persons ({}s)           {}", d.unit, v("reid.persons"))?;
+        writeln!(
+            w,
+            "  persons                 {} ({}s)",
+            v("reid.persons"),
+            d.unit
+        )?;
         writeln!(w, "  equivalence classes     {}", v("reid.classes"))?;
         writeln!(w, "  k (smallest class)      {}", v("reid.k"))?;
         writeln!(w, "  prosecutor risk max     {}", v("reid.prosecutor.max"))?;

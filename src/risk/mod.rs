@@ -204,6 +204,13 @@ pub fn analyze(ds: &Dataset, s: &RiskSettings) -> Result<RiskAnalysis> {
             .with_param("threshold", t),
     );
     findings.push(proportion("reid.uniqueness.sample", p.uniques, p.n, cl));
+    let (distinction, separation) = sample::distinction_separation(&hist);
+    findings.push(Finding::new(
+        PROBE,
+        "reid.qi.distinction",
+        Some(distinction),
+    ));
+    findings.push(Finding::new(PROBE, "reid.qi.separation", Some(separation)));
     if classes.persons_with_missing > 0 {
         findings.push(
             proportion(

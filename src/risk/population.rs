@@ -5,7 +5,7 @@
 //! All results are fractions of the *population* N (estimated population uniques / N), with
 //! N = round(n / π) and π recomputed as n / N, as ARX does.
 
-use crate::stats::special::ln_gamma;
+use crate::stats::special::{digamma, ln_gamma, trigamma};
 use serde::{Deserialize, Serialize};
 
 /// The population model: sample size, population size and sampling fraction.
@@ -186,7 +186,9 @@ struct PitmanSums {
     j22: f64,
 }
 
-fn pitman_sums(hist: &[(u64, u64)], u: u64, n: u64, theta: f64, alpha: f64) -> PitmanSums {
+/// The equations and Jacobian by explicit sums: O(n + u + largest class) per call. Used to
+/// verify a root and whenever α is too small for the closed forms.
+fn pitman_sums_explicit(hist: &[(u64, u64)], u: u64, n: u64, theta: f64, alpha: f64) -> PitmanSums {
     let (mut a1, mut a2, mut s1, mut s5, mut s3) = (0.0, 0.0, 0.0, 0.0, 0.0);
     for i in 1..u {
         let i = i as f64;
@@ -225,6 +227,40 @@ fn pitman_sums(hist: &[(u64, u64)], u: u64, n: u64, theta: f64, alpha: f64) -> P
     }
 }
 
+/// The same by digamma / trigamma closed forms: O(histogram buckets) per call.
+/// With r = θ/α: Σ_{i<u} 1/(θ+iα) = (ψ(r+u) − ψ(r+1))/α, Σ_{i<n} 1/(θ+i) = ψ(θ+n) − ψ(θ+1),
+/// Σ_{j<k} 1/(j−α) = ψ(k−α) − ψ(1−α), and the squared sums with ψ₁.
+fn pitman_sums(hist: &[(u64, u64)], u: u64, n: u64, theta: f64, alpha: f64) -> PitmanSums {
+    if alpha < 1e-6 || theta <= 0.0 {
+        return pitman_sums_explicit(hist, u, n, theta, alpha);
+    }
+    let (uf, nf) = (u as f64, n as f64);
+    let r = theta / alpha;
+    let a1 = (digamma(r + uf) - digamma(r + 1.0)) / alpha;
+    let s1 = (trigamma(r + 1.0) - trigamma(r + uf)) / (alpha * alpha);
+    let a2 = (uf - 1.0) / alpha - r * a1;
+    let s5 = (a1 - theta * s1) / alpha;
+    let s3 = ((uf - 1.0) - 2.0 * theta * a1 + theta * theta * s1) / (alpha * alpha);
+    let b1 = digamma(theta + nf) - digamma(theta + 1.0);
+    let s2 = trigamma(theta + 1.0) - trigamma(theta + nf);
+    let (psi1, tri1) = (digamma(1.0 - alpha), trigamma(1.0 - alpha));
+    let (mut c_sum, mut c_sum2) = (0.0, 0.0);
+    for &(k, c) in hist {
+        if k >= 2 {
+            let x = k as f64 - alpha;
+            c_sum += c as f64 * (digamma(x) - psi1);
+            c_sum2 += c as f64 * (tri1 - trigamma(x));
+        }
+    }
+    PitmanSums {
+        f1: a1 - b1,
+        f2: a2 - c_sum,
+        j11: s2 - s1,
+        j12: -s5,
+        j22: -s3 - c_sum2,
+    }
+}
+
 /// Fits the Pitman sampling formula's (θ, α) by Newton–Raphson on the two likelihood
 /// equations (explicit sums), from Hoshino's moment start and then a grid of starts, keeping
 /// θ ≥ 0. `None` when no start converges.
@@ -250,8 +286,8 @@ pub fn pitman_fit(hist: &[(u64, u64)]) -> Option<(f64, f64)> {
     }
     starts.into_iter().find_map(|(t0, a0)| {
         let (mut theta, mut alpha) = (t0, a0);
-        for _ in 0..500 {
-            if !(theta.is_finite() && alpha.is_finite()) || theta < 0.0 {
+        for _ in 0..100 {
+            if !(theta.is_finite() && alpha.is_finite()) || theta < 0.0 || alpha >= 1.0 {
                 return None;
             }
             let s = pitman_sums(hist, u, n, theta, alpha);
@@ -264,7 +300,8 @@ pub fn pitman_fit(hist: &[(u64, u64)]) -> Option<(f64, f64)> {
             theta -= dt;
             alpha -= da;
             if dt.abs() <= 1e-13 * theta.abs().max(1.0) && da.abs() <= 1e-15 {
-                let s = pitman_sums(hist, u, n, theta, alpha);
+                // Verify the root with the explicit sums, as ARX does.
+                let s = pitman_sums_explicit(hist, u, n, theta, alpha);
                 let ok = theta >= 0.0 && s.f1.abs() < 1e-6 && s.f2.abs() < 1e-6;
                 return ok.then_some((theta, alpha));
             }

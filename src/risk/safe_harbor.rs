@@ -45,7 +45,19 @@ fn category_from_name(name: &str) -> Option<SafeHarbor> {
         || has("death")
     {
         Some(Date)
-    } else if has("name") || has("surname") || n.contains("first_name") || n.contains("last_name") {
+    } else if n == "name"
+        || [
+            "first_name",
+            "last_name",
+            "surname",
+            "full_name",
+            "patient_name",
+            "given_name",
+            "family_name",
+        ]
+        .iter()
+        .any(|w| n.contains(w))
+    {
         Some(Name)
     } else if has("url") || has("website") {
         Some(Url)
@@ -140,7 +152,7 @@ pub fn check(ds: &Dataset) -> Result<Vec<SafeHarborItem>> {
         let col = ds.source.encode(&name, sample)?;
         let cells = col.len() - col.missing();
         let scope = if sample.is_some() && col.len() >= SAMPLE_ROWS {
-            format!("in the first {} rows", fmt_count(col.len()))
+            format!(" in the first {} rows", fmt_count(col.len()))
         } else {
             String::new()
         };
@@ -182,7 +194,7 @@ pub fn check(ds: &Dataset) -> Result<Vec<SafeHarborItem>> {
                         add(
                             SafeHarbor::Geographic,
                             format!(
-                                "column '{name}': {} cells with a 5-digit ZIP {scope}",
+                                "column '{name}': {} cells with a 5-digit ZIP{scope}",
                                 fmt_count(five)
                             ),
                         );
@@ -203,7 +215,7 @@ pub fn check(ds: &Dataset) -> Result<Vec<SafeHarborItem>> {
                     add(
                         SafeHarbor::Geographic,
                         format!(
-                            "column '{name}': {} cells of a sub-state geographic unit {scope}",
+                            "column '{name}': {} cells of a sub-state geographic unit{scope}",
                             fmt_count(cells)
                         ),
                     );
@@ -215,7 +227,7 @@ pub fn check(ds: &Dataset) -> Result<Vec<SafeHarborItem>> {
                     add(
                         SafeHarbor::Date,
                         format!(
-                            "column '{name}': {} cells with date elements finer than the year {scope}",
+                            "column '{name}': {} cells with date elements finer than the year{scope}",
                             fmt_count(fine)
                         ),
                     );
@@ -234,7 +246,7 @@ pub fn check(ds: &Dataset) -> Result<Vec<SafeHarborItem>> {
                 add(
                     c,
                     format!(
-                        "column '{name}' (by {by}): {} cells {scope}",
+                        "column '{name}' (by {by}): {} cells{scope}",
                         fmt_count(cells)
                     ),
                 );
@@ -331,6 +343,8 @@ mod tests {
         assert_eq!(category_from_name("zip"), Some(SafeHarbor::Geographic));
         assert_eq!(category_from_name("first_name"), Some(SafeHarbor::Name));
         assert_eq!(category_from_name("diagnosis"), None);
+        assert_eq!(category_from_name("lab_name"), None);
+        assert_eq!(category_from_name("last_name"), Some(SafeHarbor::Name));
         assert_eq!(category_from_name("age"), None);
     }
 

@@ -98,6 +98,19 @@ pub fn prosecutor(hist: &[(u64, u64)], t: f64) -> Prosecutor {
     }
 }
 
+/// Motwani & Xu's (2007) α-distinction (J/n) and α-separation (share of unordered pairs of
+/// persons that differ on the QIs, 1 − Σ C(f_j, 2) / C(n, 2)), as in ARX's `RiskModelAttributes`.
+pub fn distinction_separation(hist: &[(u64, u64)]) -> (f64, f64) {
+    let n: u64 = hist.iter().map(|(s, c)| s * c).sum();
+    let classes: u64 = hist.iter().map(|(_, c)| c).sum();
+    if n < 2 {
+        return (if n == 0 { 0.0 } else { 1.0 }, 1.0);
+    }
+    let pairs = |f: u64| (f as f64) * (f as f64 - 1.0) / 2.0;
+    let same: f64 = hist.iter().map(|&(s, c)| c as f64 * pairs(s)).sum();
+    (classes as f64 / n as f64, 1.0 - same / pairs(n))
+}
+
 /// Journalist and marketer risk against population class sizes.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Journalist {
@@ -198,6 +211,54 @@ mod tests {
         assert_eq!(p.at_risk, 7);
         let empty = prosecutor(&[], 0.2);
         assert_eq!((empty.avg, empty.max), (0.0, 0.0));
+    }
+
+    /// ARX `TestRiskQuasiIdentifiers` (reference/reid.md §1.8): 5 records (age, sex, state).
+    #[test]
+    fn arx_distinction_separation_fixture() {
+        use crate::data::Column;
+        use crate::risk::classes::{MissingPolicy, classify};
+        let age = Column::from_values("age", ["20", "30", "40", "20", "40"].map(Some));
+        let sex = Column::from_values("sex", ["F", "F", "F", "M", "M"].map(Some));
+        let state = Column::from_values("state", ["CA", "CA", "TX", "NY", "CA"].map(Some));
+        let cases: [(&[&Column], f64, f64); 7] = [
+            (&[&sex], 0.4, 0.6),
+            (&[&state], 0.6, 0.7),
+            (&[&age], 0.6, 0.8),
+            (&[&sex, &state], 0.8, 0.9),
+            (&[&age, &sex], 1.0, 1.0),
+            (&[&age, &state], 1.0, 1.0),
+            (&[&age, &sex, &state], 1.0, 1.0),
+        ];
+        for (qis, dist, sep) in cases {
+            let h = classify(qis, None, MissingPolicy::Conservative).histogram();
+            let (d, s) = distinction_separation(&h);
+            assert!(
+                (d - dist).abs() < 1e-12 && (s - sep).abs() < 1e-12,
+                "{d} {s} vs {dist} {sep}"
+            );
+        }
+    }
+
+    /// sdcMicro `test_freqCalc.R` keys (reference/reid.md §2.1): per-record frequencies
+    /// f = (3, 1, 3, 1, 2, 2, 1, 3).
+    #[test]
+    fn sdcmicro_freqcalc_fixture() {
+        use crate::data::Column;
+        use crate::risk::classes::{MissingPolicy, classify};
+        let a = Column::from_values("A", ["2", "3", "2", "2", "3", "3", "1", "2"].map(Some));
+        let b = Column::from_values("B", ["3", "3", "3", "3", "3", "3", "4", "3"].map(Some));
+        let c = Column::from_values("C", ["1", "3", "1", "2", "1", "1", "1", "1"].map(Some));
+        let classes = classify(&[&a, &b, &c], None, MissingPolicy::Conservative);
+        let f: Vec<u64> = classes
+            .person_class
+            .iter()
+            .map(|c| classes.sizes[c.unwrap() as usize])
+            .collect();
+        assert_eq!(f, vec![3, 1, 3, 1, 2, 2, 1, 3]);
+        let h = classes.histogram();
+        assert_eq!(h.iter().find(|x| x.0 == 1).unwrap().1, 3); // n1
+        assert_eq!(h.iter().find(|x| x.0 == 2).unwrap().1, 1); // one class of 2 → n2 = 2 records
     }
 
     #[test]

@@ -5,6 +5,38 @@ pub fn ln_gamma(x: f64) -> f64 {
     libm::lgamma(x)
 }
 
+/// Digamma ψ(x) = d/dx ln Γ(x) for x > 0: upward recurrence to x ≥ 20, then the asymptotic
+/// series (relative error ≈ 1e-16).
+pub fn digamma(mut x: f64) -> f64 {
+    let mut acc = 0.0;
+    while x < 20.0 {
+        acc -= 1.0 / x;
+        x += 1.0;
+    }
+    let x2 = 1.0 / (x * x);
+    let series = x2
+        * (1.0 / 12.0
+            - x2 * (1.0 / 120.0 - x2 * (1.0 / 252.0 - x2 * (1.0 / 240.0 - x2 * (1.0 / 132.0)))));
+    acc + x.ln() - 0.5 / x - series
+}
+
+/// Trigamma ψ₁(x) = d²/dx² ln Γ(x) for x > 0: upward recurrence to x ≥ 20, then the
+/// asymptotic series.
+pub fn trigamma(mut x: f64) -> f64 {
+    let mut acc = 0.0;
+    while x < 20.0 {
+        acc += 1.0 / (x * x);
+        x += 1.0;
+    }
+    let x2 = 1.0 / (x * x);
+    let series = 1.0 / x
+        + x2 / 2.0
+        + x2 / x
+            * (1.0 / 6.0
+                - x2 * (1.0 / 30.0 - x2 * (1.0 / 42.0 - x2 * (1.0 / 30.0 - x2 * 5.0 / 66.0))));
+    acc + series
+}
+
 /// Standard normal cumulative distribution function.
 pub fn normal_cdf(x: f64) -> f64 {
     0.5 * libm::erfc(-x / std::f64::consts::SQRT_2)
@@ -195,6 +227,29 @@ mod tests {
             std::f64::consts::PI.sqrt().ln(),
             1e-15
         ));
+    }
+
+    #[test]
+    fn digamma_trigamma_known_values() {
+        // ψ(1) = −γ, ψ(1/2) = −γ − 2 ln 2, ψ₁(1) = π²/6, ψ₁(1/2) = π²/2.
+        let gamma = 0.577_215_664_901_532_9;
+        let pi2 = std::f64::consts::PI.powi(2);
+        assert!(close(digamma(1.0), -gamma, 1e-14));
+        assert!(close(digamma(0.5), -gamma - 2.0 * 2f64.ln(), 1e-14));
+        assert!(close(trigamma(1.0), pi2 / 6.0, 1e-14));
+        assert!(close(trigamma(0.5), pi2 / 2.0, 1e-14));
+        // Recurrences at large arguments: ψ(x+1) − ψ(x) = 1/x, ψ₁(x) − ψ₁(x+1) = 1/x².
+        // (Differences of nearly equal values: compare with an absolute tolerance.)
+        for x in [25.5, 3176.2, 1e6] {
+            assert!(
+                (digamma(x + 1.0) - digamma(x) - 1.0 / x).abs() < 1e-13,
+                "{x}"
+            );
+            assert!(
+                (trigamma(x) - trigamma(x + 1.0) - 1.0 / (x * x)).abs() < 1e-16,
+                "{x}"
+            );
+        }
     }
 
     #[test]

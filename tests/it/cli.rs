@@ -303,3 +303,56 @@ fn regex_like_ssn(text: &str) -> bool {
         })
     })
 }
+
+#[test]
+fn journalist_and_marketer_with_a_population_table() {
+    // Sample classes A (1 person) and B (2 persons); the population has A ×4 and B ×2, plus
+    // a class C the sample does not contain.
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "sample.csv", b"q\nA\nB\nB\n");
+    write(dir.path(), "pop.csv", b"q\nA\nA\nA\nA\nB\nB\nC\n");
+    let o = phiprobe(
+        dir.path(),
+        &[
+            "risk",
+            "--data",
+            "sample.csv",
+            "--qi",
+            "q",
+            "--population-file",
+            "pop.csv",
+            "--format",
+            "json",
+            "--out",
+            "run",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let findings: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    let get = |m: &str| {
+        findings.iter().find(|f| f["metric"] == m).unwrap()["value"]
+            .as_f64()
+            .unwrap()
+    };
+    let marketer = (1.0 / 4.0 + 2.0 / 2.0) / 3.0;
+    assert!((get("reid.marketer.avg") - marketer).abs() < 1e-12);
+    assert!((get("reid.journalist.avg") - marketer.max(2.0 / 6.0)).abs() < 1e-12);
+    assert_eq!(get("reid.journalist.max"), 0.5);
+    // A population that does not contain the sample is an input error.
+    write(dir.path(), "small.csv", b"q\nA\nB\n");
+    let o = phiprobe(
+        dir.path(),
+        &[
+            "risk",
+            "--data",
+            "sample.csv",
+            "--qi",
+            "q",
+            "--population-file",
+            "small.csv",
+            "--out",
+            "run2",
+        ],
+    );
+    assert_input_error(&o, &["small.csv", "population must contain the sample"]);
+}
