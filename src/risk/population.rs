@@ -231,7 +231,7 @@ fn pitman_sums_explicit(hist: &[(u64, u64)], u: u64, n: u64, theta: f64, alpha: 
 /// With r = θ/α: Σ_{i<u} 1/(θ+iα) = (ψ(r+u) − ψ(r+1))/α, Σ_{i<n} 1/(θ+i) = ψ(θ+n) − ψ(θ+1),
 /// Σ_{j<k} 1/(j−α) = ψ(k−α) − ψ(1−α), and the squared sums with ψ₁.
 fn pitman_sums(hist: &[(u64, u64)], u: u64, n: u64, theta: f64, alpha: f64) -> PitmanSums {
-    if alpha < 1e-6 || theta <= 0.0 {
+    if alpha < 1e-6 || theta + alpha <= 0.0 {
         return pitman_sums_explicit(hist, u, n, theta, alpha);
     }
     let (uf, nf) = (u as f64, n as f64);
@@ -262,8 +262,9 @@ fn pitman_sums(hist: &[(u64, u64)], u: u64, n: u64, theta: f64, alpha: f64) -> P
 }
 
 /// Fits the Pitman sampling formula's (θ, α) by Newton–Raphson on the two likelihood
-/// equations (explicit sums), from Hoshino's moment start and then a grid of starts, keeping
-/// θ ≥ 0. `None` when no start converges.
+/// equations (digamma closed forms, the root checked with explicit sums), from Hoshino's
+/// moment start and then a grid of starts, keeping θ ≥ 0 and 0 < α < 1. `None` when no start
+/// converges.
 pub fn pitman_fit(hist: &[(u64, u64)]) -> Option<(f64, f64)> {
     let n: u64 = hist.iter().map(|(s, c)| s * c).sum();
     let u: u64 = hist.iter().map(|(_, c)| c).sum();
@@ -279,15 +280,19 @@ pub fn pitman_fit(hist: &[(u64, u64)]) -> Option<(f64, f64)> {
         (nf * uf * c - c1 * (nf - 1.0) * (2.0 * uf + c)) / (2.0 * c1 * uf + c1 * c - nf * c);
     let alpha0 = (theta0 * (c1 - nf) + (nf - 1.0) * c1) / (nf * uf);
     let mut starts = vec![(theta0, alpha0)];
+    // ARX's grid of starts, with α = 0 moved inside the admissible (0, 1).
     for a in [0.0, 0.33, 0.66, 0.99] {
-        for b in [0.0, 0.33, 0.66, 0.99] {
+        for b in [0.01, 0.33, 0.66, 0.99] {
             starts.push((a, b));
         }
     }
     starts.into_iter().find_map(|(t0, a0)| {
         let (mut theta, mut alpha) = (t0, a0);
         for _ in 0..100 {
-            if !(theta.is_finite() && alpha.is_finite()) || theta < 0.0 || alpha >= 1.0 {
+            // The fit is kept to 0 < α < 1 (population uniques growing like N^α); a start
+            // that leaves it gives no estimate.
+            let left = !(alpha > 0.0 && alpha < 1.0);
+            if !(theta.is_finite() && alpha.is_finite()) || theta < 0.0 || left {
                 return None;
             }
             let s = pitman_sums(hist, u, n, theta, alpha);
