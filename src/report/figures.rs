@@ -47,7 +47,10 @@ fn bar_chart(
             .margin(12)
             .x_label_area_size(48)
             .y_label_area_size(70)
-            .build_cartesian_2d((0..bars.len()).into_segmented(), 0u64..(max + max / 10 + 1))
+            .build_cartesian_2d(
+                (0..bars.len().saturating_sub(1)).into_segmented(),
+                0u64..(max + max / 10 + 1),
+            )
             .map_err(|e| e.to_string())?;
         let labels: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
         chart

@@ -34,6 +34,21 @@ fn help_lists_subcommands() {
 }
 
 #[test]
+fn malformed_parquet_and_jsonl() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "x.parquet",
+        b"PAR1 this is not really parquet PAR1",
+    );
+    let o = phiprobe(dir.path(), &["risk", "--data", "x.parquet", "--qi", "a"]);
+    assert_input_error(&o, &["x.parquet", "parquet"]);
+    write(dir.path(), "x.jsonl", b"{\"a\": 1}\n{not json\n");
+    let o = phiprobe(dir.path(), &["risk", "--data", "x.jsonl", "--qi", "a"]);
+    assert_input_error(&o, &["x.jsonl", "jsonl"]);
+}
+
+#[test]
 fn missing_file() {
     let dir = tempfile::tempdir().unwrap();
     let o = phiprobe(dir.path(), &["risk", "--data", "nope.csv", "--qi", "age"]);
@@ -173,6 +188,24 @@ fn plain_analysis_exits_0_and_policy_gates_with_1() {
     for f in ["findings.json", "report.md", "report.html", "outputs.json"] {
         assert!(dir.path().join("run").join(f).is_file(), "{f}");
     }
+    // Same inputs and seed → the same findings, byte for byte.
+    let again = phiprobe(
+        dir.path(),
+        &[
+            "risk",
+            "--data",
+            "d.csv",
+            "--qi",
+            "age,sex,zip",
+            "--sensitive",
+            "dx",
+            "--format",
+            "json",
+            "--out",
+            "run-again",
+        ],
+    );
+    assert_eq!(again.stdout, o.stdout);
     write(
         dir.path(),
         "policy.toml",

@@ -46,6 +46,12 @@ fn same_seed_gives_byte_identical_output() {
             );
         }
     }
+    // Every format loads back through its card.
+    for format in ["csv", "parquet", "jsonl"] {
+        let ds =
+            Dataset::open_card(&dir.path().join(format!("a-{format}/synthetic-ehr.toml"))).unwrap();
+        assert!(ds.source.rows() > 400, "{format}");
+    }
     synth(dir.path(), "c-csv", "csv", "12");
     let a = std::fs::read(dir.path().join("a-csv/encounters.csv")).unwrap();
     let c = std::fs::read(dir.path().join("c-csv/encounters.csv")).unwrap();
