@@ -56,43 +56,34 @@ fn parse(bytes: Vec<u8>, path: &Path, opts: &ReadOptions) -> Result<DataFrame> {
         format: opts.format.name().to_owned(),
         message: e.to_string(),
     };
+    if opts.format != Format::Parquet
+        && let Some((line, offset)) = first_invalid_utf8(&bytes)
+    {
+        return Err(Error::NotUtf8 {
+            path: path.to_owned(),
+            line,
+            offset,
+        });
+    }
     match opts.format {
-        Format::Csv => {
-            if let Some((line, offset)) = first_invalid_utf8(&bytes) {
-                return Err(Error::NotUtf8 {
-                    path: path.to_owned(),
-                    line,
-                    offset,
-                });
-            }
-            CsvReadOptions::default()
-                .with_has_header(true)
-                .with_infer_schema_length(Some(0))
-                .with_parse_options(
-                    CsvParseOptions::default()
-                        .with_separator(opts.separator)
-                        .with_missing_is_null(true),
-                )
-                .into_reader_with_file_handle(Cursor::new(bytes))
-                .finish()
-                .map_err(perr)
-        }
+        Format::Csv => CsvReadOptions::default()
+            .with_has_header(true)
+            .with_infer_schema_length(Some(0))
+            .with_parse_options(
+                CsvParseOptions::default()
+                    .with_separator(opts.separator)
+                    .with_missing_is_null(true),
+            )
+            .into_reader_with_file_handle(Cursor::new(bytes))
+            .finish()
+            .map_err(perr),
         Format::Parquet => ParquetReader::new(Cursor::new(bytes))
             .finish()
             .map_err(perr),
-        Format::Jsonl => {
-            if let Some((line, offset)) = first_invalid_utf8(&bytes) {
-                return Err(Error::NotUtf8 {
-                    path: path.to_owned(),
-                    line,
-                    offset,
-                });
-            }
-            JsonReader::new(Cursor::new(bytes))
-                .with_json_format(JsonFormat::JsonLines)
-                .finish()
-                .map_err(perr)
-        }
+        Format::Jsonl => JsonReader::new(Cursor::new(bytes))
+            .with_json_format(JsonFormat::JsonLines)
+            .finish()
+            .map_err(perr),
     }
 }
 
@@ -252,23 +243,9 @@ impl Source {
 }
 
 fn encode_ints(name: &str, values: impl Iterator<Item = Option<i64>>) -> Column {
-    let mut index: rustc_hash::FxHashMap<i64, u32> = rustc_hash::FxHashMap::default();
-    let mut dictionary = Vec::new();
-    let codes = values
-        .map(|v| match v {
-            None => MISSING,
-            Some(x) => *index.entry(x).or_insert_with(|| {
-                dictionary.push(x.to_string());
-                (dictionary.len() - 1) as u32
-            }),
-        })
-        .collect();
-    Column {
-        name: name.to_owned(),
-        codes,
-        numeric: !dictionary.is_empty(),
-        dictionary,
-    }
+    let mut col = Column::from_keys(name, values, |x| x.to_string());
+    col.numeric = !col.dictionary.is_empty();
+    col
 }
 
 /// Checks that record ids are unique.

@@ -21,27 +21,44 @@ pub struct Column {
 impl Column {
     /// Builds a column from optional string values (`None` = missing), encoding as it goes.
     pub fn from_values<'a>(name: &str, values: impl IntoIterator<Item = Option<&'a str>>) -> Self {
-        let mut index: rustc_hash::FxHashMap<&'a str, u32> = rustc_hash::FxHashMap::default();
+        let mut col = Self::from_keys(name, values, |s: &&str| (*s).to_owned());
+        col.numeric = !col.dictionary.is_empty()
+            && col
+                .dictionary
+                .iter()
+                .all(|s| s.trim().parse::<f64>().is_ok());
+        col
+    }
+
+    /// Builds a column from optional hashable keys, keeping the text of each distinct key
+    /// (`numeric` is left false; callers that know better set it).
+    pub fn from_keys<K: std::hash::Hash + Eq>(
+        name: &str,
+        values: impl IntoIterator<Item = Option<K>>,
+        text: impl Fn(&K) -> String,
+    ) -> Self {
+        let mut index: rustc_hash::FxHashMap<K, u32> = rustc_hash::FxHashMap::default();
         let mut dictionary = Vec::new();
         let codes = values
             .into_iter()
             .map(|v| match v {
                 None => MISSING,
-                Some(s) => *index.entry(s).or_insert_with(|| {
-                    dictionary.push(s.to_owned());
-                    (dictionary.len() - 1) as u32
-                }),
+                Some(k) => {
+                    if let Some(&c) = index.get(&k) {
+                        return c;
+                    }
+                    dictionary.push(text(&k));
+                    let c = (dictionary.len() - 1) as u32;
+                    index.insert(k, c);
+                    c
+                }
             })
             .collect();
-        let numeric = !dictionary.is_empty()
-            && dictionary
-                .iter()
-                .all(|s: &String| s.trim().parse::<f64>().is_ok());
         Self {
             name: name.to_owned(),
             codes,
             dictionary,
-            numeric,
+            numeric: false,
         }
     }
 
