@@ -402,20 +402,29 @@ fn risk_cmd(a: &RiskArgs, quiet: bool) -> Result<u8> {
     };
     report::write_run(&out, &file)?;
     let t_report = t0.elapsed().as_secs_f64() - t_load - t_analyze;
-    let mut stdout = std::io::stdout().lock();
-    match a.format {
-        OutputFormat::Json => {
-            serde_json::to_writer_pretty(&mut stdout, &file.findings)?;
-            writeln!(stdout)?;
+    let printed = (|| -> Result<()> {
+        let mut stdout = std::io::stdout().lock();
+        match a.format {
+            OutputFormat::Json => {
+                serde_json::to_writer_pretty(&mut stdout, &file.findings)?;
+                writeln!(stdout)?;
+            }
+            OutputFormat::Md => {
+                write!(
+                    stdout,
+                    "{}",
+                    report::render::markdown(&report::build(&file))
+                )?;
+            }
+            OutputFormat::Text => print_summary(&mut stdout, &file)?,
         }
-        OutputFormat::Md => {
-            write!(
-                stdout,
-                "{}",
-                report::render::markdown(&report::build(&file))
-            )?;
-        }
-        OutputFormat::Text => print_summary(&mut stdout, &file)?,
+        Ok(())
+    })();
+    // A closed pipe (`| head`) must not turn a policy breach into success.
+    if let Err(e) = printed
+        && !is_broken_pipe(&e)
+    {
+        return Err(e);
     }
     if !quiet {
         eprintln!("report: {}", out.join(report::HTML).display());
@@ -430,6 +439,16 @@ fn risk_cmd(a: &RiskArgs, quiet: bool) -> Result<u8> {
         exit::POLICY_BREACHED
     } else {
         exit::PASS
+    })
+}
+
+/// Whether an error is a closed stdout pipe.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<serde_json::Error>()
+                .is_some_and(|j| j.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe))
     })
 }
 

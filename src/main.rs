@@ -5,17 +5,30 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = phiprobe::cli::Cli::parse();
-    match phiprobe::cli::run(cli) {
-        Ok(code) => ExitCode::from(code),
-        Err(e) => {
+    // Panic messages may quote data; print only where it happened.
+    std::panic::set_hook(Box::new(|info| {
+        let at = info
+            .location()
+            .map_or_else(String::new, |l| format!(" at {}:{}", l.file(), l.line()));
+        eprintln!("phiprobe panicked{at}");
+    }));
+    // A panic is a bug in phiprobe, never an answer: report it and exit 2 (no conclusion), not
+    // with the runtime's 101.
+    let outcome = std::panic::catch_unwind(|| phiprobe::cli::run(cli));
+    match outcome {
+        Ok(Ok(code)) => ExitCode::from(code),
+        Ok(Err(e)) => {
             // A closed pipe (e.g. `| head`) is not an error.
-            if e.chain().any(|c| {
-                c.downcast_ref::<std::io::Error>()
-                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-            }) {
+            if phiprobe::cli::is_broken_pipe(&e) {
                 return ExitCode::from(phiprobe::exit::PASS);
             }
             eprintln!("error: {e:#}");
+            ExitCode::from(phiprobe::exit::ERROR)
+        }
+        Err(_) => {
+            eprintln!(
+                "error: internal error in phiprobe; nothing was concluded and no report was written. Please report it with the command line."
+            );
             ExitCode::from(phiprobe::exit::ERROR)
         }
     }

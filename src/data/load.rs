@@ -50,11 +50,23 @@ fn first_invalid_utf8(bytes: &[u8]) -> Option<(usize, usize)> {
     }
 }
 
+/// A parser message with every quoted fragment and PHI-shaped span removed: parser errors can
+/// quote cell values, and our messages never carry data.
+pub fn sanitize(message: &str) -> String {
+    static QUOTED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r#""[^"]*"|'[^']*'|`[^`]*`"#).expect("valid pattern")
+    });
+    let first_line = message.lines().next().unwrap_or_default();
+    let unquoted = QUOTED.replace_all(first_line, "…");
+    let masked = crate::phi::mask(&unquoted);
+    masked.chars().take(300).collect()
+}
+
 fn parse(bytes: Vec<u8>, path: &Path, opts: &ReadOptions) -> Result<DataFrame> {
     let perr = |e: PolarsError| Error::Parse {
         path: path.to_owned(),
         format: opts.format.name().to_owned(),
-        message: e.to_string(),
+        message: sanitize(&e.to_string()),
     };
     if opts.format != Format::Parquet
         && let Some((line, offset)) = first_invalid_utf8(&bytes)
@@ -82,6 +94,8 @@ fn parse(bytes: Vec<u8>, path: &Path, opts: &ReadOptions) -> Result<DataFrame> {
             .map_err(perr),
         Format::Jsonl => JsonReader::new(Cursor::new(bytes))
             .with_json_format(JsonFormat::JsonLines)
+            // Infer the schema from every line: a column null in the first rows is common.
+            .infer_schema_len(None)
             .finish()
             .map_err(perr),
     }
@@ -112,7 +126,10 @@ pub fn read(paths: &[PathBuf], opts: &ReadOptions) -> Result<Source> {
                 acc.vstack_mut(&df).map_err(|e| Error::Parse {
                     path: path.clone(),
                     format: opts.format.name().to_owned(),
-                    message: format!("columns differ from the first file: {e}"),
+                    message: format!(
+                        "columns differ from the first file: {}",
+                        sanitize(&e.to_string())
+                    ),
                 })?;
                 acc
             }
@@ -164,7 +181,12 @@ impl Source {
             .map_err(|_| Error::UnknownColumn {
                 path: self.path.clone(),
                 column: name.to_owned(),
-                available: self.column_names().join(", "),
+                available: self
+                    .column_names()
+                    .iter()
+                    .map(|c| crate::phi::mask(c))
+                    .collect::<Vec<_>>()
+                    .join(", "),
             })
     }
 
@@ -183,8 +205,7 @@ impl Source {
             | DataType::Int64
             | DataType::UInt8
             | DataType::UInt16
-            | DataType::UInt32
-            | DataType::UInt64 => {
+            | DataType::UInt32 => {
                 let s = s.cast(&DataType::Int64).map_err(|e| self.perr(name, e))?;
                 let ca = s.i64().map_err(|e| self.perr(name, e))?;
                 encode_ints(name, ca.iter())
@@ -206,7 +227,7 @@ impl Source {
         Error::Parse {
             path: self.path.clone(),
             format: "column".into(),
-            message: format!("column '{column}': {e}"),
+            message: format!("column '{column}': {}", sanitize(&e.to_string())),
         }
     }
 

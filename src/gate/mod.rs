@@ -84,6 +84,12 @@ impl Policy {
             });
         }
         for r in &p.rules {
+            if r.max.is_some_and(|v| !v.is_finite()) || r.min.is_some_and(|v| !v.is_finite()) {
+                return Err(Error::Policy {
+                    path: path.to_owned(),
+                    message: format!("rule for '{}' has a non-finite threshold", r.metric),
+                });
+            }
             if r.max.is_none() && r.min.is_none() {
                 return Err(Error::Policy {
                     path: path.to_owned(),

@@ -204,8 +204,12 @@ pub fn build(file: &FindingsFile) -> ReportDoc {
                     .unwrap_or_default(),
                 match f.verdict {
                     Verdict::Info => String::new(),
-                    Verdict::Pass => format!("pass (≤ {})", num(f.threshold.unwrap_or(f64::NAN))),
-                    Verdict::Fail => format!("FAIL (> {})", num(f.threshold.unwrap_or(f64::NAN))),
+                    Verdict::Pass => {
+                        format!("pass (threshold {})", num(f.threshold.unwrap_or(f64::NAN)))
+                    }
+                    Verdict::Fail => {
+                        format!("FAIL (threshold {})", num(f.threshold.unwrap_or(f64::NAN)))
+                    }
                 },
             ]
         })

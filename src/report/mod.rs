@@ -56,17 +56,44 @@ pub fn render_all(file: &FindingsFile) -> Result<Vec<(&'static str, Vec<u8>)>> {
 }
 
 /// Writes a complete run folder at `dir` atomically: everything goes into a temporary sibling
-/// folder that is renamed into place once complete; an existing folder is replaced only then.
+/// folder that is renamed into place once complete. An existing folder is replaced only when it
+/// is empty or is itself a phiprobe run folder (it holds `findings.json`); anything else is
+/// refused, so `--out` can never wipe an unrelated folder.
 pub fn write_run(dir: &Path, file: &FindingsFile) -> Result<()> {
     let files = render_all(file)?;
     write_files_atomically(dir, &files)
 }
 
+fn werr(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Write {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn replaceable(dir: &Path) -> Result<bool> {
+    if !dir.exists() {
+        return Ok(true);
+    }
+    if !dir.is_dir() {
+        return Ok(false);
+    }
+    let mut entries = std::fs::read_dir(dir).map_err(|source| Error::Read {
+        path: dir.to_owned(),
+        source,
+    })?;
+    Ok(entries.next().is_none() || dir.join(FINDINGS).is_file())
+}
+
 fn write_files_atomically(dir: &Path, files: &[(&str, Vec<u8>)]) -> Result<()> {
-    let werr = |path: &Path| {
-        let path = path.to_owned();
-        move |source| Error::Write { path, source }
-    };
+    if !replaceable(dir)? {
+        return Err(Error::Report {
+            path: dir.to_owned(),
+            message:
+                "exists and is not a phiprobe run folder (no findings.json); choose another --out"
+                    .into(),
+        });
+    }
     let parent = dir
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -75,22 +102,45 @@ fn write_files_atomically(dir: &Path, files: &[(&str, Vec<u8>)]) -> Result<()> {
     let name = dir
         .file_name()
         .map_or_else(|| "run".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(werr(&tmp))?;
+    let pid = std::process::id();
+    let tmp = parent.join(format!(".{name}.tmp-{pid}"));
+    let old = parent.join(format!(".{name}.old-{pid}"));
+    for stale in [&tmp, &old] {
+        if stale.exists() {
+            std::fs::remove_dir_all(stale).map_err(werr(stale))?;
+        }
     }
-    std::fs::create_dir(&tmp).map_err(werr(&tmp))?;
-    for (n, bytes) in files {
-        let p = tmp.join(n);
-        std::fs::write(&p, bytes).map_err(werr(&p))?;
+    let built = (|| -> Result<()> {
+        std::fs::create_dir(&tmp).map_err(werr(&tmp))?;
+        for (n, bytes) in files {
+            let p = tmp.join(n);
+            let mut f = std::fs::File::create(&p).map_err(werr(&p))?;
+            std::io::Write::write_all(&mut f, bytes).map_err(werr(&p))?;
+            f.sync_all().map_err(werr(&p))?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = built {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
     }
     if dir.exists() {
-        let old = parent.join(format!(".{name}.old-{}", std::process::id()));
         std::fs::rename(dir, &old).map_err(werr(dir))?;
-        std::fs::rename(&tmp, dir).map_err(werr(dir))?;
-        std::fs::remove_dir_all(&old).map_err(werr(&old))?;
-    } else {
-        std::fs::rename(&tmp, dir).map_err(werr(dir))?;
+        if let Err(e) = std::fs::rename(&tmp, dir) {
+            // Put the previous run back rather than leave no folder at all.
+            let _ = std::fs::rename(&old, dir);
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(werr(dir)(e));
+        }
+        if let Err(e) = std::fs::remove_dir_all(&old) {
+            tracing::warn!(
+                "could not remove the previous run folder {}: {e}",
+                old.display()
+            );
+        }
+    } else if let Err(e) = std::fs::rename(&tmp, dir) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(werr(dir)(e));
     }
     Ok(())
 }

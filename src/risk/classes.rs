@@ -152,19 +152,21 @@ pub fn classify(qis: &[&Column], patient: Option<&Column>, policy: MissingPolicy
                 };
                 row_person.push(id);
             }
-            let mut pairs: Vec<u64> = (0..rows)
-                .filter(|&r| !excluded_row(r))
-                .map(|r| (u64::from(row_person[r]) << 32) | u64::from(tuple[r]))
-                .collect();
-            pairs.sort_unstable();
-            pairs.dedup();
-            let mut keys: Vec<Option<u64>> = vec![None; persons as usize];
             let mut missing = vec![false; persons as usize];
             for (r, &m) in has_missing.iter().enumerate() {
                 if m {
                     missing[row_person[r] as usize] = true;
                 }
             }
+            // Under `exclude` a person with any missing QI value is left out whole.
+            let excluded_person = |p: u32| policy == MissingPolicy::Exclude && missing[p as usize];
+            let mut pairs: Vec<u64> = (0..rows)
+                .filter(|&r| !excluded_person(row_person[r]))
+                .map(|r| (u64::from(row_person[r]) << 32) | u64::from(tuple[r]))
+                .collect();
+            pairs.sort_unstable();
+            pairs.dedup();
+            let mut keys: Vec<Option<u64>> = vec![None; persons as usize];
             let mut sets: FxHashMap<Vec<u32>, u64> = FxHashMap::default();
             let mut multi = 0u64;
             let mut i = 0;
@@ -314,6 +316,15 @@ mod tests {
         let exc = classify(&[&q], None, MissingPolicy::Exclude);
         assert_eq!(exc.histogram(), vec![(2, 1)]);
         assert_eq!((exc.n, exc.excluded), (2, 2));
+    }
+
+    #[test]
+    fn exclude_leaves_out_the_whole_patient() {
+        let q = col("q", &[Some("a"), None, Some("a"), Some("b")]);
+        let p = col("p", &[Some("1"), Some("1"), Some("2"), Some("3")]);
+        let c = classify(&[&q], Some(&p), MissingPolicy::Exclude);
+        assert_eq!((c.n, c.excluded), (2, 1));
+        assert_eq!(c.histogram(), vec![(1, 2)]);
     }
 
     #[test]

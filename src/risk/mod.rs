@@ -116,7 +116,11 @@ fn check_settings(s: &RiskSettings) -> Result<()> {
             s.confidence
         )));
     }
-    if s.recursive_c <= 0.0 || s.delta_log_base <= 1.0 {
+    if !(s.recursive_c > 0.0
+        && s.recursive_c.is_finite()
+        && s.delta_log_base > 1.0
+        && s.delta_log_base.is_finite())
+    {
         return Err(Error::Usage(
             "recursive c must be > 0 and the δ log base > 1".into(),
         ));
@@ -156,6 +160,14 @@ pub fn analyze(ds: &Dataset, s: &RiskSettings) -> Result<RiskAnalysis> {
     };
     let qi_refs: Vec<&Column> = qi_table.columns.iter().collect();
     let classes = classify(&qi_refs, patient.as_ref(), s.missing);
+    if classes.n == 0 {
+        return Err(Error::Usage(format!(
+            "{}: no person is left to analyse: all {} were excluded by the missing-value policy '{}'; use --missing conservative",
+            path.display(),
+            classes.excluded,
+            s.missing.name()
+        )));
+    }
     let hist = classes.histogram();
     let t = s.threshold;
     let cl = s.confidence;
@@ -587,11 +599,18 @@ fn population_frequencies(
     for row in 0..qi_table.rows {
         let person = classes.row_person[row] as usize;
         if let Some(c) = classes.person_class[person] {
-            let f = counts
-                .get(&key_of(&qi_table.columns, row))
-                .copied()
-                .unwrap_or(0) as f64;
+            let key = key_of(&qi_table.columns, row);
+            if key.contains(&MISSING) {
+                continue; // no population count for an incomplete key
+            }
+            let f = counts.get(&key).copied().unwrap_or(0) as f64;
             big_f[c as usize] = big_f[c as usize].min(f);
+        }
+    }
+    // Classes made only of incomplete keys: assume the population adds no one (F = f).
+    for (bf, &f) in big_f.iter_mut().zip(&classes.sizes) {
+        if bf.is_infinite() {
+            *bf = f as f64;
         }
     }
     let short = big_f

@@ -42,8 +42,9 @@ impl Rng {
             h ^= u64::from(b);
             h = h.wrapping_mul(0x0000_0100_0000_01B3);
         }
-        let mut sm = seed ^ h.rotate_left(17) ^ index.wrapping_mul(0xD6E8_FEB8_6659_FD93);
-        let mixed = splitmix64(&mut sm);
+        let mut si = index;
+        let mut sm = seed ^ h.rotate_left(17);
+        let mixed = splitmix64(&mut sm) ^ splitmix64(&mut si).rotate_left(29);
         Self::new(mixed)
     }
 
@@ -106,7 +107,8 @@ impl Rng {
     pub fn normal(&mut self) -> f64 {
         let u1 = 1.0 - self.unit(); // (0, 1]
         let u2 = self.unit();
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+        // libm rather than the platform's maths library: the same stream on every platform.
+        libm::sqrt(-2.0 * libm::log(u1)) * libm::cos(std::f64::consts::TAU * u2)
     }
 
     /// A uniformly chosen element of a non-empty slice.

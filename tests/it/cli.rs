@@ -389,3 +389,69 @@ fn journalist_and_marketer_with_a_population_table() {
     );
     assert_input_error(&o, &["small.csv", "population must contain the sample"]);
 }
+
+#[test]
+fn out_never_replaces_an_unrelated_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "d.csv", CSV.as_bytes());
+    std::fs::create_dir(dir.path().join("precious")).unwrap();
+    write(&dir.path().join("precious"), "thesis.tex", b"important");
+    let o = phiprobe(
+        dir.path(),
+        &[
+            "risk", "--data", "d.csv", "--qi", "age", "--out", "precious",
+        ],
+    );
+    assert_input_error(&o, &["precious", "not a phiprobe run folder"]);
+    assert!(dir.path().join("precious/thesis.tex").is_file());
+    // A previous run folder is replaced.
+    for _ in 0..2 {
+        let o = phiprobe(
+            dir.path(),
+            &["risk", "--data", "d.csv", "--qi", "age", "--out", "run"],
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
+}
+
+#[test]
+fn nothing_left_to_analyse_and_non_finite_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "d.csv", b"a,b\n1,\n,2\n");
+    let o = phiprobe(
+        dir.path(),
+        &[
+            "risk",
+            "--data",
+            "d.csv",
+            "--qi",
+            "a,b",
+            "--missing",
+            "exclude",
+        ],
+    );
+    assert_input_error(&o, &["no person is left to analyse"]);
+    write(
+        dir.path(),
+        "p.toml",
+        b"[[rule]]\nmetric='reid.k'\nmax=nan\n",
+    );
+    let o = phiprobe(
+        dir.path(),
+        &["risk", "--data", "d.csv", "--qi", "a", "--policy", "p.toml"],
+    );
+    assert_input_error(&o, &["p.toml", "non-finite"]);
+    let o = phiprobe(
+        dir.path(),
+        &[
+            "risk",
+            "--data",
+            "d.csv",
+            "--qi",
+            "a",
+            "--recursive-c",
+            "NaN",
+        ],
+    );
+    assert_input_error(&o, &["recursive c"]);
+}

@@ -300,8 +300,10 @@ fn write_records(df: &mut pl::DataFrame, format: Format, path: &Path) -> Result<
 /// Generates a dataset into `opts.out` (files are written under temporary names and renamed
 /// into place, so a failed run leaves no half-written file).
 pub fn generate(opts: &SynthOptions, progress: &(dyn Fn(u64) + Sync)) -> Result<SynthSummary> {
-    if opts.patients == 0 {
-        return Err(Error::Usage("--patients must be at least 1".into()));
+    if opts.patients == 0 || opts.patients > 100_000_000 {
+        return Err(Error::Usage(
+            "--patients must be between 1 and 100,000,000".into(),
+        ));
     }
     if !(0.0..=1.0).contains(&opts.member_fraction) {
         return Err(Error::Usage("--member-fraction must be in [0, 1]".into()));
@@ -309,7 +311,7 @@ pub fn generate(opts: &SynthOptions, progress: &(dyn Fn(u64) + Sync)) -> Result<
     std::fs::create_dir_all(&opts.out).map_err(werr(&opts.out))?;
     let rows = generate_all(opts, progress);
     let records = rows.age.len() as u64;
-    let tmp = |name: &str| opts.out.join(format!(".{name}.tmp"));
+    let tmp = |name: &str| opts.out.join(format!(".{name}.tmp-{}", std::process::id()));
     let mut written: Vec<(PathBuf, PathBuf)> = Vec::new();
 
     let rec_name = records_file(opts.format);

@@ -195,7 +195,7 @@ fn conditions(rng: &mut Rng, age: i64, female: bool) -> (Vec<Condition>, bool) {
     let htn = adult
         && has(
             rng,
-            0.6 / (1.0 + (-(a - 55.0) / 9.0).exp()),
+            0.6 / (1.0 + libm::exp(-(a - 55.0) / 9.0)),
             "I10",
             &mut out,
         );
