@@ -294,14 +294,7 @@ fn git_commit() -> Option<String> {
 
 fn file_hash(path: &Path) -> Result<FileHash> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(FileHash {
-        path: path.display().to_string(),
-        bytes: bytes.len() as u64,
-        sha256: Sha256::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
-    })
+    Ok(FileHash::of(&path.display().to_string(), &bytes))
 }
 
 fn run_id(command: &str, plan: &serde_json::Value, inputs: &[FileHash], seed: u64) -> String {

@@ -112,13 +112,8 @@ pub fn read(paths: &[PathBuf], opts: &ReadOptions) -> Result<Source> {
             path: path.clone(),
             source,
         })?;
-        let sha = Sha256::digest(&bytes);
         salter.update(&bytes);
-        hashes.push(FileHash {
-            path: path.display().to_string(),
-            bytes: bytes.len() as u64,
-            sha256: sha.iter().map(|b| format!("{b:02x}")).collect(),
-        });
+        hashes.push(FileHash::of(&path.display().to_string(), &bytes));
         let df = parse(bytes, path, opts)?;
         frame = Some(match frame {
             None => df,

@@ -147,6 +147,21 @@ pub struct FileHash {
     pub sha256: String,
 }
 
+impl FileHash {
+    /// The hash record of `bytes` read from (or written to) `path`. Pure: hashing is not I/O.
+    pub fn of(path: &str, bytes: &[u8]) -> Self {
+        use sha2::{Digest, Sha256};
+        Self {
+            path: path.to_owned(),
+            bytes: bytes.len() as u64,
+            sha256: Sha256::digest(bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+        }
+    }
+}
+
 /// What was run, on what, with which settings: enough to reproduce the findings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunManifest {

@@ -11,7 +11,6 @@ pub use doc::{ReportDoc, build};
 
 use crate::error::{Error, Result};
 use crate::evidence::{FileHash, FindingsFile};
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 /// Files of a run folder.
@@ -22,17 +21,6 @@ pub const MARKDOWN: &str = "report.md";
 pub const HTML: &str = "report.html";
 /// Output manifest (SHA-256 of each output file).
 pub const OUTPUTS: &str = "outputs.json";
-
-fn hash(path: &str, bytes: &[u8]) -> FileHash {
-    FileHash {
-        path: path.to_owned(),
-        bytes: bytes.len() as u64,
-        sha256: Sha256::digest(bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
-    }
-}
 
 /// Renders every view of `file`: (name, bytes) pairs, findings first.
 pub fn render_all(file: &FindingsFile) -> Result<Vec<(&'static str, Vec<u8>)>> {
@@ -46,7 +34,7 @@ pub fn render_all(file: &FindingsFile) -> Result<Vec<(&'static str, Vec<u8>)>> {
         (MARKDOWN, render::markdown(&doc).into_bytes()),
         (HTML, render::html(&doc).into_bytes()),
     ];
-    let hashes: Vec<FileHash> = files.iter().map(|(n, b)| hash(n, b)).collect();
+    let hashes: Vec<FileHash> = files.iter().map(|(n, b)| FileHash::of(n, b)).collect();
     let outputs = serde_json::to_vec_pretty(&hashes).map_err(|e| Error::Report {
         path: PathBuf::from(OUTPUTS),
         message: e.to_string(),
