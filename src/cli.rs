@@ -478,12 +478,7 @@ fn manifest(
 
 fn print_summary(w: &mut impl Write, file: &FindingsFile) -> Result<()> {
     for d in &file.reid {
-        let get = |m: &str| {
-            file.findings.iter().find(|f| {
-                f.metric == m
-                    && f.params.get("qi_set").and_then(|v| v.as_str()) == Some(d.label.as_str())
-            })
-        };
+        let get = |m: &str| report::doc::find(file, &d.label, m);
         let v = |m: &str| {
             get(m)
                 .and_then(|f| f.value)

@@ -101,7 +101,8 @@ fn in_set(f: &Finding, label: &str) -> bool {
         .is_none_or(|l| l == label)
 }
 
-fn find<'a>(file: &'a FindingsFile, label: &str, metric: &str) -> Option<&'a Finding> {
+/// The finding `metric` of QI set `label` (findings without a `qi_set` match every set).
+pub fn find<'a>(file: &'a FindingsFile, label: &str, metric: &str) -> Option<&'a Finding> {
     file.findings
         .iter()
         .find(|f| f.metric == metric && in_set(f, label))

@@ -177,13 +177,40 @@ pub fn zayatz(hist: &[(u64, u64)], model: PopulationModel) -> Option<f64> {
     Some(uniques / big_n)
 }
 
-/// Sums that the Pitman likelihood equations and their Jacobian need at (θ, α).
+/// The Pitman likelihood equations (f1, f2) and their Jacobian at (θ, α).
 struct PitmanSums {
     f1: f64,
     f2: f64,
     j11: f64,
     j12: f64,
     j22: f64,
+}
+
+/// The raw sums at (θ, α), however computed: a1 = Σ_{i<u} 1/(θ+iα), a2 = Σ i/(θ+iα),
+/// b1 = Σ_{i<n} 1/(θ+i), h = Σ_k c_k Σ_{j<k} 1/(j−α), and the squared counterparts
+/// s1 = Σ 1/(θ+iα)², s5 = Σ i/(θ+iα)², s3 = Σ i²/(θ+iα)², s2 = Σ 1/(θ+i)², h2 = Σ c_k Σ 1/(j−α)².
+struct RawSums {
+    a1: f64,
+    a2: f64,
+    b1: f64,
+    h: f64,
+    s1: f64,
+    s2: f64,
+    s3: f64,
+    s5: f64,
+    h2: f64,
+}
+
+impl From<RawSums> for PitmanSums {
+    fn from(r: RawSums) -> Self {
+        Self {
+            f1: r.a1 - r.b1,
+            f2: r.a2 - r.h,
+            j11: r.s2 - r.s1,
+            j12: -r.s5,
+            j22: -r.s3 - r.h2,
+        }
+    }
 }
 
 /// The equations and Jacobian by explicit sums: O(n + u + largest class) per call. Used to
@@ -218,13 +245,18 @@ fn pitman_sums_explicit(hist: &[(u64, u64)], u: u64, n: u64, theta: f64, alpha: 
         c_sum += c as f64 * h;
         c_sum2 += c as f64 * h2;
     }
-    PitmanSums {
-        f1: a1 - b1,
-        f2: a2 - c_sum,
-        j11: s2 - s1,
-        j12: -s5,
-        j22: -s3 - c_sum2,
+    RawSums {
+        a1,
+        a2,
+        b1,
+        h: c_sum,
+        s1,
+        s2,
+        s3,
+        s5,
+        h2: c_sum2,
     }
+    .into()
 }
 
 /// The same by digamma / trigamma closed forms: O(histogram buckets) per call.
@@ -252,13 +284,18 @@ fn pitman_sums(hist: &[(u64, u64)], u: u64, n: u64, theta: f64, alpha: f64) -> P
             c_sum2 += c as f64 * (tri1 - trigamma(x));
         }
     }
-    PitmanSums {
-        f1: a1 - b1,
-        f2: a2 - c_sum,
-        j11: s2 - s1,
-        j12: -s5,
-        j22: -s3 - c_sum2,
+    RawSums {
+        a1,
+        a2,
+        b1,
+        h: c_sum,
+        s1,
+        s2,
+        s3,
+        s5,
+        h2: c_sum2,
     }
+    .into()
 }
 
 /// Fits the Pitman sampling formula's (θ, α) by Newton–Raphson on the two likelihood
