@@ -52,7 +52,7 @@ fn first_invalid_utf8(bytes: &[u8]) -> Option<(usize, usize)> {
 
 /// A parser message with every quoted fragment and PHI-shaped span removed: parser errors can
 /// quote cell values, and our messages never carry data.
-pub fn sanitize(message: &str) -> String {
+fn sanitize(message: &str) -> String {
     static QUOTED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
         regex::Regex::new(r#""[^"]*"|'[^']*'|`[^`]*`"#).expect("valid pattern")
     });
@@ -300,5 +300,22 @@ pub fn parse_member(v: &str) -> Option<bool> {
         "false" | "0" | "no" | "non-member" | "nonmember" | "non_member" | "out" | "holdout"
         | "held-out" => Some(false),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sanitize;
+
+    #[test]
+    fn parser_messages_lose_quoted_values_and_phi() {
+        let m = sanitize(
+            "could not parse \"Jane Doe\" as dtype i64 at 'row 3'\nsecond line 123-45-6789",
+        );
+        assert!(
+            !m.contains("Jane") && !m.contains("row 3") && !m.contains("second"),
+            "{m}"
+        );
+        assert_eq!(sanitize("ssn 123-45-6789 seen"), "ssn [SSN] seen");
     }
 }

@@ -18,6 +18,26 @@ fn assert_input_error(o: &std::process::Output, needles: &[&str]) {
     }
 }
 
+/// Runs `risk --data d.csv --qi age,sex,zip --sensitive dx --format json --out <out>`.
+fn risk_json(dir: &Path, out: &str) -> std::process::Output {
+    phiprobe(
+        dir,
+        &[
+            "risk",
+            "--data",
+            "d.csv",
+            "--qi",
+            "age,sex,zip",
+            "--sensitive",
+            "dx",
+            "--format",
+            "json",
+            "--out",
+            out,
+        ],
+    )
+}
+
 const CSV: &str = "id,age,sex,zip,dx\n1,34,F,02118,E11\n2,34,F,02118,I10\n3,51,M,10001,E11\n";
 
 #[test]
@@ -160,22 +180,7 @@ fn malformed_card_and_policy() {
 fn plain_analysis_exits_0_and_policy_gates_with_1() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "d.csv", CSV.as_bytes());
-    let o = phiprobe(
-        dir.path(),
-        &[
-            "risk",
-            "--data",
-            "d.csv",
-            "--qi",
-            "age,sex,zip",
-            "--sensitive",
-            "dx",
-            "--format",
-            "json",
-            "--out",
-            "run",
-        ],
-    );
+    let o = risk_json(dir.path(), "run");
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let findings: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let k = findings
@@ -189,22 +194,7 @@ fn plain_analysis_exits_0_and_policy_gates_with_1() {
         assert!(dir.path().join("run").join(f).is_file(), "{f}");
     }
     // Same inputs and seed → the same findings, byte for byte.
-    let again = phiprobe(
-        dir.path(),
-        &[
-            "risk",
-            "--data",
-            "d.csv",
-            "--qi",
-            "age,sex,zip",
-            "--sensitive",
-            "dx",
-            "--format",
-            "json",
-            "--out",
-            "run-again",
-        ],
-    );
+    let again = risk_json(dir.path(), "run-again");
     assert_eq!(again.stdout, o.stdout);
     write(
         dir.path(),
