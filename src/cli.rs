@@ -44,6 +44,14 @@ pub enum Command {
     Risk(RiskArgs),
     /// Re-render report.md and report.html of a run folder from its findings.json.
     Report(ReportArgs),
+    /// Per-token log-probabilities of texts under a model (teacher-forced, exact).
+    Score(ScoreArgs),
+    /// Continue a prompt with a model (greedy or seeded sampling).
+    Generate(GenerateArgs),
+    /// Scoring throughput on fixed-length random token sequences, with the f32 matmul roofline
+    /// (used by benches/compare_scoring.py).
+    #[command(hide = true)]
+    BenchScore(BenchScoreArgs),
     /// Print shell completions.
     Completions(CompletionsArgs),
 }
@@ -73,6 +81,121 @@ pub struct SynthArgs {
     /// Share of patients placed in the member (training) split.
     #[arg(long, default_value_t = 0.5)]
     pub member_fraction: f64,
+}
+
+/// Where a model comes from (shared by every command that runs one).
+#[derive(Debug, Args)]
+pub struct ModelArgs {
+    /// The model: a Hugging Face checkpoint folder (config.json, *.safetensors, tokenizer.json), a
+    /// .gguf file, or mock:<fixture.json>.
+    #[arg(long)]
+    pub model: String,
+    /// A PEFT LoRA adapter folder (adapter_config.json, adapter_model.safetensors) merged into a
+    /// Hugging Face base checkpoint.
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
+    /// Worker threads (0: all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+}
+
+/// Output format of `score`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScoreFormat {
+    /// JSON (one object for --text; JSON lines, one per record, for --data).
+    Json,
+    /// Parquet table (record_id, n_tokens, total_logprob, mean_logprob); needs --data and --out.
+    Parquet,
+}
+
+/// Options of `score`.
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    /// The model.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// One text to score (the output then lists every token and its log-probability).
+    #[arg(long, conflicts_with = "data", required_unless_present = "data")]
+    pub text: Option<String>,
+    /// A dataset card (.toml): every record's text column is scored; output carries record ids only.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// The text column to score (default: the card's single text-role column).
+    #[arg(long, requires = "data")]
+    pub column: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ScoreFormat::Json)]
+    pub format: ScoreFormat,
+    /// Output file (default: stdout); written under a temporary name and renamed.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Most padded tokens per forward batch (memory vs. speed).
+    #[arg(long, default_value_t = 4096)]
+    pub batch_tokens: usize,
+}
+
+/// Options of the hidden `bench-score`.
+#[derive(Debug, Args)]
+pub struct BenchScoreArgs {
+    /// The model.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Number of sequences.
+    #[arg(long, default_value_t = 64)]
+    pub sequences: usize,
+    /// Tokens per sequence.
+    #[arg(long, default_value_t = 128)]
+    pub tokens: usize,
+    /// Timed repetitions (the best is reported).
+    #[arg(long, default_value_t = 3)]
+    pub repeat: usize,
+    /// Most padded tokens per forward batch.
+    #[arg(long, default_value_t = 4096)]
+    pub batch_tokens: usize,
+}
+
+/// Output format of `generate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GenerateFormat {
+    /// The continuation text.
+    Text,
+    /// JSON with prompt and generated token ids and the text.
+    Json,
+}
+
+/// Options of `generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// The model.
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The prompt (repeat the flag for a batch of prompts).
+    #[arg(long, required = true)]
+    pub prompt: Vec<String>,
+    /// Most tokens to generate.
+    #[arg(long, default_value_t = 32)]
+    pub max_new_tokens: usize,
+    /// Greedy decoding (the default unless --temperature is given).
+    #[arg(long, conflicts_with_all = ["temperature", "top_k", "top_p"])]
+    pub greedy: bool,
+    /// Sampling temperature (> 0).
+    #[arg(long)]
+    pub temperature: Option<f32>,
+    /// Sample from the k most likely tokens only.
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    /// Sample from the smallest set of tokens whose probability reaches p (0 < p ≤ 1).
+    #[arg(long)]
+    pub top_p: Option<f32>,
+    /// Seed of the sampling streams.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Keep generating past an end-of-sequence token.
+    #[arg(long)]
+    pub ignore_eos: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = GenerateFormat::Text)]
+    pub format: GenerateFormat,
 }
 
 /// Output format of `risk` on stdout.
@@ -215,6 +338,9 @@ pub fn run(cli: Cli) -> Result<u8> {
             }
             Ok(exit::PASS)
         }
+        Command::Score(a) => score_cmd(&a, cli.quiet),
+        Command::Generate(a) => generate_cmd(&a),
+        Command::BenchScore(a) => bench_score_cmd(&a),
         Command::Completions(a) => {
             let mut cmd = Cli::command();
             clap_complete::generate(a.shell, &mut cmd, "phiprobe", &mut std::io::stdout());
@@ -654,4 +780,264 @@ mod tests {
     fn cli_definition_is_valid() {
         Cli::command().debug_assert();
     }
+}
+
+fn open_model(a: &ModelArgs) -> Result<Box<dyn crate::model::LanguageModel>> {
+    if a.threads > 0 {
+        // SAFETY: called before the model (and with it any worker pool) exists; the process has no
+        // other threads that read the environment at this point.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", a.threads.to_string()) };
+    }
+    let opts = crate::model::LoadOptions {
+        adapter: a.adapter.clone(),
+        threads: a.threads,
+    };
+    Ok(crate::model::load(&a.model, &opts)?)
+}
+
+fn write_output(out: Option<&Path>, text: &str) -> Result<()> {
+    match out {
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(text.as_bytes())?;
+            stdout.flush()?;
+        }
+        Some(path) => {
+            let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+            let res = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path));
+            if res.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            res.map_err(|source| crate::Error::Write {
+                path: path.to_owned(),
+                source,
+            })?;
+        }
+    }
+    Ok(())
+}
+
+fn score_cmd(a: &ScoreArgs, quiet: bool) -> Result<u8> {
+    if a.format == ScoreFormat::Parquet && (a.data.is_none() || a.out.is_none()) {
+        return Err(crate::Error::Usage("--format parquet needs --data and --out".into()).into());
+    }
+    if a.batch_tokens == 0 {
+        return Err(crate::Error::Usage("--batch-tokens must be at least 1".into()).into());
+    }
+    // Read the data first: a bad card fails before a model is loaded.
+    let records = match &a.data {
+        Some(card) => Some(score_records(card, a.column.as_deref())?),
+        None => None,
+    };
+    let model = open_model(&a.model)?;
+    if let Some(text) = &a.text {
+        let s = model.score(&[model.encode(text)?])?.remove(0);
+        let value = serde_json::json!({
+            "model": model.card().architecture,
+            "n_tokens": s.scores.len(),
+            "total_logprob": s.total(),
+            "mean_logprob": if s.scores.is_empty() { None } else { Some(s.mean()) },
+            "adds_bos": model.card().tokenizer.adds_bos,
+            "token_ids": s.tokens,
+            "tokens": s.tokens.iter().map(|&t| model.token_text(t)).collect::<Vec<_>>(),
+            "token_logprobs": std::iter::repeat_n(None, s.first_scored)
+                .chain(s.scores.iter().map(|x| Some(f64::from(x.logprob))))
+                .collect::<Vec<_>>(),
+            "token_mean_logprob": std::iter::repeat_n(None, s.first_scored)
+                .chain(s.scores.iter().map(|x| Some(f64::from(x.mean))))
+                .collect::<Vec<_>>(),
+            "token_var_logprob": std::iter::repeat_n(None, s.first_scored)
+                .chain(s.scores.iter().map(|x| Some(f64::from(x.var))))
+                .collect::<Vec<_>>(),
+        });
+        write_output(
+            a.out.as_deref(),
+            &(serde_json::to_string_pretty(&value)? + "\n"),
+        )?;
+        return Ok(exit::PASS);
+    }
+    let (ids, texts) = records.expect("clap requires --text or --data");
+    let pb = progress_bar(texts.len() as u64, quiet, "scoring");
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let scores =
+        crate::model::score_texts(model.as_ref(), &refs, a.batch_tokens, |n| pb.inc(n as u64))?;
+    pb.finish_and_clear();
+    let rows: Vec<crate::data::scores::ScoreRow> = ids
+        .into_iter()
+        .zip(&scores)
+        .map(|(record_id, s)| crate::data::scores::ScoreRow {
+            record_id,
+            n_tokens: s.scores.len(),
+            total_logprob: s.total(),
+            mean_logprob: s.mean(),
+        })
+        .collect();
+    match a.format {
+        ScoreFormat::Parquet => {
+            crate::data::scores::write_parquet(&rows, a.out.as_deref().expect("checked"))?
+        }
+        ScoreFormat::Json => {
+            let mut text = String::new();
+            for r in &rows {
+                text += &serde_json::to_string(r)?;
+                text.push('\n');
+            }
+            write_output(a.out.as_deref(), &text)?;
+        }
+    }
+    if !quiet {
+        let tokens: usize = rows.iter().map(|r| r.n_tokens).sum();
+        eprintln!("scored {} records ({tokens} tokens)", rows.len());
+    }
+    Ok(exit::PASS)
+}
+
+/// Record ids and texts of a dataset card's text column.
+fn score_records(card: &Path, column: Option<&str>) -> Result<(Vec<String>, Vec<String>)> {
+    let ds = Dataset::open_card(card)?;
+    let column =
+        match column {
+            Some(c) => c.to_owned(),
+            None => {
+                let texts = ds.with_role(Role::Text);
+                match texts.as_slice() {
+                    [one] => one.clone(),
+                    [] => {
+                        return Err(crate::Error::Usage(format!(
+                            "{}: the card declares no text column; name one with --column",
+                            card.display()
+                        ))
+                        .into());
+                    }
+                    many => return Err(crate::Error::Usage(format!(
+                        "{}: the card declares several text columns ({}); choose one with --column",
+                        card.display(),
+                        many.join(", ")
+                    ))
+                    .into()),
+                }
+            }
+        };
+    let text = ds.source.encode(&column, None)?;
+    let id_col = ds.card.as_ref().and_then(|c| c.record_id.clone());
+    let ids: Vec<String> = match id_col {
+        Some(c) => {
+            let col = ds.source.encode(&c, None)?;
+            (0..col.len())
+                .map(|r| col.value(r).unwrap_or("").to_owned())
+                .collect()
+        }
+        None => (1..=text.len()).map(|r| format!("row-{r}")).collect(),
+    };
+    let texts = (0..text.len())
+        .map(|r| text.value(r).unwrap_or("").to_owned())
+        .collect();
+    Ok((ids, texts))
+}
+
+fn generate_cmd(a: &GenerateArgs) -> Result<u8> {
+    use crate::model::{Decoding, Strategy};
+    let strategy = match (a.greedy, a.temperature) {
+        (true, _) | (false, None) if a.top_k.is_none() && a.top_p.is_none() => Strategy::Greedy,
+        _ => {
+            let temperature = a.temperature.unwrap_or(1.0);
+            if !(temperature.is_finite() && temperature > 0.0) {
+                return Err(
+                    crate::Error::Usage("--temperature must be a positive number".into()).into(),
+                );
+            }
+            if let Some(p) = a.top_p.filter(|p| !(*p > 0.0 && *p <= 1.0)) {
+                return Err(crate::Error::Usage(format!("--top-p {p} is not in (0, 1]")).into());
+            }
+            if a.top_k == Some(0) {
+                return Err(crate::Error::Usage("--top-k must be at least 1".into()).into());
+            }
+            Strategy::Sample {
+                temperature,
+                top_k: a.top_k,
+                top_p: a.top_p,
+            }
+        }
+    };
+    let model = open_model(&a.model)?;
+    let prompts: Vec<Vec<u32>> = a
+        .prompt
+        .iter()
+        .map(|p| model.encode(p))
+        .collect::<crate::Result<_>>()?;
+    let d = Decoding {
+        strategy,
+        max_new_tokens: a.max_new_tokens,
+        seed: a.seed,
+        stop_at_eos: !a.ignore_eos,
+    };
+    let outs = model.generate(&prompts, &d)?;
+    let mut text = String::new();
+    let mut items = Vec::new();
+    for ((prompt, ids), out) in a.prompt.iter().zip(&prompts).zip(&outs) {
+        let generated = model.decode(out)?;
+        match a.format {
+            GenerateFormat::Text => {
+                text += &generated;
+                text.push('\n');
+            }
+            GenerateFormat::Json => items.push(serde_json::json!({
+                "prompt": prompt,
+                "prompt_ids": ids,
+                "generated_ids": out,
+                "text": generated,
+            })),
+        }
+    }
+    if a.format == GenerateFormat::Json {
+        let value = serde_json::json!({
+            "model": model.card().architecture,
+            "decoding": match strategy {
+                Strategy::Greedy => serde_json::json!({"greedy": true}),
+                Strategy::Sample { temperature, top_k, top_p } =>
+                    serde_json::json!({"temperature": temperature, "top_k": top_k, "top_p": top_p, "seed": a.seed}),
+            },
+            "max_new_tokens": a.max_new_tokens,
+            "outputs": items,
+        });
+        text = serde_json::to_string_pretty(&value)? + "\n";
+    }
+    write_output(None, &text)?;
+    Ok(exit::PASS)
+}
+
+fn bench_score_cmd(a: &BenchScoreArgs) -> Result<u8> {
+    use std::time::Instant;
+    let model = open_model(&a.model)?;
+    let vocab = model.card().tokenizer.vocab_size as u64;
+    let mut rng = crate::stats::rng::Rng::new(7);
+    let seqs: Vec<Vec<u32>> = (0..a.sequences)
+        .map(|_| (0..a.tokens).map(|_| rng.below(vocab) as u32).collect())
+        .collect();
+    let per_batch = (a.batch_tokens / a.tokens.max(1)).max(1);
+    let mut best = f64::INFINITY;
+    for _ in 0..a.repeat.max(1) {
+        let t0 = Instant::now();
+        for chunk in seqs.chunks(per_batch) {
+            model.score(chunk)?;
+        }
+        best = best.min(t0.elapsed().as_secs_f64());
+    }
+    let scored = (a.sequences * a.tokens.saturating_sub(1)) as f64;
+    let card = model.card();
+    let (gflops, flops_per_token) = crate::model::roofline(card, a.tokens)?;
+    let tok_s = scored / best;
+    let roof = gflops * 1e9 / flops_per_token;
+    let value = serde_json::json!({
+        "sequences": a.sequences,
+        "tokens": a.tokens,
+        "seconds": best,
+        "tok_per_s": tok_s,
+        "matmul_gflops": gflops,
+        "flops_per_token": flops_per_token,
+        "roofline_tok_per_s": roof,
+        "roofline_fraction": tok_s / roof,
+    });
+    println!("{}", serde_json::to_string_pretty(&value)?);
+    Ok(exit::PASS)
 }

@@ -132,4 +132,15 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A model file or folder is missing, malformed or unsupported.
+    #[error("{}: {message}", path.display())]
+    Model {
+        /// The model file or folder.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// The model computation itself failed (tensor shape or backend error).
+    #[error("model computation failed: {0}")]
+    Compute(String),
 }

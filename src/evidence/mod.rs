@@ -8,7 +8,9 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+mod model;
 mod reid;
+pub use model::*;
 pub use reid::*;
 
 /// Version of the `findings.json` schema. Bumped whenever a field's meaning changes.

@@ -1,0 +1,71 @@
+//! Writing per-record score tables (the output of `phiprobe score --data`).
+
+use std::io::Write;
+use std::path::Path;
+
+use polars::prelude as pl;
+use polars::prelude::{IntoColumn, NamedFrom};
+
+use crate::{Error, Result};
+
+/// One scored record.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ScoreRow {
+    /// Record id (never the text).
+    pub record_id: String,
+    /// Number of scored tokens.
+    pub n_tokens: usize,
+    /// Sum of log-probabilities (nats).
+    pub total_logprob: f64,
+    /// Mean log-probability per scored token (nats).
+    pub mean_logprob: f64,
+}
+
+/// Writes `rows` as Parquet to `path`, via a temporary file in the same folder renamed into place.
+pub fn write_parquet(rows: &[ScoreRow], path: &Path) -> Result<()> {
+    let werr = |source| Error::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let cols = vec![
+        pl::Series::new(
+            "record_id".into(),
+            rows.iter()
+                .map(|r| r.record_id.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .into_column(),
+        pl::Series::new(
+            "n_tokens".into(),
+            rows.iter().map(|r| r.n_tokens as u32).collect::<Vec<_>>(),
+        )
+        .into_column(),
+        pl::Series::new(
+            "total_logprob".into(),
+            rows.iter().map(|r| r.total_logprob).collect::<Vec<_>>(),
+        )
+        .into_column(),
+        pl::Series::new(
+            "mean_logprob".into(),
+            rows.iter().map(|r| r.mean_logprob).collect::<Vec<_>>(),
+        )
+        .into_column(),
+    ];
+    let mut df = pl::DataFrame::new_infer_height(cols)
+        .map_err(|e| werr(std::io::Error::other(e.to_string())))?;
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let result = (|| {
+        let file = std::fs::File::create(&tmp)?;
+        let mut w = std::io::BufWriter::new(file);
+        pl::ParquetWriter::new(&mut w)
+            .finish(&mut df)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        w.flush()?;
+        w.get_ref().sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(werr)
+}

@@ -1,0 +1,452 @@
+//! Language models under test: the [`LanguageModel`] trait every probe talks to, loaders for Hugging
+//! Face checkpoint folders (with optional PEFT LoRA adapters) and GGUF files, phiprobe's own forward
+//! passes, and a deterministic mock model for end-to-end tests.
+//!
+//! Only this module (and `train/`) touches candle and tokenizers.
+
+pub mod config;
+pub mod gguf;
+mod load;
+pub mod mock;
+pub mod safetensors;
+pub mod score;
+pub mod tokenizer;
+pub mod transformer;
+
+use candle_core::{Device, Tensor};
+
+pub use crate::evidence::ModelCard;
+pub use load::{LoadOptions, load};
+
+use transformer::{Transformer, ce};
+
+/// One scored position.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TokenScore {
+    /// The actual token at this position.
+    pub token: u32,
+    /// log p(token | prefix), natural log.
+    pub logprob: f32,
+    /// μ = Σ_v p(v) log p(v) over the next-token distribution.
+    pub mean: f32,
+    /// σ² = Σ_v p(v) (log p(v) − μ)².
+    pub var: f32,
+}
+
+/// The scores of one sequence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeqScores {
+    /// Every token id of the sequence (including a prepended BOS).
+    pub tokens: Vec<u32>,
+    /// Index in `tokens` of the first scored token (1: the first token has no prefix to predict it).
+    pub first_scored: usize,
+    /// One entry per scored token, `tokens[first_scored..]`.
+    pub scores: Vec<TokenScore>,
+}
+
+impl SeqScores {
+    /// Sum of the scored log-probabilities.
+    pub fn total(&self) -> f64 {
+        self.scores.iter().map(|s| f64::from(s.logprob)).sum()
+    }
+    /// Mean scored log-probability (`NaN` when nothing was scored).
+    pub fn mean(&self) -> f64 {
+        self.total() / self.scores.len() as f64
+    }
+}
+
+/// How to pick the next token.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Strategy {
+    /// Arg-max (lowest id on ties).
+    Greedy,
+    /// Sampling from the tempered, truncated distribution.
+    Sample {
+        /// Temperature (> 0).
+        temperature: f32,
+        /// Keep the k most likely tokens (None: all).
+        top_k: Option<usize>,
+        /// Keep the smallest set with cumulative probability ≥ p (None: all).
+        top_p: Option<f32>,
+    },
+}
+
+/// Generation settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Decoding {
+    /// Token choice.
+    pub strategy: Strategy,
+    /// Most tokens to generate per prompt.
+    pub max_new_tokens: usize,
+    /// Seed of the sampling streams (prompt `i` uses stream `i`, so batching does not change draws).
+    pub seed: u64,
+    /// Stop a prompt's continuation at its first EOS (the EOS is kept).
+    pub stop_at_eos: bool,
+}
+
+/// A language model as probes see it.
+pub trait LanguageModel: Send + Sync {
+    /// What the model is.
+    fn card(&self) -> &ModelCard;
+    /// Token ids of `text` as the model sees it (with BOS when the tokenizer adds one).
+    fn encode(&self, text: &str) -> crate::Result<Vec<u32>>;
+    /// Text of generated ids (special tokens dropped).
+    fn decode(&self, ids: &[u32]) -> crate::Result<String>;
+    /// Surface form of one token.
+    fn token_text(&self, id: u32) -> String;
+    /// Scores a batch of token sequences (any lengths; padding is handled inside).
+    fn score(&self, batch: &[Vec<u32>]) -> crate::Result<Vec<SeqScores>>;
+    /// Continues each prompt; returns the new token ids per prompt.
+    fn generate(&self, prompts: &[Vec<u32>], decoding: &Decoding) -> crate::Result<Vec<Vec<u32>>>;
+}
+
+/// Scores many texts: tokenises, buckets by length so padding stays small, batches up to
+/// `max_batch_tokens` padded tokens, and calls `progress` with the number of texts finished.
+pub fn score_texts(
+    model: &dyn LanguageModel,
+    texts: &[&str],
+    max_batch_tokens: usize,
+    mut progress: impl FnMut(usize),
+) -> crate::Result<Vec<SeqScores>> {
+    let ids: Vec<Vec<u32>> = texts
+        .iter()
+        .map(|t| model.encode(t))
+        .collect::<crate::Result<_>>()?;
+    let mut order: Vec<usize> = (0..ids.len()).collect();
+    order.sort_by_key(|&i| (ids[i].len(), i));
+    let mut out: Vec<Option<SeqScores>> = vec![None; ids.len()];
+    let mut start = 0;
+    while start < order.len() {
+        let mut end = start + 1;
+        while end < order.len()
+            && ids[order[end]].len() * (end + 1 - start) <= max_batch_tokens.max(1)
+        {
+            end += 1;
+        }
+        let batch: Vec<Vec<u32>> = order[start..end].iter().map(|&i| ids[i].clone()).collect();
+        for (&i, s) in order[start..end].iter().zip(model.score(&batch)?) {
+            out[i] = Some(s);
+        }
+        progress(end - start);
+        start = end;
+    }
+    Ok(out
+        .into_iter()
+        .map(|s| s.expect("every text scored"))
+        .collect())
+}
+
+/// A transformer with its tokenizer: the real-model implementation of [`LanguageModel`].
+pub struct Decoder {
+    net: Transformer,
+    tok: tokenizer::Tok,
+    card: ModelCard,
+    threads: usize,
+}
+
+impl Decoder {
+    fn check_len(&self, n: usize) -> crate::Result<()> {
+        let cfg = &self.net.cfg;
+        if n > cfg.max_positions {
+            return Err(crate::Error::Usage(format!(
+                "a sequence of {n} tokens is longer than the model's context ({} tokens); shorten the text",
+                cfg.max_positions
+            )));
+        }
+        if let Some(w) = cfg.sliding_window.filter(|&w| n > w) {
+            return Err(crate::Error::Usage(format!(
+                "a sequence of {n} tokens exceeds the model's {w}-token sliding window, which phiprobe does not implement; shorten the text"
+            )));
+        }
+        Ok(())
+    }
+
+    fn pad_id(&self) -> u32 {
+        self.tok.pad.or(self.tok.eos.first().copied()).unwrap_or(0)
+    }
+}
+
+fn id_tensor(ids: Vec<u32>, b: usize, t: usize) -> crate::Result<Tensor> {
+    Tensor::from_vec(ids, (b, t), &Device::Cpu).map_err(ce)
+}
+
+impl LanguageModel for Decoder {
+    fn card(&self) -> &ModelCard {
+        &self.card
+    }
+
+    fn encode(&self, text: &str) -> crate::Result<Vec<u32>> {
+        self.tok.encode(text)
+    }
+
+    fn decode(&self, ids: &[u32]) -> crate::Result<String> {
+        self.tok.decode(ids, true)
+    }
+
+    fn token_text(&self, id: u32) -> String {
+        self.tok.token_text(id)
+    }
+
+    fn score(&self, batch: &[Vec<u32>]) -> crate::Result<Vec<SeqScores>> {
+        let t = batch.iter().map(Vec::len).max().unwrap_or(0);
+        if t == 0 {
+            return Ok(batch
+                .iter()
+                .map(|s| SeqScores {
+                    tokens: s.clone(),
+                    first_scored: 1,
+                    scores: vec![],
+                })
+                .collect());
+        }
+        self.check_len(t)?;
+        let b = batch.len();
+        let vocab = self.net.cfg.vocab_size as u32;
+        let pad = self.pad_id();
+        let mut flat = Vec::with_capacity(b * t);
+        let mut rows = Vec::new();
+        let mut targets = Vec::new();
+        for (r, seq) in batch.iter().enumerate() {
+            if let Some(bad) = seq.iter().find(|&&id| id >= vocab) {
+                return Err(crate::Error::Usage(format!(
+                    "token id {bad} is outside the model's {vocab}-token vocabulary"
+                )));
+            }
+            flat.extend_from_slice(seq);
+            flat.extend(std::iter::repeat_n(pad, t - seq.len()));
+            for p in 1..seq.len() {
+                rows.push((r * t + p - 1) as u32);
+                targets.push(seq[p]);
+            }
+        }
+        if targets.is_empty() {
+            return Ok(batch
+                .iter()
+                .map(|s| SeqScores {
+                    tokens: s.clone(),
+                    first_scored: 1,
+                    scores: vec![],
+                })
+                .collect());
+        }
+        let ids = id_tensor(flat, b, t)?;
+        let mask = transformer::causal_mask(t).map_err(ce)?;
+        let pos: Vec<u32> = (0..b).flat_map(|_| 0..t as u32).collect();
+        let pos = Tensor::from_vec(pos, b * t, &Device::Cpu).map_err(ce)?;
+        let hidden = self
+            .net
+            .forward(&ids, &mask, 0, Some(&pos), None)
+            .map_err(ce)?;
+        let rows_t = Tensor::from_vec(rows, targets.len(), &Device::Cpu).map_err(ce)?;
+        let picked = hidden.index_select(&rows_t, 0).map_err(ce)?;
+        let mut scores =
+            score::head_scores(&picked, &self.net.head_t, &targets, self.threads)?.into_iter();
+        Ok(batch
+            .iter()
+            .map(|seq| SeqScores {
+                tokens: seq.clone(),
+                first_scored: 1,
+                scores: scores.by_ref().take(seq.len().saturating_sub(1)).collect(),
+            })
+            .collect())
+    }
+
+    fn generate(&self, prompts: &[Vec<u32>], d: &Decoding) -> crate::Result<Vec<Vec<u32>>> {
+        let b = prompts.len();
+        if b == 0 || d.max_new_tokens == 0 {
+            return Ok(vec![Vec::new(); b]);
+        }
+        if let Some(i) = prompts.iter().position(Vec::is_empty) {
+            return Err(crate::Error::Usage(format!(
+                "prompt {i} has no tokens; give at least one"
+            )));
+        }
+        let l = prompts.iter().map(Vec::len).max().unwrap_or(0);
+        self.check_len(l + d.max_new_tokens)?;
+        let pads: Vec<usize> = prompts.iter().map(|p| l - p.len()).collect();
+        let pad = self.pad_id();
+        let mut flat = Vec::with_capacity(b * l);
+        let mut pos = Vec::with_capacity(b * l);
+        for (p, &np) in prompts.iter().zip(&pads) {
+            flat.extend(std::iter::repeat_n(pad, np));
+            flat.extend_from_slice(p);
+            pos.extend((0..l).map(|j| j.saturating_sub(np) as u32));
+        }
+        let mut cache: transformer::KvCache = vec![None; self.net.cfg.layers];
+        let mut rngs: Vec<crate::stats::rng::Rng> = (0..b)
+            .map(|i| crate::stats::rng::Rng::derive(d.seed, "generate", i as u64))
+            .collect();
+        let mut out: Vec<Vec<u32>> = vec![Vec::new(); b];
+        let mut done = vec![false; b];
+        let mut ids = id_tensor(flat, b, l)?;
+        let mut past = 0;
+        let mut t = l;
+        for step in 0..d.max_new_tokens {
+            let mask = transformer::padded_mask(&pads, past, t).map_err(ce)?;
+            let pos_t = Tensor::from_vec(pos.clone(), b * t, &Device::Cpu).map_err(ce)?;
+            let hidden = self
+                .net
+                .forward(&ids, &mask, past, Some(&pos_t), Some(&mut cache))
+                .map_err(ce)?;
+            let last: Vec<u32> = (0..b).map(|r| (r * t + t - 1) as u32).collect();
+            let last = Tensor::from_vec(last, b, &Device::Cpu).map_err(ce)?;
+            let logits = hidden
+                .index_select(&last, 0)
+                .and_then(|h| h.matmul(&self.net.head_t))
+                .and_then(|l| l.to_vec2::<f32>())
+                .map_err(ce)?;
+            let mut next = Vec::with_capacity(b);
+            for (r, row) in logits.iter().enumerate() {
+                let tok = if done[r] {
+                    pad
+                } else {
+                    pick(row, &d.strategy, &mut rngs[r])
+                };
+                if !done[r] {
+                    out[r].push(tok);
+                    if d.stop_at_eos && self.tok.eos.contains(&tok) {
+                        done[r] = true;
+                    }
+                }
+                next.push(tok);
+            }
+            if done.iter().all(|&x| x) || step + 1 == d.max_new_tokens {
+                break;
+            }
+            past += t;
+            t = 1;
+            pos = (0..b).map(|r| (past - pads[r]) as u32).collect();
+            ids = id_tensor(next, b, 1)?;
+        }
+        Ok(out)
+    }
+}
+
+/// Chooses a token from one row of logits.
+pub fn pick(logits: &[f32], strategy: &Strategy, rng: &mut crate::stats::rng::Rng) -> u32 {
+    let argmax = || {
+        let mut best = 0;
+        for (i, &v) in logits.iter().enumerate() {
+            if v > logits[best] {
+                best = i;
+            }
+        }
+        best as u32
+    };
+    match *strategy {
+        Strategy::Greedy => argmax(),
+        Strategy::Sample {
+            temperature,
+            top_k,
+            top_p,
+        } => {
+            if temperature <= 0.0 {
+                return argmax();
+            }
+            let mut idx: Vec<usize> = (0..logits.len()).collect();
+            // Descending by logit, ascending id on ties: a total, deterministic order.
+            idx.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
+            if let Some(k) = top_k.filter(|&k| k > 0) {
+                idx.truncate(k);
+            }
+            let m = logits[idx[0]];
+            let mut w: Vec<f64> = idx
+                .iter()
+                .map(|&i| f64::from((logits[i] - m) / temperature).exp())
+                .collect();
+            let z: f64 = w.iter().sum();
+            if let Some(p) = top_p.filter(|&p| p < 1.0) {
+                let mut cum = 0.0;
+                let mut keep = w.len();
+                for (j, x) in w.iter().enumerate() {
+                    cum += x / z;
+                    if cum >= f64::from(p) {
+                        keep = j + 1;
+                        break;
+                    }
+                }
+                w.truncate(keep);
+                idx.truncate(keep);
+            }
+            let z: f64 = w.iter().sum();
+            let mut u = rng.unit() * z;
+            for (j, x) in w.iter().enumerate() {
+                if u < *x {
+                    return idx[j] as u32;
+                }
+                u -= x;
+            }
+            idx[w.len() - 1] as u32
+        }
+    }
+}
+
+/// Describes which positions are scored, for the model card.
+pub fn scored_positions(adds_bos: bool) -> String {
+    if adds_bos {
+        "all T tokens of the text (a BOS is prepended and predicts the first)".into()
+    } else {
+        "T−1 tokens: every token of the text but the first (no BOS is prepended)".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::rng::Rng;
+
+    #[test]
+    fn greedy_takes_the_first_maximum() {
+        let mut r = Rng::new(1);
+        assert_eq!(pick(&[0.0, 2.0, 2.0, 1.0], &Strategy::Greedy, &mut r), 1);
+    }
+
+    #[test]
+    fn sampling_respects_top_k_and_top_p_and_is_seeded() {
+        let logits = [3.0, 2.0, 1.0, 0.0, -1.0];
+        let s = Strategy::Sample {
+            temperature: 1.0,
+            top_k: Some(2),
+            top_p: None,
+        };
+        let mut r = Rng::new(5);
+        let draws: Vec<u32> = (0..400).map(|_| pick(&logits, &s, &mut r)).collect();
+        assert!(draws.iter().all(|&d| d < 2));
+        // P(0 | top-2) = e / (e + 1) ≈ 0.731; 400 draws put the count well inside [250, 335].
+        let zeros = draws.iter().filter(|&&d| d == 0).count();
+        assert!((250..=335).contains(&zeros), "{zeros}");
+        let p = Strategy::Sample {
+            temperature: 1.0,
+            top_k: None,
+            top_p: Some(0.5),
+        };
+        // p(0) ≈ 0.636 ≥ 0.5, so top-p keeps token 0 alone.
+        assert!((0..50).all(|_| pick(&logits, &p, &mut r) == 0));
+        let again: Vec<u32> = {
+            let mut r = Rng::new(5);
+            (0..400).map(|_| pick(&logits, &s, &mut r)).collect()
+        };
+        assert_eq!(draws, again);
+    }
+}
+
+/// The CPU f32 matmul rate this machine reaches (GFLOP/s, measured on a `[4096, hidden] ×
+/// [hidden, 4·hidden]` product) and the forward FLOPs per token of the model described by `card`
+/// for sequences of `t` tokens (weights, output head, and causal attention).
+pub fn roofline(card: &ModelCard, t: usize) -> crate::Result<(f64, f64)> {
+    let d = card.hidden.max(64);
+    let a = Tensor::ones((4096, d), candle_core::DType::F32, &Device::Cpu).map_err(ce)?;
+    let b = Tensor::ones((d, 4 * d), candle_core::DType::F32, &Device::Cpu).map_err(ce)?;
+    let _ = a.matmul(&b).map_err(ce)?;
+    let reps = 5;
+    let t0 = std::time::Instant::now();
+    for _ in 0..reps {
+        let _ = a.matmul(&b).map_err(ce)?;
+    }
+    let gflops =
+        2.0 * 4096.0 * d as f64 * 4.0 * d as f64 * reps as f64 / t0.elapsed().as_secs_f64() / 1e9;
+    // Parameters are all matmul weights except embeddings (a gather) and norms; the head is a matmul.
+    let flops =
+        2.0 * card.parameters as f64 + 2.0 * card.layers as f64 * t as f64 * card.hidden as f64;
+    Ok((gflops, flops))
+}

@@ -1,0 +1,515 @@
+//! Model loading and scoring: known-answer tests against PyTorch + transformers (fixtures made by
+//! tests/data/models/make_fixtures.py and tests/data/smollm2/make_expected.py), batch invariance,
+//! generation, and untrusted model files.
+
+use std::path::{Path, PathBuf};
+
+use phiprobe::model::{Decoding, LanguageModel, LoadOptions, Strategy, load, score_texts};
+use serde_json::Value;
+
+use crate::{data, phiprobe, stderr, stdout};
+
+fn expected() -> Value {
+    let text = std::fs::read_to_string(data("models/expected.json")).expect("expected.json");
+    serde_json::from_str(&text).expect("valid JSON")
+}
+
+fn open(name: &str, adapter: Option<&str>) -> Box<dyn LanguageModel> {
+    let opts = LoadOptions {
+        adapter: adapter.map(|a| data(&format!("models/{a}"))),
+        threads: 2,
+    };
+    let base = if name == "tiny-llama-lora" {
+        "tiny-llama"
+    } else {
+        name
+    };
+    load(data(&format!("models/{base}")).to_str().unwrap(), &opts)
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn max_abs_diff(model: &dyn LanguageModel, cases: &[Value]) -> (f64, f64, f64) {
+    let seqs: Vec<Vec<u32>> = cases
+        .iter()
+        .map(|c| {
+            let ids: Vec<u32> = c["ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as u32)
+                .collect();
+            assert_eq!(
+                model.encode(c["text"].as_str().unwrap()).unwrap(),
+                ids,
+                "token ids of {:?}",
+                c["text"]
+            );
+            ids
+        })
+        .collect();
+    let got = model.score(&seqs).unwrap();
+    let (mut lp, mut mu, mut var) = (0f64, 0f64, 0f64);
+    for (c, g) in cases.iter().zip(&got) {
+        let want = c["scores"].as_array().unwrap();
+        assert_eq!(want.len(), g.scores.len());
+        for (w, s) in want.iter().zip(&g.scores) {
+            lp = lp.max((w[0].as_f64().unwrap() - f64::from(s.logprob)).abs());
+            mu = mu.max((w[1].as_f64().unwrap() - f64::from(s.mean)).abs());
+            var = var.max((w[2].as_f64().unwrap() - f64::from(s.var)).abs());
+        }
+    }
+    (lp, mu, var)
+}
+
+#[test]
+fn tiny_models_match_transformers() {
+    let exp = expected();
+    for (name, adapter) in [
+        ("tiny-llama", None),
+        ("tiny-llama-lora", Some("tiny-llama-lora")),
+        ("tiny-qwen2", None),
+        ("tiny-gpt2", None),
+    ] {
+        let model = open(name, adapter);
+        let cases = exp["models"][name].as_array().unwrap();
+        let (lp, mu, var) = max_abs_diff(model.as_ref(), cases);
+        assert!(
+            lp < 1e-4 && mu < 1e-4 && var < 1e-3,
+            "{name}: max |Δ| log p {lp:.2e}, μ {mu:.2e}, σ² {var:.2e}"
+        );
+        // Greedy continuations are token-identical.
+        let d = Decoding {
+            strategy: Strategy::Greedy,
+            max_new_tokens: 12,
+            seed: 0,
+            stop_at_eos: false,
+        };
+        for c in cases {
+            let ids: Vec<u32> = c["ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as u32)
+                .collect();
+            let want: Vec<u32> = c["greedy"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as u32)
+                .collect();
+            assert_eq!(
+                model.generate(&[ids], &d).unwrap()[0],
+                want,
+                "{name}: greedy continuation of {:?}",
+                c["text"]
+            );
+        }
+    }
+}
+
+#[test]
+fn adapter_card_and_base_differ() {
+    let base = open("tiny-llama", None);
+    let tuned = open("tiny-llama-lora", Some("tiny-llama-lora"));
+    let a = tuned.card().adapter.as_ref().expect("adapter recorded");
+    assert_eq!((a.rank, a.merged_matrices), (4, 6));
+    let ids = base.encode("the patient reports chest pain").unwrap();
+    let (b, t) = (
+        base.score(std::slice::from_ref(&ids)).unwrap(),
+        tuned.score(&[ids]).unwrap(),
+    );
+    assert!((b[0].total() - t[0].total()).abs() > 1e-3);
+}
+
+#[test]
+fn scoring_is_invariant_to_batch_composition_and_padding() {
+    let exp = expected();
+    for name in ["tiny-llama", "tiny-qwen2", "tiny-gpt2"] {
+        let model = open(name, None);
+        let texts: Vec<&str> = exp["models"][name]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["text"].as_str().unwrap())
+            .collect();
+        let together = score_texts(model.as_ref(), &texts, 1 << 16, |_| {}).unwrap();
+        for (i, t) in texts.iter().enumerate() {
+            let alone = model.score(&[model.encode(t).unwrap()]).unwrap().remove(0);
+            for (a, b) in alone.scores.iter().zip(&together[i].scores) {
+                assert!(
+                    (a.logprob - b.logprob).abs() < 1e-5,
+                    "{name} text {i}: {} vs {}",
+                    a.logprob,
+                    b.logprob
+                );
+            }
+        }
+        // Batched generation equals one-at-a-time generation (left padding is masked out).
+        let d = Decoding {
+            strategy: Strategy::Greedy,
+            max_new_tokens: 6,
+            seed: 0,
+            stop_at_eos: false,
+        };
+        let prompts: Vec<Vec<u32>> = texts
+            .iter()
+            .take(4)
+            .map(|t| model.encode(t).unwrap())
+            .collect();
+        let batched = model.generate(&prompts, &d).unwrap();
+        for (p, b) in prompts.iter().zip(&batched) {
+            assert_eq!(
+                &model.generate(std::slice::from_ref(p), &d).unwrap()[0],
+                b,
+                "{name}"
+            );
+        }
+    }
+}
+
+#[test]
+fn seeded_sampling_is_reproducible() {
+    let model = open("tiny-qwen2", None);
+    let p = model.encode("Patient").unwrap();
+    let d = Decoding {
+        strategy: Strategy::Sample {
+            temperature: 1.0,
+            top_k: Some(50),
+            top_p: Some(0.95),
+        },
+        max_new_tokens: 10,
+        seed: 3,
+        stop_at_eos: false,
+    };
+    let a = model.generate(std::slice::from_ref(&p), &d).unwrap();
+    assert_eq!(a, model.generate(std::slice::from_ref(&p), &d).unwrap());
+    let other = Decoding { seed: 4, ..d };
+    let runs: Vec<_> = (0..5)
+        .map(|s| {
+            model
+                .generate(std::slice::from_ref(&p), &Decoding { seed: s, ..other })
+                .unwrap()
+        })
+        .collect();
+    assert!(
+        runs.iter().any(|r| r != &a),
+        "different seeds give different samples"
+    );
+}
+
+#[test]
+fn score_and_generate_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = data("models/tiny-llama");
+    let m = model.to_str().unwrap();
+    let o = phiprobe(
+        dir.path(),
+        &[
+            "score",
+            "--model",
+            m,
+            "--text",
+            "the patient reports chest pain",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let n = v["token_ids"].as_array().unwrap().len();
+    assert_eq!(v["token_logprobs"].as_array().unwrap().len(), n);
+    assert!(v["token_logprobs"][0].is_null() && v["token_logprobs"][1].is_f64());
+    assert_eq!(v["n_tokens"].as_u64().unwrap() as usize, n - 1);
+    let o = phiprobe(
+        dir.path(),
+        &[
+            "generate",
+            "--model",
+            m,
+            "--prompt",
+            "Patient",
+            "--max-new-tokens",
+            "5",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(
+        v["outputs"][0]["generated_ids"].as_array().unwrap().len(),
+        5
+    );
+    // Scoring a data set: record ids and numbers only, never the text.
+    let o = phiprobe(
+        dir.path(),
+        &[
+            "data",
+            "synth",
+            "--patients",
+            "20",
+            "--out",
+            "ds",
+            "--format",
+            "csv",
+            "-q",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let mock = format!("mock:{}", data("models/mock.json").display());
+    let o = phiprobe(
+        dir.path(),
+        &[
+            "score",
+            "--model",
+            &mock,
+            "--data",
+            "ds/synthetic-ehr.toml",
+            "--out",
+            "s.parquet",
+            "--format",
+            "parquet",
+            "-q",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(dir.path().join("s.parquet").exists());
+    let o = phiprobe(
+        dir.path(),
+        &[
+            "score",
+            "--model",
+            &mock,
+            "--data",
+            "ds/synthetic-ehr.toml",
+            "-q",
+        ],
+    );
+    let out = stdout(&o);
+    assert!(
+        out.lines().count() >= 20 && out.contains("record_id") && !out.contains("Patient"),
+        "{out}"
+    );
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+fn expect_model_error(dir: &Path, model: &Path, want: &[&str]) {
+    let o = phiprobe(
+        dir,
+        &[
+            "score",
+            "--model",
+            model.to_str().unwrap(),
+            "--text",
+            "hello",
+        ],
+    );
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{}: {err}", model.display());
+    assert!(!err.contains("panicked"), "{err}");
+    for w in want {
+        assert!(err.contains(w), "{err:?} should mention {w:?}");
+    }
+}
+
+#[test]
+fn untrusted_hf_checkpoints_fail_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = data("models/tiny-qwen2");
+    let case = |name: &str, edit: &dyn Fn(&Path)| -> PathBuf {
+        let d = tmp.path().join(name);
+        copy_dir(&src, &d);
+        edit(&d);
+        d
+    };
+    let st = |d: &Path| d.join("model.safetensors");
+    let cfg_edit = |d: &Path, from: &str, to: &str| {
+        let p = d.join("config.json");
+        let t = std::fs::read_to_string(&p).unwrap();
+        assert!(t.contains(from), "{from}");
+        std::fs::write(&p, t.replacen(from, to, 1)).unwrap();
+    };
+    let d = case("truncated", &|d| {
+        let b = std::fs::read(st(d)).unwrap();
+        std::fs::write(st(d), &b[..b.len() / 2]).unwrap();
+    });
+    expect_model_error(tmp.path(), &d, &["model.safetensors", "past the end"]);
+    let d = case("huge-header", &|d| {
+        let mut b = std::fs::read(st(d)).unwrap();
+        b[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+        std::fs::write(st(d), b).unwrap();
+    });
+    expect_model_error(
+        tmp.path(),
+        &d,
+        &["model.safetensors", "larger than the file"],
+    );
+    let d = case("shape", &|d| {
+        cfg_edit(d, "\"intermediate_size\": 96", "\"intermediate_size\": 80")
+    });
+    expect_model_error(tmp.path(), &d, &["shape", "configuration implies"]);
+    let d = case("arch", &|d| {
+        cfg_edit(d, "\"model_type\": \"qwen2\"", "\"model_type\": \"mamba\"")
+    });
+    expect_model_error(tmp.path(), &d, &["config.json", "'mamba' is not supported"]);
+    let d = case("no-tokenizer", &|d| {
+        std::fs::remove_file(d.join("tokenizer.json")).unwrap()
+    });
+    expect_model_error(tmp.path(), &d, &["no tokenizer.json"]);
+    let d = case("small-vocab", &|d| {
+        cfg_edit(d, "\"vocab_size\": 320", "\"vocab_size\": 200")
+    });
+    expect_model_error(
+        tmp.path(),
+        &d,
+        &["tokenizer.json", "embedding has only 200 rows"],
+    );
+    let d = case("bad-json", &|d| {
+        std::fs::write(d.join("config.json"), "{not json").unwrap()
+    });
+    expect_model_error(tmp.path(), &d, &["config.json", "not valid JSON"]);
+    expect_model_error(tmp.path(), &tmp.path().join("missing"), &["missing"]);
+}
+
+/// A minimal GGUF v3 file: metadata (one string) and one F32 tensor of 32 elements.
+fn gguf_bytes(version: u32, ty: u32, data_len: usize) -> Vec<u8> {
+    let s = |b: &mut Vec<u8>, v: &str| {
+        b.extend_from_slice(&(v.len() as u64).to_le_bytes());
+        b.extend_from_slice(v.as_bytes());
+    };
+    let mut b = b"GGUF".to_vec();
+    b.extend_from_slice(&version.to_le_bytes());
+    b.extend_from_slice(&1u64.to_le_bytes());
+    b.extend_from_slice(&1u64.to_le_bytes());
+    s(&mut b, "general.architecture");
+    b.extend_from_slice(&8u32.to_le_bytes());
+    s(&mut b, "llama");
+    s(&mut b, "token_embd.weight");
+    b.extend_from_slice(&1u32.to_le_bytes());
+    b.extend_from_slice(&32u64.to_le_bytes());
+    b.extend_from_slice(&ty.to_le_bytes());
+    b.extend_from_slice(&0u64.to_le_bytes());
+    while b.len() % 32 != 0 {
+        b.push(0);
+    }
+    b.extend(std::iter::repeat_n(0u8, data_len));
+    b
+}
+
+#[test]
+fn untrusted_gguf_files_fail_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let write = |name: &str, bytes: Vec<u8>| {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    };
+    let mut magic = gguf_bytes(3, 0, 128);
+    magic[..4].copy_from_slice(b"GGUX");
+    expect_model_error(
+        tmp.path(),
+        &write("magic.gguf", magic),
+        &["magic.gguf", "bad magic"],
+    );
+    expect_model_error(
+        tmp.path(),
+        &write("version.gguf", gguf_bytes(7, 0, 128)),
+        &["version.gguf", "version 7"],
+    );
+    expect_model_error(
+        tmp.path(),
+        &write("type.gguf", gguf_bytes(3, 23, 128)),
+        &["type.gguf", "tensor type 23 is not supported"],
+    );
+    expect_model_error(
+        tmp.path(),
+        &write("short.gguf", gguf_bytes(3, 0, 100)),
+        &["short.gguf", "past the end"],
+    );
+    // A valid header but no tokenizer metadata.
+    expect_model_error(
+        tmp.path(),
+        &write("notok.gguf", gguf_bytes(3, 0, 128)),
+        &["notok.gguf", "tokenizer"],
+    );
+}
+
+fn smollm2() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/smollm2");
+    let found = std::fs::read_dir(&dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "gguf"));
+    if found.is_none() {
+        eprintln!("SKIPPED: SmolLM2 GGUF not present (run scripts/fetch-smollm2.sh)");
+    }
+    found
+}
+
+#[test]
+fn smollm2_gguf_matches_transformers() {
+    let Some(path) = smollm2() else { return };
+    let exp: Value =
+        serde_json::from_str(&std::fs::read_to_string(data("smollm2/expected.json")).unwrap())
+            .unwrap();
+    let model = load(
+        path.to_str().unwrap(),
+        &LoadOptions {
+            adapter: None,
+            threads: 2,
+        },
+    )
+    .unwrap();
+    for c in exp["tokenization"].as_array().unwrap() {
+        let want: Vec<u32> = c["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        assert_eq!(
+            model.encode(c["text"].as_str().unwrap()).unwrap(),
+            want,
+            "ids of {:?}",
+            c["text"]
+        );
+    }
+    let cases = exp["scores"].as_array().unwrap();
+    let (lp, mu, var) = max_abs_diff(model.as_ref(), cases);
+    assert!(
+        lp < 1e-3 && mu < 1e-3 && var < 1e-2,
+        "SmolLM2: max |Δ| log p {lp:.2e}, μ {mu:.2e}, σ² {var:.2e}"
+    );
+    let d = Decoding {
+        strategy: Strategy::Greedy,
+        max_new_tokens: 24,
+        seed: 0,
+        stop_at_eos: false,
+    };
+    for c in exp["greedy"].as_array().unwrap() {
+        let ids: Vec<u32> = c["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        let want: Vec<u32> = c["continuation"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        assert_eq!(
+            model.generate(&[ids], &d).unwrap()[0],
+            want,
+            "greedy continuation of {:?}",
+            c["text"]
+        );
+    }
+}
