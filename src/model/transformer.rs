@@ -330,21 +330,19 @@ impl Transformer {
                 }
                 cache[i] = Some((k.clone(), v.clone()));
             }
-            let (k, v) = if h == kvh {
-                (k, v)
-            } else {
-                let rep = h / kvh;
-                let grow = |x: Tensor| -> candle_core::Result<Tensor> {
-                    let (b, _, s, d) = x.dims4()?;
-                    x.unsqueeze(2)?
-                        .expand((b, kvh, rep, s, d))?
-                        .reshape((b, h, s, d))
-                };
-                (grow(k)?, grow(v)?)
-            };
-            let att = (q.matmul(&k.t()?)? * scale)?.broadcast_add(mask)?;
-            let att = candle_nn::ops::softmax_last_dim(&att)?;
-            let o = att.matmul(&v)?.transpose(1, 2)?.reshape((b * t, h * hd))?;
+            // Grouped-query attention without copying K/V per head: the `rep` query heads that share
+            // a key/value head are stacked along the query axis, so one product serves them all.
+            let rep = h / kvh;
+            let tk = k.dim(2)?;
+            let q = (q * scale)?.reshape((b, kvh, rep * t, hd))?;
+            let att = q.matmul(&k.t()?)?.reshape((b, kvh, rep, t, tk))?;
+            let att = att.broadcast_add(&mask.unsqueeze(2)?)?;
+            let att = candle_nn::ops::softmax_last_dim(&att)?.reshape((b, kvh, rep * t, tk))?;
+            let o = att
+                .matmul(&v)?
+                .reshape((b, h, t, hd))?
+                .transpose(1, 2)?
+                .reshape((b * t, h * hd))?;
             x = (x + linear(&o, &blk.o_t, blk.o_b.as_ref())?)?;
             let m = blk.norm2.apply(&x)?;
             let up = linear(&m, &blk.up_t, blk.up_b.as_ref())?;
