@@ -101,5 +101,43 @@ fn bench_synthetic(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_adult, bench_synthetic);
+/// Teacher-forced scoring: the tiny llama fixture always; SmolLM2-135M (64 × 128 tokens, the issue's
+/// workload) when scripts/fetch-smollm2.sh has fetched it. benches/compare_scoring.py puts the same
+/// workload next to PyTorch and llama.cpp in one run.
+fn bench_scoring(c: &mut Criterion) {
+    use phiprobe::model::{LoadOptions, load};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut models = vec![(
+        "tiny-llama",
+        root.join("tests/data/models/tiny-llama"),
+        16usize,
+    )];
+    let smol = root.join("models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
+    if smol.exists() {
+        models.push(("smollm2-135m", smol, 64));
+    } else {
+        eprintln!("SmolLM2 GGUF not present: scoring bench runs on the tiny fixture only");
+    }
+    let mut g = c.benchmark_group("score");
+    g.sample_size(10);
+    for (name, path, n) in models {
+        let model = load(path.to_str().unwrap(), &LoadOptions::default()).unwrap();
+        let vocab = model.card().tokenizer.vocab_size as u64;
+        let mut rng = Rng::new(7);
+        let seqs: Vec<Vec<u32>> = (0..n)
+            .map(|_| (0..128).map(|_| rng.below(vocab) as u32).collect())
+            .collect();
+        g.throughput(criterion::Throughput::Elements((n * 127) as u64));
+        g.bench_function(format!("{name}/{n}x128"), |b| {
+            b.iter(|| {
+                for chunk in seqs.chunks(32) {
+                    black_box(model.score(chunk).unwrap());
+                }
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_adult, bench_synthetic, bench_scoring);
 criterion_main!(benches);

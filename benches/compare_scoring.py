@@ -36,6 +36,7 @@ def main():
                                    "--threads", str(th), "--sequences", str(n), "--tokens", str(t)], text=True)
     ours = json.loads(out)
     results["phiprobe"] = ours["tok_per_s"]
+    print(f"phiprobe: {ours['tok_per_s']:.1f} tok/s", file=sys.stderr)
 
     import random
     random.seed(7)
@@ -58,6 +59,7 @@ def main():
                     _ = lp.gather(-1, torch.tensor(seqs[i:i + batch])[:, 1:, None])
             best = min(best, time.perf_counter() - t0)
         results["pytorch"] = scored / best
+        print(f"pytorch: {results['pytorch']:.1f} tok/s", file=sys.stderr)
         del model
 
     if "llamacpp" not in args.skip:

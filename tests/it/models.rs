@@ -519,21 +519,39 @@ fn smollm2_gguf_matches_transformers() {
 #[test]
 fn gguf_block_dequantisation_matches_gguf_py() {
     use phiprobe::model::gguf::{TensorInfo, TensorType, dequantize};
-    let fx: Value = serde_json::from_str(&std::fs::read_to_string(data("gguf/quants.json")).unwrap()).unwrap();
+    let fx: Value =
+        serde_json::from_str(&std::fs::read_to_string(data("gguf/quants.json")).unwrap()).unwrap();
     let blocks = fx["blocks"].as_array().unwrap();
     assert_eq!(blocks.len(), 10);
     for b in blocks {
         let hex = b["hex"].as_str().unwrap();
-        let bytes: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
         let ty = TensorType::from_id(b["id"].as_u64().unwrap() as u32).unwrap();
         let n = b["elements"].as_u64().unwrap() as usize;
-        let info = TensorInfo { shape: vec![n], ty, start: 0, len: bytes.len() as u64 };
+        let info = TensorInfo {
+            shape: vec![n],
+            ty,
+            start: 0,
+            len: bytes.len() as u64,
+        };
         let mut buf = vec![0u8; bytes.len() + 8];
         let off = buf.as_ptr().align_offset(8);
         buf[off..off + bytes.len()].copy_from_slice(&bytes);
         let got = dequantize(&buf[off..off + bytes.len()], &info).unwrap();
-        let want: Vec<f64> = b["values"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
-        let worst = got.iter().zip(&want).map(|(g, w)| (f64::from(*g) - w).abs() / w.abs().max(1.0)).fold(0.0, f64::max);
+        let want: Vec<f64> = b["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        let worst = got
+            .iter()
+            .zip(&want)
+            .map(|(g, w)| (f64::from(*g) - w).abs() / w.abs().max(1.0))
+            .fold(0.0, f64::max);
         assert!(worst < 1e-6, "{}: worst relative error {worst:e}", ty.name);
     }
 }
