@@ -772,16 +772,6 @@ fn demo(a: &DemoArgs, quiet: bool) -> Result<u8> {
     Ok(exit::PASS)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cli_definition_is_valid() {
-        Cli::command().debug_assert();
-    }
-}
-
 fn open_model(a: &ModelArgs) -> Result<Box<dyn crate::model::LanguageModel>> {
     if a.threads > 0 {
         // SAFETY: called before the model (and with it any worker pool) exists; the process has no
@@ -1040,4 +1030,14 @@ fn bench_score_cmd(a: &BenchScoreArgs) -> Result<u8> {
     });
     println!("{}", serde_json::to_string_pretty(&value)?);
     Ok(exit::PASS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
 }

@@ -214,9 +214,9 @@ impl LanguageModel for Decoder {
             }
             flat.extend_from_slice(seq);
             flat.extend(std::iter::repeat_n(pad, t - seq.len()));
-            for p in 1..seq.len() {
+            for (p, &tok) in seq.iter().enumerate().skip(1) {
                 rows.push((r * t + p - 1) as u32);
-                targets.push(seq[p]);
+                targets.push(tok);
             }
         }
         if targets.is_empty() {
@@ -390,6 +390,27 @@ pub fn scored_positions(adds_bos: bool) -> String {
     }
 }
 
+/// The CPU f32 matmul rate this machine reaches (GFLOP/s, measured on a `[4096, hidden] ×
+/// [hidden, 4·hidden]` product) and the forward FLOPs per token of the model described by `card`
+/// for sequences of `t` tokens (weights, output head, and causal attention).
+pub fn roofline(card: &ModelCard, t: usize) -> crate::Result<(f64, f64)> {
+    let d = card.hidden.max(64);
+    let a = Tensor::ones((4096, d), candle_core::DType::F32, &Device::Cpu).map_err(ce)?;
+    let b = Tensor::ones((d, 4 * d), candle_core::DType::F32, &Device::Cpu).map_err(ce)?;
+    let _ = a.matmul(&b).map_err(ce)?;
+    let reps = 5;
+    let t0 = std::time::Instant::now();
+    for _ in 0..reps {
+        let _ = a.matmul(&b).map_err(ce)?;
+    }
+    let gflops =
+        2.0 * 4096.0 * d as f64 * 4.0 * d as f64 * reps as f64 / t0.elapsed().as_secs_f64() / 1e9;
+    // Parameters are all matmul weights except embeddings (a gather) and norms; the head is a matmul.
+    let flops =
+        2.0 * card.parameters as f64 + 2.0 * card.layers as f64 * t as f64 * card.hidden as f64;
+    Ok((gflops, flops))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -428,25 +449,4 @@ mod tests {
         };
         assert_eq!(draws, again);
     }
-}
-
-/// The CPU f32 matmul rate this machine reaches (GFLOP/s, measured on a `[4096, hidden] ×
-/// [hidden, 4·hidden]` product) and the forward FLOPs per token of the model described by `card`
-/// for sequences of `t` tokens (weights, output head, and causal attention).
-pub fn roofline(card: &ModelCard, t: usize) -> crate::Result<(f64, f64)> {
-    let d = card.hidden.max(64);
-    let a = Tensor::ones((4096, d), candle_core::DType::F32, &Device::Cpu).map_err(ce)?;
-    let b = Tensor::ones((d, 4 * d), candle_core::DType::F32, &Device::Cpu).map_err(ce)?;
-    let _ = a.matmul(&b).map_err(ce)?;
-    let reps = 5;
-    let t0 = std::time::Instant::now();
-    for _ in 0..reps {
-        let _ = a.matmul(&b).map_err(ce)?;
-    }
-    let gflops =
-        2.0 * 4096.0 * d as f64 * 4.0 * d as f64 * reps as f64 / t0.elapsed().as_secs_f64() / 1e9;
-    // Parameters are all matmul weights except embeddings (a gather) and norms; the head is a matmul.
-    let flops =
-        2.0 * card.parameters as f64 + 2.0 * card.layers as f64 * t as f64 * card.hidden as f64;
-    Ok((gflops, flops))
 }

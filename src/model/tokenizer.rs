@@ -146,10 +146,9 @@ impl Tok {
                     .map_err(|e| format!("cannot build the BPE model: {e}"))?;
                 let byte_level = ByteLevel::new(false, true, true);
                 let pre_tok: PreTokenizerWrapper = match pre {
-                    "default" | "gpt2" | "gpt-2" => byte_level.clone().into(),
+                    "default" | "gpt2" | "gpt-2" => byte_level.into(),
                     "smollm" | "starcoder" | "refact" => {
-                        Sequence::new(vec![Digits::new(true).into(), byte_level.clone().into()])
-                            .into()
+                        Sequence::new(vec![Digits::new(true).into(), byte_level.into()]).into()
                     }
                     "llama-bpe" | "llama3" | "qwen2" | "deepseek-r1-qwen" => {
                         let re = if pre.starts_with("llama") {

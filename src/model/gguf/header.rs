@@ -281,7 +281,7 @@ impl<R: Read> Cursor<R> {
                 let min = match elem {
                     0 | 1 | 7 => 1,
                     2 | 3 => 2,
-                    4 | 5 | 6 => 4,
+                    4..=6 => 4,
                     _ => 8,
                 };
                 if count.saturating_mul(min) > self.remaining() {
