@@ -10,6 +10,7 @@ mod load;
 pub mod mock;
 pub mod safetensors;
 pub mod score;
+pub mod spm;
 pub mod tokenizer;
 pub mod transformer;
 

@@ -13,7 +13,7 @@ use super::gguf;
 
 /// A tokenizer plus the facts about it that decide which positions are scored.
 pub struct Tok {
-    inner: Tokenizer,
+    inner: Engine,
     /// Whether the tokenizer's own encoding (or the GGUF `add_bos_token` flag) prepends a BOS token.
     pub adds_bos: bool,
     /// BOS id, if known.
@@ -26,6 +26,13 @@ pub struct Tok {
     pub vocab_size: usize,
     /// What the tokenizer was built from (`tokenizer.json`, `gguf:gpt2/smollm`, …).
     pub source: String,
+}
+
+enum Engine {
+    /// A `tokenizers` pipeline (tokenizer.json, or byte-level BPE rebuilt from GGUF).
+    Hf(Box<Tokenizer>),
+    /// llama-style SentencePiece from GGUF.
+    Spm(Box<super::spm::Spm>),
 }
 
 /// Llama-3 / GPT-4 style split (three-digit number groups).
@@ -62,7 +69,7 @@ impl Tok {
         });
         let vocab_size = inner.get_vocab_size(true);
         Ok(Tok {
-            inner,
+            inner: Engine::Hf(Box::new(inner)),
             adds_bos,
             bos,
             eos,
@@ -179,9 +186,43 @@ impl Tok {
                 t.with_decoder(Some(byte_level));
                 t
             }
+            "llama" => {
+                let scores: Vec<f32> = h
+                    .get("tokenizer.ggml.scores")
+                    .and_then(|v| v.as_array())
+                    .ok_or("no tokenizer.ggml.scores for a SentencePiece tokenizer")?
+                    .iter()
+                    .map(|v| {
+                        v.as_f64()
+                            .map(|f| f as f32)
+                            .ok_or("tokenizer.ggml.scores holds a non-number")
+                    })
+                    .collect::<Result<_, _>>()?;
+                let unk =
+                    id("tokenizer.ggml.unknown_token_id").filter(|&u| (u as usize) < vocab_size);
+                let prefix = h
+                    .get("tokenizer.ggml.add_space_prefix")
+                    .and_then(|v| v.as_bool())
+                    .unwrap_or(true);
+                let spm = super::spm::Spm::new(&tokens, scores, &types, unk, prefix)?;
+                let adds_bos = h
+                    .get("tokenizer.ggml.add_bos_token")
+                    .and_then(|v| v.as_bool())
+                    .unwrap_or(true)
+                    && bos.is_some();
+                return Ok(Tok {
+                    inner: Engine::Spm(Box::new(spm)),
+                    adds_bos,
+                    bos,
+                    eos,
+                    pad,
+                    vocab_size,
+                    source: "gguf:llama-spm".into(),
+                });
+            }
             other => {
                 return Err(format!(
-                    "GGUF tokenizer model '{other}' is not supported (gpt2-style byte-level BPE is); use the Hugging Face checkpoint folder"
+                    "GGUF tokenizer model '{other}' is not supported (gpt2-style byte-level BPE and llama SentencePiece are); use the Hugging Face checkpoint folder"
                 ));
             }
         };
@@ -193,6 +234,7 @@ impl Tok {
             .map(|(t, ty)| AddedToken::from(t.to_string(), *ty == 3))
             .collect();
         inner.add_special_tokens(&special);
+        let inner = Engine::Hf(Box::new(inner));
         let adds_bos = h
             .get("tokenizer.ggml.add_bos_token")
             .and_then(|v| v.as_bool())
@@ -212,11 +254,14 @@ impl Tok {
     /// Token ids of `text` as the model sees it (BOS prepended when the tokenizer adds one).
     pub fn encode(&self, text: &str) -> crate::Result<Vec<u32>> {
         let from_json = self.source == "tokenizer.json";
-        let enc = self
-            .inner
-            .encode(text, from_json)
-            .map_err(|e| crate::Error::Compute(format!("tokenizer failed: {e}")))?;
-        let mut ids = enc.get_ids().to_vec();
+        let mut ids = match &self.inner {
+            Engine::Hf(t) => t
+                .encode(text, from_json)
+                .map_err(|e| crate::Error::Compute(format!("tokenizer failed: {e}")))?
+                .get_ids()
+                .to_vec(),
+            Engine::Spm(s) => s.encode(text),
+        };
         if !from_json && self.adds_bos {
             ids.insert(0, self.bos.expect("adds_bos implies a BOS id"));
         }
@@ -225,15 +270,21 @@ impl Tok {
 
     /// Text of `ids` (special tokens dropped when `skip_special`).
     pub fn decode(&self, ids: &[u32], skip_special: bool) -> crate::Result<String> {
-        self.inner
-            .decode(ids, skip_special)
-            .map_err(|e| crate::Error::Compute(format!("tokenizer failed to decode: {e}")))
+        match &self.inner {
+            Engine::Hf(t) => t
+                .decode(ids, skip_special)
+                .map_err(|e| crate::Error::Compute(format!("tokenizer failed to decode: {e}"))),
+            Engine::Spm(s) => Ok(s.decode(ids, skip_special)),
+        }
     }
 
     /// The surface form of one token (byte-level marks turned back into text where possible).
     pub fn token_text(&self, id: u32) -> String {
-        self.inner
-            .decode(&[id], false)
-            .unwrap_or_else(|_| self.inner.id_to_token(id).unwrap_or_default())
+        match &self.inner {
+            Engine::Hf(t) => t
+                .decode(&[id], false)
+                .unwrap_or_else(|_| t.id_to_token(id).unwrap_or_default()),
+            Engine::Spm(s) => s.token_text(id),
+        }
     }
 }

@@ -555,3 +555,39 @@ fn gguf_block_dequantisation_matches_gguf_py() {
         assert!(worst < 1e-6, "{}: worst relative error {worst:e}", ty.name);
     }
 }
+
+#[test]
+fn sentencepiece_gguf_tokenizes_like_llama_cpp() {
+    let exp: Value =
+        serde_json::from_str(&std::fs::read_to_string(data("spm/expected.json")).unwrap()).unwrap();
+    let path = data("spm/tiny-llama-spm.gguf");
+    let model = load(
+        path.to_str().unwrap(),
+        &LoadOptions {
+            adapter: None,
+            threads: 2,
+        },
+    )
+    .unwrap();
+    assert_eq!(model.card().tokenizer.source, "gguf:llama-spm");
+    assert!(model.card().tokenizer.adds_bos);
+    for c in exp["cases"].as_array().unwrap() {
+        let text = c["text"].as_str().unwrap();
+        let want: Vec<u32> = c["llama_cpp_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        let ids = model.encode(text).unwrap();
+        assert_eq!(ids, want, "ids of {text:?}");
+        assert_eq!(model.decode(&ids).unwrap(), text, "round trip of {text:?}");
+        let s = model.score(std::slice::from_ref(&ids)).unwrap().remove(0);
+        assert_eq!(s.scores.len(), ids.len() - 1);
+        assert!(
+            s.scores
+                .iter()
+                .all(|x| x.logprob.is_finite() && x.logprob <= 0.0)
+        );
+    }
+}
