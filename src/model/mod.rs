@@ -148,10 +148,10 @@ pub struct Decoder {
 impl Decoder {
     fn check_len(&self, n: usize) -> crate::Result<()> {
         let cfg = &self.net.cfg;
-        if n > cfg.max_positions {
+        let limit = cfg.max_positions.min(transformer::ROPE_TABLE_MAX);
+        if n > limit {
             return Err(crate::Error::Usage(format!(
-                "a sequence of {n} tokens is longer than the model's context ({} tokens); shorten the text",
-                cfg.max_positions
+                "a sequence of {n} tokens is longer than the model's context ({limit} tokens); shorten the text"
             )));
         }
         if let Some(w) = cfg.sliding_window.filter(|&w| n > w) {
@@ -165,6 +165,18 @@ impl Decoder {
     fn pad_id(&self) -> u32 {
         self.tok.pad.or(self.tok.eos.first().copied()).unwrap_or(0)
     }
+}
+
+/// Scores of sequences with no position to score (every sequence shorter than two tokens).
+fn unscored(batch: &[Vec<u32>]) -> Vec<SeqScores> {
+    batch
+        .iter()
+        .map(|s| SeqScores {
+            tokens: s.clone(),
+            first_scored: 1,
+            scores: vec![],
+        })
+        .collect()
 }
 
 fn id_tensor(ids: Vec<u32>, b: usize, t: usize) -> crate::Result<Tensor> {
@@ -191,14 +203,7 @@ impl LanguageModel for Decoder {
     fn score(&self, batch: &[Vec<u32>]) -> crate::Result<Vec<SeqScores>> {
         let t = batch.iter().map(Vec::len).max().unwrap_or(0);
         if t == 0 {
-            return Ok(batch
-                .iter()
-                .map(|s| SeqScores {
-                    tokens: s.clone(),
-                    first_scored: 1,
-                    scores: vec![],
-                })
-                .collect());
+            return Ok(unscored(batch));
         }
         self.check_len(t)?;
         let b = batch.len();
@@ -221,14 +226,7 @@ impl LanguageModel for Decoder {
             }
         }
         if targets.is_empty() {
-            return Ok(batch
-                .iter()
-                .map(|s| SeqScores {
-                    tokens: s.clone(),
-                    first_scored: 1,
-                    scores: vec![],
-                })
-                .collect());
+            return Ok(unscored(batch));
         }
         let ids = id_tensor(flat, b, t)?;
         let mask = transformer::causal_mask(t).map_err(ce)?;

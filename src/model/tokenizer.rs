@@ -233,7 +233,9 @@ impl Tok {
             .filter(|(_, ty)| matches!(**ty, 3 | 4))
             .map(|(t, ty)| AddedToken::from(t.to_string(), *ty == 3))
             .collect();
-        inner.add_special_tokens(&special);
+        inner
+            .add_special_tokens(special)
+            .map_err(|e| format!("cannot register the special tokens: {e}"))?;
         let inner = Engine::Hf(Box::new(inner));
         let adds_bos = h
             .get("tokenizer.ggml.add_bos_token")

@@ -117,6 +117,9 @@ fn linear(x: &Tensor, w_t: &Tensor, b: Option<&Tensor>) -> candle_core::Result<T
     }
 }
 
+/// Most positions a RoPE table is built for (memory bound independent of the declared context).
+pub const ROPE_TABLE_MAX: usize = 1 << 16;
+
 fn rope_tables(cfg: &ArchConfig) -> candle_core::Result<(Tensor, Tensor)> {
     let half = cfg.head_dim / 2;
     let mut inv: Vec<f64> = (0..half)
@@ -136,7 +139,9 @@ fn rope_tables(cfg: &ArchConfig) -> candle_core::Result<(Tensor, Tensor)> {
             }
         }
     }
-    let n = cfg.max_positions;
+    // The declared context comes from the (untrusted) configuration: tables stop at ROPE_TABLE_MAX
+    // positions and longer sequences are refused (`Decoder::check_len`).
+    let n = cfg.max_positions.min(ROPE_TABLE_MAX);
     let mut cos = Vec::with_capacity(n * half);
     let mut sin = Vec::with_capacity(n * half);
     for p in 0..n {

@@ -28,6 +28,43 @@ fn open(name: &str, adapter: Option<&str>) -> Box<dyn LanguageModel> {
         .unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
+fn ids_of(v: &Value) -> Vec<u32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
+}
+
+/// Asserts the per-token scores of `cases` agree with the oracle within `tol` (σ² too).
+fn check_scores(name: &str, model: &dyn LanguageModel, cases: &[Value], tol: f64) {
+    let (lp, mu, var) = max_abs_diff(model, cases);
+    eprintln!("{name}: max |Δ| log p {lp:.2e}, μ {mu:.2e}, σ² {var:.2e}");
+    assert!(
+        lp < tol && mu < tol && var < tol,
+        "{name}: max |Δ| log p {lp:.2e}, μ {mu:.2e}, σ² {var:.2e}"
+    );
+}
+
+/// Asserts greedy continuations of `cases[i][prompt]` equal `cases[i][continuation]`.
+fn check_greedy(model: &dyn LanguageModel, cases: &[Value], continuation: &str, n: usize) {
+    let d = Decoding {
+        strategy: Strategy::Greedy,
+        max_new_tokens: n,
+        seed: 0,
+        stop_at_eos: false,
+    };
+    for c in cases {
+        let got = model.generate(&[ids_of(&c["ids"])], &d).unwrap().remove(0);
+        assert_eq!(
+            got,
+            ids_of(&c[continuation]),
+            "greedy continuation of {:?}",
+            c["text"]
+        );
+    }
+}
+
 fn max_abs_diff(model: &dyn LanguageModel, cases: &[Value]) -> (f64, f64, f64) {
     let seqs: Vec<Vec<u32>> = cases
         .iter()
@@ -72,39 +109,9 @@ fn tiny_models_match_transformers() {
     ] {
         let model = open(name, adapter);
         let cases = exp["models"][name].as_array().unwrap();
-        let (lp, mu, var) = max_abs_diff(model.as_ref(), cases);
-        eprintln!("{name}: max |Δ| log p {lp:.2e}, μ {mu:.2e}, σ² {var:.2e}");
-        assert!(
-            lp < 1e-4 && mu < 1e-4 && var < 1e-4,
-            "{name}: max |Δ| log p {lp:.2e}, μ {mu:.2e}, σ² {var:.2e}"
-        );
+        check_scores(name, model.as_ref(), cases, 1e-4);
         // Greedy continuations are token-identical.
-        let d = Decoding {
-            strategy: Strategy::Greedy,
-            max_new_tokens: 12,
-            seed: 0,
-            stop_at_eos: false,
-        };
-        for c in cases {
-            let ids: Vec<u32> = c["ids"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_u64().unwrap() as u32)
-                .collect();
-            let want: Vec<u32> = c["greedy"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_u64().unwrap() as u32)
-                .collect();
-            assert_eq!(
-                model.generate(&[ids], &d).unwrap()[0],
-                want,
-                "{name}: greedy continuation of {:?}",
-                c["text"]
-            );
-        }
+        check_greedy(model.as_ref(), cases, "greedy", 12);
     }
 }
 
@@ -481,39 +488,18 @@ fn smollm2_gguf_matches_transformers() {
             c["text"]
         );
     }
-    let cases = exp["scores"].as_array().unwrap();
-    let (lp, mu, var) = max_abs_diff(model.as_ref(), cases);
-    eprintln!("SmolLM2: max |Δ| log p {lp:.2e}, μ {mu:.2e}, σ² {var:.2e}");
-    assert!(
-        lp < 1e-3 && mu < 1e-3 && var < 1e-3,
-        "SmolLM2: max |Δ| log p {lp:.2e}, μ {mu:.2e}, σ² {var:.2e}"
+    check_scores(
+        "SmolLM2",
+        model.as_ref(),
+        exp["scores"].as_array().unwrap(),
+        1e-3,
     );
-    let d = Decoding {
-        strategy: Strategy::Greedy,
-        max_new_tokens: 24,
-        seed: 0,
-        stop_at_eos: false,
-    };
-    for c in exp["greedy"].as_array().unwrap() {
-        let ids: Vec<u32> = c["ids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as u32)
-            .collect();
-        let want: Vec<u32> = c["continuation"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as u32)
-            .collect();
-        assert_eq!(
-            model.generate(&[ids], &d).unwrap()[0],
-            want,
-            "greedy continuation of {:?}",
-            c["text"]
-        );
-    }
+    check_greedy(
+        model.as_ref(),
+        exp["greedy"].as_array().unwrap(),
+        "continuation",
+        24,
+    );
 }
 
 #[test]
