@@ -22,7 +22,15 @@ fn main() -> ExitCode {
             if phiprobe::cli::is_broken_pipe(&e) {
                 return ExitCode::from(phiprobe::exit::PASS);
             }
-            eprintln!("error: {e:#}");
+            // Library errors already quote their cause; add only causes not yet in the message.
+            let mut message = e.to_string();
+            for cause in e.chain().skip(1) {
+                let cause = cause.to_string();
+                if !message.contains(&cause) {
+                    message = format!("{message}: {cause}");
+                }
+            }
+            eprintln!("error: {message}");
             ExitCode::from(phiprobe::exit::ERROR)
         }
         Err(_) => {

@@ -382,6 +382,14 @@ fn untrusted_hf_checkpoints_fail_cleanly() {
     });
     expect_model_error(tmp.path(), &d, &["config.json", "not valid JSON"]);
     expect_model_error(tmp.path(), &tmp.path().join("missing"), &["missing"]);
+    // The cause is quoted once, not repeated by the error chain.
+    let o = phiprobe(tmp.path(), &["score", "--model", "missing", "--text", "x"]);
+    assert_eq!(
+        stderr(&o).matches("no such file").count(),
+        1,
+        "{}",
+        stderr(&o)
+    );
 }
 
 /// A minimal GGUF v3 file: metadata (one string) and one F32 tensor of 32 elements.
