@@ -69,12 +69,7 @@ fn max_abs_diff(model: &dyn LanguageModel, cases: &[Value]) -> (f64, f64, f64) {
     let seqs: Vec<Vec<u32>> = cases
         .iter()
         .map(|c| {
-            let ids: Vec<u32> = c["ids"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_u64().unwrap() as u32)
-                .collect();
+            let ids: Vec<u32> = ids_of(&c["ids"]);
             assert_eq!(
                 model.encode(c["text"].as_str().unwrap()).unwrap(),
                 ids,
@@ -483,12 +478,7 @@ fn smollm2_gguf_matches_transformers() {
     )
     .unwrap();
     for c in exp["tokenization"].as_array().unwrap() {
-        let want: Vec<u32> = c["ids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as u32)
-            .collect();
+        let want: Vec<u32> = ids_of(&c["ids"]);
         assert_eq!(
             model.encode(c["text"].as_str().unwrap()).unwrap(),
             want,
@@ -567,12 +557,7 @@ fn sentencepiece_gguf_tokenizes_like_llama_cpp() {
     assert!(model.card().tokenizer.adds_bos);
     for c in exp["cases"].as_array().unwrap() {
         let text = c["text"].as_str().unwrap();
-        let want: Vec<u32> = c["llama_cpp_ids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as u32)
-            .collect();
+        let want: Vec<u32> = ids_of(&c["llama_cpp_ids"]);
         let ids = model.encode(text).unwrap();
         assert_eq!(ids, want, "ids of {text:?}");
         assert_eq!(model.decode(&ids).unwrap(), text, "round trip of {text:?}");
