@@ -186,16 +186,6 @@ impl Spm {
         }
     }
 
-    /// Vocabulary size.
-    pub fn len(&self) -> usize {
-        self.pieces.len()
-    }
-
-    /// Whether the vocabulary is empty.
-    pub fn is_empty(&self) -> bool {
-        self.pieces.is_empty()
-    }
-
     /// Surface form of one token.
     pub fn token_text(&self, id: u32) -> String {
         self.decode(&[id], false)

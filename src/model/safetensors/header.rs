@@ -70,13 +70,6 @@ pub struct TensorEntry {
     pub end: u64,
 }
 
-impl TensorEntry {
-    /// Number of elements.
-    pub fn numel(&self) -> usize {
-        self.shape.iter().product()
-    }
-}
-
 /// A parsed and validated header.
 #[derive(Debug, Clone, Default)]
 pub struct Header {
