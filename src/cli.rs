@@ -13,6 +13,8 @@ use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+mod train;
+
 /// phiprobe: privacy evaluation of data and models trained on protected health information.
 ///
 /// Exit codes: 0 pass, 1 a policy threshold was breached, 2 usage / input error.
@@ -52,6 +54,9 @@ pub enum Command {
     /// (used by benches/compare_scoring.py).
     #[command(hide = true)]
     BenchScore(BenchScoreArgs),
+    /// Privacy accountant for DP-SGD (Poisson-subsampled Gaussian, RDP): ε at δ, δ at ε, or
+    /// the noise multiplier for a target ε.
+    Accountant(AccountantArgs),
     /// Print shell completions.
     Completions(CompletionsArgs),
 }
@@ -198,6 +203,59 @@ pub struct GenerateArgs {
     pub format: GenerateFormat,
 }
 
+/// Options of `accountant`.
+#[derive(Debug, Args)]
+pub struct AccountantArgs {
+    /// Noise multiplier σ (noise std = σ·C); not needed with --target-epsilon.
+    #[arg(long, required_unless_present = "target_epsilon")]
+    pub noise: Option<f64>,
+    /// Poisson sampling rate q (expected batch size / training-set size), in (0, 1].
+    #[arg(long)]
+    pub sample_rate: f64,
+    /// Number of DP-SGD steps.
+    #[arg(long, required_unless_present = "epochs")]
+    pub steps: Option<u64>,
+    /// Epochs instead of steps: steps = floor(epochs / q) (Opacus' convention).
+    #[arg(long, conflicts_with = "steps")]
+    pub epochs: Option<f64>,
+    /// δ of the (ε, δ) statement; choose δ well below 1/N.
+    #[arg(long, default_value_t = 1e-5)]
+    pub delta: f64,
+    /// Report δ at this ε instead of ε at δ.
+    #[arg(long, conflicts_with = "target_epsilon")]
+    pub epsilon: Option<f64>,
+    /// Find the smallest noise multiplier whose ε at δ is at most this (within --tolerance).
+    #[arg(long, conflicts_with = "noise")]
+    pub target_epsilon: Option<f64>,
+    /// Tolerance of the noise calibration (ε units).
+    #[arg(long, default_value_t = 0.01)]
+    pub tolerance: f64,
+    /// RDP orders: dp_accounting's default grid, or Opacus' (to compare with Opacus).
+    #[arg(long, value_enum, default_value_t = OrderGrid::DpAccounting)]
+    pub orders: OrderGrid,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = PlainFormat::Text)]
+    pub format: PlainFormat,
+}
+
+/// Text for people or JSON for programs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlainFormat {
+    /// A short human-readable statement.
+    Text,
+    /// JSON.
+    Json,
+}
+
+/// Grids of RDP orders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OrderGrid {
+    /// 1.1 … 10.9, 11 … 63, 128, 256, 512, 1024 (Google dp_accounting).
+    DpAccounting,
+    /// 1.1 … 10.9, 12 … 63 (Opacus' RDPAccountant).
+    Opacus,
+}
+
 /// Output format of `risk` on stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
@@ -341,6 +399,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Score(a) => score_cmd(&a, cli.quiet),
         Command::Generate(a) => generate_cmd(&a),
         Command::BenchScore(a) => bench_score_cmd(&a),
+        Command::Accountant(a) => train::accountant_cmd(&a),
         Command::Completions(a) => {
             let mut cmd = Cli::command();
             clap_complete::generate(a.shell, &mut cmd, "phiprobe", &mut std::io::stdout());

@@ -35,3 +35,4 @@ pub mod phi;
 pub mod report;
 pub mod risk;
 pub mod stats;
+pub mod train;

@@ -1,0 +1,7 @@
+//! Training of target and reference models: tokenizer, a Llama-architecture language model built
+//! from differentiable primitive ops, AdamW, DP-SGD with per-example clipping, the privacy
+//! accountant, canary plans and reference-model fleets.
+//!
+//! Only this module and `model/` touch candle and tokenizers. The accountant is pure maths.
+
+pub mod accountant;
