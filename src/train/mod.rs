@@ -5,3 +5,5 @@
 //! Only this module and `model/` touch candle and tokenizers. The accountant is pure maths.
 
 pub mod accountant;
+pub mod dp;
+pub mod llama;
