@@ -943,45 +943,8 @@ fn score_cmd(a: &ScoreArgs, quiet: bool) -> Result<u8> {
 
 /// Record ids and texts of a dataset card's text column.
 fn score_records(card: &Path, column: Option<&str>) -> Result<(Vec<String>, Vec<String>)> {
-    let ds = Dataset::open_card(card)?;
-    let column =
-        match column {
-            Some(c) => c.to_owned(),
-            None => {
-                let texts = ds.with_role(Role::Text);
-                match texts.as_slice() {
-                    [one] => one.clone(),
-                    [] => {
-                        return Err(crate::Error::Usage(format!(
-                            "{}: the card declares no text column; name one with --column",
-                            card.display()
-                        ))
-                        .into());
-                    }
-                    many => return Err(crate::Error::Usage(format!(
-                        "{}: the card declares several text columns ({}); choose one with --column",
-                        card.display(),
-                        many.join(", ")
-                    ))
-                    .into()),
-                }
-            }
-        };
-    let text = ds.source.encode(&column, None)?;
-    let id_col = ds.card.as_ref().and_then(|c| c.record_id.clone());
-    let ids: Vec<String> = match id_col {
-        Some(c) => {
-            let col = ds.source.encode(&c, None)?;
-            (0..col.len())
-                .map(|r| col.value(r).unwrap_or("").to_owned())
-                .collect()
-        }
-        None => (1..=text.len()).map(|r| format!("row-{r}")).collect(),
-    };
-    let texts = (0..text.len())
-        .map(|r| text.value(r).unwrap_or("").to_owned())
-        .collect();
-    Ok((ids, texts))
+    let r = crate::data::text::TextRecords::load(card, column)?;
+    Ok((r.ids, r.texts))
 }
 
 fn generate_cmd(a: &GenerateArgs) -> Result<u8> {

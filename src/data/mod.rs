@@ -8,6 +8,7 @@ pub mod load;
 pub mod scores;
 pub mod synth;
 mod table;
+pub mod text;
 
 pub use card::{DatasetCard, Format, Role};
 pub use load::{ReadOptions, Source};

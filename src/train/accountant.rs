@@ -13,7 +13,7 @@
 //! All arithmetic is f64 in log space. Pure maths: no I/O. Formulas and oracles:
 //! reference/dp.md §1.3, §1.7 and §(a).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Which series to use at fractional orders.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,7 +223,7 @@ pub fn delta(orders: &[f64], rdp: &[Option<f64>], eps: f64) -> (f64, f64) {
 }
 
 /// A DP-SGD setting: noise multiplier, sampling rate and number of steps.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Setting {
     /// Noise multiplier σ (noise std = σ·C).
     pub noise: f64,
@@ -234,7 +234,7 @@ pub struct Setting {
 }
 
 /// What the accountant reports for one setting and δ.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Statement {
     /// The setting.
     pub setting: Setting,

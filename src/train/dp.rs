@@ -152,7 +152,8 @@ pub fn clipped_sums(
                 let g = grad(probe)?.broadcast_mul(&c3)?;
                 let d = g.dim(D::Minus1)?;
                 let table = Tensor::zeros((vocab, d), DType::F32, &Device::Cpu)?;
-                let sum = table.index_add(&batch.inputs.flatten_all()?, &g.reshape((b * t, d))?, 0)?;
+                let sum =
+                    table.index_add(&batch.inputs.flatten_all()?, &g.reshape((b * t, d))?, 0)?;
                 out.insert(name.clone(), sum);
             }
             Site::Linear { input, outs } => {
@@ -219,7 +220,10 @@ mod tests {
                 let dummy: Vec<u32> = vec![0; pad_to + 1];
                 let batch = Batch::new(&[s.as_slice(), dummy.as_slice()]).unwrap();
                 let logp = llama::forward(cfg, params, &batch, None).unwrap();
-                let l = llama::example_losses(&logp, &batch).unwrap().get(0).unwrap();
+                let l = llama::example_losses(&logp, &batch)
+                    .unwrap()
+                    .get(0)
+                    .unwrap();
                 let grads = l.backward().unwrap();
                 params
                     .vars
@@ -237,13 +241,19 @@ mod tests {
         let batch = Batch::new(&refs).unwrap();
         let mut tape = Tape::default();
         let logp = llama::forward(cfg, &params, &batch, Some(&mut tape)).unwrap();
-        let loss = llama::example_losses(&logp, &batch).unwrap().sum_all().unwrap();
+        let loss = llama::example_losses(&logp, &batch)
+            .unwrap()
+            .sum_all()
+            .unwrap();
         let grads = loss.backward().unwrap();
         // No weight gradient is computed in probe mode.
         for v in params.vars.values() {
             assert!(grads.get(v.as_tensor()).is_none());
         }
-        let sq = per_example_sq_norms(&tape, &grads, &batch).unwrap().to_vec1::<f32>().unwrap();
+        let sq = per_example_sq_norms(&tape, &grads, &batch)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         let oracle = per_example_loop(cfg, &params, &seqs, batch.t);
         // Layer by layer: embedding, every linear group, every RMSNorm gain.
         let sites = site_sq_norms(&tape, &grads, &batch).unwrap();
@@ -257,11 +267,22 @@ mod tests {
                 let want: f64 = names
                     .iter()
                     .map(|n| {
-                        f64::from(g[n].sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap())
+                        f64::from(
+                            g[n].sqr()
+                                .unwrap()
+                                .sum_all()
+                                .unwrap()
+                                .to_scalar::<f32>()
+                                .unwrap(),
+                        )
                     })
                     .sum();
                 let rel = (f64::from(got[i]) - want).abs() / want.max(1e-30);
-                assert!(rel < 1e-5, "{names:?}, example {i}: {} vs {want} (rel {rel})", got[i]);
+                assert!(
+                    rel < 1e-5,
+                    "{names:?}, example {i}: {} vs {want} (rel {rel})",
+                    got[i]
+                );
             }
         }
         let mut want_sums: BTreeMap<String, Vec<f32>> = BTreeMap::new();
@@ -269,15 +290,30 @@ mod tests {
         for (i, g) in oracle.iter().enumerate() {
             let n2: f64 = g
                 .values()
-                .map(|t| f64::from(t.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap()))
+                .map(|t| {
+                    f64::from(
+                        t.sqr()
+                            .unwrap()
+                            .sum_all()
+                            .unwrap()
+                            .to_scalar::<f32>()
+                            .unwrap(),
+                    )
+                })
                 .sum();
             let rel = (f64::from(sq[i]) - n2).abs() / n2;
-            assert!(rel < 1e-5, "example {i}: norm² {} vs oracle {n2} (rel {rel})", sq[i]);
+            assert!(
+                rel < 1e-5,
+                "example {i}: norm² {} vs oracle {n2} (rel {rel})",
+                sq[i]
+            );
             let c = (clip / (n2.sqrt() + 1e-6)).min(1.0);
             factors.push(c as f32);
             for (name, t) in g {
                 let v: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
-                let e = want_sums.entry(name.clone()).or_insert_with(|| vec![0.0; v.len()]);
+                let e = want_sums
+                    .entry(name.clone())
+                    .or_insert_with(|| vec![0.0; v.len()]);
                 for (a, x) in e.iter_mut().zip(v) {
                     *a += c as f32 * x;
                 }
@@ -285,16 +321,27 @@ mod tests {
         }
         let f = clip_factors(&Tensor::new(sq.as_slice(), &Device::Cpu).unwrap(), clip).unwrap();
         let sums = clipped_sums(&tape, &grads, &batch, &f, cfg.vocab_size).unwrap();
-        assert_eq!(sums.len(), params.vars.len(), "every parameter has a clipped sum");
+        assert_eq!(
+            sums.len(),
+            params.vars.len(),
+            "every parameter has a clipped sum"
+        );
         for (name, want) in &want_sums {
             let got: Vec<f32> = sums[name].flatten_all().unwrap().to_vec1().unwrap();
-            let scale = want.iter().map(|x| x.abs()).fold(0.0f32, f32::max).max(1e-12);
+            let scale = want
+                .iter()
+                .map(|x| x.abs())
+                .fold(0.0f32, f32::max)
+                .max(1e-12);
             let worst = got
                 .iter()
                 .zip(want)
                 .map(|(a, b)| (a - b).abs() / scale)
                 .fold(0.0f32, f32::max);
-            assert!(worst < 1e-5, "{name}: clipped sum differs by {worst} (relative to max)");
+            assert!(
+                worst < 1e-5,
+                "{name}: clipped sum differs by {worst} (relative to max)"
+            );
         }
     }
 

@@ -183,8 +183,7 @@ impl Params {
             let data: Vec<f32> = if is_gain(&name) {
                 vec![1.0; n]
             } else {
-                let std = if name.ends_with("o_proj.weight") || name.ends_with("down_proj.weight")
-                {
+                let std = if name.ends_with("o_proj.weight") || name.ends_with("down_proj.weight") {
                     0.02 * resid
                 } else {
                     0.02
@@ -257,7 +256,12 @@ impl Batch {
     /// row is only a target).
     pub fn new(seqs: &[&[u32]]) -> candle_core::Result<Self> {
         let b = seqs.len();
-        let t = seqs.iter().map(|s| s.len().saturating_sub(1)).max().unwrap_or(1).max(1);
+        let t = seqs
+            .iter()
+            .map(|s| s.len().saturating_sub(1))
+            .max()
+            .unwrap_or(1)
+            .max(1);
         let mut inputs = vec![0u32; b * t];
         let mut targets = vec![0u32; b * t];
         let mut mask = vec![0f32; b * t];
@@ -382,7 +386,11 @@ struct Pass<'a> {
 impl Pass<'_> {
     fn weight(&self, name: &str) -> Tensor {
         let w = self.params.var(name).as_tensor();
-        if self.tape.is_some() { w.detach() } else { w.clone() }
+        if self.tape.is_some() {
+            w.detach()
+        } else {
+            w.clone()
+        }
     }
 
     fn probe(&self, shape: (usize, usize, usize)) -> candle_core::Result<Var> {
@@ -445,12 +453,7 @@ pub fn forward(
 ) -> candle_core::Result<Tensor> {
     let (b, t) = (batch.b, batch.t);
     let (d, h, hd) = (cfg.hidden, cfg.heads, cfg.head_dim());
-    let mut pass = Pass {
-        params,
-        tape,
-        b,
-        t,
-    };
+    let mut pass = Pass { params, tape, b, t };
     // Embedding lookup.
     let emb = pass.weight("model.embed_tokens.weight");
     let mut x = emb
@@ -498,7 +501,11 @@ pub fn forward(
             .reshape((b, t, d))?;
         let o = pass.linear(&ctx, &[format!("{p}.self_attn.o_proj.weight")])?;
         x = (x + &o[0])?;
-        let hn = pass.rms_norm(&x, &format!("{p}.post_attention_layernorm.weight"), cfg.rms_eps)?;
+        let hn = pass.rms_norm(
+            &x,
+            &format!("{p}.post_attention_layernorm.weight"),
+            cfg.rms_eps,
+        )?;
         let gu = pass.linear(
             &hn,
             &[
@@ -564,8 +571,17 @@ mod tests {
             let g = grads
                 .get(var.as_tensor())
                 .unwrap_or_else(|| panic!("{name}: no gradient"));
-            let norm = g.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
-            assert!(norm > 0.0 && norm.is_finite(), "{name}: gradient norm {norm}");
+            let norm = g
+                .sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(
+                norm > 0.0 && norm.is_finite(),
+                "{name}: gradient norm {norm}"
+            );
         }
     }
 
@@ -608,8 +624,14 @@ mod tests {
         let short: Vec<u32> = vec![2, 8, 8, 299];
         let alone = Batch::new(&[&short]).unwrap();
         let both = Batch::new(&[&long, &short]).unwrap();
-        let a = forward(&cfg, &params, &alone, None).unwrap().to_vec2::<f32>().unwrap();
-        let b = forward(&cfg, &params, &both, None).unwrap().to_vec2::<f32>().unwrap();
+        let a = forward(&cfg, &params, &alone, None)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        let b = forward(&cfg, &params, &both, None)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
         for j in 0..3 {
             assert!((a[0][j] - b[1][j]).abs() < 1e-5);
         }

@@ -5,5 +5,8 @@
 //! Only this module and `model/` touch candle and tokenizers. The accountant is pure maths.
 
 pub mod accountant;
+pub mod bpe;
 pub mod dp;
 pub mod llama;
+pub mod optim;
+pub mod trainer;

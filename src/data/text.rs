@@ -1,0 +1,139 @@
+//! Text records of a dataset card: what models are trained on and probed with.
+
+use super::{Dataset, MISSING, Role, load};
+use crate::error::{Error, Result};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+/// The text of every record with its ids and membership.
+#[derive(Debug, Clone)]
+pub struct TextRecords {
+    /// The card.
+    pub card: PathBuf,
+    /// The data file (for messages).
+    pub source: PathBuf,
+    /// The text column.
+    pub column: String,
+    /// Record ids (`row-N` without a record-id column).
+    pub ids: Vec<String>,
+    /// Patient ids (the record id without a patient-id column).
+    pub patients: Vec<String>,
+    /// Texts (empty string where missing).
+    pub texts: Vec<String>,
+    /// Member (true), held out (false), or unknown (no split in the card).
+    pub member: Vec<Option<bool>>,
+}
+
+impl TextRecords {
+    /// Reads the card's text column (`column`, or the one column with role `text`).
+    pub fn load(card: &Path, column: Option<&str>) -> Result<Self> {
+        let ds = Dataset::open_card(card)?;
+        let column = match column {
+            Some(c) => c.to_owned(),
+            None => {
+                let texts = ds.with_role(Role::Text);
+                match texts.as_slice() {
+                    [one] => one.clone(),
+                    [] => {
+                        return Err(Error::Usage(format!(
+                            "{}: the card declares no text column; name one with --column",
+                            card.display()
+                        )));
+                    }
+                    many => {
+                        return Err(Error::Usage(format!(
+                            "{}: the card declares several text columns ({}); choose one with --column",
+                            card.display(),
+                            many.join(", ")
+                        )));
+                    }
+                }
+            }
+        };
+        let text = ds.source.encode(&column, None)?;
+        let n = text.len();
+        let c = ds.card.as_ref().expect("opened through a card");
+        let value_of = |name: &Option<String>| -> Result<Option<Vec<String>>> {
+            match name {
+                Some(col) => {
+                    let col = ds.source.encode(col, None)?;
+                    Ok(Some(
+                        (0..n)
+                            .map(|r| col.value(r).unwrap_or("").to_owned())
+                            .collect(),
+                    ))
+                }
+                None => Ok(None),
+            }
+        };
+        let ids = value_of(&c.record_id)?
+            .unwrap_or_else(|| (1..=n).map(|r| format!("row-{r}")).collect());
+        let patients = value_of(&c.patient_id)?.unwrap_or_else(|| ids.clone());
+        let texts = (0..n)
+            .map(|r| text.value(r).unwrap_or("").to_owned())
+            .collect();
+        let member = match &c.membership {
+            Some(m) if m.column.is_some() => {
+                let col = m.column.as_ref().expect("checked");
+                let codes = ds.source.encode(col, None)?;
+                (0..n)
+                    .map(|r| {
+                        if codes.codes[r] == MISSING {
+                            None
+                        } else {
+                            codes.value(r).and_then(load::parse_member)
+                        }
+                    })
+                    .collect()
+            }
+            Some(m) => match (&m.members, &m.non_members) {
+                (Some(mp), Some(np)) => {
+                    let read = |p: &PathBuf| -> Result<HashSet<String>> {
+                        let full = c.base_dir.join(p);
+                        let s = std::fs::read_to_string(&full)
+                            .map_err(|source| Error::Read { path: full, source })?;
+                        Ok(s.lines()
+                            .map(str::trim)
+                            .filter(|l| !l.is_empty())
+                            .map(str::to_owned)
+                            .collect())
+                    };
+                    let (yes, no) = (read(mp)?, read(np)?);
+                    patients
+                        .iter()
+                        .map(|p| {
+                            if yes.contains(p) {
+                                Some(true)
+                            } else if no.contains(p) {
+                                Some(false)
+                            } else {
+                                None
+                            }
+                        })
+                        .collect()
+                }
+                _ => vec![None; n],
+            },
+            None => vec![None; n],
+        };
+        Ok(Self {
+            card: card.to_owned(),
+            source: ds.source.path.clone(),
+            column,
+            ids,
+            patients,
+            texts,
+            member,
+        })
+    }
+
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether there are no records.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}

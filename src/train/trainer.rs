@@ -1,0 +1,796 @@
+//! The training loop: plain AdamW training or DP-SGD (Abadi et al. 2016, arXiv 1607.00133) with
+//! true Poisson sampling, per-example clipping, seeded Gaussian noise and normalisation by the
+//! expected batch size; resumable from checkpoints with identical results.
+//!
+//! Every random draw comes from a stream derived from (seed, purpose, step or epoch), so a run
+//! resumed from a checkpoint replays exactly the draws an uninterrupted run would make.
+
+use super::accountant::{self, Setting};
+use super::dp;
+use super::llama::{self, Batch, LlamaConfig, Params, Tape};
+use super::optim::{self, AdamW, AdamWConfig};
+use crate::error::{Error, Result};
+use crate::stats::Rng;
+use candle_core::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+/// DP-SGD settings.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DpConfig {
+    /// Noise multiplier σ.
+    pub noise: f64,
+    /// Per-example clipping norm C.
+    pub clip: f64,
+    /// Poisson sampling rate q (expected batch = q·N).
+    pub sample_rate: f64,
+    /// δ of the reported ε.
+    pub delta: f64,
+}
+
+/// Hyper-parameters of one training run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Architecture.
+    pub model: LlamaConfig,
+    /// Epochs (passes over the training split; under DP, steps = round(epochs / q)).
+    pub epochs: f64,
+    /// Batch size (non-DP) or expected batch size q·N (DP).
+    pub batch_size: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Fraction of steps spent warming up.
+    pub warmup: f64,
+    /// AdamW.
+    pub adamw: AdamWConfig,
+    /// Global gradient-norm clipping (non-DP runs).
+    pub grad_clip: f64,
+    /// DP-SGD, if any.
+    pub dp: Option<DpConfig>,
+    /// Seed.
+    pub seed: u64,
+    /// Steps between checkpoints (0: none).
+    pub checkpoint_every: u64,
+}
+
+/// Per-epoch record of the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochLog {
+    /// 1-based epoch (under DP: every round(1/q) steps).
+    pub epoch: u64,
+    /// Steps completed.
+    pub step: u64,
+    /// Mean training loss over the epoch's steps (nats per token).
+    pub train_loss: f64,
+    /// Validation loss (nats per token), if there is a validation split.
+    pub val_loss: Option<f64>,
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainLog {
+    /// Steps taken.
+    pub steps: u64,
+    /// Per-epoch losses.
+    pub epochs: Vec<EpochLog>,
+    /// Real (target) tokens processed.
+    pub tokens: u64,
+    /// Seconds spent in this process (excludes time before a resume).
+    pub seconds: f64,
+    /// Realised Poisson batch sizes: min, mean, max, number of empty batches (DP only).
+    pub batch_sizes: Option<BatchStats>,
+    /// Privacy statement (DP only).
+    pub privacy: Option<accountant::Statement>,
+    /// Step the run resumed from, if it did.
+    pub resumed_from: Option<u64>,
+}
+
+/// Summary of realised Poisson batch sizes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct BatchStats {
+    /// Smallest.
+    pub min: usize,
+    /// Mean.
+    pub mean: f64,
+    /// Largest.
+    pub max: usize,
+    /// Empty batches (still noised and counted).
+    pub empty: u64,
+}
+
+/// Number of optimisation steps of a run over `n` examples.
+pub fn total_steps(cfg: &TrainConfig, n: usize) -> u64 {
+    match cfg.dp {
+        Some(dp) => (cfg.epochs / dp.sample_rate).round().max(1.0) as u64,
+        None => {
+            let per_epoch = n.div_ceil(cfg.batch_size.max(1)) as u64;
+            ((cfg.epochs * per_epoch as f64).round() as u64).max(1)
+        }
+    }
+}
+
+fn compute(e: candle_core::Error) -> Error {
+    Error::Compute(e.to_string())
+}
+
+/// Checkpoint state beside the tensors.
+#[derive(Debug, Serialize, Deserialize)]
+struct CheckpointMeta {
+    format: String,
+    config_hash: String,
+    step: u64,
+    tokens: u64,
+    epochs: Vec<EpochLog>,
+    epoch_loss: (f64, u64),
+    batch: BatchAcc,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct BatchAcc {
+    min: Option<usize>,
+    sum: u64,
+    max: usize,
+    empty: u64,
+    count: u64,
+}
+
+/// Hex SHA-256 of the config and data fingerprint (a checkpoint only resumes the same run).
+fn config_hash(cfg: &TrainConfig, data_fingerprint: &str) -> String {
+    let s = serde_json::to_string(cfg).expect("config serialises");
+    crate::evidence::FileHash::of("", format!("{s}\n{data_fingerprint}").as_bytes()).sha256
+}
+
+/// Where checkpoints live during a run (removed when it completes).
+pub struct CheckpointDir {
+    /// The folder.
+    pub dir: PathBuf,
+}
+
+impl CheckpointDir {
+    fn pointer(&self) -> PathBuf {
+        self.dir.join("checkpoint.json")
+    }
+
+    fn write(&self, params: &Params, opt: &AdamW, meta: &CheckpointMeta) -> Result<()> {
+        let werr = |path: &Path, source: std::io::Error| Error::Write {
+            path: path.to_owned(),
+            source,
+        };
+        std::fs::create_dir_all(&self.dir).map_err(|e| werr(&self.dir, e))?;
+        let mut tensors: HashMap<String, Tensor> = HashMap::new();
+        for (k, v) in &params.vars {
+            tensors.insert(format!("param/{k}"), v.as_tensor().clone());
+        }
+        for (k, v) in &opt.m {
+            tensors.insert(format!("adam_m/{k}"), v.clone());
+        }
+        for (k, v) in &opt.v {
+            tensors.insert(format!("adam_v/{k}"), v.clone());
+        }
+        let name = format!("state-{:08}.safetensors", meta.step);
+        let path = self.dir.join(&name);
+        let tmp = self.dir.join(format!(".{name}.tmp"));
+        candle_core::safetensors::save(&tensors, &tmp).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            match e {
+                candle_core::Error::Io(io) => werr(&path, io),
+                other => werr(&path, std::io::Error::other(other.to_string())),
+            }
+        })?;
+        sync_file(&tmp).map_err(|e| werr(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| werr(&path, e))?;
+        let mut meta_json = serde_json::to_value(meta).expect("meta serialises");
+        meta_json["state"] = serde_json::Value::String(name.clone());
+        let pointer = self.pointer();
+        write_atomic(
+            &pointer,
+            serde_json::to_string_pretty(&meta_json)
+                .expect("serialises")
+                .as_bytes(),
+        )?;
+        // Older states are no longer referenced.
+        if let Ok(rd) = std::fs::read_dir(&self.dir) {
+            for e in rd.flatten() {
+                let f = e.file_name().to_string_lossy().into_owned();
+                if f.starts_with("state-") && f != name {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn read(
+        &self,
+        cfg: &TrainConfig,
+        hash: &str,
+    ) -> Result<Option<(Params, AdamW, CheckpointMeta)>> {
+        let pointer = self.pointer();
+        let Ok(text) = std::fs::read_to_string(&pointer) else {
+            return Ok(None);
+        };
+        let bad = |m: String| Error::Model {
+            path: pointer.clone(),
+            message: format!("{m}; delete the folder to start afresh"),
+        };
+        let v: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| bad(format!("unreadable checkpoint: {e}")))?;
+        let meta: CheckpointMeta = serde_json::from_value(v.clone())
+            .map_err(|e| bad(format!("unreadable checkpoint: {e}")))?;
+        if meta.config_hash != hash {
+            return Err(bad(
+                "the checkpoint belongs to a run with other settings or data".into(),
+            ));
+        }
+        let state = v["state"].as_str().unwrap_or_default();
+        let path = self.dir.join(state);
+        let mut tensors = candle_core::safetensors::load(&path, &Device::Cpu)
+            .map_err(|e| bad(format!("cannot read {}: {e}", path.display())))?;
+        let mut take = |prefix: &str| -> HashMap<String, Tensor> {
+            let keys: Vec<String> = tensors
+                .keys()
+                .filter(|k| k.starts_with(prefix))
+                .cloned()
+                .collect();
+            keys.into_iter()
+                .map(|k| {
+                    let t = tensors.remove(&k).expect("listed");
+                    (k[prefix.len()..].to_owned(), t)
+                })
+                .collect()
+        };
+        let params = Params::from_tensors(&cfg.model, take("param/")).map_err(bad)?;
+        let mut opt = AdamW::new(cfg.adamw, &params).map_err(compute)?;
+        let m = take("adam_m/");
+        let vv = take("adam_v/");
+        for name in params.vars.keys() {
+            let (Some(a), Some(b)) = (m.get(name), vv.get(name)) else {
+                return Err(bad(format!("optimizer state for '{name}' is missing")));
+            };
+            opt.m.insert(name.clone(), a.clone());
+            opt.v.insert(name.clone(), b.clone());
+        }
+        opt.step = meta.step;
+        Ok(Some((params, opt, meta)))
+    }
+}
+
+fn sync_file(path: &Path) -> std::io::Result<()> {
+    std::fs::File::open(path)?.sync_all()
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let werr = |source: std::io::Error| Error::Write {
+        path: path.to_owned(),
+        source,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let res = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = res {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(werr(e));
+    }
+    Ok(())
+}
+
+/// Training inputs: token sequences (BOS … EOS) of the training and validation splits.
+pub struct Corpus {
+    /// Training sequences.
+    pub train: Vec<Vec<u32>>,
+    /// Validation sequences.
+    pub val: Vec<Vec<u32>>,
+    /// Fingerprint of the data (hash of all sequences), tied to checkpoints.
+    pub fingerprint: String,
+}
+
+impl Corpus {
+    /// Builds the corpus and its fingerprint.
+    pub fn new(train: Vec<Vec<u32>>, val: Vec<Vec<u32>>) -> Self {
+        let mut bytes = Vec::new();
+        for s in train.iter().chain(std::iter::once(&Vec::new())).chain(&val) {
+            for t in s {
+                bytes.extend_from_slice(&t.to_le_bytes());
+            }
+            bytes.extend_from_slice(&u32::MAX.to_le_bytes());
+        }
+        let fingerprint = crate::evidence::FileHash::of("", &bytes).sha256;
+        Self {
+            train,
+            val,
+            fingerprint,
+        }
+    }
+}
+
+/// Mean validation loss (nats per token) over at most 256 sequences, in batches of 16.
+pub fn validation_loss(cfg: &LlamaConfig, params: &Params, val: &[Vec<u32>]) -> Result<f64> {
+    let mut nll = 0.0;
+    let mut tokens = 0usize;
+    for chunk in val.iter().take(256).collect::<Vec<_>>().chunks(16) {
+        let refs: Vec<&[u32]> = chunk.iter().map(|s| s.as_slice()).collect();
+        let batch = Batch::new(&refs).map_err(compute)?;
+        let logp = llama::forward(cfg, params, &batch, None).map_err(compute)?;
+        let s = (logp * &batch.mask)
+            .and_then(|t| t.sum_all())
+            .and_then(|t| t.to_scalar::<f32>())
+            .map_err(compute)?;
+        nll -= f64::from(s);
+        tokens += batch.tokens();
+    }
+    Ok(nll / tokens.max(1) as f64)
+}
+
+/// Progress callback: (step, total steps, latest loss).
+pub type Progress<'a> = &'a mut dyn FnMut(u64, u64, f64);
+
+/// Trains from scratch, or from the checkpoint in `ckpt` when one of the same run exists.
+pub fn train(
+    cfg: &TrainConfig,
+    corpus: &Corpus,
+    ckpt: Option<&CheckpointDir>,
+    progress: Progress<'_>,
+) -> Result<(Params, TrainLog)> {
+    let n = corpus.train.len();
+    if n == 0 {
+        return Err(Error::Usage(
+            "the training split is empty; nothing to train on".into(),
+        ));
+    }
+    let total = total_steps(cfg, n);
+    let warmup = ((cfg.warmup * total as f64).round() as u64)
+        .max(1)
+        .min(total);
+    let hash = config_hash(cfg, &corpus.fingerprint);
+    let resumed = match ckpt {
+        Some(c) => c.read(cfg, &hash)?,
+        None => None,
+    };
+    let resumed_from = resumed.as_ref().map(|r| r.2.step);
+    let (params, mut opt, mut meta) = match resumed {
+        Some(r) => r,
+        None => {
+            let params = Params::init(&cfg.model, cfg.seed).map_err(compute)?;
+            let opt = AdamW::new(cfg.adamw, &params).map_err(compute)?;
+            let meta = CheckpointMeta {
+                format: "phiprobe-train-checkpoint-1".into(),
+                config_hash: hash.clone(),
+                step: 0,
+                tokens: 0,
+                epochs: Vec::new(),
+                epoch_loss: (0.0, 0),
+                batch: BatchAcc::default(),
+            };
+            (params, opt, meta)
+        }
+    };
+    let started = std::time::Instant::now();
+    let steps_per_epoch = match cfg.dp {
+        Some(dp) => (1.0 / dp.sample_rate).round().max(1.0) as u64,
+        None => n.div_ceil(cfg.batch_size.max(1)) as u64,
+    };
+    let mut order: Option<(u64, Vec<usize>)> = None;
+    while meta.step < total {
+        let step = meta.step;
+        let lr = optim::schedule(step, total, warmup, cfg.lr, 0.1);
+        let loss = match cfg.dp {
+            None => {
+                let epoch = step / steps_per_epoch;
+                if order.as_ref().is_none_or(|(e, _)| *e != epoch) {
+                    let mut idx: Vec<usize> = (0..n).collect();
+                    let mut rng = Rng::derive(cfg.seed, "train/order", epoch);
+                    for i in (1..n).rev() {
+                        idx.swap(i, rng.index(i + 1));
+                    }
+                    order = Some((epoch, idx));
+                }
+                let idx = &order.as_ref().expect("set").1;
+                let within = (step % steps_per_epoch) as usize;
+                let lo = within * cfg.batch_size;
+                let hi = (lo + cfg.batch_size).min(n);
+                let seqs: Vec<&[u32]> = idx[lo..hi]
+                    .iter()
+                    .map(|&i| corpus.train[i].as_slice())
+                    .collect();
+                let batch = Batch::new(&seqs).map_err(compute)?;
+                meta.tokens += batch.tokens() as u64;
+                plain_step(cfg, &params, &mut opt, &batch, lr)?
+            }
+            Some(dp) => {
+                let mut rng = Rng::derive(cfg.seed, "dp/poisson", step);
+                let chosen: Vec<usize> = (0..n).filter(|_| rng.chance(dp.sample_rate)).collect();
+                let acc = &mut meta.batch;
+                acc.min = Some(acc.min.map_or(chosen.len(), |m| m.min(chosen.len())));
+                acc.max = acc.max.max(chosen.len());
+                acc.sum += chosen.len() as u64;
+                acc.count += 1;
+                if chosen.is_empty() {
+                    acc.empty += 1;
+                }
+                let seqs: Vec<&[u32]> =
+                    chosen.iter().map(|&i| corpus.train[i].as_slice()).collect();
+                let (loss, toks) = dp_step(cfg, dp, &params, &mut opt, &seqs, n, step, lr)?;
+                meta.tokens += toks as u64;
+                loss
+            }
+        };
+        if loss.is_finite() {
+            meta.epoch_loss.0 += loss;
+            meta.epoch_loss.1 += 1;
+        }
+        meta.step += 1;
+        progress(meta.step, total, loss);
+        if meta.step % steps_per_epoch == 0 || meta.step == total {
+            let val = if corpus.val.is_empty() {
+                None
+            } else {
+                Some(validation_loss(&cfg.model, &params, &corpus.val)?)
+            };
+            meta.epochs.push(EpochLog {
+                epoch: meta.step.div_ceil(steps_per_epoch),
+                step: meta.step,
+                train_loss: meta.epoch_loss.0 / meta.epoch_loss.1.max(1) as f64,
+                val_loss: val,
+            });
+            meta.epoch_loss = (0.0, 0);
+        }
+        if let Some(c) = ckpt
+            && cfg.checkpoint_every > 0
+            && meta.step % cfg.checkpoint_every == 0
+            && meta.step < total
+        {
+            c.write(&params, &opt, &meta)?;
+        }
+    }
+    let privacy = cfg.dp.map(|dp| {
+        accountant::statement(
+            Setting {
+                noise: dp.noise,
+                sample_rate: dp.sample_rate,
+                steps: total,
+            },
+            dp.delta,
+            &accountant::default_orders(),
+        )
+    });
+    let batch_sizes = cfg.dp.map(|_| {
+        let a = &meta.batch;
+        BatchStats {
+            min: a.min.unwrap_or(0),
+            mean: a.sum as f64 / a.count.max(1) as f64,
+            max: a.max,
+            empty: a.empty,
+        }
+    });
+    Ok((
+        params,
+        TrainLog {
+            steps: meta.step,
+            epochs: meta.epochs,
+            tokens: meta.tokens,
+            seconds: started.elapsed().as_secs_f64(),
+            batch_sizes,
+            privacy,
+            resumed_from,
+        },
+    ))
+}
+
+fn plain_step(
+    cfg: &TrainConfig,
+    params: &Params,
+    opt: &mut AdamW,
+    batch: &Batch,
+    lr: f64,
+) -> Result<f64> {
+    let logp = llama::forward(&cfg.model, params, batch, None).map_err(compute)?;
+    let loss = llama::mean_loss(&logp, batch).map_err(compute)?;
+    let value = f64::from(loss.to_scalar::<f32>().map_err(compute)?);
+    let store = loss.backward().map_err(compute)?;
+    let mut grads = BTreeMap::new();
+    for (name, var) in &params.vars {
+        if let Some(g) = store.get(var.as_tensor()) {
+            grads.insert(name.clone(), g.clone());
+        }
+    }
+    optim::clip_global(&mut grads, cfg.grad_clip).map_err(compute)?;
+    opt.update(params, &grads, lr).map_err(compute)?;
+    Ok(value)
+}
+
+/// One DP-SGD step on the Poisson batch `seqs` (possibly empty) out of `n` examples.
+/// Returns the mean per-example loss (NaN for an empty batch) and the tokens processed.
+#[allow(clippy::too_many_arguments)]
+fn dp_step(
+    cfg: &TrainConfig,
+    dp: DpConfig,
+    params: &Params,
+    opt: &mut AdamW,
+    seqs: &[&[u32]],
+    n: usize,
+    step: u64,
+    lr: f64,
+) -> Result<(f64, usize)> {
+    let (mut sums, loss, toks) = if seqs.is_empty() {
+        (BTreeMap::new(), f64::NAN, 0)
+    } else {
+        let batch = Batch::new(seqs).map_err(compute)?;
+        let mut tape = Tape::default();
+        let logp = llama::forward(&cfg.model, params, &batch, Some(&mut tape)).map_err(compute)?;
+        let losses = llama::example_losses(&logp, &batch).map_err(compute)?;
+        let total = losses.sum_all().map_err(compute)?;
+        let value = f64::from(total.to_scalar::<f32>().map_err(compute)?) / batch.b as f64;
+        let grads = total.backward().map_err(compute)?;
+        let sq = dp::per_example_sq_norms(&tape, &grads, &batch).map_err(compute)?;
+        let c = dp::clip_factors(&sq, dp.clip).map_err(compute)?;
+        let sums =
+            dp::clipped_sums(&tape, &grads, &batch, &c, cfg.model.vocab_size).map_err(compute)?;
+        (sums, value, batch.tokens())
+    };
+    let noisy = noisy_gradient(params, &mut sums, dp, n, cfg.seed, step)?;
+    opt.update(params, &noisy, lr).map_err(compute)?;
+    Ok((loss, toks))
+}
+
+/// (Σ clipped + N(0, σ²C²)) / (q·N) for every parameter; noise drawn per parameter from a
+/// stream derived from (seed, name, step).
+pub fn noisy_gradient(
+    params: &Params,
+    sums: &mut BTreeMap<String, Tensor>,
+    dp: DpConfig,
+    n: usize,
+    seed: u64,
+    step: u64,
+) -> Result<BTreeMap<String, Tensor>> {
+    let std = if dp.noise == 0.0 {
+        0.0
+    } else {
+        dp.noise * dp.clip
+    };
+    let denom = dp.sample_rate * n as f64;
+    let mut out = BTreeMap::new();
+    for (name, var) in &params.vars {
+        let shape = var.as_tensor().shape().clone();
+        let count = shape.elem_count();
+        let mut rng = Rng::derive(seed, &format!("dp/noise/{name}"), step);
+        let noise: Vec<f32> = (0..count).map(|_| (rng.normal() * std) as f32).collect();
+        let noise = Tensor::from_vec(noise, shape, &Device::Cpu).map_err(compute)?;
+        let g = match sums.remove(name) {
+            Some(s) => (s + noise).map_err(compute)?,
+            None => noise,
+        };
+        out.insert(name.clone(), (g / denom).map_err(compute)?);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn micro() -> LlamaConfig {
+        LlamaConfig {
+            vocab_size: 300,
+            hidden: 16,
+            layers: 1,
+            heads: 2,
+            intermediate: 24,
+            max_len: 16,
+            rope_theta: 1e4,
+            rms_eps: 1e-5,
+        }
+    }
+
+    fn cfg(dp: Option<DpConfig>) -> TrainConfig {
+        TrainConfig {
+            model: micro(),
+            epochs: 2.0,
+            batch_size: 4,
+            lr: 1e-2,
+            warmup: 0.1,
+            adamw: AdamWConfig::default(),
+            grad_clip: 1.0,
+            dp,
+            seed: 9,
+            checkpoint_every: 3,
+        }
+    }
+
+    fn corpus() -> Corpus {
+        let train: Vec<Vec<u32>> = (0..12u32)
+            .map(|i| (0..8 + i % 5).map(|j| 1 + (i * 7 + j * 3) % 290).collect())
+            .collect();
+        let val = vec![vec![1, 2, 3, 4, 5, 6]];
+        Corpus::new(train, val)
+    }
+
+    fn flat(p: &Params) -> Vec<f32> {
+        p.vars
+            .values()
+            .flat_map(|v| {
+                v.as_tensor()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn plain_training_lowers_the_loss_and_is_seeded() {
+        let mut c = cfg(None);
+        c.epochs = 8.0;
+        let (p1, log) = train(&c, &corpus(), None, &mut |_, _, _| {}).unwrap();
+        let (p2, _) = train(&c, &corpus(), None, &mut |_, _, _| {}).unwrap();
+        assert_eq!(flat(&p1), flat(&p2));
+        let first = log.epochs.first().unwrap().train_loss;
+        let last = log.epochs.last().unwrap().train_loss;
+        assert!(last < first * 0.8, "{first} → {last}");
+        assert_eq!(log.steps, 24);
+    }
+
+    #[test]
+    fn resume_gives_identical_results() {
+        for dp in [
+            None,
+            Some(DpConfig {
+                noise: 1.0,
+                clip: 0.5,
+                sample_rate: 0.3,
+                delta: 1e-5,
+            }),
+        ] {
+            let c = cfg(dp);
+            let (full, full_log) = train(&c, &corpus(), None, &mut |_, _, _| {}).unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let ck = CheckpointDir {
+                dir: dir.path().join("ck"),
+            };
+            // Interrupt after step 4 (a checkpoint was written at step 3).
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                train(&c, &corpus(), Some(&ck), &mut |s, _, _| {
+                    if s == 4 {
+                        panic!("interrupted");
+                    }
+                })
+            }));
+            assert!(ck.dir.join("checkpoint.json").exists());
+            let (resumed, log) = train(&c, &corpus(), Some(&ck), &mut |_, _, _| {}).unwrap();
+            assert_eq!(log.resumed_from, Some(3));
+            assert_eq!(flat(&resumed), flat(&full), "dp = {dp:?}");
+            assert_eq!(log.epochs, full_log.epochs);
+        }
+    }
+
+    #[test]
+    fn sigma_zero_and_infinite_clip_reproduce_the_summed_gradient() {
+        // (a)1 of reference/dp.md: σ = 0, C = ∞ → plain Σ gradients / (q·N).
+        let c = cfg(None);
+        let params = Params::init(&c.model, 4).unwrap();
+        let data = corpus();
+        let seqs: Vec<&[u32]> = data.train[..5].iter().map(Vec::as_slice).collect();
+        let batch = Batch::new(&seqs).unwrap();
+        let mut tape = Tape::default();
+        let logp = llama::forward(&c.model, &params, &batch, Some(&mut tape)).unwrap();
+        let total = llama::example_losses(&logp, &batch)
+            .unwrap()
+            .sum_all()
+            .unwrap();
+        let grads = total.backward().unwrap();
+        let sq = dp::per_example_sq_norms(&tape, &grads, &batch).unwrap();
+        let f = dp::clip_factors(&sq, f64::INFINITY).unwrap();
+        let mut sums = dp::clipped_sums(&tape, &grads, &batch, &f, 300).unwrap();
+        let dpc = DpConfig {
+            noise: 0.0,
+            clip: f64::INFINITY,
+            sample_rate: 0.25,
+            delta: 1e-5,
+        };
+        let noisy = noisy_gradient(&params, &mut sums, dpc, 12, 1, 0).unwrap();
+        // Reference: plain backward of Σᵢ Lᵢ with the weights tracked.
+        let logp = llama::forward(&c.model, &params, &batch, None).unwrap();
+        let total = llama::example_losses(&logp, &batch)
+            .unwrap()
+            .sum_all()
+            .unwrap();
+        let store = total.backward().unwrap();
+        for (name, var) in &params.vars {
+            let want = (store.get(var.as_tensor()).unwrap() / 3.0).unwrap();
+            let got = &noisy[name];
+            let diff = (got - &want)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            let scale = want
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(
+                diff <= 1e-5 * scale.max(1e-6),
+                "{name}: {diff} vs scale {scale}"
+            );
+        }
+    }
+
+    #[test]
+    fn noise_has_the_right_standard_deviation() {
+        // With nothing to sum, every coordinate is N(0, σ²C²)/(qN).
+        let c = cfg(None);
+        let params = Params::init(&c.model, 4).unwrap();
+        let dpc = DpConfig {
+            noise: 1.3,
+            clip: 0.7,
+            sample_rate: 0.1,
+            delta: 1e-5,
+        };
+        let noisy = noisy_gradient(&params, &mut BTreeMap::new(), dpc, 50, 2, 7).unwrap();
+        let xs: Vec<f64> = noisy
+            .values()
+            .flat_map(|t| t.flatten_all().unwrap().to_vec1::<f32>().unwrap())
+            .map(f64::from)
+            .collect();
+        let n = xs.len() as f64;
+        let mean = xs.iter().sum::<f64>() / n;
+        let sd = (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+        let want = 1.3 * 0.7 / (0.1 * 50.0);
+        // n ≈ 10⁴: the sample sd is within ±3 % of σ with overwhelming probability.
+        assert!((sd / want - 1.0).abs() < 0.03, "sd {sd} vs {want} (n {n})");
+        assert!(mean.abs() < 4.0 * want / n.sqrt());
+        // Different steps draw different noise; the same step the same.
+        let again = noisy_gradient(&params, &mut BTreeMap::new(), dpc, 50, 2, 7).unwrap();
+        let other = noisy_gradient(&params, &mut BTreeMap::new(), dpc, 50, 2, 8).unwrap();
+        let v = |m: &BTreeMap<String, Tensor>| {
+            m["lm_head.weight"]
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+        };
+        assert_eq!(v(&noisy), v(&again));
+        assert_ne!(v(&noisy), v(&other));
+    }
+
+    #[test]
+    fn dp_training_reports_epsilon_and_batch_sizes() {
+        let c = cfg(Some(DpConfig {
+            noise: 1.0,
+            clip: 1.0,
+            sample_rate: 0.25,
+            delta: 1e-5,
+        }));
+        let (_, log) = train(&c, &corpus(), None, &mut |_, _, _| {}).unwrap();
+        assert_eq!(log.steps, 8);
+        let p = log.privacy.unwrap();
+        let want = accountant::epsilon_of(
+            Setting {
+                noise: 1.0,
+                sample_rate: 0.25,
+                steps: 8,
+            },
+            1e-5,
+            &accountant::default_orders(),
+        );
+        assert_eq!(p.epsilon, want);
+        let b = log.batch_sizes.unwrap();
+        assert!(b.min <= b.max && b.mean > 0.0);
+    }
+}
