@@ -54,6 +54,12 @@ pub enum Command {
     /// (used by benches/compare_scoring.py).
     #[command(hide = true)]
     BenchScore(BenchScoreArgs),
+    /// Train a target model (and optionally a fleet of reference models) on a dataset card's
+    /// text: byte-level BPE tokenizer, Llama-architecture model, optional canaries and DP-SGD.
+    Train(TrainArgs),
+    /// Check a fleet folder's shards and write its fleet.json (optionally registering
+    /// externally trained reference models).
+    Merge(MergeArgs),
     /// Privacy accountant for DP-SGD (Poisson-subsampled Gaussian, RDP): ε at δ, δ at ε, or
     /// the noise multiplier for a target ε.
     Accountant(AccountantArgs),
@@ -201,6 +207,99 @@ pub struct GenerateArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = GenerateFormat::Text)]
     pub format: GenerateFormat,
+}
+
+/// Options of `train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Dataset card (.toml) whose text column is the training text.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Text column (default: the card's one column with role `text`).
+    #[arg(long)]
+    pub column: Option<String>,
+    /// Output folder: a Hugging Face checkpoint (with --references: target/, references/,
+    /// fleet.json).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Model size.
+    #[arg(long, value_enum, default_value_t = crate::train::llama::Preset::Tiny)]
+    pub preset: crate::train::llama::Preset,
+    /// Passes over the training split (under DP: steps = round(epochs / q)).
+    #[arg(long, default_value_t = 3.0)]
+    pub epochs: f64,
+    /// Batch size (under DP: the expected batch size q·N when --dp-sample-rate is not given).
+    #[arg(long, default_value_t = 16)]
+    pub batch_size: usize,
+    /// Peak learning rate (default: 3e-3 tiny, 1.5e-3 small, 6e-4 base).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Fraction of steps spent warming up the learning rate.
+    #[arg(long, default_value_t = 0.05)]
+    pub warmup: f64,
+    /// Longest sequence in tokens (longer notes are cut; counted in training.json).
+    #[arg(long)]
+    pub max_len: Option<usize>,
+    /// Seed of everything random: initialisation, data order, canaries, Poisson masks, noise.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Canary plan (TOML), or `default` for the built-in plan (six PHI kinds, 1–32 copies).
+    #[arg(long)]
+    pub canaries: Option<String>,
+    /// Train with DP-SGD at this noise multiplier σ.
+    #[arg(long, conflicts_with = "dp_epsilon")]
+    pub dp_noise: Option<f64>,
+    /// Train with DP-SGD, choosing σ so that the run's ε at --dp-delta is at most this.
+    #[arg(long)]
+    pub dp_epsilon: Option<f64>,
+    /// DP-SGD per-example clipping norm C.
+    #[arg(long, default_value_t = 1.0)]
+    pub dp_clip: f64,
+    /// DP-SGD Poisson sampling rate q (default: batch size / training records).
+    #[arg(long)]
+    pub dp_sample_rate: Option<f64>,
+    /// δ of the DP statement.
+    #[arg(long, default_value_t = 1e-5)]
+    pub dp_delta: f64,
+    /// Also train K reference models on complementary random halves of the audit pool (K even).
+    #[arg(long, default_value_t = 0)]
+    pub references: usize,
+    /// Train only slice i of n of the jobs (target = job 0, reference k = job k+1), for array
+    /// jobs; `phiprobe merge` assembles the fleet afterwards.
+    #[arg(long, value_parser = parse_shard)]
+    pub shard: Option<(usize, usize)>,
+    /// Steps between checkpoints (an interrupted run resumes from the last one).
+    #[arg(long, default_value_t = 200)]
+    pub checkpoint_every: u64,
+    /// Worker threads (default: all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+}
+
+fn parse_shard(s: &str) -> std::result::Result<(usize, usize), String> {
+    let (i, n) = s
+        .split_once('/')
+        .ok_or_else(|| format!("'{s}' is not of the form i/n"))?;
+    let i: usize = i.trim().parse().map_err(|_| format!("'{i}' is not a number"))?;
+    let n: usize = n.trim().parse().map_err(|_| format!("'{n}' is not a number"))?;
+    if n == 0 || i >= n {
+        return Err(format!("need 0 ≤ i < n (got {i}/{n})"));
+    }
+    Ok((i, n))
+}
+
+/// Options of `merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The fleet folder (the --out of `train --references`).
+    pub dir: PathBuf,
+    /// An externally trained reference model (folder or file) to register; pair each with
+    /// --trained-on.
+    #[arg(long)]
+    pub external: Vec<PathBuf>,
+    /// File of the record ids (one per line) the matching --external model was trained on.
+    #[arg(long)]
+    pub trained_on: Vec<PathBuf>,
 }
 
 /// Options of `accountant`.
@@ -400,6 +499,8 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Generate(a) => generate_cmd(&a),
         Command::BenchScore(a) => bench_score_cmd(&a),
         Command::Accountant(a) => train::accountant_cmd(&a),
+        Command::Train(a) => train::train_cmd(&a, cli.quiet),
+        Command::Merge(a) => train::merge_cmd(&a, cli.quiet),
         Command::Completions(a) => {
             let mut cmd = Cli::command();
             clap_complete::generate(a.shell, &mut cmd, "phiprobe", &mut std::io::stdout());
@@ -408,7 +509,7 @@ pub fn run(cli: Cli) -> Result<u8> {
     }
 }
 
-fn progress_bar(total: u64, quiet: bool, what: &str) -> indicatif::ProgressBar {
+pub(crate) fn progress_bar(total: u64, quiet: bool, what: &str) -> indicatif::ProgressBar {
     if quiet {
         return indicatif::ProgressBar::hidden();
     }

@@ -153,3 +153,146 @@ pub(super) fn accountant_cmd(a: &AccountantArgs) -> Result<u8> {
     }
     Ok(exit::PASS)
 }
+
+/// `phiprobe train`.
+pub(super) fn train_cmd(a: &super::TrainArgs, quiet: bool) -> Result<u8> {
+    use crate::train::llama::Preset;
+    use crate::train::trainer::{DpConfig, TrainConfig};
+    if a.threads > 0 {
+        // SAFETY: set before any worker pool exists; no other thread reads the environment yet.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", a.threads.to_string()) };
+    }
+    if !(a.epochs.is_finite() && a.epochs > 0.0) {
+        bail!(crate::Error::Usage(format!("--epochs must be > 0 (got {})", a.epochs)));
+    }
+    if a.batch_size == 0 {
+        bail!(crate::Error::Usage("--batch-size must be ≥ 1".into()));
+    }
+    let mut model = a.preset.config();
+    if let Some(m) = a.max_len {
+        model.max_len = m;
+    }
+    let lr = a.lr.unwrap_or(match a.preset {
+        Preset::Micro | Preset::Tiny => 3e-3,
+        Preset::Small => 1.5e-3,
+        Preset::Base => 6e-4,
+    });
+    let dp = if a.dp_noise.is_some() || a.dp_epsilon.is_some() {
+        Some(DpConfig {
+            noise: a.dp_noise.unwrap_or(0.0),
+            clip: a.dp_clip,
+            sample_rate: a.dp_sample_rate.unwrap_or(0.0),
+            delta: a.dp_delta,
+            target_epsilon: a.dp_epsilon,
+        })
+    } else {
+        None
+    };
+    if let Some(q) = a.dp_sample_rate
+        && !(q > 0.0 && q <= 1.0)
+    {
+        bail!(crate::Error::Usage(format!(
+            "the sampling rate q must be in (0, 1] (got {q})"
+        )));
+    }
+    let canaries = match a.canaries.as_deref() {
+        None => None,
+        Some("default") => Some(crate::train::canary::Plan::default_plan()),
+        Some(p) => {
+            let path = std::path::Path::new(p);
+            let text = std::fs::read_to_string(path).map_err(|source| crate::Error::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+            Some(crate::train::canary::Plan::parse(&text).map_err(|m| crate::Error::Parse {
+                path: path.to_owned(),
+                format: "canary plan (TOML)".into(),
+                message: m,
+            })?)
+        }
+    };
+    let spec = crate::train::run::RunSpec {
+        data: a.data.clone(),
+        column: a.column.clone(),
+        out: a.out.clone(),
+        train: TrainConfig {
+            model,
+            epochs: a.epochs,
+            batch_size: a.batch_size,
+            lr,
+            warmup: a.warmup,
+            adamw: Default::default(),
+            grad_clip: 1.0,
+            dp,
+            seed: a.seed,
+            checkpoint_every: a.checkpoint_every,
+        },
+        canaries,
+        references: a.references,
+        shard: a.shard,
+    };
+    let pb = super::progress_bar(0, quiet, "training");
+    let mut current = String::new();
+    let summary = crate::train::run::run(&spec, &mut |job, step, total, loss| {
+        if job != current {
+            current = job.to_owned();
+            pb.reset();
+            pb.set_length(total);
+            pb.set_message(format!("training {job}"));
+        }
+        pb.set_position(step);
+        if loss.is_finite() {
+            pb.set_message(format!("training {job} (loss {loss:.3})"));
+        }
+    })?;
+    pb.finish_and_clear();
+    if !quiet {
+        for (dir, r) in summary.written.iter().zip(&summary.records) {
+            let last = r.log.epochs.last();
+            eprintln!(
+                "{}: {} ({} parameters), {} steps, {:.0} tokens/s, train loss {:.3}{}{}",
+                r.name,
+                dir.display(),
+                r.parameters,
+                r.log.steps,
+                r.tokens_per_second,
+                last.map_or(f64::NAN, |e| e.train_loss),
+                last.and_then(|e| e.val_loss)
+                    .map_or(String::new(), |v| format!(", validation loss {v:.3}")),
+                r.log.privacy.as_ref().map_or(String::new(), |p| format!(
+                    ", DP ε = {:.3} at δ = {} (RDP, σ = {:.4})",
+                    p.epsilon, p.delta, p.setting.noise
+                )),
+            );
+        }
+        if let Some(f) = &summary.fleet {
+            eprintln!("fleet manifest: {}", f.display());
+        }
+    }
+    Ok(exit::PASS)
+}
+
+/// `phiprobe merge`.
+pub(super) fn merge_cmd(a: &super::MergeArgs, quiet: bool) -> Result<u8> {
+    if a.external.len() != a.trained_on.len() {
+        bail!(crate::Error::Usage(
+            "give one --trained-on file for each --external model".into()
+        ));
+    }
+    let pairs: Vec<_> = a
+        .external
+        .iter()
+        .cloned()
+        .zip(a.trained_on.iter().cloned())
+        .collect();
+    let (path, fleet) = crate::train::run::merge(&a.dir, &pairs)?;
+    if !quiet {
+        eprintln!(
+            "{}: {} models over {} audit records",
+            path.display(),
+            fleet.models.len(),
+            fleet.records.len()
+        );
+    }
+    Ok(exit::PASS)
+}

@@ -29,7 +29,7 @@ fn model_err(path: &Path, message: impl Into<String>) -> crate::Error {
 }
 
 /// Streams a file through SHA-256.
-fn hash_file(path: &Path) -> crate::Result<FileHash> {
+pub(crate) fn hash_file(path: &Path) -> crate::Result<FileHash> {
     use sha2::{Digest, Sha256};
     let read_err = |source| crate::Error::Read {
         path: path.to_path_buf(),

@@ -18,6 +18,7 @@ use candle_core::{Device, Tensor};
 
 pub use crate::evidence::ModelCard;
 pub use load::{LoadOptions, load};
+pub(crate) use load::hash_file;
 
 use transformer::{Transformer, ce};
 

@@ -42,6 +42,8 @@ pub struct LlamaConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Preset {
+    /// ≈ 60 k parameters: width 32, 2 blocks, vocabulary 512 (tests and fixtures).
+    Micro,
     /// ≈ 1.3 M parameters: width 128, 4 blocks, vocabulary 2,048 (the demo's target).
     Tiny,
     /// ≈ 7 M parameters: width 256, 6 blocks, vocabulary 4,096.
@@ -54,6 +56,7 @@ impl Preset {
     /// The architecture of the preset.
     pub fn config(self) -> LlamaConfig {
         let (vocab_size, hidden, layers, heads, intermediate) = match self {
+            Preset::Micro => (512, 32, 2, 2, 88),
             Preset::Tiny => (2048, 128, 4, 4, 352),
             Preset::Small => (4096, 256, 6, 8, 704),
             Preset::Base => (8192, 512, 8, 8, 1376),
@@ -73,6 +76,7 @@ impl Preset {
     /// Lower-case name.
     pub fn name(self) -> &'static str {
         match self {
+            Preset::Micro => "micro",
             Preset::Tiny => "tiny",
             Preset::Small => "small",
             Preset::Base => "base",

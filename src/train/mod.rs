@@ -10,3 +10,5 @@ pub mod dp;
 pub mod llama;
 pub mod optim;
 pub mod trainer;
+pub mod canary;
+pub mod run;

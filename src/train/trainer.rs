@@ -27,6 +27,9 @@ pub struct DpConfig {
     pub sample_rate: f64,
     /// δ of the reported ε.
     pub delta: f64,
+    /// When set, σ was (or is to be) calibrated so that ε at δ is at most this.
+    #[serde(default)]
+    pub target_epsilon: Option<f64>,
 }
 
 /// Hyper-parameters of one training run.
@@ -99,10 +102,15 @@ pub struct BatchStats {
     pub empty: u64,
 }
 
+/// DP-SGD steps for `epochs` at sampling rate `q`: round(epochs / q), at least 1.
+pub fn dp_steps(epochs: f64, q: f64) -> u64 {
+    (epochs / q).round().max(1.0) as u64
+}
+
 /// Number of optimisation steps of a run over `n` examples.
 pub fn total_steps(cfg: &TrainConfig, n: usize) -> u64 {
     match cfg.dp {
-        Some(dp) => (cfg.epochs / dp.sample_rate).round().max(1.0) as u64,
+        Some(dp) => dp_steps(cfg.epochs, dp.sample_rate),
         None => {
             let per_epoch = n.div_ceil(cfg.batch_size.max(1)) as u64;
             ((cfg.epochs * per_epoch as f64).round() as u64).max(1)
@@ -650,6 +658,7 @@ mod tests {
                 clip: 0.5,
                 sample_rate: 0.3,
                 delta: 1e-5,
+                target_epsilon: None,
             }),
         ] {
             let c = cfg(dp);
@@ -697,6 +706,7 @@ mod tests {
             clip: f64::INFINITY,
             sample_rate: 0.25,
             delta: 1e-5,
+            target_epsilon: None,
         };
         let noisy = noisy_gradient(&params, &mut sums, dpc, 12, 1, 0).unwrap();
         // Reference: plain backward of Σᵢ Lᵢ with the weights tracked.
@@ -741,6 +751,7 @@ mod tests {
             clip: 0.7,
             sample_rate: 0.1,
             delta: 1e-5,
+            target_epsilon: None,
         };
         let noisy = noisy_gradient(&params, &mut BTreeMap::new(), dpc, 50, 2, 7).unwrap();
         let xs: Vec<f64> = noisy
@@ -776,6 +787,7 @@ mod tests {
             clip: 1.0,
             sample_rate: 0.25,
             delta: 1e-5,
+            target_epsilon: None,
         }));
         let (_, log) = train(&c, &corpus(), None, &mut |_, _, _| {}).unwrap();
         assert_eq!(log.steps, 8);

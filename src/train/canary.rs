@@ -1,0 +1,465 @@
+//! Canary plans: synthetic PHI-shaped secrets planted into training notes with a repetition
+//! ladder (Carlini, Liu, Erlingsson, Kos & Song 2019, "The Secret Sharer", USENIX Security,
+//! arXiv 1802.08232), optionally each included by an independent fair coin for the one-run
+//! audit (Steinke, Nasr & Jagielski 2023, arXiv 2305.08846).
+//!
+//! A canary's format defines its randomness space exactly; reference secrets are drawn from the
+//! same space and never planted, so exposure can be estimated against them. Canaries are
+//! synthetic and may be shown verbatim in reports.
+//!
+//! Format language: `{d}` a digit, `{dN}` N digits, `{u}` / `{uN}` upper-case letters, `{l}` /
+//! `{lN}` lower-case letters, `{date}` a day between 1920-01-01 and 2005-12-31 (ISO form);
+//! anything else is literal.
+
+use crate::stats::Rng;
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+
+/// A canary plan as written in TOML.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    /// Copies per canary: one rung per entry (e.g. [1, 2, 4, 8, 16, 32]).
+    #[serde(default = "default_ladder")]
+    pub repetitions: Vec<usize>,
+    /// Distinct canaries per rung and kind.
+    #[serde(default = "one")]
+    pub per_rung: usize,
+    /// Reference secrets drawn per kind (never planted).
+    #[serde(default = "default_references")]
+    pub references: usize,
+    /// If set (½ for the one-run audit), each canary is planted only if an independent coin with
+    /// this probability comes up heads; the coins are recorded.
+    #[serde(default)]
+    pub include_probability: Option<f64>,
+    /// The kinds of secret.
+    #[serde(rename = "canary")]
+    pub kinds: Vec<KindSpec>,
+}
+
+fn default_ladder() -> Vec<usize> {
+    vec![1, 2, 4, 8, 16, 32]
+}
+fn one() -> usize {
+    1
+}
+fn default_references() -> usize {
+    1000
+}
+
+/// One kind of secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KindSpec {
+    /// ssn, mrn, phone, dob, email, account, or any name with an explicit `format`.
+    pub kind: String,
+    /// Format (default per kind).
+    #[serde(default)]
+    pub format: Option<String>,
+    /// Sentence with `{secret}` planted into a note (default per kind).
+    #[serde(default)]
+    pub context: Option<String>,
+}
+
+impl Plan {
+    /// The built-in plan: all six kinds, ladder 1–32, one canary per rung, 1,000 references.
+    pub fn default_plan() -> Self {
+        Self {
+            repetitions: default_ladder(),
+            per_rung: 1,
+            references: default_references(),
+            include_probability: None,
+            kinds: ["ssn", "mrn", "phone", "dob", "email", "account"]
+                .iter()
+                .map(|k| KindSpec {
+                    kind: (*k).into(),
+                    format: None,
+                    context: None,
+                })
+                .collect(),
+        }
+    }
+
+    /// Parses a TOML plan.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let p: Self = toml::from_str(text).map_err(|e| e.message().to_owned())?;
+        Ok(p)
+    }
+}
+
+/// Default format and context of a built-in kind.
+fn defaults(kind: &str) -> Option<(&'static str, &'static str)> {
+    Some(match kind {
+        "ssn" => ("{d3}-{d2}-{d4}", "Identity verified; social security number {secret} on file."),
+        "mrn" => ("MRN {d8}", "Chart merged under {secret} after registration."),
+        "phone" => ("({d3}) {d3}-{d4}", "Patient asks to be called back at {secret}."),
+        "dob" => ("{date}", "Date of birth confirmed as {secret} with the patient."),
+        "email" => ("{l6}{d2}@example.org", "Portal invitation sent to {secret}."),
+        "account" => ("ACCT-{d10}", "Billing account {secret} updated today."),
+        _ => return None,
+    })
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Piece {
+    Lit(String),
+    Digits(usize),
+    Upper(usize),
+    Lower(usize),
+    Date,
+}
+
+const DATE_LO: i64 = -18262; // 1920-01-01
+const DATE_HI: i64 = 13148; // 2005-12-31
+
+/// A parsed format.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Format {
+    pieces: Vec<Piece>,
+    /// The format as written.
+    pub text: String,
+}
+
+impl Format {
+    /// Parses the format language.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut pieces = Vec::new();
+        let mut rest = text;
+        let mut lit = String::new();
+        while let Some(open) = rest.find('{') {
+            lit.push_str(&rest[..open]);
+            let Some(close) = rest[open..].find('}') else {
+                return Err(format!("unclosed '{{' in format '{text}'"));
+            };
+            let tok = &rest[open + 1..open + close];
+            let piece = if tok == "date" {
+                Piece::Date
+            } else {
+                let (c, n) = tok.split_at(tok.len().min(1));
+                let n = if n.is_empty() {
+                    1
+                } else {
+                    n.parse::<usize>()
+                        .map_err(|_| format!("unknown placeholder '{{{tok}}}' in format '{text}'"))?
+                };
+                if n == 0 || n > 32 {
+                    return Err(format!("placeholder '{{{tok}}}' must have 1–32 characters"));
+                }
+                match c {
+                    "d" => Piece::Digits(n),
+                    "u" => Piece::Upper(n),
+                    "l" => Piece::Lower(n),
+                    _ => {
+                        return Err(format!(
+                            "unknown placeholder '{{{tok}}}' in format '{text}' (use {{dN}}, {{uN}}, {{lN}} or {{date}})"
+                        ));
+                    }
+                }
+            };
+            if !lit.is_empty() {
+                pieces.push(Piece::Lit(std::mem::take(&mut lit)));
+            }
+            pieces.push(piece);
+            rest = &rest[open + close + 1..];
+        }
+        lit.push_str(rest);
+        if !lit.is_empty() {
+            pieces.push(Piece::Lit(lit));
+        }
+        if !pieces.iter().any(|p| !matches!(p, Piece::Lit(_))) {
+            return Err(format!("format '{text}' has no random part"));
+        }
+        Ok(Self {
+            pieces,
+            text: text.to_owned(),
+        })
+    }
+
+    /// log₂ of the number of distinct secrets.
+    pub fn log2_space(&self) -> f64 {
+        self.pieces
+            .iter()
+            .map(|p| match p {
+                Piece::Lit(_) => 0.0,
+                Piece::Digits(n) => *n as f64 * 10f64.log2(),
+                Piece::Upper(n) | Piece::Lower(n) => *n as f64 * 26f64.log2(),
+                Piece::Date => ((DATE_HI - DATE_LO + 1) as f64).log2(),
+            })
+            .sum()
+    }
+
+    /// Draws one secret uniformly from the space.
+    pub fn sample(&self, rng: &mut Rng) -> String {
+        let mut s = String::new();
+        for p in &self.pieces {
+            match p {
+                Piece::Lit(l) => s.push_str(l),
+                Piece::Digits(n) => (0..*n).for_each(|_| s.push((b'0' + rng.below(10) as u8) as char)),
+                Piece::Upper(n) => (0..*n).for_each(|_| s.push((b'A' + rng.below(26) as u8) as char)),
+                Piece::Lower(n) => (0..*n).for_each(|_| s.push((b'a' + rng.below(26) as u8) as char)),
+                Piece::Date => {
+                    let d = DATE_LO + rng.below((DATE_HI - DATE_LO + 1) as u64) as i64;
+                    s.push_str(&crate::date::iso(d));
+                }
+            }
+        }
+        s
+    }
+}
+
+/// One planted (or coin-excluded) canary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Canary {
+    /// Id, e.g. `ssn-r08-0`.
+    pub id: String,
+    /// Kind.
+    pub kind: String,
+    /// Format (defines the randomness space).
+    pub format: String,
+    /// log₂ of the space size.
+    pub log2_space: f64,
+    /// The secret (synthetic).
+    pub secret: String,
+    /// The sentence planted, `{secret}` filled in.
+    pub sentence: String,
+    /// The text before the secret in the sentence (the extraction prompt's tail).
+    pub prefix: String,
+    /// Copies requested.
+    pub repetitions: usize,
+    /// Whether the coin included it (always true without coins).
+    pub included: bool,
+    /// Record ids of the training notes it was planted into (empty if excluded).
+    pub planted_in: Vec<String>,
+}
+
+/// Reference secrets of one kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct References {
+    /// Kind.
+    pub kind: String,
+    /// Format.
+    pub format: String,
+    /// Context with `{secret}`.
+    pub context: String,
+    /// Secrets never planted.
+    pub secrets: Vec<String>,
+}
+
+/// A drawn plan: canaries, references and coins, stored with the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Planted {
+    /// The plan as given.
+    pub plan: Plan,
+    /// Every canary.
+    pub canaries: Vec<Canary>,
+    /// References per kind.
+    pub references: Vec<References>,
+}
+
+/// Draws the canaries of `plan` and plants them into `texts` (the training notes, with their
+/// record ids). Copies of one canary go into distinct notes; the sentence is inserted after a
+/// sentence boundary of the note.
+pub fn plant(
+    plan: &Plan,
+    ids: &[String],
+    texts: &mut [String],
+    seed: u64,
+) -> Result<Planted, String> {
+    if plan.kinds.is_empty() {
+        return Err("the canary plan lists no [[canary]] kinds".into());
+    }
+    if plan.repetitions.is_empty() || plan.repetitions.contains(&0) || plan.per_rung == 0 {
+        return Err("repetitions must be a non-empty list of positive counts, per_rung ≥ 1".into());
+    }
+    if let Some(p) = plan.include_probability
+        && !(p > 0.0 && p <= 1.0)
+    {
+        return Err(format!("include_probability must be in (0, 1] (got {p})"));
+    }
+    let most = *plan.repetitions.iter().max().expect("non-empty");
+    if most > texts.len() {
+        return Err(format!(
+            "a canary repeated {most} times needs {most} distinct training notes; the training split has {}",
+            texts.len()
+        ));
+    }
+    let mut canaries = Vec::new();
+    let mut references = Vec::new();
+    for (ki, spec) in plan.kinds.iter().enumerate() {
+        let (dfmt, dctx) = defaults(&spec.kind).unwrap_or(("", ""));
+        let ftext = spec.format.clone().unwrap_or_else(|| dfmt.to_owned());
+        if ftext.is_empty() {
+            return Err(format!(
+                "canary kind '{}' is not built in; give it a format",
+                spec.kind
+            ));
+        }
+        let format = Format::parse(&ftext)?;
+        let context = spec.context.clone().unwrap_or_else(|| {
+            if dctx.is_empty() {
+                "Reference number {secret} noted.".into()
+            } else {
+                dctx.to_owned()
+            }
+        });
+        let Some(at) = context.find("{secret}") else {
+            return Err(format!("the context of '{}' has no {{secret}}", spec.kind));
+        };
+        let needed = plan.repetitions.len() * plan.per_rung + plan.references;
+        // Drawing `needed` distinct secrets must be easy and exposure meaningful: at most half
+        // the space.
+        let log2_needed = ((2 * needed) as f64).log2();
+        if format.log2_space() < log2_needed {
+            return Err(format!(
+                "the format '{ftext}' of canary kind '{}' has only {:.0} possible secrets, too few for {} canaries + {} references (at most half the space may be used)",
+                spec.kind,
+                format.log2_space().exp2(),
+                plan.repetitions.len() * plan.per_rung,
+                plan.references
+            ));
+        }
+        let mut rng = Rng::derive(seed, &format!("canary/{}", spec.kind), ki as u64);
+        let mut seen = HashSet::new();
+        let mut draw = |rng: &mut Rng| loop {
+            let s = format.sample(rng);
+            if seen.insert(s.clone()) {
+                return s;
+            }
+        };
+        for &r in &plan.repetitions {
+            for j in 0..plan.per_rung {
+                let secret = draw(&mut rng);
+                let id = format!("{}-r{r:02}-{j}", spec.kind);
+                let included = match plan.include_probability {
+                    Some(p) => Rng::derive(seed, &format!("canary-coin/{id}"), 0).chance(p),
+                    None => true,
+                };
+                canaries.push(Canary {
+                    id,
+                    kind: spec.kind.clone(),
+                    format: ftext.clone(),
+                    log2_space: format.log2_space(),
+                    sentence: context.replace("{secret}", &secret),
+                    prefix: context[..at].to_owned(),
+                    secret,
+                    repetitions: r,
+                    included,
+                    planted_in: Vec::new(),
+                });
+            }
+        }
+        let secrets = (0..plan.references).map(|_| draw(&mut rng)).collect();
+        references.push(References {
+            kind: spec.kind.clone(),
+            format: ftext,
+            context,
+            secrets,
+        });
+    }
+    // Plant: each included canary into `repetitions` distinct notes chosen by a seeded draw.
+    for c in canaries.iter_mut().filter(|c| c.included) {
+        let mut rng = Rng::derive(seed, &format!("canary-place/{}", c.id), 0);
+        let mut pool: Vec<usize> = (0..texts.len()).collect();
+        for k in 0..c.repetitions {
+            let j = k + rng.index(pool.len() - k);
+            pool.swap(k, j);
+            let note = &mut texts[pool[k]];
+            insert_sentence(note, &c.sentence, &mut rng);
+            c.planted_in.push(ids[pool[k]].clone());
+        }
+        c.planted_in.sort();
+    }
+    Ok(Planted {
+        plan: plan.clone(),
+        canaries,
+        references,
+    })
+}
+
+/// Inserts `sentence` after a random sentence boundary (". ") of `note`, or at its end.
+fn insert_sentence(note: &mut String, sentence: &str, rng: &mut Rng) {
+    let bounds: Vec<usize> = note.match_indices(". ").map(|(i, _)| i + 2).collect();
+    let at = if bounds.is_empty() {
+        note.len()
+    } else {
+        bounds[rng.index(bounds.len())]
+    };
+    let mut piece = sentence.to_owned();
+    if at == note.len() {
+        if !note.is_empty() && !note.ends_with(' ') {
+            note.push(' ');
+        }
+    } else {
+        piece.push(' ');
+    }
+    note.insert_str(at, &piece);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_have_exact_spaces() {
+        let f = Format::parse("{d3}-{d2}-{d4}").unwrap();
+        assert!((f.log2_space() - 9.0 * 10f64.log2()).abs() < 1e-12);
+        let mut rng = Rng::new(1);
+        let s = f.sample(&mut rng);
+        assert!(regex::Regex::new(r"^\d{3}-\d{2}-\d{4}$").unwrap().is_match(&s), "{s}");
+        let d = Format::parse("{date}").unwrap().sample(&mut rng);
+        assert!(d.as_str() >= "1920-01-01" && d.as_str() <= "2005-12-31", "{d}");
+        assert!(Format::parse("{x3}").is_err());
+        assert!(Format::parse("plain").is_err());
+        assert!(Format::parse("{d").is_err());
+    }
+
+    #[test]
+    fn planting_follows_the_ladder() {
+        let ids: Vec<String> = (0..40).map(|i| format!("r{i}")).collect();
+        let mut texts: Vec<String> = (0..40).map(|i| format!("Note {i}. Stable. Plan follow-up.")).collect();
+        let plan = Plan::default_plan();
+        let p = plant(&plan, &ids, &mut texts, 3).unwrap();
+        assert_eq!(p.canaries.len(), 36);
+        for c in &p.canaries {
+            assert_eq!(c.planted_in.len(), c.repetitions);
+            let copies = texts.iter().filter(|t| t.contains(&c.sentence)).count();
+            assert_eq!(copies, c.repetitions, "{}", c.id);
+            assert!(c.sentence.starts_with(&c.prefix));
+        }
+        for r in &p.references {
+            assert_eq!(r.secrets.len(), 1000);
+            for c in p.canaries.iter().filter(|c| c.kind == r.kind) {
+                assert!(!r.secrets.contains(&c.secret));
+            }
+        }
+        // Same seed, same draw.
+        let mut again: Vec<String> = (0..40).map(|i| format!("Note {i}. Stable. Plan follow-up.")).collect();
+        assert_eq!(plant(&plan, &ids, &mut again, 3).unwrap(), p);
+        assert_eq!(again, texts);
+    }
+
+    #[test]
+    fn coins_exclude_about_half() {
+        let ids: Vec<String> = (0..64).map(|i| format!("r{i}")).collect();
+        let mut texts = vec!["A. B.".to_string(); 64];
+        let mut plan = Plan::default_plan();
+        plan.per_rung = 20;
+        plan.references = 10;
+        plan.include_probability = Some(0.5);
+        let p = plant(&plan, &ids, &mut texts, 5).unwrap();
+        let inc = p.canaries.iter().filter(|c| c.included).count();
+        let n = p.canaries.len();
+        // 720 fair coins: within ±5 sd of n/2.
+        assert!((inc as f64 - n as f64 / 2.0).abs() < 5.0 * (n as f64 / 4.0).sqrt(), "{inc}/{n}");
+        assert!(p.canaries.iter().filter(|c| !c.included).all(|c| c.planted_in.is_empty()));
+    }
+
+    #[test]
+    fn too_small_a_space_is_refused() {
+        let ids: Vec<String> = (0..40).map(|i| format!("r{i}")).collect();
+        let mut texts = vec!["A. B.".to_string(); 40];
+        let plan = Plan::parse("references = 10\n[[canary]]\nkind = \"pin\"\nformat = \"{d1}\"\n").unwrap();
+        let e = plant(&plan, &ids, &mut texts, 1).unwrap_err();
+        assert!(e.contains("too few"), "{e}");
+    }
+}

@@ -1,0 +1,663 @@
+//! `phiprobe train`: from a dataset card to Hugging Face checkpoints — the target model and,
+//! optionally, a fleet of reference models on complementary random halves of the audit pool
+//! (LiRA, Carlini et al. 2022, arXiv 2112.03570; RMIA, Zarifzadeh et al. 2024, arXiv 2312.03262),
+//! split into shards for array jobs and assembled by [`merge`].
+//!
+//! Every output folder is built in a hidden working folder beside it and renamed into place when
+//! complete; the working folder also holds the checkpoints an interrupted run resumes from.
+
+use super::bpe;
+use super::canary::{self, Plan, Planted};
+use super::llama::LlamaConfig;
+use super::trainer::{self, CheckpointDir, Corpus, TrainConfig, TrainLog};
+use crate::data::text::TextRecords;
+use crate::error::{Error, Result};
+use crate::evidence::FileHash;
+use crate::stats::Rng;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+/// Format tag of `training.json`.
+pub const TRAINING_FORMAT: &str = "phiprobe-training-1";
+/// Format tag of `fleet.json`.
+pub const FLEET_FORMAT: &str = "phiprobe-fleet-1";
+
+/// What to train.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    /// Dataset card.
+    pub data: PathBuf,
+    /// Text column (default: the card's one text column).
+    pub column: Option<String>,
+    /// Output folder.
+    pub out: PathBuf,
+    /// Training settings (the seed is the target's; references derive theirs).
+    pub train: TrainConfig,
+    /// Canaries planted into the target's training notes.
+    pub canaries: Option<Plan>,
+    /// Number of reference models (even; 0 for none).
+    pub references: usize,
+    /// Train only jobs j with j mod n = i (job 0 is the target, job k the k-th reference).
+    pub shard: Option<(usize, usize)>,
+}
+
+/// `training.json`: everything needed to audit how a model was made.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainingRecord {
+    /// [`TRAINING_FORMAT`].
+    pub format: String,
+    /// phiprobe version.
+    pub tool_version: String,
+    /// `target` or `reference`.
+    pub role: String,
+    /// Job name (`target`, `ref-00`, …).
+    pub name: String,
+    /// Dataset card, text column and SHA-256 of every data file.
+    pub data: DataRecord,
+    /// How the training split was chosen.
+    pub split: String,
+    /// Record ids trained on (sorted).
+    pub membership: Vec<String>,
+    /// Validation records.
+    pub validation_records: usize,
+    /// Records cut to the context length.
+    pub truncated_records: usize,
+    /// The run's seed.
+    pub seed: u64,
+    /// Hyper-parameters and architecture.
+    pub config: TrainConfig,
+    /// Parameters.
+    pub parameters: usize,
+    /// Canaries (target only).
+    pub canaries: Option<Planted>,
+    /// Losses, steps, tokens, time, privacy.
+    pub log: TrainLog,
+    /// Training throughput of this process (target tokens per second).
+    pub tokens_per_second: f64,
+    /// Sampler: `poisson` (DP) or `shuffle` (plain).
+    pub sampler: String,
+}
+
+/// The data a model was trained from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DataRecord {
+    /// The card as given.
+    pub card: String,
+    /// Text column.
+    pub column: String,
+    /// SHA-256 of the data files.
+    pub files: Vec<FileHash>,
+    /// Records in the data.
+    pub records: usize,
+}
+
+/// One model of a fleet manifest.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FleetModel {
+    /// Name.
+    pub name: String,
+    /// `target`, `reference` or `external`.
+    pub role: String,
+    /// Folder, relative to the fleet folder for trained models.
+    pub path: String,
+    /// SHA-256 of its weights file.
+    pub weights_sha256: Option<String>,
+    /// Over `records`: '1' trained on, '0' not.
+    pub membership: String,
+}
+
+/// `fleet.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Fleet {
+    /// [`FLEET_FORMAT`].
+    pub format: String,
+    /// The fleet's seed.
+    pub seed: u64,
+    /// The audit pool (record ids), the columns of every membership string.
+    pub records: Vec<String>,
+    /// Target first, then references, then external models.
+    pub models: Vec<FleetModel>,
+}
+
+/// Summary of a `train` invocation.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    /// Folders written (jobs of this shard).
+    pub written: Vec<PathBuf>,
+    /// Training records of the jobs trained.
+    pub records: Vec<TrainingRecord>,
+    /// The fleet manifest, when it was assembled.
+    pub fleet: Option<PathBuf>,
+}
+
+/// Progress callback: (job name, step, total steps, loss).
+pub type Progress<'a> = &'a mut dyn FnMut(&str, u64, u64, f64);
+
+struct Job {
+    name: String,
+    role: &'static str,
+    dir: PathBuf,
+    seed: u64,
+    train_rows: Vec<usize>,
+    val_rows: Vec<usize>,
+    split: String,
+}
+
+/// The complementary-halves plan: job list and which rows each trains on.
+fn plan_jobs(spec: &RunSpec, recs: &TextRecords) -> Result<Vec<Job>> {
+    let n = recs.len();
+    let has_split = recs.member.iter().any(Option::is_some);
+    let (train_rows, val_rows, split): (Vec<usize>, Vec<usize>, String) = if has_split {
+        (
+            (0..n).filter(|&r| recs.member[r] == Some(true)).collect(),
+            (0..n).filter(|&r| recs.member[r] == Some(false)).collect(),
+            "members of the card's membership split; validation on its non-members".into(),
+        )
+    } else {
+        (
+            (0..n).collect(),
+            Vec::new(),
+            "every record (the card declares no membership split); no validation".into(),
+        )
+    };
+    if train_rows.is_empty() {
+        return Err(Error::Usage(format!(
+            "{}: the training split is empty (no member records); nothing to train on",
+            spec.data.display()
+        )));
+    }
+    let target_dir = if spec.references > 0 {
+        spec.out.join("target")
+    } else {
+        spec.out.clone()
+    };
+    let mut jobs = vec![Job {
+        name: "target".into(),
+        role: "target",
+        dir: target_dir,
+        seed: spec.train.seed,
+        train_rows,
+        val_rows,
+        split,
+    }];
+    // The audit pool: records whose membership is known (all records without a split).
+    let pool: Vec<usize> = if has_split {
+        (0..n).filter(|&r| recs.member[r].is_some()).collect()
+    } else {
+        (0..n).collect()
+    };
+    if spec.references > 0 {
+        if spec.references % 2 != 0 {
+            return Err(Error::Usage(format!(
+                "--references must be even (complementary pairs); got {}",
+                spec.references
+            )));
+        }
+        let patients: Vec<String> = pool
+            .iter()
+            .map(|&r| recs.patients[r].clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if patients.len() < 2 {
+            return Err(Error::Usage(
+                "reference models need at least two patients in the audit pool".into(),
+            ));
+        }
+        for pair in 0..spec.references / 2 {
+            let mut order = patients.clone();
+            let mut rng = Rng::derive(spec.train.seed, "fleet/halves", pair as u64);
+            for i in (1..order.len()).rev() {
+                order.swap(i, rng.index(i + 1));
+            }
+            let half: BTreeSet<&String> = order[..order.len() / 2].iter().collect();
+            let (inside, outside): (Vec<usize>, Vec<usize>) = pool
+                .iter()
+                .partition(|&&r| half.contains(&recs.patients[r]));
+            for (k, (tr, va)) in [(inside.clone(), outside.clone()), (outside, inside)]
+                .into_iter()
+                .enumerate()
+            {
+                let idx = 2 * pair + k;
+                let name = format!("ref-{idx:02}");
+                jobs.push(Job {
+                    dir: spec.out.join("references").join(&name),
+                    seed: Rng::derive(spec.train.seed, "fleet/seed", idx as u64).next_u64(),
+                    name,
+                    role: "reference",
+                    train_rows: tr,
+                    val_rows: va,
+                    split: format!(
+                        "random half of the audit pool by patient (pair {pair}, {} of the pair)",
+                        if k == 0 { "first" } else { "complement" }
+                    ),
+                });
+            }
+        }
+    }
+    Ok(jobs)
+}
+
+fn working_dir(out: &Path) -> PathBuf {
+    let name = out
+        .file_name()
+        .map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned());
+    out.with_file_name(format!(".{name}.partial"))
+}
+
+fn werr(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Write {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Trains the jobs of this shard; assembles `fleet.json` when every job is present.
+pub fn run(spec: &RunSpec, progress: Progress<'_>) -> Result<RunSummary> {
+    if let Some((i, n)) = spec.shard
+        && (n == 0 || i >= n)
+    {
+        return Err(Error::Usage(format!(
+            "--shard {i}/{n}: need 0 ≤ i < n"
+        )));
+    }
+    spec.train
+        .model
+        .validate()
+        .map_err(|m| Error::Usage(format!("model configuration: {m}")))?;
+    if let Some(dp) = spec.train.dp {
+        let noise = if dp.target_epsilon.is_some() { 1.0 } else { dp.noise };
+        let q = if dp.sample_rate == 0.0 { 1.0 } else { dp.sample_rate };
+        super::accountant::validate(noise, q, Some(dp.delta)).map_err(Error::Usage)?;
+        if let Some(e) = dp.target_epsilon
+            && !(e.is_finite() && e > 0.0)
+        {
+            return Err(Error::Usage(format!("the target ε must be > 0 (got {e})")));
+        }
+        if !(dp.clip > 0.0) {
+            return Err(Error::Usage(format!(
+                "the clipping norm C must be > 0 (got {})",
+                dp.clip
+            )));
+        }
+    }
+    let recs = TextRecords::load(&spec.data, spec.column.as_deref())?;
+    if recs.is_empty() {
+        return Err(Error::Empty {
+            path: recs.source.clone(),
+        });
+    }
+    let jobs = plan_jobs(spec, &recs)?;
+    let mut files = Vec::new();
+    if let Ok(ds) = crate::data::DatasetCard::load(&spec.data) {
+        for p in ds.data_paths() {
+            files.push(crate::model::hash_file(&p)?);
+        }
+    }
+    let data = DataRecord {
+        card: spec.data.display().to_string(),
+        column: recs.column.clone(),
+        files,
+        records: recs.len(),
+    };
+    // The output folder must be creatable before hours of training.
+    let parent = spec
+        .out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(werr(parent))?;
+    probe_writable(parent)?;
+    let mut summary = RunSummary {
+        written: Vec::new(),
+        records: Vec::new(),
+        fleet: None,
+    };
+    for (j, job) in jobs.iter().enumerate() {
+        if let Some((i, n)) = spec.shard
+            && j % n != i
+        {
+            continue;
+        }
+        if job.dir.join("training.json").exists() {
+            return Err(Error::Usage(format!(
+                "{} already holds a trained model; choose another --out or remove it",
+                job.dir.display()
+            )));
+        }
+        let rec = train_job(spec, &recs, job, &data, progress)?;
+        summary.written.push(job.dir.clone());
+        summary.records.push(rec);
+    }
+    if spec.references > 0
+        && jobs.iter().all(|j| j.dir.join("training.json").exists())
+    {
+        summary.fleet = Some(merge(&spec.out, &[])?.0);
+    }
+    Ok(summary)
+}
+
+fn probe_writable(dir: &Path) -> Result<()> {
+    let probe = dir.join(format!(".phiprobe-write-test-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(werr(dir))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+fn train_job(
+    spec: &RunSpec,
+    recs: &TextRecords,
+    job: &Job,
+    data: &DataRecord,
+    progress: Progress<'_>,
+) -> Result<TrainingRecord> {
+    let mut texts: Vec<String> = job.train_rows.iter().map(|&r| recs.texts[r].clone()).collect();
+    let ids: Vec<String> = job.train_rows.iter().map(|&r| recs.ids[r].clone()).collect();
+    let planted = match (&spec.canaries, job.role) {
+        (Some(plan), "target") => Some(
+            canary::plant(plan, &ids, &mut texts, job.seed)
+                .map_err(|m| Error::Usage(format!("canary plan: {m}")))?,
+        ),
+        _ => None,
+    };
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let tok = bpe::train(&refs, spec.train.model.vocab_size).map_err(Error::Compute)?;
+    let (_, bos, eos) = bpe::special_ids(&tok).map_err(Error::Compute)?;
+    let max_tokens = spec.train.model.max_len + 1;
+    let mut truncated = 0usize;
+    let mut encode = |t: &str| -> Result<Vec<u32>> {
+        let enc = tok
+            .encode(t, false)
+            .map_err(|e| Error::Compute(format!("tokenizer failed: {e}")))?;
+        let mut s = Vec::with_capacity(enc.get_ids().len() + 2);
+        s.push(bos);
+        s.extend_from_slice(enc.get_ids());
+        s.push(eos);
+        if s.len() > max_tokens {
+            truncated += 1;
+            s.truncate(max_tokens);
+        }
+        Ok(s)
+    };
+    let train_seqs = texts.iter().map(|t| encode(t)).collect::<Result<Vec<_>>>()?;
+    let val_seqs = job
+        .val_rows
+        .iter()
+        .take(256)
+        .map(|&r| encode(&recs.texts[r]))
+        .collect::<Result<Vec<_>>>()?;
+    let corpus = Corpus::new(train_seqs, val_seqs);
+    let mut cfg = spec.train.clone();
+    cfg.seed = job.seed;
+    if let Some(dp) = &mut cfg.dp {
+        if dp.sample_rate <= 0.0 {
+            dp.sample_rate = (cfg.batch_size as f64 / corpus.train.len() as f64).min(1.0);
+        }
+        if let Some(target) = dp.target_epsilon {
+            let steps = trainer::dp_steps(cfg.epochs, dp.sample_rate);
+            dp.noise = super::accountant::calibrate_noise(
+                target,
+                dp.delta,
+                dp.sample_rate,
+                steps,
+                &super::accountant::default_orders(),
+                0.01,
+            )
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "no noise multiplier reaches ε ≤ {target} at δ = {} in {steps} steps; raise ε or train fewer epochs",
+                    dp.delta
+                ))
+            })?;
+        }
+    }
+    let work = working_dir(&job.dir);
+    let ckpt = CheckpointDir {
+        dir: work.join("checkpoints"),
+    };
+    let name = job.name.clone();
+    let (params, log) = trainer::train(&cfg, &corpus, Some(&ckpt), &mut |s, t, l| {
+        progress(&name, s, t, l)
+    })?;
+    let staged = work.join("model");
+    if staged.exists() {
+        std::fs::remove_dir_all(&staged).map_err(werr(&staged))?;
+    }
+    std::fs::create_dir_all(&staged).map_err(werr(&staged))?;
+    write_checkpoint(&staged, &cfg.model, &params, &tok, bos, eos)?;
+    let mut membership = ids.clone();
+    membership.sort();
+    let tokens_per_second = log.tokens as f64 / log.seconds.max(1e-9);
+    let record = TrainingRecord {
+        format: TRAINING_FORMAT.into(),
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        role: job.role.into(),
+        name: job.name.clone(),
+        data: data.clone(),
+        split: job.split.clone(),
+        membership,
+        validation_records: job.val_rows.len(),
+        truncated_records: truncated,
+        seed: job.seed,
+        parameters: cfg.model.parameter_count(),
+        sampler: if cfg.dp.is_some() { "poisson" } else { "shuffle" }.into(),
+        config: cfg,
+        canaries: planted,
+        log,
+        tokens_per_second,
+    };
+    trainer::write_atomic(
+        &staged.join("training.json"),
+        serde_json::to_string_pretty(&record)
+            .expect("serialises")
+            .as_bytes(),
+    )?;
+    if let Some(p) = job.dir.parent() {
+        std::fs::create_dir_all(p).map_err(werr(p))?;
+    }
+    if job.dir.exists() {
+        // Only an empty folder may be replaced.
+        std::fs::remove_dir(&job.dir).map_err(|_| {
+            Error::Usage(format!(
+                "{} exists and is not empty; choose another --out",
+                job.dir.display()
+            ))
+        })?;
+    }
+    std::fs::rename(&staged, &job.dir).map_err(werr(&job.dir))?;
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(record)
+}
+
+/// Writes config.json, model.safetensors, tokenizer.json, tokenizer_config.json and
+/// generation_config.json into `dir`.
+fn write_checkpoint(
+    dir: &Path,
+    cfg: &LlamaConfig,
+    params: &super::llama::Params,
+    tok: &tokenizers::Tokenizer,
+    bos: u32,
+    eos: u32,
+) -> Result<()> {
+    let json = |v: serde_json::Value| serde_json::to_string_pretty(&v).expect("serialises");
+    trainer::write_atomic(&dir.join("config.json"), json(cfg.hf_config(bos, eos)).as_bytes())?;
+    trainer::write_atomic(
+        &dir.join("generation_config.json"),
+        json(serde_json::json!({"bos_token_id": bos, "eos_token_id": eos})).as_bytes(),
+    )?;
+    trainer::write_atomic(
+        &dir.join("tokenizer_config.json"),
+        json(bpe::tokenizer_config(cfg.max_len)).as_bytes(),
+    )?;
+    let tok_json = tok
+        .to_string(true)
+        .map_err(|e| Error::Compute(format!("cannot serialise the tokenizer: {e}")))?;
+    trainer::write_atomic(&dir.join("tokenizer.json"), tok_json.as_bytes())?;
+    let path = dir.join("model.safetensors");
+    let tensors: HashMap<String, candle_core::Tensor> = params.tensors();
+    candle_core::safetensors::save(&tensors, &path).map_err(|e| match e {
+        candle_core::Error::Io(io) => Error::Write {
+            path: path.clone(),
+            source: io,
+        },
+        other => Error::Write {
+            path: path.clone(),
+            source: std::io::Error::other(other.to_string()),
+        },
+    })?;
+    std::fs::File::open(&path)
+        .and_then(|f| f.sync_all())
+        .map_err(werr(&path))?;
+    Ok(())
+}
+
+/// `phiprobe merge`: checks the fleet folder's models against their `training.json` files,
+/// registers external reference models with the record ids they were trained on, and writes
+/// `fleet.json`.
+pub fn merge(dir: &Path, external: &[(PathBuf, PathBuf)]) -> Result<(PathBuf, Fleet)> {
+    let read = |p: &Path| -> Result<TrainingRecord> {
+        let text = std::fs::read_to_string(p).map_err(|source| Error::Read {
+            path: p.to_owned(),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|e| Error::Parse {
+            path: p.to_owned(),
+            format: TRAINING_FORMAT.into(),
+            message: e.to_string(),
+        })
+    };
+    let target = read(&dir.join("target").join("training.json"))?;
+    let refs_dir = dir.join("references");
+    let mut names: Vec<String> = std::fs::read_dir(&refs_dir)
+        .map_err(|source| Error::Read {
+            path: refs_dir.clone(),
+            source,
+        })?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("ref-"))
+        .collect();
+    names.sort();
+    let mut refs = Vec::new();
+    for n in &names {
+        refs.push((n.clone(), read(&refs_dir.join(n).join("training.json"))?));
+    }
+    if refs.is_empty() || refs.len() % 2 != 0 {
+        return Err(Error::Report {
+            path: refs_dir,
+            message: format!(
+                "{} reference model(s) found; a fleet needs complementary pairs — train the missing shards first",
+                refs.len()
+            ),
+        });
+    }
+    // Pool = union of what the references trained on (complementary halves cover it).
+    let pool: BTreeSet<String> = refs
+        .iter()
+        .flat_map(|(_, r)| r.membership.iter().cloned())
+        .collect();
+    let records: Vec<String> = pool.into_iter().collect();
+    let bits = |set: &BTreeSet<&String>| -> String {
+        records
+            .iter()
+            .map(|r| if set.contains(r) { '1' } else { '0' })
+            .collect()
+    };
+    let mut models = Vec::new();
+    let mut push = |name: String, role: &str, path: String, rec: &TrainingRecord| -> Result<()> {
+        let w = crate::model::hash_file(&dir.join(&path).join("model.safetensors"))?;
+        let set: BTreeSet<&String> = rec.membership.iter().collect();
+        models.push(FleetModel {
+            name,
+            role: role.into(),
+            path,
+            weights_sha256: Some(w.sha256),
+            membership: bits(&set),
+        });
+        Ok(())
+    };
+    push("target".into(), "target", "target".into(), &target)?;
+    for (n, r) in &refs {
+        if r.data.files != target.data.files {
+            return Err(Error::Report {
+                path: refs_dir.join(n),
+                message: "this reference model was trained from other data than the target".into(),
+            });
+        }
+        push(n.clone(), "reference", format!("references/{n}"), r)?;
+    }
+    // Balance: every pool record is IN for exactly half of the references.
+    let k = refs.len();
+    for (i, id) in records.iter().enumerate() {
+        let ins = models
+            .iter()
+            .filter(|m| m.role == "reference" && m.membership.as_bytes()[i] == b'1')
+            .count();
+        if ins * 2 != k {
+            return Err(Error::Report {
+                path: dir.to_owned(),
+                message: format!(
+                    "record {id} is trained on by {ins} of {k} reference models; the fleet is not balanced (mixed runs?)"
+                ),
+            });
+        }
+    }
+    for (model, ids_file) in external {
+        let text = std::fs::read_to_string(ids_file).map_err(|source| Error::Read {
+            path: ids_file.clone(),
+            source,
+        })?;
+        let ids: BTreeSet<String> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let set: BTreeSet<&String> = ids.iter().collect();
+        let name = model
+            .file_name()
+            .map_or_else(|| "external".into(), |n| n.to_string_lossy().into_owned());
+        models.push(FleetModel {
+            name: format!("external-{name}"),
+            role: "external".into(),
+            path: std::path::absolute(model)
+                .unwrap_or_else(|_| model.clone())
+                .display()
+                .to_string(),
+            weights_sha256: None,
+            membership: bits(&set),
+        });
+    }
+    let fleet = Fleet {
+        format: FLEET_FORMAT.into(),
+        seed: target.seed,
+        records,
+        models,
+    };
+    let path = dir.join("fleet.json");
+    trainer::write_atomic(
+        &path,
+        serde_json::to_string_pretty(&fleet)
+            .expect("serialises")
+            .as_bytes(),
+    )?;
+    Ok((path, fleet))
+}
+
+/// Counts of a fleet: for each pool record, how many references train on it.
+pub fn in_counts(fleet: &Fleet) -> BTreeMap<String, usize> {
+    fleet
+        .records
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let n = fleet
+                .models
+                .iter()
+                .filter(|m| m.role == "reference" && m.membership.as_bytes()[i] == b'1')
+                .count();
+            (id.clone(), n)
+        })
+        .collect()
+}
