@@ -280,8 +280,14 @@ fn parse_shard(s: &str) -> std::result::Result<(usize, usize), String> {
     let (i, n) = s
         .split_once('/')
         .ok_or_else(|| format!("'{s}' is not of the form i/n"))?;
-    let i: usize = i.trim().parse().map_err(|_| format!("'{i}' is not a number"))?;
-    let n: usize = n.trim().parse().map_err(|_| format!("'{n}' is not a number"))?;
+    let i: usize = i
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{i}' is not a number"))?;
+    let n: usize = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{n}' is not a number"))?;
     if n == 0 || i >= n {
         return Err(format!("need 0 ≤ i < n (got {i}/{n})"));
     }

@@ -163,7 +163,10 @@ pub(super) fn train_cmd(a: &super::TrainArgs, quiet: bool) -> Result<u8> {
         unsafe { std::env::set_var("RAYON_NUM_THREADS", a.threads.to_string()) };
     }
     if !(a.epochs.is_finite() && a.epochs > 0.0) {
-        bail!(crate::Error::Usage(format!("--epochs must be > 0 (got {})", a.epochs)));
+        bail!(crate::Error::Usage(format!(
+            "--epochs must be > 0 (got {})",
+            a.epochs
+        )));
     }
     if a.batch_size == 0 {
         bail!(crate::Error::Usage("--batch-size must be ≥ 1".into()));
@@ -204,11 +207,13 @@ pub(super) fn train_cmd(a: &super::TrainArgs, quiet: bool) -> Result<u8> {
                 path: path.to_owned(),
                 source,
             })?;
-            Some(crate::train::canary::Plan::parse(&text).map_err(|m| crate::Error::Parse {
-                path: path.to_owned(),
-                format: "canary plan (TOML)".into(),
-                message: m,
-            })?)
+            Some(
+                crate::train::canary::Plan::parse(&text).map_err(|m| crate::Error::Parse {
+                    path: path.to_owned(),
+                    format: "canary plan (TOML)".into(),
+                    message: m,
+                })?,
+            )
         }
     };
     let spec = crate::train::run::RunSpec {

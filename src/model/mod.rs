@@ -17,8 +17,8 @@ pub mod transformer;
 use candle_core::{Device, Tensor};
 
 pub use crate::evidence::ModelCard;
-pub use load::{LoadOptions, load};
 pub(crate) use load::hash_file;
+pub use load::{LoadOptions, load};
 
 use transformer::{Transformer, ce};
 

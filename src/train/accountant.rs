@@ -520,7 +520,7 @@ mod tests {
     fn closed_forms() {
         // α = 2: log(1 + q²(e^{1/σ²} − 1)); q = 1: α/(2σ²); q = 0: 0; σ = 0: ∞.
         for (q, s) in [(0.01, 1.0), (0.3, 0.7), (0.9, 3.0)] {
-            let want = (q * q * ((1.0 / (s * s)) as f64).exp_m1()).ln_1p();
+            let want: f64 = (q * q * (1.0f64 / (s * s)).exp_m1()).ln_1p();
             assert!(close(
                 rdp_step(q, s, 2.0, Series::Signed).unwrap(),
                 want,

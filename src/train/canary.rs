@@ -90,11 +90,26 @@ impl Plan {
 /// Default format and context of a built-in kind.
 fn defaults(kind: &str) -> Option<(&'static str, &'static str)> {
     Some(match kind {
-        "ssn" => ("{d3}-{d2}-{d4}", "Identity verified; social security number {secret} on file."),
-        "mrn" => ("MRN {d8}", "Chart merged under {secret} after registration."),
-        "phone" => ("({d3}) {d3}-{d4}", "Patient asks to be called back at {secret}."),
-        "dob" => ("{date}", "Date of birth confirmed as {secret} with the patient."),
-        "email" => ("{l6}{d2}@example.org", "Portal invitation sent to {secret}."),
+        "ssn" => (
+            "{d3}-{d2}-{d4}",
+            "Identity verified; social security number {secret} on file.",
+        ),
+        "mrn" => (
+            "MRN {d8}",
+            "Chart merged under {secret} after registration.",
+        ),
+        "phone" => (
+            "({d3}) {d3}-{d4}",
+            "Patient asks to be called back at {secret}.",
+        ),
+        "dob" => (
+            "{date}",
+            "Date of birth confirmed as {secret} with the patient.",
+        ),
+        "email" => (
+            "{l6}{d2}@example.org",
+            "Portal invitation sent to {secret}.",
+        ),
         "account" => ("ACCT-{d10}", "Billing account {secret} updated today."),
         _ => return None,
     })
@@ -139,8 +154,9 @@ impl Format {
                 let n = if n.is_empty() {
                     1
                 } else {
-                    n.parse::<usize>()
-                        .map_err(|_| format!("unknown placeholder '{{{tok}}}' in format '{text}'"))?
+                    n.parse::<usize>().map_err(|_| {
+                        format!("unknown placeholder '{{{tok}}}' in format '{text}'")
+                    })?
                 };
                 if n == 0 || n > 32 {
                     return Err(format!("placeholder '{{{tok}}}' must have 1–32 characters"));
@@ -194,9 +210,15 @@ impl Format {
         for p in &self.pieces {
             match p {
                 Piece::Lit(l) => s.push_str(l),
-                Piece::Digits(n) => (0..*n).for_each(|_| s.push((b'0' + rng.below(10) as u8) as char)),
-                Piece::Upper(n) => (0..*n).for_each(|_| s.push((b'A' + rng.below(26) as u8) as char)),
-                Piece::Lower(n) => (0..*n).for_each(|_| s.push((b'a' + rng.below(26) as u8) as char)),
+                Piece::Digits(n) => {
+                    (0..*n).for_each(|_| s.push((b'0' + rng.below(10) as u8) as char))
+                }
+                Piece::Upper(n) => {
+                    (0..*n).for_each(|_| s.push((b'A' + rng.below(26) as u8) as char))
+                }
+                Piece::Lower(n) => {
+                    (0..*n).for_each(|_| s.push((b'a' + rng.below(26) as u8) as char))
+                }
                 Piece::Date => {
                     let d = DATE_LO + rng.below((DATE_HI - DATE_LO + 1) as u64) as i64;
                     s.push_str(&crate::date::iso(d));
@@ -405,9 +427,17 @@ mod tests {
         assert!((f.log2_space() - 9.0 * 10f64.log2()).abs() < 1e-12);
         let mut rng = Rng::new(1);
         let s = f.sample(&mut rng);
-        assert!(regex::Regex::new(r"^\d{3}-\d{2}-\d{4}$").unwrap().is_match(&s), "{s}");
+        assert!(
+            regex::Regex::new(r"^\d{3}-\d{2}-\d{4}$")
+                .unwrap()
+                .is_match(&s),
+            "{s}"
+        );
         let d = Format::parse("{date}").unwrap().sample(&mut rng);
-        assert!(d.as_str() >= "1920-01-01" && d.as_str() <= "2005-12-31", "{d}");
+        assert!(
+            d.as_str() >= "1920-01-01" && d.as_str() <= "2005-12-31",
+            "{d}"
+        );
         assert!(Format::parse("{x3}").is_err());
         assert!(Format::parse("plain").is_err());
         assert!(Format::parse("{d").is_err());
@@ -416,7 +446,9 @@ mod tests {
     #[test]
     fn planting_follows_the_ladder() {
         let ids: Vec<String> = (0..40).map(|i| format!("r{i}")).collect();
-        let mut texts: Vec<String> = (0..40).map(|i| format!("Note {i}. Stable. Plan follow-up.")).collect();
+        let mut texts: Vec<String> = (0..40)
+            .map(|i| format!("Note {i}. Stable. Plan follow-up."))
+            .collect();
         let plan = Plan::default_plan();
         let p = plant(&plan, &ids, &mut texts, 3).unwrap();
         assert_eq!(p.canaries.len(), 36);
@@ -433,7 +465,9 @@ mod tests {
             }
         }
         // Same seed, same draw.
-        let mut again: Vec<String> = (0..40).map(|i| format!("Note {i}. Stable. Plan follow-up.")).collect();
+        let mut again: Vec<String> = (0..40)
+            .map(|i| format!("Note {i}. Stable. Plan follow-up."))
+            .collect();
         assert_eq!(plant(&plan, &ids, &mut again, 3).unwrap(), p);
         assert_eq!(again, texts);
     }
@@ -450,15 +484,24 @@ mod tests {
         let inc = p.canaries.iter().filter(|c| c.included).count();
         let n = p.canaries.len();
         // 720 fair coins: within ±5 sd of n/2.
-        assert!((inc as f64 - n as f64 / 2.0).abs() < 5.0 * (n as f64 / 4.0).sqrt(), "{inc}/{n}");
-        assert!(p.canaries.iter().filter(|c| !c.included).all(|c| c.planted_in.is_empty()));
+        assert!(
+            (inc as f64 - n as f64 / 2.0).abs() < 5.0 * (n as f64 / 4.0).sqrt(),
+            "{inc}/{n}"
+        );
+        assert!(
+            p.canaries
+                .iter()
+                .filter(|c| !c.included)
+                .all(|c| c.planted_in.is_empty())
+        );
     }
 
     #[test]
     fn too_small_a_space_is_refused() {
         let ids: Vec<String> = (0..40).map(|i| format!("r{i}")).collect();
         let mut texts = vec!["A. B.".to_string(); 40];
-        let plan = Plan::parse("references = 10\n[[canary]]\nkind = \"pin\"\nformat = \"{d1}\"\n").unwrap();
+        let plan = Plan::parse("references = 10\n[[canary]]\nkind = \"pin\"\nformat = \"{d1}\"\n")
+            .unwrap();
         let e = plant(&plan, &ids, &mut texts, 1).unwrap_err();
         assert!(e.contains("too few"), "{e}");
     }

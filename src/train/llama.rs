@@ -3,9 +3,16 @@
 //!
 //! candle-nn's fused `softmax_last_dim`, `rms_norm`, `layer_norm`, `sdpa` and `rope*` have no
 //! backward and silently cut gradients (reference/dp.md §2.4), so nothing here calls them; a
-//! test asserts that every parameter receives a non-zero gradient. Parameters are named as in
+//! test asserts that every parameter receives a non-zero gradient.
+//!
+//! Reference: Touvron et al. 2023, "LLaMA: Open and Efficient Foundation Language Models"
+//! (arXiv 2302.13971); RoPE: Su et al. 2021 (arXiv 2104.09864); SwiGLU: Shazeer 2020
+//! (arXiv 2002.05202); RMSNorm: Zhang & Sennrich 2019 (arXiv 1910.07467). Parameters are named as in
 //! Hugging Face's `LlamaForCausalLM`, kept in a name-ordered map, and initialised from
 //! phiprobe's own seeded generator (candle's CPU generator cannot be seeded).
+//!
+//! Two fused operations with analytic backward passes (`ops.rs`: attention softmax and the
+//! log-probability of the target token) replace the composites on the largest tensors.
 //!
 //! The forward pass optionally records a [`Tape`] for DP-SGD: weights are then detached (so the
 //! backward pass computes activation gradients only) and a zero-valued probe variable is added
@@ -247,6 +254,8 @@ pub struct Batch {
     pub mask: Tensor,
     /// Input ids on the host, row-major (B·T).
     pub host_inputs: Vec<u32>,
+    /// Targets on the host, row-major (B·T).
+    pub host_targets: std::sync::Arc<Vec<u32>>,
     /// Real targets per row.
     pub counts: Vec<usize>,
     /// Rows.
@@ -282,7 +291,8 @@ impl Batch {
         let dev = Device::Cpu;
         Ok(Self {
             inputs: Tensor::from_vec(inputs.clone(), (b, t), &dev)?,
-            targets: Tensor::from_vec(targets, (b, t), &dev)?,
+            targets: Tensor::from_vec(targets.clone(), (b, t), &dev)?,
+            host_targets: std::sync::Arc::new(targets),
             mask: Tensor::from_vec(mask, (b, t), &dev)?,
             host_inputs: inputs,
             counts,
@@ -364,20 +374,6 @@ fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> candle_core::Result<Tensor> {
     let x2 = x.narrow(D::Minus1, hd / 2, hd / 2)?;
     let rot = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
     x.broadcast_mul(cos)? + rot.broadcast_mul(sin)?
-}
-
-/// Softmax over the last dimension from primitive ops (the max is a constant shift).
-fn softmax(x: &Tensor) -> candle_core::Result<Tensor> {
-    let m = x.max_keepdim(D::Minus1)?.detach();
-    let e = x.broadcast_sub(&m)?.exp()?;
-    e.broadcast_div(&e.sum_keepdim(D::Minus1)?)
-}
-
-/// Log-softmax over the last dimension from primitive ops.
-fn log_softmax(x: &Tensor) -> candle_core::Result<Tensor> {
-    let m = x.max_keepdim(D::Minus1)?.detach();
-    let d = x.broadcast_sub(&m)?;
-    d.broadcast_sub(&d.exp()?.sum_keepdim(D::Minus1)?.log()?)
 }
 
 struct Pass<'a> {
@@ -497,7 +493,7 @@ pub fn forward(
         let k = rope(&heads(&qkv[1])?, &cos, &sin)?;
         let v = heads(&qkv[2])?;
         let att = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&mask)?;
-        let att = softmax(&att)?;
+        let att = super::ops::softmax(&att)?;
         let ctx = att
             .matmul(&v)?
             .transpose(1, 2)?
@@ -523,8 +519,8 @@ pub fn forward(
     }
     let hn = pass.rms_norm(&x, "model.norm.weight", cfg.rms_eps)?;
     let logits = pass.linear(&hn, &["lm_head.weight".to_owned()])?.remove(0);
-    let logp = log_softmax(&logits)?;
-    logp.gather(&batch.targets.unsqueeze(2)?, 2)?.squeeze(2)
+    let flat = logits.reshape((b * t, cfg.vocab_size))?;
+    super::ops::token_logprob(&flat, batch.host_targets.clone())?.reshape((b, t))
 }
 
 /// Mean negative log-likelihood over the batch's real target tokens (non-DP training loss).

@@ -6,9 +6,10 @@
 
 pub mod accountant;
 pub mod bpe;
+pub mod canary;
 pub mod dp;
 pub mod llama;
+pub mod ops;
 pub mod optim;
-pub mod trainer;
-pub mod canary;
 pub mod run;
+pub mod trainer;

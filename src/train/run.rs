@@ -258,24 +258,30 @@ pub fn run(spec: &RunSpec, progress: Progress<'_>) -> Result<RunSummary> {
     if let Some((i, n)) = spec.shard
         && (n == 0 || i >= n)
     {
-        return Err(Error::Usage(format!(
-            "--shard {i}/{n}: need 0 ≤ i < n"
-        )));
+        return Err(Error::Usage(format!("--shard {i}/{n}: need 0 ≤ i < n")));
     }
     spec.train
         .model
         .validate()
         .map_err(|m| Error::Usage(format!("model configuration: {m}")))?;
     if let Some(dp) = spec.train.dp {
-        let noise = if dp.target_epsilon.is_some() { 1.0 } else { dp.noise };
-        let q = if dp.sample_rate == 0.0 { 1.0 } else { dp.sample_rate };
+        let noise = if dp.target_epsilon.is_some() {
+            1.0
+        } else {
+            dp.noise
+        };
+        let q = if dp.sample_rate == 0.0 {
+            1.0
+        } else {
+            dp.sample_rate
+        };
         super::accountant::validate(noise, q, Some(dp.delta)).map_err(Error::Usage)?;
         if let Some(e) = dp.target_epsilon
             && !(e.is_finite() && e > 0.0)
         {
             return Err(Error::Usage(format!("the target ε must be > 0 (got {e})")));
         }
-        if !(dp.clip > 0.0) {
+        if dp.clip.is_nan() || dp.clip <= 0.0 {
             return Err(Error::Usage(format!(
                 "the clipping norm C must be > 0 (got {})",
                 dp.clip
@@ -330,9 +336,7 @@ pub fn run(spec: &RunSpec, progress: Progress<'_>) -> Result<RunSummary> {
         summary.written.push(job.dir.clone());
         summary.records.push(rec);
     }
-    if spec.references > 0
-        && jobs.iter().all(|j| j.dir.join("training.json").exists())
-    {
+    if spec.references > 0 && jobs.iter().all(|j| j.dir.join("training.json").exists()) {
         summary.fleet = Some(merge(&spec.out, &[])?.0);
     }
     Ok(summary)
@@ -352,8 +356,16 @@ fn train_job(
     data: &DataRecord,
     progress: Progress<'_>,
 ) -> Result<TrainingRecord> {
-    let mut texts: Vec<String> = job.train_rows.iter().map(|&r| recs.texts[r].clone()).collect();
-    let ids: Vec<String> = job.train_rows.iter().map(|&r| recs.ids[r].clone()).collect();
+    let mut texts: Vec<String> = job
+        .train_rows
+        .iter()
+        .map(|&r| recs.texts[r].clone())
+        .collect();
+    let ids: Vec<String> = job
+        .train_rows
+        .iter()
+        .map(|&r| recs.ids[r].clone())
+        .collect();
     let planted = match (&spec.canaries, job.role) {
         (Some(plan), "target") => Some(
             canary::plant(plan, &ids, &mut texts, job.seed)
@@ -380,7 +392,10 @@ fn train_job(
         }
         Ok(s)
     };
-    let train_seqs = texts.iter().map(|t| encode(t)).collect::<Result<Vec<_>>>()?;
+    let train_seqs = texts
+        .iter()
+        .map(|t| encode(t))
+        .collect::<Result<Vec<_>>>()?;
     let val_seqs = job
         .val_rows
         .iter()
@@ -441,7 +456,12 @@ fn train_job(
         truncated_records: truncated,
         seed: job.seed,
         parameters: cfg.model.parameter_count(),
-        sampler: if cfg.dp.is_some() { "poisson" } else { "shuffle" }.into(),
+        sampler: if cfg.dp.is_some() {
+            "poisson"
+        } else {
+            "shuffle"
+        }
+        .into(),
         config: cfg,
         canaries: planted,
         log,
@@ -481,7 +501,10 @@ fn write_checkpoint(
     eos: u32,
 ) -> Result<()> {
     let json = |v: serde_json::Value| serde_json::to_string_pretty(&v).expect("serialises");
-    trainer::write_atomic(&dir.join("config.json"), json(cfg.hf_config(bos, eos)).as_bytes())?;
+    trainer::write_atomic(
+        &dir.join("config.json"),
+        json(cfg.hf_config(bos, eos)).as_bytes(),
+    )?;
     trainer::write_atomic(
         &dir.join("generation_config.json"),
         json(serde_json::json!({"bos_token_id": bos, "eos_token_id": eos})).as_bytes(),

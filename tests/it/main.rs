@@ -5,6 +5,7 @@ mod models;
 mod oracles;
 mod report;
 mod synth;
+mod train;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

@@ -6,7 +6,7 @@ Run from the repository root with the reference environment (../shared/tools/ref
 
     cargo run --release -- -q data synth --patients 60 --seed 11 --out /tmp/phiprobe-fixture-data --format csv
     cargo run --release -- -q train --data /tmp/phiprobe-fixture-data/synthetic-ehr.toml \
-        --out tests/data/trained/micro --preset micro --epochs 2 --seed 5 --canaries default
+        --out tests/data/trained/micro --preset micro --epochs 30 --seed 5
     $REFENV/bin/python tests/data/trained/make_expected.py
 
 Writes tests/data/trained/expected.json: for each text, the token ids (BOS first) and log p(token_t |
