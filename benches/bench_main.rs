@@ -139,5 +139,53 @@ fn bench_scoring(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_adult, bench_synthetic, bench_scoring);
+/// One training step of the tiny preset (16 × 128 random tokens): plain AdamW and DP-SGD
+/// (per-example clipping + noise) at the same batch. `benches/compare_training.py` puts the
+/// plain step beside PyTorch's in one run.
+fn bench_training(c: &mut Criterion) {
+    use phiprobe::train::llama::Preset;
+    use phiprobe::train::trainer::{DpConfig, TrainConfig, seconds_per_step};
+    let cfg = TrainConfig {
+        model: Preset::Tiny.config(),
+        epochs: 1.0,
+        batch_size: 16,
+        lr: 1e-3,
+        warmup: 0.0,
+        adamw: Default::default(),
+        grad_clip: 1.0,
+        dp: None,
+        seed: 7,
+        checkpoint_every: 0,
+    };
+    let mut rng = Rng::new(7);
+    let seqs: Vec<Vec<u32>> = (0..16)
+        .map(|_| (0..129).map(|_| rng.below(2048) as u32).collect())
+        .collect();
+    let dp = DpConfig {
+        noise: 1.0,
+        clip: 1.0,
+        sample_rate: 0.01,
+        delta: 1e-5,
+        target_epsilon: None,
+    };
+    let mut g = c.benchmark_group("train/tiny_16x128");
+    g.sample_size(10);
+    for (name, dp) in [("plain_step", None), ("dp_step", Some(dp))] {
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let s = seconds_per_step(&cfg, &seqs, iters as usize, 1, dp).expect("step");
+                std::time::Duration::from_secs_f64(s * iters as f64)
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_adult,
+    bench_synthetic,
+    bench_scoring,
+    bench_training
+);
 criterion_main!(benches);

@@ -63,6 +63,10 @@ pub enum Command {
     /// Privacy accountant for DP-SGD (Poisson-subsampled Gaussian, RDP): ε at δ, δ at ε, or
     /// the noise multiplier for a target ε.
     Accountant(AccountantArgs),
+    /// Training-step throughput (plain and DP-SGD) on random token sequences (used by
+    /// benches/compare_training.py).
+    #[command(hide = true)]
+    BenchTrain(BenchTrainArgs),
     /// Print shell completions.
     Completions(CompletionsArgs),
 }
@@ -308,6 +312,29 @@ pub struct MergeArgs {
     pub trained_on: Vec<PathBuf>,
 }
 
+/// Options of `bench-train`.
+#[derive(Debug, Args)]
+pub struct BenchTrainArgs {
+    /// Model size.
+    #[arg(long, value_enum, default_value_t = crate::train::llama::Preset::Tiny)]
+    pub preset: crate::train::llama::Preset,
+    /// Sequences per batch.
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// Tokens per sequence.
+    #[arg(long, default_value_t = 128)]
+    pub tokens: usize,
+    /// Timed steps per repeat.
+    #[arg(long, default_value_t = 5)]
+    pub steps: usize,
+    /// Repeats (best is kept).
+    #[arg(long, default_value_t = 3)]
+    pub repeat: usize,
+    /// Worker threads (0: all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+}
+
 /// Options of `accountant`.
 #[derive(Debug, Args)]
 pub struct AccountantArgs {
@@ -452,6 +479,13 @@ pub struct DemoArgs {
     /// Seed.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    /// Patients of the second, small synthetic dataset on whose member notes the demo trains
+    /// its target model with planted canaries (0: skip training).
+    #[arg(long, default_value_t = 200)]
+    pub train_patients: u64,
+    /// Epochs of the demo's target training.
+    #[arg(long, default_value_t = 4.0)]
+    pub train_epochs: f64,
 }
 
 /// Options of `report`.
@@ -505,6 +539,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Generate(a) => generate_cmd(&a),
         Command::BenchScore(a) => bench_score_cmd(&a),
         Command::Accountant(a) => train::accountant_cmd(&a),
+        Command::BenchTrain(a) => train::bench_train_cmd(&a),
         Command::Train(a) => train::train_cmd(&a, cli.quiet),
         Command::Merge(a) => train::merge_cmd(&a, cli.quiet),
         Command::Completions(a) => {
@@ -532,7 +567,7 @@ pub(crate) fn progress_bar(total: u64, quiet: bool, what: &str) -> indicatif::Pr
     pb
 }
 
-fn synthesise(
+pub(crate) fn synthesise(
     out: &Path,
     patients: u64,
     seed: u64,
@@ -934,6 +969,9 @@ fn demo(a: &DemoArgs, quiet: bool) -> Result<u8> {
             a.out.join(report::MARKDOWN).display(),
             a.out.join(report::FINDINGS).display()
         );
+    }
+    if a.train_patients > 0 {
+        train::demo_target(a, &data_dir, quiet)?;
     }
     Ok(exit::PASS)
 }

@@ -301,3 +301,183 @@ pub(super) fn merge_cmd(a: &super::MergeArgs, quiet: bool) -> Result<u8> {
     }
     Ok(exit::PASS)
 }
+
+/// `phiprobe bench-train`: seconds per plain and DP-SGD step on one random batch, as JSON.
+pub(super) fn bench_train_cmd(a: &super::BenchTrainArgs) -> Result<u8> {
+    use crate::train::trainer::{DpConfig, TrainConfig, seconds_per_step};
+    if a.threads > 0 {
+        // SAFETY: set before any worker pool exists; no other thread reads the environment yet.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", a.threads.to_string()) };
+    }
+    let mut model = a.preset.config();
+    model.max_len = model.max_len.max(a.tokens);
+    let cfg = TrainConfig {
+        model,
+        epochs: 1.0,
+        batch_size: a.batch,
+        lr: 1e-3,
+        warmup: 0.0,
+        adamw: Default::default(),
+        grad_clip: 1.0,
+        dp: None,
+        seed: 7,
+        checkpoint_every: 0,
+    };
+    let mut rng = crate::stats::Rng::new(7);
+    let vocab = cfg.model.vocab_size as u64;
+    let seqs: Vec<Vec<u32>> = (0..a.batch)
+        .map(|_| (0..=a.tokens).map(|_| rng.below(vocab) as u32).collect())
+        .collect();
+    let plain = seconds_per_step(&cfg, &seqs, a.steps, a.repeat, None)?;
+    let dp = DpConfig {
+        noise: 1.0,
+        clip: 1.0,
+        sample_rate: 0.01,
+        delta: 1e-5,
+        target_epsilon: None,
+    };
+    let private = seconds_per_step(&cfg, &seqs, a.steps, a.repeat, Some(dp))?;
+    let tokens = (a.batch * a.tokens) as f64;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({
+            "preset": a.preset.name(),
+            "parameters": cfg.model.parameter_count(),
+            "batch": a.batch,
+            "tokens": a.tokens,
+            "plain_seconds_per_step": plain,
+            "plain_tok_per_s": tokens / plain,
+            "dp_seconds_per_step": private,
+            "dp_tok_per_s": tokens / private,
+            "dp_overhead": private / plain,
+        }))?
+    );
+    Ok(exit::PASS)
+}
+
+/// The demo's second half: train the embedded default target (tiny preset) with the built-in
+/// canary plan on a small synthetic dataset, then show how well it memorised the canaries: each
+/// planted sentence is ranked by the model's log-likelihood among the same sentence carrying
+/// 100 reference secrets of the same kind (rank 1 = the planted secret is the model's favourite).
+/// The canary probe (with exposure and its interval) is `phiprobe audit`'s job; this is a preview.
+pub(super) fn demo_target(
+    a: &super::DemoArgs,
+    risk_data: &std::path::Path,
+    quiet: bool,
+) -> Result<()> {
+    use crate::train::llama::Preset;
+    use crate::train::trainer::TrainConfig;
+    let t0 = std::time::Instant::now();
+    let base = risk_data.with_file_name(format!(
+        "{}-train",
+        risk_data
+            .file_name()
+            .map_or("demo-data".into(), |n| n.to_string_lossy().into_owned())
+    ));
+    let model_dir = a.out.with_file_name(format!(
+        "{}-model",
+        a.out
+            .file_name()
+            .map_or("demo".into(), |n| n.to_string_lossy().into_owned())
+    ));
+    // Re-running the demo replaces its own previous model (and nothing else).
+    if model_dir.join("training.json").exists() {
+        std::fs::remove_dir_all(&model_dir).map_err(|source| crate::Error::Write {
+            path: model_dir.clone(),
+            source,
+        })?;
+    }
+    if !quiet {
+        eprintln!(
+            "\ntraining the demo target ({} patients, tiny preset, built-in canaries) into {} …",
+            a.train_patients,
+            model_dir.display()
+        );
+    }
+    let s = super::synthesise(
+        &base,
+        a.train_patients,
+        a.seed,
+        super::Format::Csv,
+        0.5,
+        true,
+    )?;
+    let mut plan = crate::train::canary::Plan::default_plan();
+    plan.references = 100;
+    let spec = crate::train::run::RunSpec {
+        data: s.card.clone(),
+        column: None,
+        out: model_dir.clone(),
+        train: TrainConfig {
+            model: Preset::Tiny.config(),
+            epochs: a.train_epochs,
+            batch_size: 16,
+            lr: 3e-3,
+            warmup: 0.05,
+            adamw: Default::default(),
+            grad_clip: 1.0,
+            dp: None,
+            seed: a.seed,
+            checkpoint_every: 0,
+        },
+        canaries: Some(plan),
+        references: 0,
+        shard: None,
+    };
+    let pb = super::progress_bar(0, quiet, "training target");
+    let summary = crate::train::run::run(&spec, &mut |_, step, total, _| {
+        pb.set_length(total);
+        pb.set_position(step);
+    })?;
+    pb.finish_and_clear();
+    let rec = &summary.records[0];
+    let train_s = t0.elapsed().as_secs_f64();
+    let model = crate::model::load(
+        model_dir.to_str().unwrap_or_default(),
+        &crate::model::LoadOptions::default(),
+    )?;
+    let planted = rec.canaries.as_ref().expect("the demo plants canaries");
+    let mut by_rung: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+    for c in &planted.canaries {
+        let refs = planted
+            .references
+            .iter()
+            .find(|r| r.kind == c.kind)
+            .expect("references for every kind");
+        let mut texts = vec![c.sentence.clone()];
+        texts.extend(
+            refs.secrets
+                .iter()
+                .map(|r| refs.context.replace("{secret}", r)),
+        );
+        let refs_str: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let scored = crate::model::score_texts(model.as_ref(), &refs_str, 16_384, |_| {})?;
+        let total: Vec<f64> = scored
+            .iter()
+            .map(|s| s.scores.iter().map(|t| f64::from(t.logprob)).sum())
+            .collect();
+        let rank = 1 + total[1..].iter().filter(|&&x| x > total[0]).count();
+        by_rung.entry(c.repetitions).or_default().push(rank);
+    }
+    if !quiet {
+        let last = rec.log.epochs.last();
+        eprintln!(
+            "target trained in {train_s:.1} s ({} parameters, {} steps, {:.0} tokens/s; train loss {:.3}, validation loss {:.3})",
+            rec.parameters,
+            rec.log.steps,
+            rec.tokens_per_second,
+            last.map_or(f64::NAN, |e| e.train_loss),
+            last.and_then(|e| e.val_loss).unwrap_or(f64::NAN),
+        );
+        eprintln!(
+            "canary memorisation (rank of the planted secret among it + 100 reference secrets; 1 = memorised):"
+        );
+        eprintln!("  copies  ranks (ssn, mrn, phone, dob, email, account)");
+        for (r, ranks) in &by_rung {
+            let list: Vec<String> = ranks.iter().map(ToString::to_string).collect();
+            eprintln!("  {r:>6}  {}", list.join(", "));
+        }
+        eprintln!("model: {}", model_dir.display());
+    }
+    Ok(())
+}

@@ -551,6 +551,39 @@ fn dp_step(
     Ok((loss, toks))
 }
 
+/// Seconds per optimisation step on the fixed batch `seqs` (best of `repeat` timings of `steps`
+/// steps after one warm-up step): a plain AdamW step, or a DP-SGD step (per-example clipping and
+/// noise) on the same batch, i.e. at the same expected batch size. Used by the benchmarks.
+pub fn seconds_per_step(
+    cfg: &TrainConfig,
+    seqs: &[Vec<u32>],
+    steps: usize,
+    repeat: usize,
+    dp: Option<DpConfig>,
+) -> Result<f64> {
+    let params = Params::init(&cfg.model, cfg.seed).map_err(compute)?;
+    let mut opt = AdamW::new(cfg.adamw, &params).map_err(compute)?;
+    let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
+    let batch = Batch::new(&refs).map_err(compute)?;
+    let n = (seqs.len() as f64 / dp.map_or(1.0, |d| d.sample_rate)).round() as usize;
+    let mut one = |step: u64| -> Result<()> {
+        match dp {
+            None => plain_step(cfg, &params, &mut opt, &batch, cfg.lr).map(|_| ()),
+            Some(d) => dp_step(cfg, d, &params, &mut opt, &refs, n, step, cfg.lr).map(|_| ()),
+        }
+    };
+    one(0)?;
+    let mut best = f64::INFINITY;
+    for r in 0..repeat.max(1) {
+        let t0 = std::time::Instant::now();
+        for s in 0..steps.max(1) {
+            one((1 + r * steps + s) as u64)?;
+        }
+        best = best.min(t0.elapsed().as_secs_f64() / steps.max(1) as f64);
+    }
+    Ok(best)
+}
+
 /// (Σ clipped + N(0, σ²C²)) / (q·N) for every parameter; noise drawn per parameter from a
 /// stream derived from (seed, name, step).
 pub fn noisy_gradient(

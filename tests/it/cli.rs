@@ -288,9 +288,25 @@ fn demo_writes_the_report() {
     let dir = tempfile::tempdir().unwrap();
     let o = phiprobe(
         dir.path(),
-        &["demo", "--patients", "1500", "--out", "reports/demo"],
+        &[
+            "demo",
+            "--patients",
+            "1500",
+            "--out",
+            "reports/demo",
+            "--train-patients",
+            "40",
+            "--train-epochs",
+            "0.3",
+        ],
     );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // The demo's target model: a checkpoint with canaries, and the memorisation table.
+    let model = dir.path().join("reports/demo-model");
+    assert!(model.join("model.safetensors").is_file());
+    assert!(model.join("training.json").is_file());
+    assert!(stderr(&o).contains("canary memorisation"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("     32  "), "{}", stderr(&o));
     let run = dir.path().join("reports/demo");
     let md = std::fs::read_to_string(run.join("report.md")).unwrap();
     assert!(md.contains("Safe Harbor checklist"));
