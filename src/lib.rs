@@ -14,11 +14,16 @@
 //!                                     │
 //!                                     ├──► gate (policy → verdicts → exit code)
 //!                                     └──► report (findings.json → Markdown, HTML + SVG)
+//!
+//! dataset card ──► data::text (records, split) ──► train (BPE, Llama, AdamW / DP-SGD, canaries,
+//!                                                   fleets, accountant) ──► HF checkpoint folder
+//! HF folder / GGUF ──► model (LanguageModel: score, generate, card)
 //! ```
 //!
 //! ## Dependency rules
 //!
-//! - only `data/` and `risk/` touch polars; only `report/` touches plotters;
+//! - only `data/` and `risk/` touch polars; only `report/` touches plotters; only `model/` and
+//!   `train/` touch candle and tokenizers (`train::accountant` is pure maths);
 //! - `stats/` and `evidence/` are pure: no I/O, no ML types, no polars;
 //! - `cli` is the only place that uses `anyhow`; the library returns [`error::Error`].
 
