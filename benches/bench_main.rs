@@ -145,18 +145,7 @@ fn bench_scoring(c: &mut Criterion) {
 fn bench_training(c: &mut Criterion) {
     use phiprobe::train::llama::Preset;
     use phiprobe::train::trainer::{DpConfig, TrainConfig, seconds_per_step};
-    let cfg = TrainConfig {
-        model: Preset::Tiny.config(),
-        epochs: 1.0,
-        batch_size: 16,
-        lr: 1e-3,
-        warmup: 0.0,
-        adamw: Default::default(),
-        grad_clip: 1.0,
-        dp: None,
-        seed: 7,
-        checkpoint_every: 0,
-    };
+    let cfg = TrainConfig::defaults(Preset::Tiny.config(), 7);
     let mut rng = Rng::new(7);
     let seqs: Vec<Vec<u32>> = (0..16)
         .map(|_| (0..129).map(|_| rng.below(2048) as u32).collect())

@@ -221,16 +221,13 @@ pub(super) fn train_cmd(a: &super::TrainArgs, quiet: bool) -> Result<u8> {
         column: a.column.clone(),
         out: a.out.clone(),
         train: TrainConfig {
-            model,
             epochs: a.epochs,
             batch_size: a.batch_size,
             lr,
             warmup: a.warmup,
-            adamw: Default::default(),
-            grad_clip: 1.0,
             dp,
-            seed: a.seed,
             checkpoint_every: a.checkpoint_every,
+            ..TrainConfig::defaults(model, a.seed)
         },
         canaries,
         references: a.references,
@@ -312,16 +309,8 @@ pub(super) fn bench_train_cmd(a: &super::BenchTrainArgs) -> Result<u8> {
     let mut model = a.preset.config();
     model.max_len = model.max_len.max(a.tokens);
     let cfg = TrainConfig {
-        model,
-        epochs: 1.0,
         batch_size: a.batch,
-        lr: 1e-3,
-        warmup: 0.0,
-        adamw: Default::default(),
-        grad_clip: 1.0,
-        dp: None,
-        seed: 7,
-        checkpoint_every: 0,
+        ..TrainConfig::defaults(model, 7)
     };
     let mut rng = crate::stats::Rng::new(7);
     let vocab = cfg.model.vocab_size as u64;
@@ -409,16 +398,8 @@ pub(super) fn demo_target(
         column: None,
         out: model_dir.clone(),
         train: TrainConfig {
-            model: Preset::Tiny.config(),
             epochs: a.train_epochs,
-            batch_size: 16,
-            lr: 3e-3,
-            warmup: 0.05,
-            adamw: Default::default(),
-            grad_clip: 1.0,
-            dp: None,
-            seed: a.seed,
-            checkpoint_every: 0,
+            ..TrainConfig::defaults(Preset::Tiny.config(), a.seed)
         },
         canaries: Some(plan),
         references: 0,

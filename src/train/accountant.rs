@@ -307,14 +307,7 @@ pub fn statement(setting: Setting, delta_: f64, orders: &[f64]) -> Statement {
 
 /// ε by the improved conversion only.
 pub fn epsilon_of(setting: Setting, delta_: f64, orders: &[f64]) -> f64 {
-    let curve = rdp(
-        setting.sample_rate,
-        setting.noise,
-        setting.steps,
-        orders,
-        Series::Signed,
-    );
-    epsilon(orders, &curve, delta_, Conversion::Improved).0
+    statement(setting, delta_, orders).epsilon
 }
 
 /// The smallest noise multiplier whose ε is ≤ `target` (within `tolerance` below it), by

@@ -198,6 +198,17 @@ mod tests {
         }
     }
 
+    fn sq_norm(t: &Tensor) -> f64 {
+        f64::from(
+            t.sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap(),
+        )
+    }
+
     fn seqs() -> Vec<Vec<u32>> {
         vec![
             vec![1, 5, 9, 200, 7, 3, 5, 5, 9],
@@ -264,19 +275,7 @@ mod tests {
         for (names, got) in &sites {
             let got = got.to_vec1::<f32>().unwrap();
             for (i, g) in oracle.iter().enumerate() {
-                let want: f64 = names
-                    .iter()
-                    .map(|n| {
-                        f64::from(
-                            g[n].sqr()
-                                .unwrap()
-                                .sum_all()
-                                .unwrap()
-                                .to_scalar::<f32>()
-                                .unwrap(),
-                        )
-                    })
-                    .sum();
+                let want: f64 = names.iter().map(|n| sq_norm(&g[n])).sum();
                 let rel = (f64::from(got[i]) - want).abs() / want.max(1e-30);
                 assert!(
                     rel < 1e-5,
@@ -288,19 +287,7 @@ mod tests {
         let mut want_sums: BTreeMap<String, Vec<f32>> = BTreeMap::new();
         let mut factors = Vec::new();
         for (i, g) in oracle.iter().enumerate() {
-            let n2: f64 = g
-                .values()
-                .map(|t| {
-                    f64::from(
-                        t.sqr()
-                            .unwrap()
-                            .sum_all()
-                            .unwrap()
-                            .to_scalar::<f32>()
-                            .unwrap(),
-                    )
-                })
-                .sum();
+            let n2: f64 = g.values().map(sq_norm).sum();
             let rel = (f64::from(sq[i]) - n2).abs() / n2;
             assert!(
                 rel < 1e-5,

@@ -57,6 +57,25 @@ pub struct TrainConfig {
     pub checkpoint_every: u64,
 }
 
+impl TrainConfig {
+    /// Defaults for `model`: one epoch, batch 16, peak learning rate 3e-3 with 5 % warm-up,
+    /// AdamW defaults, gradient clipping at 1, no DP, no checkpoints.
+    pub fn defaults(model: LlamaConfig, seed: u64) -> Self {
+        Self {
+            model,
+            epochs: 1.0,
+            batch_size: 16,
+            lr: 3e-3,
+            warmup: 0.05,
+            adamw: AdamWConfig::default(),
+            grad_clip: 1.0,
+            dp: None,
+            seed,
+            checkpoint_every: 0,
+        }
+    }
+}
+
 /// Per-epoch record of the run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochLog {
