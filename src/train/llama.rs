@@ -11,8 +11,8 @@
 //! Hugging Face's `LlamaForCausalLM`, kept in a name-ordered map, and initialised from
 //! phiprobe's own seeded generator (candle's CPU generator cannot be seeded).
 //!
-//! Two fused operations with analytic backward passes (`ops.rs`: attention softmax and the
-//! log-probability of the target token) replace the composites on the largest tensors.
+//! Three fused operations with analytic backward passes (`ops.rs`: attention softmax, rotary
+//! embedding and the log-probability of the target token) replace composites.
 //!
 //! The forward pass optionally records a [`Tape`] for DP-SGD: weights are then detached (so the
 //! backward pass computes activation gradients only) and a zero-valued probe variable is added
@@ -23,6 +23,7 @@ use crate::stats::Rng;
 use candle_core::{D, DType, Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Architecture of a trainable model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -341,8 +342,8 @@ pub struct Tape {
     pub sites: Vec<Site>,
 }
 
-/// Cosine and sine tables (T, head_dim) for Hugging Face's non-interleaved RoPE.
-fn rope_tables(cfg: &LlamaConfig, t: usize) -> candle_core::Result<(Tensor, Tensor)> {
+/// Cosine and sine tables (T, head_dim), row-major, for Hugging Face's non-interleaved RoPE.
+fn rope_tables(cfg: &LlamaConfig, t: usize) -> (Arc<Vec<f32>>, Arc<Vec<f32>>) {
     let hd = cfg.head_dim();
     let half = hd / 2;
     let mut cos = Vec::with_capacity(t * hd);
@@ -361,19 +362,7 @@ fn rope_tables(cfg: &LlamaConfig, t: usize) -> candle_core::Result<(Tensor, Tens
         sin.extend_from_slice(&s);
         sin.extend_from_slice(&s);
     }
-    Ok((
-        Tensor::from_vec(cos, (t, hd), &Device::Cpu)?,
-        Tensor::from_vec(sin, (t, hd), &Device::Cpu)?,
-    ))
-}
-
-/// x·cos + rotate_half(x)·sin for x of shape (B, H, T, hd).
-fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> candle_core::Result<Tensor> {
-    let hd = x.dim(D::Minus1)?;
-    let x1 = x.narrow(D::Minus1, 0, hd / 2)?;
-    let x2 = x.narrow(D::Minus1, hd / 2, hd / 2)?;
-    let rot = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
-    x.broadcast_mul(cos)? + rot.broadcast_mul(sin)?
+    (Arc::new(cos), Arc::new(sin))
 }
 
 struct Pass<'a> {
@@ -469,7 +458,7 @@ pub fn forward(
             });
         }
     }
-    let (cos, sin) = rope_tables(cfg, t)?;
+    let (cos, sin) = rope_tables(cfg, t);
     let mut mask = vec![0f32; t * t];
     for i in 0..t {
         for j in i + 1..t {
@@ -489,8 +478,8 @@ pub fn forward(
         let heads = |y: &Tensor| -> candle_core::Result<Tensor> {
             y.reshape((b, t, h, hd))?.transpose(1, 2)?.contiguous()
         };
-        let q = rope(&heads(&qkv[0])?, &cos, &sin)?;
-        let k = rope(&heads(&qkv[1])?, &cos, &sin)?;
+        let q = super::ops::rope(&heads(&qkv[0])?, cos.clone(), sin.clone())?;
+        let k = super::ops::rope(&heads(&qkv[1])?, cos.clone(), sin.clone())?;
         let v = heads(&qkv[2])?;
         let att = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&mask)?;
         let att = super::ops::softmax(&att)?;
