@@ -407,23 +407,22 @@ pub fn train(
         Some(dp) => (1.0 / dp.sample_rate).round().max(1.0) as u64,
         None => n.div_ceil(cfg.batch_size.max(1)) as u64,
     };
-    let mut order: Option<(u64, Vec<usize>)> = None;
+    let mut order: Option<(u64, Vec<usize>, Vec<usize>)> = None;
     while meta.step < total {
         let step = meta.step;
         let lr = optim::schedule(step, total, warmup, cfg.lr, 0.1);
         let loss = match cfg.dp {
             None => {
                 let epoch = step / steps_per_epoch;
-                if order.as_ref().is_none_or(|(e, _)| *e != epoch) {
-                    let mut idx: Vec<usize> = (0..n).collect();
-                    let mut rng = Rng::derive(cfg.seed, "train/order", epoch);
-                    for i in (1..n).rev() {
-                        idx.swap(i, rng.index(i + 1));
-                    }
-                    order = Some((epoch, idx));
+                if order.as_ref().is_none_or(|(e, _, _)| *e != epoch) {
+                    order = Some((
+                        epoch,
+                        epoch_order(&corpus.train, cfg.batch_size, cfg.seed, epoch),
+                        shuffled(steps_per_epoch as usize, cfg.seed, "train/batches", epoch),
+                    ));
                 }
-                let idx = &order.as_ref().expect("set").1;
-                let within = (step % steps_per_epoch) as usize;
+                let (_, idx, batches) = order.as_ref().expect("set");
+                let within = batches[(step % steps_per_epoch) as usize];
                 let lo = within * cfg.batch_size;
                 let hi = (lo + cfg.batch_size).min(n);
                 let seqs: Vec<&[u32]> = idx[lo..hi]
@@ -512,6 +511,27 @@ pub fn train(
             resumed_from,
         },
     ))
+}
+
+/// A seeded permutation of 0..n.
+fn shuffled(n: usize, seed: u64, label: &str, index: u64) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..n).collect();
+    let mut rng = Rng::derive(seed, label, index);
+    for i in (1..n).rev() {
+        idx.swap(i, rng.index(i + 1));
+    }
+    idx
+}
+
+/// The example order of one epoch: a seeded shuffle, then sorted by length within windows of
+/// eight batches so that batches pad little (batch b is `order[b·B .. (b+1)·B]`; the batches
+/// themselves are visited in a second seeded order).
+fn epoch_order(seqs: &[Vec<u32>], batch: usize, seed: u64, epoch: u64) -> Vec<usize> {
+    let mut idx = shuffled(seqs.len(), seed, "train/order", epoch);
+    for window in idx.chunks_mut(batch.max(1) * 8) {
+        window.sort_by_key(|&i| seqs[i].len());
+    }
+    idx
 }
 
 fn plain_step(
