@@ -480,3 +480,67 @@ fn accountant_prints_the_opacus_value() {
     assert!(stdout(&o).contains("ε = 7.3291"), "{}", stdout(&o));
     assert!(stdout(&o).contains("7–12 % lower"));
 }
+
+#[test]
+fn a_killed_run_resumes_to_the_same_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    synth(dir, "20");
+    let args = [
+        "--epochs",
+        "4",
+        "--batch-size",
+        "4",
+        "--checkpoint-every",
+        "12",
+    ];
+    let mut a = args.to_vec();
+    a.extend(["--out", "whole"]);
+    let o = train(dir, &a);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Start the same run elsewhere and kill it once a checkpoint exists.
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_phiprobe"));
+    cmd.args([
+        "-q",
+        "train",
+        "--data",
+        "d/synthetic-ehr.toml",
+        "--preset",
+        "micro",
+        "--out",
+        "cut",
+    ])
+    .args(args)
+    .current_dir(dir)
+    .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let pointer = dir.join(".cut.partial/checkpoints/checkpoint.json");
+    let t0 = std::time::Instant::now();
+    while !pointer.exists() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before its first checkpoint could be observed"
+        );
+        assert!(t0.elapsed().as_secs() < 120, "no checkpoint written");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!dir.join("cut").exists());
+    let mut b = args.to_vec();
+    b.extend(["--out", "cut"]);
+    let o = train(dir, &b);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let t = json(&dir.join("cut/training.json"));
+    assert!(
+        t["log"]["resumed_from"].as_u64().unwrap() >= 12,
+        "{}",
+        t["log"]
+    );
+    assert_eq!(
+        std::fs::read(dir.join("whole/model.safetensors")).unwrap(),
+        std::fs::read(dir.join("cut/model.safetensors")).unwrap(),
+        "the resumed run ends with the same weights"
+    );
+    assert!(!dir.join(".cut.partial").exists());
+}
