@@ -347,7 +347,7 @@ pub struct AccountantArgs {
     /// Number of DP-SGD steps.
     #[arg(long, required_unless_present = "epochs")]
     pub steps: Option<u64>,
-    /// Epochs instead of steps: steps = floor(epochs / q) (Opacus' convention).
+    /// Epochs instead of steps: steps = round(epochs / q), as `train` counts them.
     #[arg(long, conflicts_with = "steps")]
     pub epochs: Option<f64>,
     /// δ of the (ε, δ) statement; choose δ well below 1/N.

@@ -16,7 +16,9 @@ pub(super) fn accountant_cmd(a: &AccountantArgs) -> Result<u8> {
     }
     let steps = match (a.steps, a.epochs) {
         (Some(s), _) => s,
-        (None, Some(e)) if e.is_finite() && e > 0.0 => (e / a.sample_rate).floor() as u64,
+        (None, Some(e)) if e.is_finite() && e > 0.0 => {
+            crate::train::trainer::dp_steps(e, a.sample_rate)
+        }
         (None, Some(e)) => bail!(crate::Error::Usage(format!(
             "--epochs must be a positive number (got {e})"
         ))),
@@ -30,6 +32,12 @@ pub(super) fn accountant_cmd(a: &AccountantArgs) -> Result<u8> {
         if !(target.is_finite() && target > 0.0) {
             bail!(crate::Error::Usage(format!(
                 "--target-epsilon must be a positive number (got {target})"
+            )));
+        }
+        if !(a.tolerance.is_finite() && a.tolerance > 0.0) {
+            bail!(crate::Error::Usage(format!(
+                "--tolerance must be a positive number (got {})",
+                a.tolerance
             )));
         }
         let Some(sigma) = accountant::calibrate_noise(

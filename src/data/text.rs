@@ -68,6 +68,14 @@ impl TextRecords {
         };
         let ids = value_of(&c.record_id)?
             .unwrap_or_else(|| (1..=n).map(|r| format!("row-{r}")).collect());
+        if let Some(row) = ids.iter().position(String::is_empty) {
+            return Err(Error::WrongType {
+                path: ds.source.path.clone(),
+                column: c.record_id.clone().unwrap_or_default(),
+                expected: "non-empty record id".into(),
+                row: row + 1,
+            });
+        }
         let patients = value_of(&c.patient_id)?.unwrap_or_else(|| ids.clone());
         let texts = (0..n)
             .map(|r| text.value(r).unwrap_or("").to_owned())

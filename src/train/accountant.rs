@@ -312,7 +312,8 @@ pub fn epsilon_of(setting: Setting, delta_: f64, orders: &[f64]) -> f64 {
 
 /// The smallest noise multiplier whose ε is ≤ `target` (within `tolerance` below it), by
 /// Opacus' procedure: start at σ = 20 and double until ε ≤ target, then bisect on [0, σ_high]
-/// until target − ε ≤ tolerance. Returns `None` if σ would exceed 2²⁰ (budget too low).
+/// until target − ε ≤ tolerance (at most 200 halvings). Returns `None` if σ would exceed 2²⁰
+/// (budget too low) or the tolerance is not positive.
 pub fn calibrate_noise(
     target: f64,
     delta_: f64,
@@ -332,6 +333,9 @@ pub fn calibrate_noise(
             orders,
         )
     };
+    if tolerance.is_nan() || tolerance <= 0.0 {
+        return None;
+    }
     let (mut lo, mut hi) = (0.0f64, 10.0f64);
     let mut eps_hi = f64::INFINITY;
     while eps_hi > target {
@@ -341,7 +345,10 @@ pub fn calibrate_noise(
         }
         eps_hi = eps(hi);
     }
-    while target - eps_hi > tolerance {
+    for _ in 0..200 {
+        if target - eps_hi <= tolerance {
+            break;
+        }
         let mid = (lo + hi) / 2.0;
         let e = eps(mid);
         if e < target {
@@ -555,6 +562,7 @@ mod tests {
         let s = calibrate_noise(8.0, 1e-5, 0.04, 2250, &orders, 0.01).unwrap();
         assert!((s - 1.416).abs() < 5e-4, "{s}");
         let s2 = calibrate_noise(8.0, 1e-5, 0.04, 2000, &orders, 0.01).unwrap();
+        assert!(calibrate_noise(8.0, 1e-5, 0.04, 2000, &orders, 0.0).is_none());
         assert!((s2 - 1.3562).abs() < 5e-5, "{s2}");
         // The calibrated σ meets the target, and a slightly smaller one does not meet it by more
         // than the tolerance.

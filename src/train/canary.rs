@@ -150,7 +150,8 @@ impl Format {
             let piece = if tok == "date" {
                 Piece::Date
             } else {
-                let (c, n) = tok.split_at(tok.len().min(1));
+                let first = tok.chars().next().map_or(0, char::len_utf8);
+                let (c, n) = tok.split_at(first);
                 let n = if n.is_empty() {
                     1
                 } else {
@@ -250,8 +251,12 @@ pub struct Canary {
     pub repetitions: usize,
     /// Whether the coin included it (always true without coins).
     pub included: bool,
-    /// Record ids of the training notes it was planted into (empty if excluded).
+    /// Record ids of the training notes it was planted into and that the model sees (empty if
+    /// excluded).
     pub planted_in: Vec<String>,
+    /// Record ids where the copy was cut off with the end of a note longer than the context.
+    #[serde(default)]
+    pub truncated_in: Vec<String>,
 }
 
 /// Reference secrets of one kind.
@@ -297,6 +302,15 @@ pub fn plant(
         && !(p > 0.0 && p <= 1.0)
     {
         return Err(format!("include_probability must be in (0, 1] (got {p})"));
+    }
+    let mut kinds = std::collections::BTreeSet::new();
+    for k in &plan.kinds {
+        if !kinds.insert(k.kind.as_str()) {
+            return Err(format!(
+                "canary kind '{}' is listed twice; give each [[canary]] its own kind name",
+                k.kind
+            ));
+        }
     }
     let most = *plan.repetitions.iter().max().expect("non-empty");
     if most > texts.len() {
@@ -367,6 +381,7 @@ pub fn plant(
                     repetitions: r,
                     included,
                     planted_in: Vec::new(),
+                    truncated_in: Vec::new(),
                 });
             }
         }
@@ -441,6 +456,7 @@ mod tests {
         assert!(Format::parse("{x3}").is_err());
         assert!(Format::parse("plain").is_err());
         assert!(Format::parse("{d").is_err());
+        assert!(Format::parse("{é3}").is_err());
     }
 
     #[test]
@@ -494,6 +510,15 @@ mod tests {
                 .filter(|c| !c.included)
                 .all(|c| c.planted_in.is_empty())
         );
+    }
+
+    #[test]
+    fn a_kind_listed_twice_is_refused() {
+        let ids: Vec<String> = (0..40).map(|i| format!("r{i}")).collect();
+        let mut texts = vec!["A. B.".to_string(); 40];
+        let plan = Plan::parse("[[canary]]\nkind = \"ssn\"\n[[canary]]\nkind = \"ssn\"\n").unwrap();
+        let e = plant(&plan, &ids, &mut texts, 1).unwrap_err();
+        assert!(e.contains("listed twice"), "{e}");
     }
 
     #[test]

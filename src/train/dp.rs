@@ -116,12 +116,16 @@ fn token_equality(batch: &Batch) -> candle_core::Result<Tensor> {
     Tensor::from_vec(m, (b, t, t), &Device::Cpu)
 }
 
-/// Clip factors cᵢ = min(1, C / (nᵢ + 1e-6)) from squared norms.
+/// Clip factors cᵢ = min(1, C / (nᵢ + 1e-6)) from squared norms (0 for a non-finite norm).
 pub fn clip_factors(sq_norms: &Tensor, clip: f64) -> candle_core::Result<Tensor> {
     let n: Vec<f32> = sq_norms.to_vec1::<f32>()?;
     let c: Vec<f32> = n
         .iter()
         .map(|&s| {
+            if !s.is_finite() {
+                // A non-finite gradient must not pass unclipped: drop the example's contribution.
+                return 0.0;
+            }
             let norm = f64::from(s.max(0.0)).sqrt();
             (clip / (norm + 1e-6)).min(1.0) as f32
         })
@@ -330,6 +334,16 @@ mod tests {
                 "{name}: clipped sum differs by {worst} (relative to max)"
             );
         }
+    }
+
+    #[test]
+    fn non_finite_norms_are_dropped_not_passed() {
+        let sq = Tensor::new(&[4.0f32, f32::NAN, f32::INFINITY, 0.25], &Device::Cpu).unwrap();
+        let c = clip_factors(&sq, 1.0).unwrap().to_vec1::<f32>().unwrap();
+        assert!(
+            (c[0] - 0.5).abs() < 1e-6 && c[1] == 0.0 && c[2] == 0.0 && c[3] == 1.0,
+            "{c:?}"
+        );
     }
 
     #[test]

@@ -77,6 +77,9 @@ pub struct TrainingRecord {
     pub tokens_per_second: f64,
     /// Sampler: `poisson` (DP) or `shuffle` (plain).
     pub sampler: String,
+    /// For DP runs: why this file must not travel with a released model.
+    #[serde(default)]
+    pub noise_secrecy: Option<String>,
 }
 
 /// The data a model was trained from.
@@ -281,9 +284,9 @@ pub fn run(spec: &RunSpec, progress: Progress<'_>) -> Result<RunSummary> {
         {
             return Err(Error::Usage(format!("the target ε must be > 0 (got {e})")));
         }
-        if dp.clip.is_nan() || dp.clip <= 0.0 {
+        if !dp.clip.is_finite() || dp.clip <= 0.0 {
             return Err(Error::Usage(format!(
-                "the clipping norm C must be > 0 (got {})",
+                "the clipping norm C must be a finite number > 0 (got {})",
                 dp.clip
             )));
         }
@@ -327,8 +330,19 @@ pub fn run(spec: &RunSpec, progress: Progress<'_>) -> Result<RunSummary> {
             continue;
         }
         if job.dir.join("training.json").exists() {
+            if spec.references > 0 {
+                // A retried array job: this model of the fleet is already done.
+                tracing::info!("{} is already trained; skipping", job.dir.display());
+                continue;
+            }
             return Err(Error::Usage(format!(
                 "{} already holds a trained model; choose another --out or remove it",
+                job.dir.display()
+            )));
+        }
+        if job.dir.read_dir().is_ok_and(|mut d| d.next().is_some()) {
+            return Err(Error::Usage(format!(
+                "{} exists and is not empty; choose another --out",
                 job.dir.display()
             )));
         }
@@ -366,15 +380,17 @@ fn train_job(
         .iter()
         .map(|&r| recs.ids[r].clone())
         .collect();
-    let planted = match (&spec.canaries, job.role) {
+    // The tokenizer is trained before canaries are planted, so whether a canary was included
+    // cannot change how its secret is tokenised (the one-run audit's coins stay hidden in it).
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let tok = bpe::train(&refs, spec.train.model.vocab_size).map_err(Error::Compute)?;
+    let mut planted = match (&spec.canaries, job.role) {
         (Some(plan), "target") => Some(
             canary::plant(plan, &ids, &mut texts, job.seed)
                 .map_err(|m| Error::Usage(format!("canary plan: {m}")))?,
         ),
         _ => None,
     };
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let tok = bpe::train(&refs, spec.train.model.vocab_size).map_err(Error::Compute)?;
     let (_, bos, eos) = bpe::special_ids(&tok).map_err(Error::Compute)?;
     let max_tokens = spec.train.model.max_len + 1;
     let mut truncated = 0usize;
@@ -396,6 +412,30 @@ fn train_job(
         .iter()
         .map(|t| encode(t))
         .collect::<Result<Vec<_>>>()?;
+    // A copy planted late in a long note may be cut off with the note's tail: keep only the
+    // copies the model actually sees in `planted_in`.
+    if let Some(p) = &mut planted {
+        let row_of: HashMap<&str, usize> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.as_str(), i))
+            .collect();
+        for c in &mut p.canaries {
+            let mut kept = Vec::new();
+            for id in std::mem::take(&mut c.planted_in) {
+                let seq = &train_seqs[row_of[id.as_str()]];
+                let seen = tok
+                    .decode(seq, true)
+                    .map_err(|e| Error::Compute(format!("tokenizer failed to decode: {e}")))?;
+                if seen.contains(&c.sentence) {
+                    kept.push(id);
+                } else {
+                    c.truncated_in.push(id);
+                }
+            }
+            c.planted_in = kept;
+        }
+    }
     let val_seqs = job
         .val_rows
         .iter()
@@ -464,6 +504,9 @@ fn train_job(
         .into(),
         config: cfg,
         canaries: planted,
+        noise_secrecy: spec.train.dp.map(|_| {
+            "the DP guarantee assumes the noise is secret; the seed recorded here regenerates it, so keep training.json with the evidence, not with a released model".to_owned()
+        }),
         log,
         tokens_per_second,
     };

@@ -154,12 +154,38 @@ fn train_writes_a_checkpoint_with_canaries_that_phiprobe_scores() {
     let canaries = t["canaries"]["canaries"].as_array().unwrap();
     assert_eq!(canaries.len(), 36);
     for c in canaries {
+        // Every copy is either seen by the model or recorded as cut off with a long note's tail.
         assert_eq!(
-            c["planted_in"].as_array().unwrap().len() as u64,
+            (c["planted_in"].as_array().unwrap().len()
+                + c["truncated_in"].as_array().unwrap().len()) as u64,
             c["repetitions"].as_u64().unwrap()
         );
     }
     assert!(t["log"]["epochs"][0]["val_loss"].as_f64().unwrap() > 0.0);
+    // With a short context, copies planted late in long notes are cut off and recorded so.
+    let o = train(
+        dir,
+        &[
+            "--out",
+            "short",
+            "--canaries",
+            "default",
+            "--seed",
+            "3",
+            "--max-len",
+            "24",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let short = json(&dir.join("short/training.json"));
+    let mut cut = 0;
+    for c in short["canaries"]["canaries"].as_array().unwrap() {
+        let seen = c["planted_in"].as_array().unwrap().len();
+        let lost = c["truncated_in"].as_array().unwrap().len();
+        assert_eq!((seen + lost) as u64, c["repetitions"].as_u64().unwrap());
+        cut += lost;
+    }
+    assert!(cut > 0, "some copies fall beyond 24 tokens");
     // Same seed → same weights.
     let o = train(
         dir,
@@ -383,6 +409,10 @@ fn bad_training_inputs_exit_2() {
     );
     assert_input_error(
         &train(dir, &["--out", "x", "--dp-noise", "1", "--dp-clip", "0"]),
+        "clipping norm",
+    );
+    assert_input_error(
+        &train(dir, &["--out", "x", "--dp-noise", "1", "--dp-clip", "inf"]),
         "clipping norm",
     );
     assert_input_error(
