@@ -996,17 +996,7 @@ fn write_output(out: Option<&Path>, text: &str) -> Result<()> {
             stdout.write_all(text.as_bytes())?;
             stdout.flush()?;
         }
-        Some(path) => {
-            let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-            let res = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path));
-            if res.is_err() {
-                let _ = std::fs::remove_file(&tmp);
-            }
-            res.map_err(|source| crate::Error::Write {
-                path: path.to_owned(),
-                source,
-            })?;
-        }
+        Some(path) => crate::fsx::write_atomic(path, text.as_bytes())?,
     }
     Ok(())
 }

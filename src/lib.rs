@@ -34,6 +34,7 @@ pub mod error;
 pub use error::{Error, Result};
 pub mod evidence;
 pub mod exit;
+pub mod fsx;
 pub mod gate;
 pub mod model;
 pub mod phi;

@@ -1,6 +1,5 @@
 //! Writing per-record score tables (the output of `phiprobe score --data`).
 
-use std::io::Write;
 use std::path::Path;
 
 use polars::prelude as pl;
@@ -53,19 +52,10 @@ pub fn write_parquet(rows: &[ScoreRow], path: &Path) -> Result<()> {
     ];
     let mut df = pl::DataFrame::new_infer_height(cols)
         .map_err(|e| werr(std::io::Error::other(e.to_string())))?;
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    let result = (|| {
-        let file = std::fs::File::create(&tmp)?;
-        let mut w = std::io::BufWriter::new(file);
-        pl::ParquetWriter::new(&mut w)
+    crate::fsx::write_with(path, |w| {
+        pl::ParquetWriter::new(w)
             .finish(&mut df)
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
-        w.flush()?;
-        w.get_ref().sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(werr)
+            .map(|_| ())
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    })
 }

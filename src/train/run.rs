@@ -510,7 +510,7 @@ fn train_job(
         log,
         tokens_per_second,
     };
-    trainer::write_atomic(
+    crate::fsx::write_atomic(
         &staged.join("training.json"),
         serde_json::to_string_pretty(&record)
             .expect("serialises")
@@ -544,22 +544,22 @@ fn write_checkpoint(
     eos: u32,
 ) -> Result<()> {
     let json = |v: serde_json::Value| serde_json::to_string_pretty(&v).expect("serialises");
-    trainer::write_atomic(
+    crate::fsx::write_atomic(
         &dir.join("config.json"),
         json(cfg.hf_config(bos, eos)).as_bytes(),
     )?;
-    trainer::write_atomic(
+    crate::fsx::write_atomic(
         &dir.join("generation_config.json"),
         json(serde_json::json!({"bos_token_id": bos, "eos_token_id": eos})).as_bytes(),
     )?;
-    trainer::write_atomic(
+    crate::fsx::write_atomic(
         &dir.join("tokenizer_config.json"),
         json(bpe::tokenizer_config(cfg.max_len)).as_bytes(),
     )?;
     let tok_json = tok
         .to_string(true)
         .map_err(|e| Error::Compute(format!("cannot serialise the tokenizer: {e}")))?;
-    trainer::write_atomic(&dir.join("tokenizer.json"), tok_json.as_bytes())?;
+    crate::fsx::write_atomic(&dir.join("tokenizer.json"), tok_json.as_bytes())?;
     let path = dir.join("model.safetensors");
     let tensors: HashMap<String, candle_core::Tensor> = params.tensors();
     candle_core::safetensors::save(&tensors, &path).map_err(|e| match e {
@@ -704,7 +704,7 @@ pub fn merge(dir: &Path, external: &[(PathBuf, PathBuf)]) -> Result<(PathBuf, Fl
         models,
     };
     let path = dir.join("fleet.json");
-    trainer::write_atomic(
+    crate::fsx::write_atomic(
         &path,
         serde_json::to_string_pretty(&fleet)
             .expect("serialises")

@@ -10,6 +10,7 @@ use super::dp;
 use super::llama::{self, Batch, LlamaConfig, Params, Tape};
 use super::optim::{self, AdamW, AdamWConfig};
 use crate::error::{Error, Result};
+use crate::fsx::write_atomic;
 use crate::stats::Rng;
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -285,31 +286,6 @@ impl CheckpointDir {
 
 fn sync_file(path: &Path) -> std::io::Result<()> {
     std::fs::File::open(path)?.sync_all()
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let werr = |source: std::io::Error| Error::Write {
-        path: path.to_owned(),
-        source,
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let res = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = res {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(werr(e));
-    }
-    Ok(())
 }
 
 /// Training inputs: token sequences (BOS … EOS) of the training and validation splits.
