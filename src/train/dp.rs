@@ -190,16 +190,7 @@ mod tests {
     use super::*;
 
     fn micro(hidden: usize, t: usize) -> LlamaConfig {
-        LlamaConfig {
-            vocab_size: 300,
-            hidden,
-            layers: 2,
-            heads: 2,
-            intermediate: hidden + 8,
-            max_len: t,
-            rope_theta: 10_000.0,
-            rms_eps: 1e-5,
-        }
+        crate::train::test_util::micro(hidden, 2, t)
     }
 
     fn sq_norm(t: &Tensor) -> f64 {

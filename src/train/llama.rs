@@ -533,17 +533,8 @@ pub fn example_losses(token_logp: &Tensor, batch: &Batch) -> candle_core::Result
 mod tests {
     use super::*;
 
-    pub(crate) fn micro() -> LlamaConfig {
-        LlamaConfig {
-            vocab_size: 300,
-            hidden: 16,
-            layers: 2,
-            heads: 2,
-            intermediate: 24,
-            max_len: 16,
-            rope_theta: 10_000.0,
-            rms_eps: 1e-5,
-        }
+    fn micro() -> LlamaConfig {
+        crate::train::test_util::micro(16, 2, 16)
     }
 
     #[test]

@@ -215,6 +215,7 @@ pub fn rope(x: &Tensor, cos: Arc<Vec<f32>>, sin: Arc<Vec<f32>>) -> candle_core::
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::train::test_util::max_diff;
     use candle_core::{Device, Var};
 
     fn random(shape: (usize, usize), seed: u64) -> Var {
@@ -223,17 +224,6 @@ mod tests {
             .map(|_| (rng.normal() * 3.0) as f32)
             .collect();
         Var::from_tensor(&Tensor::from_vec(data, shape, &Device::Cpu).unwrap()).unwrap()
-    }
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
     }
 
     #[test]

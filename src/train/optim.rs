@@ -130,6 +130,7 @@ pub fn clip_global(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::train::test_util::values;
 
     #[test]
     fn schedule_shape() {
@@ -143,36 +144,15 @@ mod tests {
     #[test]
     fn adamw_first_step_matches_closed_form() {
         // After one step, m̂ = g and v̂ = g², so θ₁ = θ₀(1 − lr·wd) − lr·g/(|g| + ε).
-        let cfg = super::super::llama::LlamaConfig {
-            vocab_size: 300,
-            hidden: 8,
-            layers: 1,
-            heads: 2,
-            intermediate: 8,
-            max_len: 8,
-            rope_theta: 1e4,
-            rms_eps: 1e-5,
-        };
+        let cfg = crate::train::test_util::micro(8, 1, 8);
         let params = Params::init(&cfg, 1).unwrap();
         let mut opt = AdamW::new(AdamWConfig::default(), &params).unwrap();
         let name = "model.layers.0.mlp.up_proj.weight";
-        let before: Vec<f32> = params
-            .var(name)
-            .as_tensor()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
+        let before = values(params.var(name).as_tensor());
         let g = (params.var(name).as_tensor().ones_like().unwrap() * -0.5).unwrap();
         let grads = BTreeMap::from([(name.to_owned(), g)]);
         opt.update(&params, &grads, 0.01).unwrap();
-        let after: Vec<f32> = params
-            .var(name)
-            .as_tensor()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
+        let after = values(params.var(name).as_tensor());
         for (a, b) in after.iter().zip(&before) {
             let want = b * (1.0 - 0.01 * 0.1) + 0.01 * 0.5 / (0.5 + 1e-8);
             assert!((a - want).abs() < 1e-6, "{a} vs {want}");

@@ -634,18 +634,10 @@ pub fn noisy_gradient(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::train::test_util::{max_abs, max_diff, values};
 
     fn micro() -> LlamaConfig {
-        LlamaConfig {
-            vocab_size: 300,
-            hidden: 16,
-            layers: 1,
-            heads: 2,
-            intermediate: 24,
-            max_len: 16,
-            rope_theta: 1e4,
-            rms_eps: 1e-5,
-        }
+        crate::train::test_util::micro(16, 1, 16)
     }
 
     fn cfg(dp: Option<DpConfig>) -> TrainConfig {
@@ -767,21 +759,8 @@ mod tests {
         for (name, var) in &params.vars {
             let want = (store.get(var.as_tensor()).unwrap() / 3.0).unwrap();
             let got = &noisy[name];
-            let diff = (got - &want)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
-            let scale = want
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let diff = max_diff(got, &want);
+            let scale = max_abs(&want);
             assert!(
                 diff <= 1e-5 * scale.max(1e-6),
                 "{name}: {diff} vs scale {scale}"
@@ -817,13 +796,7 @@ mod tests {
         // Different steps draw different noise; the same step the same.
         let again = noisy_gradient(&params, &mut BTreeMap::new(), dpc, 50, 2, 7).unwrap();
         let other = noisy_gradient(&params, &mut BTreeMap::new(), dpc, 50, 2, 8).unwrap();
-        let v = |m: &BTreeMap<String, Tensor>| {
-            m["lm_head.weight"]
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap()
-        };
+        let v = |m: &BTreeMap<String, Tensor>| values(&m["lm_head.weight"]);
         assert_eq!(v(&noisy), v(&again));
         assert_ne!(v(&noisy), v(&other));
     }
