@@ -86,7 +86,8 @@ fn training_forward_pass_agrees_with_transformers() {
     assert!(worst < 1e-4, "max |Δ log p| = {worst:.2e}");
 }
 
-fn synth(dir: &Path, patients: &str) {
+/// Synthesises `patients` patients into `dir/out` in `format`.
+fn synth_into(dir: &Path, patients: &str, out: &str, format: &str) {
     let o = phiprobe(
         dir,
         &[
@@ -98,12 +99,19 @@ fn synth(dir: &Path, patients: &str) {
             "--seed",
             "4",
             "--out",
-            "d",
+            out,
             "--format",
-            "csv",
+            format,
         ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// A temporary folder with `patients` synthetic patients in `d/` (CSV).
+fn workspace(patients: &str) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    synth_into(tmp.path(), patients, "d", "csv");
+    tmp
 }
 
 fn train(dir: &Path, extra: &[&str]) -> std::process::Output {
@@ -130,9 +138,8 @@ fn json(path: &Path) -> Value {
 
 #[test]
 fn train_writes_a_checkpoint_with_canaries_that_phiprobe_scores() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = workspace("50");
     let dir = tmp.path();
-    synth(dir, "50");
     let o = train(dir, &["--out", "m", "--canaries", "default", "--seed", "3"]);
     assert!(o.status.success(), "{}", stderr(&o));
     for f in [
@@ -212,9 +219,8 @@ fn train_writes_a_checkpoint_with_canaries_that_phiprobe_scores() {
 
 #[test]
 fn dp_training_reports_epsilon() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = workspace("30");
     let dir = tmp.path();
-    synth(dir, "30");
     let o = train(
         dir,
         &[
@@ -262,9 +268,8 @@ fn dp_training_reports_epsilon() {
 
 #[test]
 fn reference_fleet_is_balanced_and_shards_merge() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = workspace("24");
     let dir = tmp.path();
-    synth(dir, "24");
     let o = train(dir, &["--out", "fleet", "--references", "8"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let f = json(&dir.join("fleet/fleet.json"));
@@ -340,27 +345,10 @@ fn assert_input_error(o: &std::process::Output, needle: &str) {
 
 #[test]
 fn bad_training_inputs_exit_2() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = workspace("20");
     let dir = tmp.path();
-    synth(dir, "20");
     // Empty training split: every record marked non-member (JSONL copy of the data).
-    let o = phiprobe(
-        dir,
-        &[
-            "-q",
-            "data",
-            "synth",
-            "--patients",
-            "20",
-            "--seed",
-            "4",
-            "--out",
-            "e",
-            "--format",
-            "jsonl",
-        ],
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
+    synth_into(dir, "20", "e", "jsonl");
     let path = dir.join("e/encounters.jsonl");
     let lines: Vec<String> = std::fs::read_to_string(&path)
         .unwrap()
@@ -445,9 +433,8 @@ fn bad_training_inputs_exit_2() {
 fn disk_full_mid_checkpoint_leaves_no_corrupt_checkpoint() {
     // A file-size limit makes the checkpoint write fail with EFBIG part-way, as a full disk
     // would; SIGXFSZ is ignored (and stays ignored across exec) so the write returns an error.
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = workspace("20");
     let dir = tmp.path();
-    synth(dir, "20");
     let cmd = format!(
         "trap '' XFSZ; ulimit -f 300; exec '{}' -q train --data d/synthetic-ehr.toml --out m --preset micro --epochs 4 --batch-size 4 --checkpoint-every 2",
         env!("CARGO_BIN_EXE_phiprobe")
@@ -513,9 +500,8 @@ fn accountant_prints_the_opacus_value() {
 
 #[test]
 fn a_killed_run_resumes_to_the_same_model() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = workspace("20");
     let dir = tmp.path();
-    synth(dir, "20");
     let args = [
         "--epochs",
         "4",
