@@ -12,6 +12,8 @@ pub struct TextRecords {
     pub card: PathBuf,
     /// The data file (for messages).
     pub source: PathBuf,
+    /// Every data file the card names.
+    pub files: Vec<PathBuf>,
     /// The text column.
     pub column: String,
     /// Record ids (`row-N` without a record-id column).
@@ -127,6 +129,7 @@ impl TextRecords {
         Ok(Self {
             card: card.to_owned(),
             source: ds.source.path.clone(),
+            files: c.data_paths(),
             column,
             ids,
             patients,

@@ -298,12 +298,11 @@ pub fn run(spec: &RunSpec, progress: Progress<'_>) -> Result<RunSummary> {
         });
     }
     let jobs = plan_jobs(spec, &recs)?;
-    let mut files = Vec::new();
-    if let Ok(ds) = crate::data::DatasetCard::load(&spec.data) {
-        for p in ds.data_paths() {
-            files.push(crate::model::hash_file(&p)?);
-        }
-    }
+    let files = recs
+        .files
+        .iter()
+        .map(|p| crate::model::hash_file(p))
+        .collect::<Result<Vec<_>>>()?;
     let data = DataRecord {
         card: spec.data.display().to_string(),
         column: recs.column.clone(),
