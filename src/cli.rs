@@ -719,6 +719,7 @@ fn risk_cmd(a: &RiskArgs, quiet: bool) -> Result<u8> {
         manifest: manifest(&id, "risk", a.seed, plan, inputs),
         findings,
         reid: vec![analysis.detail],
+        membership: None,
     };
     report::write_run(&out, &file)?;
     let t_report = t0.elapsed().as_secs_f64() - t_load - t_analyze;
@@ -955,6 +956,7 @@ fn demo(a: &DemoArgs, quiet: bool) -> Result<u8> {
         manifest: manifest(&id, "demo", a.seed, plan, inputs),
         findings,
         reid: details,
+        membership: None,
     };
     report::write_run(&a.out, &file)?;
     if !quiet {

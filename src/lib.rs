@@ -38,6 +38,7 @@ pub mod fsx;
 pub mod gate;
 pub mod model;
 pub mod phi;
+pub mod probe;
 pub mod report;
 pub mod risk;
 pub mod stats;

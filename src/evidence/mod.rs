@@ -8,8 +8,10 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+mod membership;
 mod model;
 mod reid;
+pub use membership::*;
 pub use model::*;
 pub use reid::*;
 
@@ -199,4 +201,7 @@ pub struct FindingsFile {
     /// Re-identification risk detail (tables and distributions for the report), one per
     /// quasi-identifier set evaluated.
     pub reid: Vec<ReidDetail>,
+    /// Membership-inference detail (curves, histograms, exposed records), when probed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub membership: Option<MembershipDetail>,
 }

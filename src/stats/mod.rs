@@ -1,9 +1,13 @@
-//! Pure mathematics: special functions, intervals, a deterministic RNG.
+//! Pure mathematics: special functions, intervals, ROC and membership metrics, ε lower bounds,
+//! exposure, a deterministic RNG.
 //!
 //! No I/O, no ML types and no polars here (DESIGN.md §2).
 
+pub mod epsilon;
+pub mod exposure;
 pub mod interval;
 pub mod rng;
+pub mod roc;
 pub mod special;
 
 pub use interval::{clopper_pearson, probit, wilson};

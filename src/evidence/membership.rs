@@ -1,0 +1,80 @@
+//! Membership-inference detail for the report: curves, histograms and the most exposed records.
+
+use serde::{Deserialize, Serialize};
+
+/// Per-attack figures and tables (the headline numbers are findings).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttackDetail {
+    /// Attack id (`loss`, `lira_online`, …).
+    pub attack: String,
+    /// One-line description with the definition used.
+    pub description: String,
+    /// Records scored (members, non-members); records the attack could not score are dropped.
+    pub members: u64,
+    /// Non-members scored.
+    pub non_members: u64,
+    /// Records dropped (no score: empty text, too few reference models …).
+    pub dropped: u64,
+    /// AUC (point).
+    pub auc: Option<f64>,
+    /// ROC vertices (FPR, TPR), thinned for plotting on log axes.
+    pub roc: Vec<(f64, f64)>,
+    /// Score histogram: bin edges (len = bins + 1), member and non-member counts per bin.
+    pub histogram: Histogram,
+    /// The members this attack singles out most confidently.
+    pub vulnerable: Vec<VulnerableRecord>,
+}
+
+/// A two-class histogram over shared bins.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Histogram {
+    /// Bin edges, ascending.
+    pub edges: Vec<f64>,
+    /// Members per bin.
+    pub members: Vec<u64>,
+    /// Non-members per bin.
+    pub non_members: Vec<u64>,
+}
+
+/// One member record an attack identifies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VulnerableRecord {
+    /// Record id (never its text).
+    pub record_id: String,
+    /// The attack's score (higher = more member-like).
+    pub score: f64,
+    /// Non-members scoring at least as high: the false positives an attacker pays to flag it.
+    pub non_members_at_or_above: u64,
+}
+
+/// A check that members and non-members come from the same distribution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShiftCheck {
+    /// Feature compared (`text_bytes`, `tokens`, a date column…).
+    pub feature: String,
+    /// AUC of the feature alone as a membership score.
+    pub auc: Option<f64>,
+    /// Its bootstrap interval.
+    pub interval: Option<(f64, f64)>,
+    /// Whether the difference is large enough to explain part of an attack's AUC.
+    pub shifted: bool,
+}
+
+/// Everything the membership section of the report draws.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MembershipDetail {
+    /// Target model (name and weights hash).
+    pub target: String,
+    /// Reference models used (name, IN count over the audit records).
+    pub references: Vec<(String, u64)>,
+    /// Audit records with known membership.
+    pub records: u64,
+    /// Members among them.
+    pub members: u64,
+    /// The analysis settings as resolved (attacks, k, LiRA/RMIA variants, FPRs…).
+    pub settings: serde_json::Value,
+    /// One entry per attack run.
+    pub attacks: Vec<AttackDetail>,
+    /// Distribution-shift checks.
+    pub shift: Vec<ShiftCheck>,
+}

@@ -1,0 +1,4 @@
+//! Probes: attacks against a trained model. Each probe kind lives in one file with its paper
+//! cited; `observe` runs the model (in [`audit`]), `analyze` is pure statistics.
+
+pub mod membership;
