@@ -13,7 +13,10 @@ use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+mod audit;
 mod train;
+
+pub use audit::{AuditArgs, ProbesArgs};
 
 /// phiprobe: privacy evaluation of data and models trained on protected health information.
 ///
@@ -44,7 +47,13 @@ pub enum Command {
     /// Re-identification risk of a dataset: k-anonymity, prosecutor / journalist / marketer
     /// risk, population uniqueness, l-diversity, t-closeness, δ-disclosure, Safe Harbor.
     Risk(RiskArgs),
-    /// Re-render report.md and report.html of a run folder from its findings.json.
+    /// Membership inference against a model: loss, zlib, Min-K%, Min-K%++, reference, LiRA and
+    /// RMIA from one cached score matrix; writes a run folder (findings, report, observations).
+    Audit(AuditArgs),
+    /// List the probe kinds a plan can name, with their settings.
+    Probes(ProbesArgs),
+    /// Re-render report.md and report.html of a run folder from its findings.json (or, with
+    /// --reanalyze, recompute an audit's findings from its cached observations).
     Report(ReportArgs),
     /// Per-token log-probabilities of texts under a model (teacher-forced, exact).
     Score(ScoreArgs),
@@ -493,6 +502,12 @@ pub struct DemoArgs {
 pub struct ReportArgs {
     /// A run folder (containing findings.json).
     pub run_dir: PathBuf,
+    /// Recompute the membership findings from observations/ (no model needed).
+    #[arg(long)]
+    pub reanalyze: bool,
+    /// With --reanalyze: a probe plan whose membership settings replace the run's.
+    #[arg(long, requires = "reanalyze")]
+    pub plan: Option<PathBuf>,
 }
 
 /// Options of `completions`.
@@ -524,6 +539,20 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Demo(a) => demo(&a, cli.quiet),
         Command::Data(DataCommand::Synth(a)) => synth_cmd(&a, cli.quiet),
         Command::Risk(a) => risk_cmd(&a, cli.quiet),
+        Command::Audit(a) => audit::audit_cmd(&a, cli.quiet),
+        Command::Probes(_) => audit::probes_cmd(),
+        Command::Report(a) if a.reanalyze => {
+            let settings = match &a.plan {
+                Some(p) => crate::config::Plan::load(p)?.membership,
+                None => None,
+            };
+            let file = crate::probe::audit::reanalyze(&a.run_dir, settings.as_ref())?;
+            if !cli.quiet {
+                audit::print_membership(&mut std::io::stderr(), &file)?;
+                eprintln!("re-analysed {} from its observations", a.run_dir.display());
+            }
+            Ok(exit::PASS)
+        }
         Command::Report(a) => {
             let file = report::rerender(&a.run_dir)?;
             if !cli.quiet {

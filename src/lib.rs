@@ -28,6 +28,7 @@
 //! - `cli` is the only place that uses `anyhow`; the library returns [`error::Error`].
 
 pub mod cli;
+pub mod config;
 pub mod data;
 pub mod date;
 pub mod error;

@@ -5,6 +5,7 @@
 
 pub mod card;
 pub mod load;
+pub mod observations;
 pub mod scores;
 pub mod synth;
 mod table;

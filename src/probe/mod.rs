@@ -1,4 +1,5 @@
 //! Probes: attacks against a trained model. Each probe kind lives in one file with its paper
 //! cited; `observe` runs the model (in [`audit`]), `analyze` is pure statistics.
 
+pub mod audit;
 pub mod membership;

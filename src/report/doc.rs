@@ -163,6 +163,9 @@ pub fn build(file: &FindingsFile) -> ReportDoc {
             num(sh)
         )));
     }
+    if let Some(b) = super::membership::summary(file) {
+        summary.push(b);
+    }
     let failed = file
         .findings
         .iter()
@@ -178,6 +181,9 @@ pub fn build(file: &FindingsFile) -> ReportDoc {
         title: "Summary".into(),
         blocks: summary,
     });
+    if let Some(sec) = super::membership::section(file) {
+        sections.push(sec);
+    }
 
     // Findings.
     let rows: Vec<Vec<String>> = file

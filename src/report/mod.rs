@@ -5,6 +5,7 @@
 
 pub mod doc;
 pub mod figures;
+pub mod membership;
 pub mod render;
 
 pub use doc::{ReportDoc, build};
@@ -159,6 +160,10 @@ pub fn rerender(dir: &Path) -> Result<FindingsFile> {
             ),
         });
     }
-    write_run(dir, &file)?;
+    // In place, one file at a time (atomically), so anything else in the run folder
+    // (an audit's observations/) stays.
+    for (name, bytes) in render_all(&file)? {
+        crate::fsx::write_atomic(&dir.join(name), &bytes)?;
+    }
     Ok(file)
 }

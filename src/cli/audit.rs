@@ -1,0 +1,264 @@
+//! Glue of `audit`, `probes` and `report --reanalyze`.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+
+use crate::config::Plan;
+use crate::exit;
+use crate::probe::audit::{self, AuditSpec};
+use crate::probe::membership;
+
+/// Options of `audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// The target model: a Hugging Face checkpoint folder, a GGUF file, or `mock:<fixture.json>`.
+    #[arg(long)]
+    pub model: String,
+    /// A PEFT LoRA adapter folder merged into the target.
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
+    /// Dataset card whose [membership] section marks members and non-members of the target.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Text column (default: the card's one text column).
+    #[arg(long)]
+    pub column: Option<String>,
+    /// Reference models with known training records: a fleet folder (fleet.json, from
+    /// `train --references K` or `merge`) or a model folder trained by phiprobe (training.json).
+    /// Repeat for several.
+    #[arg(long = "references", value_name = "DIR")]
+    pub references: Vec<PathBuf>,
+    /// A fleet.json-format manifest listing model folders and the record ids each trained on.
+    #[arg(long, value_name = "FILE")]
+    pub reference_manifest: Option<PathBuf>,
+    /// A reference model without known membership (e.g. the public base model) for the
+    /// `reference` attack.
+    #[arg(long, value_name = "MODEL")]
+    pub reference_model: Option<String>,
+    /// Probe plan (TOML); default: probes/default.toml's settings, built in.
+    #[arg(long)]
+    pub plan: Option<PathBuf>,
+    /// Output run folder (default: reports/audit-<id>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Seed of every random stream (bootstrap, calibration split); overrides the plan's.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Release policy (TOML): exit 1 when a finding breaches a threshold.
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// Scoring threads (0: all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Padded tokens per scoring batch.
+    #[arg(long, default_value_t = 8192)]
+    pub batch_tokens: usize,
+}
+
+/// Options of `probes`.
+#[derive(Debug, Args)]
+pub struct ProbesArgs {}
+
+fn load_plan(path: Option<&std::path::Path>) -> Result<Plan> {
+    Ok(match path {
+        Some(p) => Plan::load(p)?,
+        None => Plan::default(),
+    })
+}
+
+/// `phiprobe audit`.
+pub fn audit_cmd(a: &AuditArgs, quiet: bool) -> Result<u8> {
+    let plan = load_plan(a.plan.as_deref())?;
+    let settings = plan.membership.clone().ok_or_else(|| {
+        crate::Error::Usage(format!(
+            "{}: the plan has no membership probe; add a [[probe]] with kind = \"membership\"",
+            a.plan.as_deref().unwrap_or(std::path::Path::new("plan")).display()
+        ))
+    })?;
+    let seed = a.seed.or(plan.run.seed).unwrap_or(7);
+    let policy = match &a.policy {
+        Some(p) => Some((crate::gate::Policy::load(p)?, p.clone())),
+        None => None,
+    };
+    let plan_json = serde_json::json!({
+        "model": a.model,
+        "adapter": a.adapter,
+        "data": a.data,
+        "column": a.column,
+        "references": a.references,
+        "reference_manifest": a.reference_manifest,
+        "reference_model": a.reference_model,
+        "plan_file": a.plan,
+        "membership": settings,
+    });
+    let id = {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(plan_json.to_string().as_bytes());
+        h.update(seed.to_le_bytes());
+        let d = h.finalize();
+        format!(
+            "audit-{}",
+            d[..5].iter().map(|b| format!("{b:02x}")).collect::<String>()
+        )
+    };
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("reports").join(&id));
+    let spec = AuditSpec {
+        data: a.data.clone(),
+        column: a.column.clone(),
+        model: a.model.clone(),
+        adapter: a.adapter.clone(),
+        references: a.references.clone(),
+        reference_manifest: a.reference_manifest.clone(),
+        reference_model: a.reference_model.clone(),
+        settings,
+        out: out.clone(),
+        seed,
+        threads: a.threads,
+        batch_tokens: a.batch_tokens,
+        plan: plan_json.clone(),
+        policy,
+    };
+    let manifest = super::manifest(&id, "audit", seed, plan_json, Vec::new());
+    let outcome = run_audit(&spec, manifest, quiet)?;
+    if !quiet {
+        let mut err = std::io::stderr();
+        print_membership(&mut err, &outcome.file)?;
+        eprintln!("report: {}", out.join(crate::report::HTML).display());
+    }
+    Ok(if outcome.failed > 0 {
+        exit::POLICY_BREACHED
+    } else {
+        exit::PASS
+    })
+}
+
+/// Runs an audit with progress bars.
+pub(crate) fn run_audit(
+    spec: &AuditSpec,
+    manifest: crate::evidence::RunManifest,
+    quiet: bool,
+) -> Result<audit::AuditOutcome> {
+    let mut bar: Option<(String, indicatif::ProgressBar)> = None;
+    let mut progress = |name: &str, done: usize, total: usize| {
+        if bar.as_ref().is_none_or(|(n, _)| n != name) {
+            if let Some((_, b)) = bar.take() {
+                b.finish_and_clear();
+            }
+            bar = Some((
+                name.to_owned(),
+                super::progress_bar(total as u64, quiet, &format!("scoring ({name})")),
+            ));
+        }
+        if let Some((_, b)) = &bar {
+            b.set_position(done as u64);
+        }
+    };
+    let outcome = audit::run(spec, manifest, &mut progress)?;
+    if let Some((_, b)) = bar {
+        b.finish_and_clear();
+    }
+    Ok(outcome)
+}
+
+/// The membership table on a terminal: AUC and TPR at the plan's FPRs, per attack.
+pub fn print_membership(w: &mut impl std::io::Write, file: &crate::evidence::FindingsFile) -> Result<()> {
+    let Some(d) = &file.membership else {
+        return Ok(());
+    };
+    writeln!(
+        w,
+        "membership inference: {} audit records ({} members), {} reference model(s)",
+        d.records,
+        d.members,
+        d.references.len()
+    )?;
+    let fprs: Vec<f64> = d
+        .settings
+        .get("fpr")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default();
+    let mut header = format!("  {:<14} {:>22}", "attack", "AUC [95% CI]");
+    for f in &fprs {
+        header.push_str(&format!(" {:>16}", format!("TPR@{}%FPR", f * 100.0)));
+    }
+    header.push_str(&format!(" {:>8}", "ε lb"));
+    writeln!(w, "{header}")?;
+    for a in &d.attacks {
+        let get = |metric: &str, fpr: Option<f64>| {
+            file.findings.iter().find(|f| {
+                f.metric == metric
+                    && f.params.get("attack").and_then(|v| v.as_str()) == Some(a.attack.as_str())
+                    && fpr.is_none_or(|x| f.params.get("fpr").and_then(|v| v.as_f64()) == Some(x))
+            })
+        };
+        let auc = get("mia.auc", None);
+        let mut line = format!(
+            "  {:<14} {:>22}",
+            a.attack,
+            auc.map_or("n/a".into(), |f| match (&f.value, &f.interval) {
+                (Some(v), Some(i)) => format!("{v:.3} [{:.3}, {:.3}]", i.lo, i.hi),
+                (Some(v), None) => format!("{v:.3}"),
+                _ => "n/a".into(),
+            })
+        );
+        for &x in &fprs {
+            line.push_str(&format!(
+                " {:>16}",
+                get("mia.tpr_at_fpr", Some(x))
+                    .and_then(|f| f.counts)
+                    .map_or("n/a".into(), |c| format!("{} of {}", c.k, c.n))
+            ));
+        }
+        line.push_str(&format!(
+            " {:>8}",
+            get("dp.epsilon_lb", None)
+                .and_then(|f| f.value)
+                .map_or("n/a".into(), |v| format!("{v:.2}"))
+        ));
+        writeln!(w, "{line}")?;
+    }
+    for f in file
+        .findings
+        .iter()
+        .filter(|f| f.metric == "mia.auc" && f.value.is_none())
+    {
+        if let (Some(a), Some(c)) = (f.params.get("attack"), f.caveats.first()) {
+            writeln!(w, "  {:<14} {c}", a.as_str().unwrap_or(""))?;
+        }
+    }
+    for c in d.shift.iter().filter(|c| c.shifted) {
+        writeln!(
+            w,
+            "  caveat: members and non-members differ in {} (AUC {} on its own)",
+            c.feature,
+            c.auc.map_or("n/a".into(), |v| format!("{v:.3}"))
+        )?;
+    }
+    Ok(())
+}
+
+/// `phiprobe probes`: the probe kinds and their settings.
+pub fn probes_cmd() -> Result<u8> {
+    let d = membership::Settings::default();
+    println!("membership — can an attacker tell whether a record was in the training data?");
+    println!("  attacks      {}", membership::ATTACKS.join(", "));
+    println!("  fpr          TPR reported at these FPRs, exact counts (default {:?})", d.fpr);
+    println!("  min_k        Min-K% fraction (default {})", d.min_k);
+    println!("  min_k_pp     Min-K%++ fraction (default {})", d.min_k_pp);
+    println!("  lira         location = mean|median, variance = per_record|fixed, offline_test = one-sided|two-sided");
+    println!("  rmia         gamma ≥ 1 (default 1), offline_a in [0, 1] (default: tuned on the reference models)");
+    println!("  bootstrap    AUC bootstrap resamples (default {})", d.bootstrap);
+    println!("  confidence   interval level (default {})", d.confidence);
+    println!("  delta        δ of the empirical ε lower bound (default {})", d.delta);
+    println!("  prevalence   member prevalence for PPV (default: the audit's own share)");
+    println!("  vulnerable   members listed as most exposed per attack (default {})", d.vulnerable);
+    println!("  retokenize   compare models with different tokenizers per UTF-8 byte (default false)");
+    println!("See probes/default.toml for a commented plan.");
+    Ok(exit::PASS)
+}

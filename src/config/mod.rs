@@ -1,0 +1,130 @@
+//! Probe plans: `probes/*.toml` → resolved settings.
+//!
+//! A plan has an optional `[run]` table and one `[[probe]]` table per probe; each probe table
+//! names its `kind` and that kind's settings (unknown keys are refused, so a typo cannot silently
+//! fall back to a default). `phiprobe probes` lists the kinds and their settings.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::probe::membership;
+use crate::{Error, Result};
+
+/// `[run]`: settings shared by every probe.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSettings {
+    /// Seed (a `--seed` flag overrides it).
+    pub seed: Option<u64>,
+}
+
+/// A resolved plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// `[run]`.
+    pub run: RunSettings,
+    /// The membership probe's settings, when the plan has one.
+    pub membership: Option<membership::Settings>,
+}
+
+impl Default for Plan {
+    fn default() -> Self {
+        Self {
+            run: RunSettings::default(),
+            membership: Some(membership::Settings::default()),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlan {
+    #[serde(default)]
+    run: RunSettings,
+    #[serde(default)]
+    probe: Vec<toml::Table>,
+}
+
+/// Probe kinds this release runs.
+pub const KINDS: [&str; 1] = ["membership"];
+
+impl Plan {
+    /// Parses a plan's text; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self> {
+        let bad = |m: String| Error::Parse {
+            path: path.to_owned(),
+            format: "probe plan (TOML)".into(),
+            message: m,
+        };
+        let raw: RawPlan = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+        let mut plan = Plan {
+            run: raw.run,
+            membership: None,
+        };
+        for (i, mut t) in raw.probe.into_iter().enumerate() {
+            let kind = match t.remove("kind") {
+                Some(toml::Value::String(k)) => k,
+                _ => return Err(bad(format!("[[probe]] #{}: missing `kind`", i + 1))),
+            };
+            match kind.as_str() {
+                "membership" => {
+                    if plan.membership.is_some() {
+                        return Err(bad("two membership probes; merge them into one".into()));
+                    }
+                    let s: membership::Settings = t
+                        .try_into()
+                        .map_err(|e| bad(format!("[[probe]] membership: {e}")))?;
+                    s.validate()
+                        .map_err(|m| bad(format!("[[probe]] membership: {m}")))?;
+                    plan.membership = Some(s);
+                }
+                other => {
+                    return Err(bad(format!(
+                        "[[probe]] #{}: kind '{other}' is not available in this release (available: {})",
+                        i + 1,
+                        KINDS.join(", ")
+                    )));
+                }
+            }
+        }
+        Ok(plan)
+    }
+
+    /// Reads a plan file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_plans_parse_and_typos_are_refused() {
+        for p in ["probes/default.toml", "probes/quick.toml"] {
+            let plan = Plan::load(Path::new(p)).unwrap();
+            assert!(plan.membership.is_some(), "{p}");
+        }
+        let e = Plan::parse(
+            "[[probe]]\nkind = \"membership\"\natacks = [\"loss\"]\n",
+            Path::new("x.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("x.toml") && e.contains("atacks"), "{e}");
+        let e = Plan::parse("[[probe]]\nkind = \"membership\"\nfpr = [2.0]\n", Path::new("x.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("fpr"), "{e}");
+        let e = Plan::parse("[[probe]]\nkind = \"teleport\"\n", Path::new("x.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("teleport"), "{e}");
+    }
+}

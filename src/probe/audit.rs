@@ -1,0 +1,709 @@
+//! `phiprobe audit`: observe once (score every audit record under the target and each reference
+//! model, cached as Parquet chunks), then analyse (pure) and write the run folder.
+//!
+//! The run is built in a hidden working folder `.<out>.partial/` beside `--out`. Every chunk of
+//! observations is written atomically as soon as it is scored, so an interrupted audit resumes
+//! where it stopped; the folder is renamed to `--out` only when the report is complete.
+//!
+//! Layout of a finished run: `findings.json`, `report.md`, `report.html`, `outputs.json`, and
+//! `observations/` (`audit.json` with record ids, labels and the models; one folder of
+//! `part-NNNNN.parquet` chunks per model). `phiprobe report RUN --reanalyze` re-derives every
+//! finding from `observations/` without a model.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::membership::{self, ModelObservations, Observations, Settings, TokenRows};
+use crate::data::observations::{read_chunk, write_chunk};
+use crate::data::text::TextRecords;
+use crate::evidence::{FileHash, FindingsFile, ModelCard, RunManifest, SCHEMA_VERSION};
+use crate::model::{LanguageModel, LoadOptions};
+use crate::train::run::Fleet;
+use crate::{Error, Result};
+
+/// Records per observation chunk (the unit of resumption).
+pub const CHUNK: usize = 256;
+/// Format tag of `observations/audit.json`.
+pub const AUDIT_FORMAT: &str = "phiprobe-audit-1";
+
+/// One model to observe.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelSpec {
+    /// Unique name (`target`, `ref-00`, …); the observation folder's name.
+    pub name: String,
+    /// `target`, `reference` (membership known) or `reference-model` (a base model).
+    pub role: String,
+    /// What to load (folder, GGUF file or `mock:` fixture).
+    pub spec: String,
+    /// Over the audit records: '1' trained on, '0' not (references only).
+    pub membership: Option<String>,
+}
+
+/// What `audit` runs.
+#[derive(Debug, Clone)]
+pub struct AuditSpec {
+    /// Dataset card (membership split required).
+    pub data: PathBuf,
+    /// Text column (default: the card's one text column).
+    pub column: Option<String>,
+    /// Target model.
+    pub model: String,
+    /// LoRA adapter for the target.
+    pub adapter: Option<PathBuf>,
+    /// Fleet folders (with `fleet.json`) or trained model folders (with `training.json`).
+    pub references: Vec<PathBuf>,
+    /// A `fleet.json`-format manifest of reference models and their training records.
+    pub reference_manifest: Option<PathBuf>,
+    /// A reference model without membership (e.g. the public base model).
+    pub reference_model: Option<String>,
+    /// Membership settings.
+    pub settings: Settings,
+    /// Output folder.
+    pub out: PathBuf,
+    /// Seed.
+    pub seed: u64,
+    /// Scoring threads (0: all cores).
+    pub threads: usize,
+    /// Padded tokens per scoring batch.
+    pub batch_tokens: usize,
+    /// The resolved plan, recorded in the manifest.
+    pub plan: serde_json::Value,
+    /// A release policy and its file: findings get verdicts before the report is written.
+    pub policy: Option<(crate::gate::Policy, PathBuf)>,
+}
+
+/// `observations/audit.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// [`AUDIT_FORMAT`].
+    pub format: String,
+    /// Audit record ids (records of the card with known membership).
+    pub records: Vec<String>,
+    /// Target membership, one per record.
+    pub member: Vec<bool>,
+    /// UTF-8 bytes of each text.
+    pub text_bytes: Vec<u64>,
+    /// zlib-compressed bytes of each text.
+    pub zlib_bytes: Vec<u64>,
+    /// Models observed, target first.
+    pub models: Vec<ObservedModel>,
+}
+
+/// A model whose observations are cached.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ObservedModel {
+    /// The spec.
+    #[serde(flatten)]
+    pub spec: ModelSpec,
+    /// Its card (file hashes).
+    pub card: ModelCard,
+    /// SHA-256 over the token ids of every audit text.
+    pub tokenization: String,
+    /// Texts cut to the model's context length.
+    pub truncated: usize,
+}
+
+/// Progress callback: (model name, records done, records total).
+pub type Progress<'a> = &'a mut dyn FnMut(&str, usize, usize);
+
+fn werr(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Write {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path, format: &str) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|e| Error::Parse {
+        path: path.to_owned(),
+        format: format.into(),
+        message: e.to_string(),
+    })
+}
+
+fn write_json(path: &Path, v: &impl Serialize) -> Result<()> {
+    let s = serde_json::to_string_pretty(v).map_err(|e| Error::Compute(e.to_string()))?;
+    crate::fsx::write_atomic(path, s.as_bytes())
+}
+
+/// zlib-compressed length (zlib format, level 6 — CPython's default level; miniz_oxide's stream
+/// can differ from zlib's by a few bytes).
+pub fn zlib_len(text: &str) -> u64 {
+    let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(6));
+    e.write_all(text.as_bytes()).expect("writing to memory");
+    e.finish().expect("writing to memory").len() as u64
+}
+
+/// Resolves the reference models: fleet folders, trained folders, a manifest.
+fn reference_specs(spec: &AuditSpec, ids: &[String]) -> Result<Vec<ModelSpec>> {
+    let mut out = Vec::new();
+    let fleet_refs = |fleet: &Fleet, base: &Path, out: &mut Vec<ModelSpec>| {
+        let pos: HashMap<&str, usize> = fleet
+            .records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.as_str(), i))
+            .collect();
+        for m in fleet.models.iter().filter(|m| m.role != "target") {
+            let bits: Vec<u8> = m.membership.bytes().collect();
+            // Records outside the fleet's pool were never trained on by its models.
+            let membership: String = ids
+                .iter()
+                .map(|id| match pos.get(id.as_str()) {
+                    Some(&i) if bits.get(i) == Some(&b'1') => '1',
+                    _ => '0',
+                })
+                .collect();
+            out.push(ModelSpec {
+                name: m.name.clone(),
+                role: "reference".into(),
+                spec: base.join(&m.path).display().to_string(),
+                membership: Some(membership),
+            });
+        }
+    };
+    for r in &spec.references {
+        let fleet_json = r.join("fleet.json");
+        if fleet_json.is_file() {
+            let fleet: Fleet = read_json(&fleet_json, crate::train::run::FLEET_FORMAT)?;
+            fleet_refs(&fleet, r, &mut out);
+        } else if r.join("training.json").is_file() {
+            let tr: crate::train::run::TrainingRecord =
+                read_json(&r.join("training.json"), crate::train::run::TRAINING_FORMAT)?;
+            let trained: HashSet<&str> = tr.membership.iter().map(String::as_str).collect();
+            out.push(ModelSpec {
+                name: r
+                    .file_name()
+                    .map_or_else(|| "reference".into(), |n| n.to_string_lossy().into_owned()),
+                role: "reference".into(),
+                spec: r.display().to_string(),
+                membership: Some(
+                    ids.iter()
+                        .map(|id| if trained.contains(id.as_str()) { '1' } else { '0' })
+                        .collect(),
+                ),
+            });
+        } else {
+            return Err(Error::Usage(format!(
+                "{}: --references takes a fleet folder (with fleet.json, from `phiprobe train --references K` or `phiprobe merge`) or a model folder trained by phiprobe (with training.json); for other models use --reference-manifest",
+                r.display()
+            )));
+        }
+    }
+    if let Some(m) = &spec.reference_manifest {
+        let fleet: Fleet = read_json(m, crate::train::run::FLEET_FORMAT)?;
+        let base = m.parent().unwrap_or(Path::new("."));
+        fleet_refs(&fleet, base, &mut out);
+    }
+    // Unique names.
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for s in &mut out {
+        let n = seen.entry(s.name.clone()).or_insert(0);
+        *n += 1;
+        if *n > 1 {
+            s.name = format!("{}-{}", s.name, n);
+        }
+    }
+    Ok(out)
+}
+
+fn working_dir(out: &Path) -> PathBuf {
+    let name = out
+        .file_name()
+        .map_or_else(|| "audit".into(), |n| n.to_string_lossy().into_owned());
+    out.with_file_name(format!(".{name}.partial"))
+}
+
+/// State that must match for a working folder to be resumed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct ResumeKey {
+    format: String,
+    data: Vec<FileHash>,
+    column: String,
+    records: String,
+    models: Vec<ModelSpec>,
+}
+
+fn digest_ids(ids: &[String]) -> String {
+    let mut h = Sha256::new();
+    for id in ids {
+        h.update(id.as_bytes());
+        h.update([0]);
+    }
+    hex(&h.finalize())
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Scores one model over the audit texts into `dir`, skipping chunks already there.
+fn observe_model(
+    m: &ModelSpec,
+    model: &dyn LanguageModel,
+    ids: &[String],
+    texts: &[&str],
+    dir: &Path,
+    batch_tokens: usize,
+    progress: Progress<'_>,
+) -> Result<(String, usize)> {
+    std::fs::create_dir_all(dir).map_err(werr(dir))?;
+    let ctx = model.card().context_length.max(2);
+    let mut tok_hash = Sha256::new();
+    let mut truncated = 0usize;
+    let chunks = ids.len().div_ceil(CHUNK);
+    for c in 0..chunks {
+        let (lo, hi) = (c * CHUNK, ((c + 1) * CHUNK).min(ids.len()));
+        let mut enc: Vec<Vec<u32>> = texts[lo..hi]
+            .iter()
+            .map(|t| model.encode(t))
+            .collect::<Result<_>>()?;
+        for e in &mut enc {
+            for t in e.iter() {
+                tok_hash.update(t.to_le_bytes());
+            }
+            tok_hash.update(u32::MAX.to_le_bytes());
+            if e.len() > ctx {
+                truncated += 1;
+                e.truncate(ctx);
+            }
+        }
+        let path = dir.join(format!("part-{c:05}.parquet"));
+        if path.is_file()
+            && let Ok((got, _)) = read_chunk(&path)
+            && got.as_slice() == &ids[lo..hi]
+        {
+            progress(&m.name, hi, ids.len());
+            continue;
+        }
+        let mut order: Vec<usize> = (0..enc.len()).collect();
+        order.sort_by_key(|&i| (enc[i].len(), i));
+        let mut rows = vec![TokenRows::default(); enc.len()];
+        let mut start = 0;
+        while start < order.len() {
+            let mut end = start + 1;
+            while end < order.len() && enc[order[end]].len() * (end + 1 - start) <= batch_tokens {
+                end += 1;
+            }
+            let batch: Vec<Vec<u32>> = order[start..end]
+                .iter()
+                .map(|&i| {
+                    if enc[i].is_empty() {
+                        Vec::new()
+                    } else {
+                        enc[i].clone()
+                    }
+                })
+                .collect();
+            // Texts too short to score (fewer than two tokens) keep empty rows.
+            let scorable: Vec<usize> = (0..batch.len()).filter(|&j| batch[j].len() >= 2).collect();
+            if !scorable.is_empty() {
+                let b: Vec<Vec<u32>> = scorable.iter().map(|&j| batch[j].clone()).collect();
+                for (&j, s) in scorable.iter().zip(model.score(&b)?) {
+                    rows[order[start + j]] = TokenRows {
+                        logprob: s.scores.iter().map(|t| t.logprob).collect(),
+                        mean: s.scores.iter().map(|t| t.mean).collect(),
+                        var: s.scores.iter().map(|t| t.var).collect(),
+                    };
+                }
+            }
+            progress(&m.name, lo + end, ids.len());
+            start = end;
+        }
+        write_chunk(&path, &ids[lo..hi], &rows)?;
+    }
+    Ok((hex(&tok_hash.finalize()), truncated))
+}
+
+/// Reads every chunk of one model's observations, in order, checking the record ids.
+pub fn read_model(dir: &Path, ids: &[String]) -> Result<Vec<TokenRows>> {
+    let mut rows = Vec::with_capacity(ids.len());
+    for c in 0..ids.len().div_ceil(CHUNK) {
+        let path = dir.join(format!("part-{c:05}.parquet"));
+        let (got, r) = read_chunk(&path)?;
+        let (lo, hi) = (c * CHUNK, ((c + 1) * CHUNK).min(ids.len()));
+        if got.as_slice() != &ids[lo..hi] {
+            return Err(Error::Parse {
+                path,
+                format: "phiprobe observations".into(),
+                message: "record ids do not match observations/audit.json".into(),
+            });
+        }
+        rows.extend(r);
+    }
+    Ok(rows)
+}
+
+/// Rebuilds the analysis input from a run folder's `observations/`.
+pub fn load_observations(obs_dir: &Path) -> Result<(AuditRecord, Observations)> {
+    let rec: AuditRecord = read_json(&obs_dir.join("audit.json"), AUDIT_FORMAT)?;
+    if rec.format != AUDIT_FORMAT {
+        return Err(Error::Parse {
+            path: obs_dir.join("audit.json"),
+            format: AUDIT_FORMAT.into(),
+            message: format!("format '{}' is not {AUDIT_FORMAT}", rec.format),
+        });
+    }
+    let n = rec.records.len();
+    if [rec.member.len(), rec.text_bytes.len(), rec.zlib_bytes.len()]
+        .iter()
+        .any(|&l| l != n)
+    {
+        return Err(Error::Parse {
+            path: obs_dir.join("audit.json"),
+            format: AUDIT_FORMAT.into(),
+            message: "records, member, text_bytes and zlib_bytes differ in length".into(),
+        });
+    }
+    let mut target = None;
+    let mut references = Vec::new();
+    let mut reference_model = None;
+    for m in &rec.models {
+        let member = match &m.spec.membership {
+            Some(bits) if bits.len() == n => Some(bits.bytes().map(|b| b == b'1').collect()),
+            Some(_) => {
+                return Err(Error::Parse {
+                    path: obs_dir.join("audit.json"),
+                    format: AUDIT_FORMAT.into(),
+                    message: format!("membership of '{}' has the wrong length", m.spec.name),
+                });
+            }
+            None => None,
+        };
+        let mo = ModelObservations {
+            name: m.spec.name.clone(),
+            member,
+            tokenization: m.tokenization.clone(),
+            rows: read_model(&obs_dir.join(&m.spec.name), &rec.records)?,
+        };
+        match m.spec.role.as_str() {
+            "target" => target = Some(mo),
+            "reference-model" => reference_model = Some(mo),
+            _ => references.push(mo),
+        }
+    }
+    let target = target.ok_or_else(|| Error::Parse {
+        path: obs_dir.join("audit.json"),
+        format: AUDIT_FORMAT.into(),
+        message: "no target model".into(),
+    })?;
+    let obs = Observations {
+        records: rec.records.clone(),
+        member: rec.member.clone(),
+        text_bytes: rec.text_bytes.clone(),
+        zlib_bytes: rec.zlib_bytes.clone(),
+        target,
+        references,
+        reference_model,
+    };
+    Ok((rec, obs))
+}
+
+fn target_label(rec: &AuditRecord) -> String {
+    let t = &rec.models[0];
+    let weights = t
+        .card
+        .files
+        .iter()
+        .find(|f| f.path.ends_with(".safetensors") || f.path.ends_with(".gguf"))
+        .map_or(String::new(), |f| format!(", weights sha256 {}…", &f.sha256[..12.min(f.sha256.len())]));
+    format!("{} ({} {}{weights})", t.spec.spec, t.card.architecture, t.card.format)
+}
+
+/// Analyses cached observations into a findings file.
+pub fn analyze_run(
+    rec: &AuditRecord,
+    obs: &Observations,
+    settings: &Settings,
+    manifest: RunManifest,
+) -> Result<FindingsFile> {
+    let (findings, detail) = membership::analyze(
+        obs,
+        settings,
+        manifest.seed,
+        &Vec::new(),
+        &target_label(rec),
+    )
+    .map_err(Error::Usage)?;
+    let mut findings = findings;
+    let truncated: usize = rec.models.iter().map(|m| m.truncated).sum();
+    if truncated > 0 {
+        for f in &mut findings {
+            f.caveats.push(format!(
+                "{truncated} text(s) were longer than a model's context and were scored on their first tokens only"
+            ));
+        }
+    }
+    Ok(FindingsFile {
+        schema_version: SCHEMA_VERSION,
+        manifest,
+        findings,
+        reid: Vec::new(),
+        membership: Some(detail),
+    })
+}
+
+/// What an audit produced.
+#[derive(Debug)]
+pub struct AuditOutcome {
+    /// The findings written.
+    pub file: FindingsFile,
+    /// Models observed in this invocation (the rest came from the cache).
+    pub scored: Vec<String>,
+    /// Findings that breached the policy.
+    pub failed: usize,
+}
+
+/// Runs an audit end to end; `manifest` is completed with the input hashes.
+pub fn run(
+    spec: &AuditSpec,
+    mut manifest: RunManifest,
+    progress: Progress<'_>,
+) -> Result<AuditOutcome> {
+    spec.settings.validate().map_err(|m| Error::Usage(format!("plan: {m}")))?;
+    if spec.batch_tokens == 0 {
+        return Err(Error::Usage("--batch-tokens must be at least 1".into()));
+    }
+    if spec.out.exists() && !(spec.out.is_dir() && spec.out.join(crate::report::FINDINGS).is_file())
+    {
+        let empty = spec.out.is_dir()
+            && std::fs::read_dir(&spec.out)
+                .map_err(|source| Error::Read {
+                    path: spec.out.clone(),
+                    source,
+                })?
+                .next()
+                .is_none();
+        if !empty {
+            return Err(Error::Usage(format!(
+                "{} exists and is not a phiprobe run folder; choose another --out",
+                spec.out.display()
+            )));
+        }
+    }
+    let recs = TextRecords::load(&spec.data, spec.column.as_deref())?;
+    let rows: Vec<usize> = (0..recs.len()).filter(|&r| recs.member[r].is_some()).collect();
+    if rows.is_empty() {
+        return Err(Error::Usage(format!(
+            "{}: no record has a known membership; the card's [membership] section must mark members and non-members",
+            spec.data.display()
+        )));
+    }
+    let ids: Vec<String> = rows.iter().map(|&r| recs.ids[r].clone()).collect();
+    {
+        let mut seen = HashSet::new();
+        if let Some(dup) = ids.iter().find(|id| !seen.insert(id.as_str())) {
+            return Err(Error::Usage(format!(
+                "{}: record id '{dup}' occurs twice; audit records need unique ids",
+                spec.data.display()
+            )));
+        }
+    }
+    let texts: Vec<&str> = rows.iter().map(|&r| recs.texts[r].as_str()).collect();
+    let member: Vec<bool> = rows.iter().map(|&r| recs.member[r] == Some(true)).collect();
+    let data_hashes = recs
+        .files
+        .iter()
+        .map(|p| crate::model::hash_file(p))
+        .collect::<Result<Vec<_>>>()?;
+    let mut models = vec![ModelSpec {
+        name: "target".into(),
+        role: "target".into(),
+        spec: spec.model.clone(),
+        membership: None,
+    }];
+    models.extend(reference_specs(spec, &ids)?);
+    if let Some(r) = &spec.reference_model {
+        models.push(ModelSpec {
+            name: "reference-model".into(),
+            role: "reference-model".into(),
+            spec: r.clone(),
+            membership: None,
+        });
+    }
+    let work = working_dir(&spec.out);
+    let obs_dir = work.join("observations");
+    std::fs::create_dir_all(&obs_dir).map_err(werr(&obs_dir))?;
+    let key = ResumeKey {
+        format: AUDIT_FORMAT.into(),
+        data: data_hashes.clone(),
+        column: recs.column.clone(),
+        records: digest_ids(&ids),
+        models: models.clone(),
+    };
+    let key_path = work.join("resume.json");
+    if key_path.is_file() {
+        let old: ResumeKey = read_json(&key_path, "phiprobe audit resume state")?;
+        if old != key {
+            return Err(Error::Usage(format!(
+                "{} holds an interrupted audit of different inputs (data, records or models changed); delete it or choose another --out",
+                work.display()
+            )));
+        }
+    } else {
+        write_json(&key_path, &key)?;
+    }
+    let mut observed = Vec::new();
+    let mut scored = Vec::new();
+    for m in &models {
+        let dir = obs_dir.join(&m.name);
+        let done = dir.join("done.json");
+        let opts = LoadOptions {
+            adapter: if m.role == "target" {
+                spec.adapter.clone()
+            } else {
+                None
+            },
+            threads: spec.threads,
+        };
+        if done.is_file()
+            && let Ok(o) = read_json::<ObservedModel>(&done, "observation state")
+            && o.spec == *m
+            // The model files must still be the ones observed.
+            && o.card.files.iter().all(|f| {
+                crate::model::hash_file(Path::new(&f.path)).is_ok_and(|h| h.sha256 == f.sha256)
+            })
+        {
+            progress(&m.name, ids.len(), ids.len());
+            observed.push(o);
+            continue;
+        }
+        let model = crate::model::load(&m.spec, &opts)?;
+        let (tokenization, truncated) = observe_model(
+            m,
+            model.as_ref(),
+            &ids,
+            &texts,
+            &dir,
+            spec.batch_tokens,
+            progress,
+        )?;
+        let o = ObservedModel {
+            spec: m.clone(),
+            card: model.card().clone(),
+            tokenization,
+            truncated,
+        };
+        write_json(&done, &o)?;
+        observed.push(o);
+        scored.push(m.name.clone());
+    }
+    let rec = AuditRecord {
+        format: AUDIT_FORMAT.into(),
+        records: ids.clone(),
+        member,
+        text_bytes: texts.iter().map(|t| t.len() as u64).collect(),
+        zlib_bytes: texts.iter().map(|t| zlib_len(t)).collect(),
+        models: observed,
+    };
+    write_json(&obs_dir.join("audit.json"), &rec)?;
+    let (rec, obs) = load_observations(&obs_dir)?;
+    let mut inputs = data_hashes;
+    for m in &rec.models {
+        inputs.extend(m.card.files.iter().cloned());
+    }
+    manifest.inputs = inputs;
+    let mut file = analyze_run(&rec, &obs, &spec.settings, manifest)?;
+    let failed = match &spec.policy {
+        Some((p, path)) => crate::gate::apply(p, path, &mut file.findings)?,
+        None => 0,
+    };
+    finish(&work, &spec.out, &file)?;
+    Ok(AuditOutcome {
+        file,
+        scored,
+        failed,
+    })
+}
+
+/// Writes the report files into the working folder and renames it to `out`.
+fn finish(work: &Path, out: &Path, file: &FindingsFile) -> Result<()> {
+    for (name, bytes) in crate::report::render_all(file)? {
+        crate::fsx::write_atomic(&work.join(name), &bytes)?;
+    }
+    // Resume markers are not part of a finished run.
+    let _ = std::fs::remove_file(work.join("resume.json"));
+    if let Ok(entries) = std::fs::read_dir(work.join("observations")) {
+        for e in entries.flatten() {
+            let _ = std::fs::remove_file(e.path().join("done.json"));
+        }
+    }
+    if out.exists() {
+        let old = out.with_file_name(format!(
+            ".{}.old-{}",
+            out.file_name().map_or("run".into(), |n| n.to_string_lossy()),
+            std::process::id()
+        ));
+        std::fs::rename(out, &old).map_err(werr(out))?;
+        if let Err(e) = std::fs::rename(work, out) {
+            let _ = std::fs::rename(&old, out);
+            return Err(werr(out)(e));
+        }
+        let _ = std::fs::remove_dir_all(&old);
+    } else {
+        std::fs::rename(work, out).map_err(werr(out))?;
+    }
+    Ok(())
+}
+
+/// Re-analyses a finished audit run from its observations (new settings optional) and rewrites
+/// its findings and views in place, each file atomically.
+pub fn reanalyze(run: &Path, settings: Option<&Settings>) -> Result<FindingsFile> {
+    let old = crate::report::read_findings(run)?;
+    let obs_dir = run.join("observations");
+    if !obs_dir.join("audit.json").is_file() {
+        return Err(Error::Usage(format!(
+            "{}: no observations/audit.json; only `phiprobe audit` runs can be re-analysed",
+            run.display()
+        )));
+    }
+    let (rec, obs) = load_observations(&obs_dir)?;
+    let settings = match settings {
+        Some(s) => s.clone(),
+        None => old
+            .membership
+            .as_ref()
+            .map(|d| serde_json::from_value::<Settings>(d.settings.clone()))
+            .transpose()
+            .map_err(|e| Error::Parse {
+                path: run.join(crate::report::FINDINGS),
+                format: "membership settings".into(),
+                message: e.to_string(),
+            })?
+            .unwrap_or_default(),
+    };
+    let mut manifest = old.manifest.clone();
+    if let Some(plan) = manifest.plan.as_object_mut() {
+        plan.insert(
+            "membership".into(),
+            serde_json::to_value(&settings).unwrap_or_default(),
+        );
+    }
+    let file = analyze_run(&rec, &obs, &settings, manifest)?;
+    for (name, bytes) in crate::report::render_all(&file)? {
+        crate::fsx::write_atomic(&run.join(name), &bytes)?;
+    }
+    Ok(file)
+}
+
+/// Counts per model of records scored, for messages.
+pub fn summary_counts(file: &FindingsFile) -> BTreeMap<String, f64> {
+    file.findings
+        .iter()
+        .filter(|f| f.metric == "mia.auc")
+        .filter_map(|f| {
+            Some((
+                f.params.get("attack")?.as_str()?.to_owned(),
+                f.value?,
+            ))
+        })
+        .collect()
+}

@@ -1,0 +1,382 @@
+//! The membership-inference section: attack table, log-log ROC, score histograms and the most
+//! exposed records (by id, never text).
+
+use plotters::prelude::*;
+
+use super::doc::{Block, Section, num};
+use crate::evidence::{AttackDetail, Finding, FindingsFile, MembershipDetail};
+
+const PALETTE: [RGBColor; 9] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+];
+
+/// Every attack's ROC on log-log axes, with the chance diagonal.
+pub fn roc_figure(d: &MembershipDetail) -> Result<String, String> {
+    let floor = d
+        .attacks
+        .iter()
+        .map(|a| 1.0 / a.non_members.max(1) as f64)
+        .fold(1.0f64, f64::min)
+        .clamp(1e-5, 0.1)
+        / 2.0;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (720, 560)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption("ROC of every attack (log-log)", ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(48)
+            .y_label_area_size(60)
+            .build_cartesian_2d(
+                (floor..1.0f64).log_scale(),
+                (floor..1.0f64).log_scale(),
+            )
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc("false-positive rate")
+            .y_desc("true-positive rate")
+            .x_label_formatter(&|v| format!("{v:.0e}"))
+            .y_label_formatter(&|v| format!("{v:.0e}"))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_series(LineSeries::new(
+                [(floor, floor), (1.0, 1.0)],
+                BLACK.mix(0.4).stroke_width(1),
+            ))
+            .map_err(|e| e.to_string())?;
+        for (i, a) in d.attacks.iter().enumerate() {
+            let c = PALETTE[i % PALETTE.len()];
+            // Step curve: the TPR holds until the next FPR is reached.
+            let mut pts = Vec::with_capacity(2 * a.roc.len());
+            let mut prev_t = floor;
+            for &(f, t) in &a.roc {
+                let f = f.max(floor);
+                pts.push((f, prev_t.max(floor)));
+                pts.push((f, t.max(floor)));
+                prev_t = t;
+            }
+            let label = format!(
+                "{} (AUC {})",
+                a.attack,
+                a.auc.map_or("n/a".into(), |v| format!("{v:.3}"))
+            );
+            chart
+                .draw_series(LineSeries::new(pts, c.stroke_width(2)))
+                .map_err(|e| e.to_string())?
+                .label(label)
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], c.stroke_width(2)));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.3))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(svg)
+}
+
+/// Member and non-member score histograms of one attack (overlaid).
+pub fn histogram_figure(a: &AttackDetail) -> Result<String, String> {
+    let h = &a.histogram;
+    if h.edges.len() < 2 {
+        return Err("no scores".into());
+    }
+    let frac = |v: &[u64]| -> Vec<f64> {
+        let t = v.iter().sum::<u64>().max(1) as f64;
+        v.iter().map(|&x| x as f64 / t).collect()
+    };
+    let (m, n) = (frac(&h.members), frac(&h.non_members));
+    let ymax = m.iter().chain(&n).copied().fold(0.0, f64::max).max(1e-9) * 1.1;
+    let (lo, hi) = (h.edges[0], h.edges[h.edges.len() - 1]);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (720, 320)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                format!("{}: scores of members and non-members", a.attack),
+                ("sans-serif", 16),
+            )
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(lo..hi, 0.0..ymax)
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc("score (higher = more member-like)")
+            .y_desc("share of class")
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for (vals, color, label) in [
+            (&n, RGBColor(41, 128, 185), "non-members"),
+            (&m, RGBColor(192, 57, 43), "members"),
+        ] {
+            chart
+                .draw_series(vals.iter().enumerate().map(|(b, &v)| {
+                    Rectangle::new([(h.edges[b], 0.0), (h.edges[b + 1], v)], color.mix(0.45).filled())
+                }))
+                .map_err(|e| e.to_string())?
+                .label(label)
+                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.mix(0.45).filled()));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(svg)
+}
+
+fn attack_finding<'a>(
+    file: &'a FindingsFile,
+    attack: &str,
+    metric: &str,
+    fpr: Option<f64>,
+) -> Option<&'a Finding> {
+    file.findings.iter().find(|f| {
+        f.metric == metric
+            && f.params.get("attack").and_then(|v| v.as_str()) == Some(attack)
+            && fpr.is_none_or(|x| f.params.get("fpr").and_then(serde_json::Value::as_f64) == Some(x))
+    })
+}
+
+fn with_interval(f: Option<&Finding>) -> String {
+    match f {
+        Some(f) => match (f.value, &f.interval) {
+            (Some(v), Some(i)) => format!("{} [{}, {}]", num(v), num(i.lo), num(i.hi)),
+            (Some(v), None) => num(v),
+            _ => "n/a".into(),
+        },
+        None => "n/a".into(),
+    }
+}
+
+/// One-paragraph summary for the report's opening section.
+pub fn summary(file: &FindingsFile) -> Option<Block> {
+    let d = file.membership.as_ref()?;
+    let best = d
+        .attacks
+        .iter()
+        .filter(|a| a.auc.is_some())
+        .max_by(|a, b| a.auc.partial_cmp(&b.auc).unwrap_or(std::cmp::Ordering::Equal))?;
+    let lowest_fpr = d
+        .settings
+        .get("fpr")
+        .and_then(|v| v.as_array())
+        .and_then(|v| v.iter().filter_map(serde_json::Value::as_f64).reduce(f64::min));
+    let tpr = lowest_fpr.and_then(|x| attack_finding(file, &best.attack, "mia.tpr_at_fpr", Some(x)));
+    Some(Block::Para(format!(
+        "Membership inference on {} audit records ({} members): the strongest attack is {} with AUC {}{}. {}",
+        num(d.records as f64),
+        num(d.members as f64),
+        best.attack,
+        with_interval(attack_finding(file, &best.attack, "mia.auc", None)),
+        match (tpr, lowest_fpr) {
+            (Some(f), Some(x)) => format!(
+                "; at FPR ≤ {}% it identifies {} of {} members",
+                num(100.0 * x),
+                f.counts.map_or(0, |c| c.k),
+                f.counts.map_or(0, |c| c.n)
+            ),
+            _ => String::new(),
+        },
+        if best.auc.unwrap_or(0.5) >= 0.6 {
+            "The model leaks membership: an attacker can tell which records it was trained on well above chance."
+        } else {
+            "No attack separates members from non-members much better than chance on this audit set."
+        }
+    )))
+}
+
+/// The membership section.
+pub fn section(file: &FindingsFile) -> Option<Section> {
+    let d = file.membership.as_ref()?;
+    let mut blocks = vec![Block::Para(format!(
+        "Target {}. {} audit records with known membership ({} members, {} non-members); {} reference model(s){}. Scores are oriented so that higher means \"member\"; TPR at a fixed FPR is read at the last ROC vertex whose FPR does not exceed it (never interpolated) and given as exact counts with Clopper–Pearson intervals; balanced accuracy, advantage, PPV and the ε lower bound use a threshold chosen on one half of the records and counted on the other.",
+        d.target,
+        num(d.records as f64),
+        num(d.members as f64),
+        num((d.records - d.members) as f64),
+        d.references.len(),
+        if d.references.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({})",
+                d.references
+                    .iter()
+                    .map(|(n, k)| format!("{n}: {k} IN"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    ))];
+    let fprs: Vec<f64> = d
+        .settings
+        .get("fpr")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default();
+    let mut header = vec!["attack".to_owned(), "AUC [CI]".to_owned()];
+    for x in &fprs {
+        header.push(format!("TPR @ FPR ≤ {}%: k of n [CI], FP", num(100.0 * x)));
+    }
+    header.extend(["balanced acc. [CI]".into(), "ε lower bound".into()]);
+    let mut rows = Vec::new();
+    for a in &d.attacks {
+        let mut row = vec![
+            a.attack.clone(),
+            with_interval(attack_finding(file, &a.attack, "mia.auc", None)),
+        ];
+        for &x in &fprs {
+            row.push(
+                attack_finding(file, &a.attack, "mia.tpr_at_fpr", Some(x)).map_or("n/a".into(), |f| {
+                    let (k, n) = f.counts.map_or((0, 0), |c| (c.k, c.n));
+                    let fp = f
+                        .params
+                        .get("false_positives")
+                        .and_then(|v| v.as_str())
+                        .unwrap_or("");
+                    let (lo, hi) = f.interval.as_ref().map_or((0.0, 1.0), |i| (i.lo, i.hi));
+                    format!("{k} of {n} [{}, {}], FP {fp}", num(lo), num(hi))
+                }),
+            );
+        }
+        row.push(with_interval(attack_finding(file, &a.attack, "mia.balanced_accuracy", None)));
+        row.push(
+            attack_finding(file, &a.attack, "dp.epsilon_lb", None)
+                .and_then(|f| f.value)
+                .map_or("n/a".into(), num),
+        );
+        rows.push(row);
+    }
+    blocks.push(Block::Table { header, rows });
+    let defs: Vec<String> = d
+        .attacks
+        .iter()
+        .map(|a| {
+            let mut s = format!("{}: {}", a.attack, a.description);
+            if a.dropped > 0 {
+                s.push_str(&format!(" ({} record(s) not scorable, left out)", a.dropped));
+            }
+            s
+        })
+        .collect();
+    blocks.push(Block::List(defs));
+    let not_run: Vec<String> = file
+        .findings
+        .iter()
+        .filter(|f| f.probe == "membership" && f.metric == "mia.auc" && f.value.is_none())
+        .filter_map(|f| {
+            Some(format!(
+                "{}: {}",
+                f.params.get("attack")?.as_str()?,
+                f.caveats.first()?
+            ))
+        })
+        .collect();
+    if !not_run.is_empty() {
+        blocks.push(Block::List(not_run));
+    }
+    match roc_figure(d) {
+        Ok(svg) => blocks.push(Block::Figure {
+            svg,
+            caption: "ROC curves on log-log axes; the diagonal is chance. The low-FPR region is what matters: an attacker who must be right when they accuse."
+                .into(),
+        }),
+        Err(e) => blocks.push(Block::Para(format!("(ROC figure unavailable: {e})"))),
+    }
+    // Shift checks.
+    let shift_rows: Vec<Vec<String>> = d
+        .shift
+        .iter()
+        .map(|c| {
+            vec![
+                c.feature.clone(),
+                c.auc.map_or("n/a".into(), num),
+                c.interval
+                    .map_or("n/a".into(), |(lo, hi)| format!("[{}, {}]", num(lo), num(hi))),
+                if c.shifted {
+                    "shifted: attack AUCs may partly reflect this".into()
+                } else {
+                    "no material shift".into()
+                },
+            ]
+        })
+        .collect();
+    blocks.push(Block::Para(
+        "Distribution shift: each feature alone used as a membership score. An AUC away from 0.5 means members and non-members differ in that feature, and attacks can score above chance without any memorisation."
+            .into(),
+    ));
+    blocks.push(Block::Table {
+        header: vec![
+            "feature".into(),
+            "AUC alone".into(),
+            "interval".into(),
+            "reading".into(),
+        ],
+        rows: shift_rows,
+    });
+    // Most exposed records, for the strongest attack.
+    if let Some(best) = d
+        .attacks
+        .iter()
+        .filter(|a| a.auc.is_some())
+        .max_by(|a, b| a.auc.partial_cmp(&b.auc).unwrap_or(std::cmp::Ordering::Equal))
+    {
+        blocks.push(Block::Para(format!(
+            "Members the strongest attack ({}) singles out most confidently, by record id; \"non-members at or above\" is how many false accusations an attacker makes to reach the record.",
+            best.attack
+        )));
+        blocks.push(Block::Table {
+            header: vec![
+                "record id".into(),
+                "score".into(),
+                "non-members at or above".into(),
+            ],
+            rows: best
+                .vulnerable
+                .iter()
+                .map(|v| {
+                    vec![
+                        v.record_id.clone(),
+                        num(v.score),
+                        format!("{} of {}", v.non_members_at_or_above, best.non_members),
+                    ]
+                })
+                .collect(),
+        });
+    }
+    for a in &d.attacks {
+        if let Ok(svg) = histogram_figure(a) {
+            blocks.push(Block::Figure {
+                svg,
+                caption: format!(
+                    "{}: share of members (red) and non-members (blue) per score bin (0.5–99.5 % range).",
+                    a.attack
+                ),
+            });
+        }
+    }
+    Some(Section {
+        title: "Membership inference".into(),
+        blocks,
+    })
+}
