@@ -74,7 +74,10 @@ pub fn audit_cmd(a: &AuditArgs, quiet: bool) -> Result<u8> {
     let settings = plan.membership.clone().ok_or_else(|| {
         crate::Error::Usage(format!(
             "{}: the plan has no membership probe; add a [[probe]] with kind = \"membership\"",
-            a.plan.as_deref().unwrap_or(std::path::Path::new("plan")).display()
+            a.plan
+                .as_deref()
+                .unwrap_or(std::path::Path::new("plan"))
+                .display()
         ))
     })?;
     let seed = a.seed.or(plan.run.seed).unwrap_or(7);
@@ -101,7 +104,10 @@ pub fn audit_cmd(a: &AuditArgs, quiet: bool) -> Result<u8> {
         let d = h.finalize();
         format!(
             "audit-{}",
-            d[..5].iter().map(|b| format!("{b:02x}")).collect::<String>()
+            d[..5]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
         )
     };
     let out = a
@@ -128,6 +134,19 @@ pub fn audit_cmd(a: &AuditArgs, quiet: bool) -> Result<u8> {
     let outcome = run_audit(&spec, manifest, quiet)?;
     if !quiet {
         let mut err = std::io::stderr();
+        let models = outcome
+            .file
+            .membership
+            .as_ref()
+            .map_or(1, |d| d.references.len() + 1)
+            + usize::from(a.reference_model.is_some());
+        if outcome.scored.len() < models {
+            eprintln!(
+                "resumed: reused cached observations of {} model(s), scored {}",
+                models - outcome.scored.len(),
+                outcome.scored.len()
+            );
+        }
         print_membership(&mut err, &outcome.file)?;
         eprintln!("report: {}", out.join(crate::report::HTML).display());
     }
@@ -167,7 +186,10 @@ pub(crate) fn run_audit(
 }
 
 /// The membership table on a terminal: AUC and TPR at the plan's FPRs, per attack.
-pub fn print_membership(w: &mut impl std::io::Write, file: &crate::evidence::FindingsFile) -> Result<()> {
+pub fn print_membership(
+    w: &mut impl std::io::Write,
+    file: &crate::evidence::FindingsFile,
+) -> Result<()> {
     let Some(d) = &file.membership else {
         return Ok(());
     };
@@ -248,17 +270,35 @@ pub fn probes_cmd() -> Result<u8> {
     let d = membership::Settings::default();
     println!("membership — can an attacker tell whether a record was in the training data?");
     println!("  attacks      {}", membership::ATTACKS.join(", "));
-    println!("  fpr          TPR reported at these FPRs, exact counts (default {:?})", d.fpr);
+    println!(
+        "  fpr          TPR reported at these FPRs, exact counts (default {:?})",
+        d.fpr
+    );
     println!("  min_k        Min-K% fraction (default {})", d.min_k);
     println!("  min_k_pp     Min-K%++ fraction (default {})", d.min_k_pp);
-    println!("  lira         location = mean|median, variance = per_record|fixed, offline_test = one-sided|two-sided");
-    println!("  rmia         gamma ≥ 1 (default 1), offline_a in [0, 1] (default: tuned on the reference models)");
-    println!("  bootstrap    AUC bootstrap resamples (default {})", d.bootstrap);
+    println!(
+        "  lira         location = mean|median, variance = per_record|fixed, offline_test = one-sided|two-sided"
+    );
+    println!(
+        "  rmia         gamma ≥ 1 (default 1), offline_a in [0, 1] (default: tuned on the reference models)"
+    );
+    println!(
+        "  bootstrap    AUC bootstrap resamples (default {})",
+        d.bootstrap
+    );
     println!("  confidence   interval level (default {})", d.confidence);
-    println!("  delta        δ of the empirical ε lower bound (default {})", d.delta);
+    println!(
+        "  delta        δ of the empirical ε lower bound (default {})",
+        d.delta
+    );
     println!("  prevalence   member prevalence for PPV (default: the audit's own share)");
-    println!("  vulnerable   members listed as most exposed per attack (default {})", d.vulnerable);
-    println!("  retokenize   compare models with different tokenizers per UTF-8 byte (default false)");
+    println!(
+        "  vulnerable   members listed as most exposed per attack (default {})",
+        d.vulnerable
+    );
+    println!(
+        "  retokenize   compare models with different tokenizers per UTF-8 byte (default false)"
+    );
     println!("See probes/default.toml for a commented plan.");
     Ok(exit::PASS)
 }

@@ -118,9 +118,12 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("x.toml") && e.contains("atacks"), "{e}");
-        let e = Plan::parse("[[probe]]\nkind = \"membership\"\nfpr = [2.0]\n", Path::new("x.toml"))
-            .unwrap_err()
-            .to_string();
+        let e = Plan::parse(
+            "[[probe]]\nkind = \"membership\"\nfpr = [2.0]\n",
+            Path::new("x.toml"),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("fpr"), "{e}");
         let e = Plan::parse("[[probe]]\nkind = \"teleport\"\n", Path::new("x.toml"))
             .unwrap_err()

@@ -80,10 +80,7 @@ pub fn read_chunk(path: &Path) -> Result<(Vec<String>, Vec<TokenRows>)> {
                     .ok_or_else(|| bad(format!("null {name} list")))?;
                 let f = s.f32().map_err(|e| bad(format!("{name}: {e}")))?;
                 (0..f.len())
-                    .map(|j| {
-                        f.get(j)
-                            .ok_or_else(|| bad(format!("null value in {name}")))
-                    })
+                    .map(|j| f.get(j).ok_or_else(|| bad(format!("null value in {name}"))))
                     .collect()
             })
             .collect()
@@ -100,11 +97,7 @@ pub fn read_chunk(path: &Path) -> Result<(Vec<String>, Vec<TokenRows>)> {
             if mean.len() != logprob.len() || var.len() != logprob.len() {
                 return Err(bad("a record's lists have different lengths".into()));
             }
-            Ok(TokenRows {
-                logprob,
-                mean,
-                var,
-            })
+            Ok(TokenRows { logprob, mean, var })
         })
         .collect::<Result<_>>()?;
     Ok((ids, rows))

@@ -187,7 +187,13 @@ fn reference_specs(spec: &AuditSpec, ids: &[String]) -> Result<Vec<ModelSpec>> {
                 spec: r.display().to_string(),
                 membership: Some(
                     ids.iter()
-                        .map(|id| if trained.contains(id.as_str()) { '1' } else { '0' })
+                        .map(|id| {
+                            if trained.contains(id.as_str()) {
+                                '1'
+                            } else {
+                                '0'
+                            }
+                        })
                         .collect(),
                 ),
             });
@@ -414,8 +420,13 @@ fn target_label(rec: &AuditRecord) -> String {
         .files
         .iter()
         .find(|f| f.path.ends_with(".safetensors") || f.path.ends_with(".gguf"))
-        .map_or(String::new(), |f| format!(", weights sha256 {}…", &f.sha256[..12.min(f.sha256.len())]));
-    format!("{} ({} {}{weights})", t.spec.spec, t.card.architecture, t.card.format)
+        .map_or(String::new(), |f| {
+            format!(", weights sha256 {}…", &f.sha256[..12.min(f.sha256.len())])
+        });
+    format!(
+        "{} ({} {}{weights})",
+        t.spec.spec, t.card.architecture, t.card.format
+    )
 }
 
 /// Analyses cached observations into a findings file.
@@ -468,7 +479,9 @@ pub fn run(
     mut manifest: RunManifest,
     progress: Progress<'_>,
 ) -> Result<AuditOutcome> {
-    spec.settings.validate().map_err(|m| Error::Usage(format!("plan: {m}")))?;
+    spec.settings
+        .validate()
+        .map_err(|m| Error::Usage(format!("plan: {m}")))?;
     if spec.batch_tokens == 0 {
         return Err(Error::Usage("--batch-tokens must be at least 1".into()));
     }
@@ -490,7 +503,9 @@ pub fn run(
         }
     }
     let recs = TextRecords::load(&spec.data, spec.column.as_deref())?;
-    let rows: Vec<usize> = (0..recs.len()).filter(|&r| recs.member[r].is_some()).collect();
+    let rows: Vec<usize> = (0..recs.len())
+        .filter(|&r| recs.member[r].is_some())
+        .collect();
     if rows.is_empty() {
         return Err(Error::Usage(format!(
             "{}: no record has a known membership; the card's [membership] section must mark members and non-members",
@@ -639,7 +654,8 @@ fn finish(work: &Path, out: &Path, file: &FindingsFile) -> Result<()> {
     if out.exists() {
         let old = out.with_file_name(format!(
             ".{}.old-{}",
-            out.file_name().map_or("run".into(), |n| n.to_string_lossy()),
+            out.file_name()
+                .map_or("run".into(), |n| n.to_string_lossy()),
             std::process::id()
         ));
         std::fs::rename(out, &old).map_err(werr(out))?;
@@ -699,11 +715,6 @@ pub fn summary_counts(file: &FindingsFile) -> BTreeMap<String, f64> {
     file.findings
         .iter()
         .filter(|f| f.metric == "mia.auc")
-        .filter_map(|f| {
-            Some((
-                f.params.get("attack")?.as_str()?.to_owned(),
-                f.value?,
-            ))
-        })
+        .filter_map(|f| Some((f.params.get("attack")?.as_str()?.to_owned(), f.value?)))
         .collect()
 }

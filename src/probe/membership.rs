@@ -37,7 +37,6 @@ use crate::evidence::{
 };
 use crate::stats::epsilon::epsilon_lower_bound;
 use crate::stats::roc::{Confusion, Roc, best_threshold, bootstrap_auc, split_halves};
-use crate::stats::special::normal_cdf;
 use crate::stats::{Rng, epsilon};
 
 /// Probe name in findings.
@@ -1188,7 +1187,7 @@ pub fn analyze(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::special::normal_quantile;
+    use crate::stats::special::{normal_cdf, normal_quantile};
 
     fn rows(lp: &[f32]) -> TokenRows {
         TokenRows {

@@ -36,10 +36,7 @@ pub fn roc_figure(d: &MembershipDetail) -> Result<String, String> {
             .margin(12)
             .x_label_area_size(48)
             .y_label_area_size(60)
-            .build_cartesian_2d(
-                (floor..1.0f64).log_scale(),
-                (floor..1.0f64).log_scale(),
-            )
+            .build_cartesian_2d((floor..1.0f64).log_scale(), (floor..1.0f64).log_scale())
             .map_err(|e| e.to_string())?;
         chart
             .configure_mesh()
@@ -128,11 +125,16 @@ pub fn histogram_figure(a: &AttackDetail) -> Result<String, String> {
         ] {
             chart
                 .draw_series(vals.iter().enumerate().map(|(b, &v)| {
-                    Rectangle::new([(h.edges[b], 0.0), (h.edges[b + 1], v)], color.mix(0.45).filled())
+                    Rectangle::new(
+                        [(h.edges[b], 0.0), (h.edges[b + 1], v)],
+                        color.mix(0.45).filled(),
+                    )
                 }))
                 .map_err(|e| e.to_string())?
                 .label(label)
-                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.mix(0.45).filled()));
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.mix(0.45).filled())
+                });
         }
         chart
             .configure_series_labels()
@@ -154,7 +156,8 @@ fn attack_finding<'a>(
     file.findings.iter().find(|f| {
         f.metric == metric
             && f.params.get("attack").and_then(|v| v.as_str()) == Some(attack)
-            && fpr.is_none_or(|x| f.params.get("fpr").and_then(serde_json::Value::as_f64) == Some(x))
+            && fpr
+                .is_none_or(|x| f.params.get("fpr").and_then(serde_json::Value::as_f64) == Some(x))
     })
 }
 
@@ -176,13 +179,22 @@ pub fn summary(file: &FindingsFile) -> Option<Block> {
         .attacks
         .iter()
         .filter(|a| a.auc.is_some())
-        .max_by(|a, b| a.auc.partial_cmp(&b.auc).unwrap_or(std::cmp::Ordering::Equal))?;
+        .max_by(|a, b| {
+            a.auc
+                .partial_cmp(&b.auc)
+                .unwrap_or(std::cmp::Ordering::Equal)
+        })?;
     let lowest_fpr = d
         .settings
         .get("fpr")
         .and_then(|v| v.as_array())
-        .and_then(|v| v.iter().filter_map(serde_json::Value::as_f64).reduce(f64::min));
-    let tpr = lowest_fpr.and_then(|x| attack_finding(file, &best.attack, "mia.tpr_at_fpr", Some(x)));
+        .and_then(|v| {
+            v.iter()
+                .filter_map(serde_json::Value::as_f64)
+                .reduce(f64::min)
+        });
+    let tpr =
+        lowest_fpr.and_then(|x| attack_finding(file, &best.attack, "mia.tpr_at_fpr", Some(x)));
     Some(Block::Para(format!(
         "Membership inference on {} audit records ({} members): the strongest attack is {} with AUC {}{}. {}",
         num(d.records as f64),
@@ -247,19 +259,27 @@ pub fn section(file: &FindingsFile) -> Option<Section> {
         ];
         for &x in &fprs {
             row.push(
-                attack_finding(file, &a.attack, "mia.tpr_at_fpr", Some(x)).map_or("n/a".into(), |f| {
-                    let (k, n) = f.counts.map_or((0, 0), |c| (c.k, c.n));
-                    let fp = f
-                        .params
-                        .get("false_positives")
-                        .and_then(|v| v.as_str())
-                        .unwrap_or("");
-                    let (lo, hi) = f.interval.as_ref().map_or((0.0, 1.0), |i| (i.lo, i.hi));
-                    format!("{k} of {n} [{}, {}], FP {fp}", num(lo), num(hi))
-                }),
+                attack_finding(file, &a.attack, "mia.tpr_at_fpr", Some(x)).map_or(
+                    "n/a".into(),
+                    |f| {
+                        let (k, n) = f.counts.map_or((0, 0), |c| (c.k, c.n));
+                        let fp = f
+                            .params
+                            .get("false_positives")
+                            .and_then(|v| v.as_str())
+                            .unwrap_or("");
+                        let (lo, hi) = f.interval.as_ref().map_or((0.0, 1.0), |i| (i.lo, i.hi));
+                        format!("{k} of {n} [{}, {}], FP {fp}", num(lo), num(hi))
+                    },
+                ),
             );
         }
-        row.push(with_interval(attack_finding(file, &a.attack, "mia.balanced_accuracy", None)));
+        row.push(with_interval(attack_finding(
+            file,
+            &a.attack,
+            "mia.balanced_accuracy",
+            None,
+        )));
         row.push(
             attack_finding(file, &a.attack, "dp.epsilon_lb", None)
                 .and_then(|f| f.value)
@@ -274,7 +294,10 @@ pub fn section(file: &FindingsFile) -> Option<Section> {
         .map(|a| {
             let mut s = format!("{}: {}", a.attack, a.description);
             if a.dropped > 0 {
-                s.push_str(&format!(" ({} record(s) not scorable, left out)", a.dropped));
+                s.push_str(&format!(
+                    " ({} record(s) not scorable, left out)",
+                    a.dropped
+                ));
             }
             s
         })
@@ -311,8 +334,9 @@ pub fn section(file: &FindingsFile) -> Option<Section> {
             vec![
                 c.feature.clone(),
                 c.auc.map_or("n/a".into(), num),
-                c.interval
-                    .map_or("n/a".into(), |(lo, hi)| format!("[{}, {}]", num(lo), num(hi))),
+                c.interval.map_or("n/a".into(), |(lo, hi)| {
+                    format!("[{}, {}]", num(lo), num(hi))
+                }),
                 if c.shifted {
                     "shifted: attack AUCs may partly reflect this".into()
                 } else {
@@ -335,12 +359,11 @@ pub fn section(file: &FindingsFile) -> Option<Section> {
         rows: shift_rows,
     });
     // Most exposed records, for the strongest attack.
-    if let Some(best) = d
-        .attacks
-        .iter()
-        .filter(|a| a.auc.is_some())
-        .max_by(|a, b| a.auc.partial_cmp(&b.auc).unwrap_or(std::cmp::Ordering::Equal))
-    {
+    if let Some(best) = d.attacks.iter().filter(|a| a.auc.is_some()).max_by(|a, b| {
+        a.auc
+            .partial_cmp(&b.auc)
+            .unwrap_or(std::cmp::Ordering::Equal)
+    }) {
         blocks.push(Block::Para(format!(
             "Members the strongest attack ({}) singles out most confidently, by record id; \"non-members at or above\" is how many false accusations an attacker makes to reach the record.",
             best.attack

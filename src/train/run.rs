@@ -345,7 +345,7 @@ pub fn run(spec: &RunSpec, progress: Progress<'_>) -> Result<RunSummary> {
                 job.dir.display()
             )));
         }
-        let rec = train_job(spec, &recs, job, &data, progress)?;
+        let rec = train_job(spec, &recs, job, &jobs[0].train_rows, &data, progress)?;
         summary.written.push(job.dir.clone());
         summary.records.push(rec);
     }
@@ -366,6 +366,7 @@ fn train_job(
     spec: &RunSpec,
     recs: &TextRecords,
     job: &Job,
+    target_rows: &[usize],
     data: &DataRecord,
     progress: Progress<'_>,
 ) -> Result<TrainingRecord> {
@@ -381,8 +382,15 @@ fn train_job(
         .collect();
     // The tokenizer is trained before canaries are planted, so whether a canary was included
     // cannot change how its secret is tokenised (the one-run audit's coins stay hidden in it).
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let tok = bpe::train(&refs, spec.train.model.vocab_size).map_err(Error::Compute)?;
+    // Every model of a fleet uses the target's tokenizer (trained on the target's training
+    // notes, deterministically, so each shard rebuilds the same one): it ships with the target,
+    // an attacker has it, and per-token signals are only comparable across models that
+    // tokenize alike.
+    let tok_texts: Vec<&str> = target_rows
+        .iter()
+        .map(|&r| recs.texts[r].as_str())
+        .collect();
+    let tok = bpe::train(&tok_texts, spec.train.model.vocab_size).map_err(Error::Compute)?;
     let mut planted = match (&spec.canaries, job.role) {
         (Some(plan), "target") => Some(
             canary::plant(plan, &ids, &mut texts, job.seed)

@@ -1,5 +1,6 @@
 //! phiprobe's integration tests: one binary, topic modules.
 
+mod audit;
 mod cli;
 mod models;
 mod oracles;

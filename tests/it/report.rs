@@ -38,6 +38,7 @@ fn fixture() -> FindingsFile {
         },
         findings: a.findings,
         reid: vec![a.detail],
+        membership: None,
     }
 }
 
