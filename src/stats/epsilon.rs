@@ -161,7 +161,8 @@ mod tests {
     #[test]
     fn ratio_bounds_match_tf_privacy() {
         use RatioMethod::*;
-        let cases: [((u64, u64, u64, u64), [f64; 4]); 9] = [
+        type Case = ((u64, u64, u64, u64), [f64; 4]);
+        let cases: [Case; 9] = [
             (
                 (473, 511, 755, 950),
                 [1.01166194, 1.01189079, 1.01148934, 1.01167669],
