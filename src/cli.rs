@@ -495,6 +495,10 @@ pub struct DemoArgs {
     /// Epochs of the demo's target training.
     #[arg(long, default_value_t = 4.0)]
     pub train_epochs: f64,
+    /// Reference models trained beside the demo's target for the membership audit (even; 0:
+    /// reference-free attacks only). A fleet from an earlier run with the same settings is reused.
+    #[arg(long, default_value_t = 4)]
+    pub train_references: usize,
 }
 
 /// Options of `report`.
@@ -813,7 +817,7 @@ fn apply_policy(
     }
 }
 
-fn manifest(
+pub(crate) fn manifest(
     id: &str,
     command: &str,
     seed: u64,

@@ -377,20 +377,6 @@ pub(super) fn demo_target(
             .file_name()
             .map_or("demo".into(), |n| n.to_string_lossy().into_owned())
     ));
-    // Re-running the demo replaces its own previous model (and nothing else).
-    if model_dir.join("training.json").exists() {
-        std::fs::remove_dir_all(&model_dir).map_err(|source| crate::Error::Write {
-            path: model_dir.clone(),
-            source,
-        })?;
-    }
-    if !quiet {
-        eprintln!(
-            "\ntraining the demo target ({} patients, tiny preset, built-in canaries) into {} …",
-            a.train_patients,
-            model_dir.display()
-        );
-    }
     let s = super::synthesise(
         &base,
         a.train_patients,
@@ -399,30 +385,73 @@ pub(super) fn demo_target(
         0.5,
         true,
     )?;
-    let mut plan = crate::train::canary::Plan::default_plan();
-    plan.references = 100;
-    let spec = crate::train::run::RunSpec {
-        data: s.card.clone(),
-        column: None,
-        out: model_dir.clone(),
-        train: TrainConfig {
-            epochs: a.train_epochs,
-            ..TrainConfig::defaults(Preset::Tiny.config(), a.seed)
-        },
-        canaries: Some(plan),
-        references: 0,
-        shard: None,
+    let k = a.train_references;
+    let target_dir = if k > 0 {
+        model_dir.join("target")
+    } else {
+        model_dir.clone()
     };
-    let pb = super::progress_bar(0, quiet, "training target");
-    let summary = crate::train::run::run(&spec, &mut |_, step, total, _| {
-        pb.set_length(total);
-        pb.set_position(step);
-    })?;
-    pb.finish_and_clear();
-    let rec = &summary.records[0];
+    let reused = demo_fleet_matches(a, &model_dir, &target_dir, &s.card);
+    let reused_any = reused.is_some();
+    let rec = if let Some(rec) = reused {
+        if !quiet {
+            eprintln!(
+                "\nreusing the demo target and {k} reference model(s) in {} (same data, seed and settings)",
+                model_dir.display()
+            );
+        }
+        rec
+    } else {
+        // Re-running the demo replaces its own previous models (and nothing else).
+        if model_dir.join("training.json").exists()
+            || model_dir.join("fleet.json").exists()
+            || model_dir.join("target").join("training.json").exists()
+        {
+            std::fs::remove_dir_all(&model_dir).map_err(|source| crate::Error::Write {
+                path: model_dir.clone(),
+                source,
+            })?;
+        }
+        if !quiet {
+            eprintln!(
+                "\ntraining the demo target ({} patients, tiny preset, built-in canaries){} into {} …",
+                a.train_patients,
+                if k > 0 {
+                    format!(" and {k} reference models on random halves of its audit records")
+                } else {
+                    String::new()
+                },
+                model_dir.display()
+            );
+        }
+        let mut plan = crate::train::canary::Plan::default_plan();
+        plan.references = 100;
+        let spec = crate::train::run::RunSpec {
+            data: s.card.clone(),
+            column: None,
+            out: model_dir.clone(),
+            train: TrainConfig {
+                epochs: a.train_epochs,
+                ..TrainConfig::defaults(Preset::Tiny.config(), a.seed)
+            },
+            canaries: Some(plan),
+            references: k,
+            shard: None,
+        };
+        let pb = super::progress_bar(0, quiet, "training");
+        let summary = crate::train::run::run(&spec, &mut |name, step, total, _| {
+            pb.set_message(format!("training {name}"));
+            pb.set_length(total);
+            pb.set_position(step);
+        })?;
+        pb.finish_and_clear();
+        summary.records[0].clone()
+    };
+    let reused_flag = reused_any;
+    let rec = &rec;
     let train_s = t0.elapsed().as_secs_f64();
     let model = crate::model::load(
-        model_dir.to_str().unwrap_or_default(),
+        target_dir.to_str().unwrap_or_default(),
         &crate::model::LoadOptions::default(),
     )?;
     let planted = rec.canaries.as_ref().expect("the demo plants canaries");
@@ -451,7 +480,8 @@ pub(super) fn demo_target(
     if !quiet {
         let last = rec.log.epochs.last();
         eprintln!(
-            "target trained in {train_s:.1} s ({} parameters, {} steps, {:.0} tokens/s; train loss {:.3}, validation loss {:.3})",
+            "target {} in {train_s:.1} s ({} parameters, {} steps, {:.0} tokens/s; train loss {:.3}, validation loss {:.3})",
+            if reused_flag { "loaded" } else { "trained" },
             rec.parameters,
             rec.log.steps,
             rec.tokens_per_second,
@@ -466,7 +496,116 @@ pub(super) fn demo_target(
             let list: Vec<String> = ranks.iter().map(ToString::to_string).collect();
             eprintln!("  {r:>6}  {}", list.join(", "));
         }
-        eprintln!("model: {}", model_dir.display());
+        eprintln!("model: {}", target_dir.display());
+    }
+    demo_audit(a, &s.card, &model_dir, &target_dir, quiet)
+}
+
+/// The training record of a demo fleet in `model_dir` that was trained from the same data, seed
+/// and settings as this run would use; `None` when anything differs or is missing.
+fn demo_fleet_matches(
+    a: &super::DemoArgs,
+    model_dir: &std::path::Path,
+    target_dir: &std::path::Path,
+    card: &std::path::Path,
+) -> Option<crate::train::run::TrainingRecord> {
+    let rec: crate::train::run::TrainingRecord =
+        serde_json::from_str(&std::fs::read_to_string(target_dir.join("training.json")).ok()?)
+            .ok()?;
+    let recs = crate::data::text::TextRecords::load(card, None).ok()?;
+    let hashes: Vec<String> = recs
+        .files
+        .iter()
+        .map(|p| crate::model::hash_file(p).map(|h| h.sha256))
+        .collect::<crate::Result<_>>()
+        .ok()?;
+    let same_data = rec.data.files.iter().map(|f| &f.sha256).eq(hashes.iter());
+    let same_run = rec.seed == a.seed
+        && rec.config.epochs == a.train_epochs
+        && rec.tool_version == env!("CARGO_PKG_VERSION");
+    let fleet_ok = if a.train_references > 0 {
+        let fleet: crate::train::run::Fleet =
+            serde_json::from_str(&std::fs::read_to_string(model_dir.join("fleet.json")).ok()?)
+                .ok()?;
+        fleet
+            .models
+            .iter()
+            .filter(|m| m.role == "reference")
+            .count()
+            == a.train_references
+    } else {
+        !model_dir.join("fleet.json").exists()
+    };
+    (same_data && same_run && fleet_ok).then_some(rec)
+}
+
+/// The demo's membership audit of its target (with the fleet as reference models).
+fn demo_audit(
+    a: &super::DemoArgs,
+    card: &std::path::Path,
+    model_dir: &std::path::Path,
+    target_dir: &std::path::Path,
+    quiet: bool,
+) -> Result<()> {
+    let t0 = std::time::Instant::now();
+    let out = a.out.with_file_name(format!(
+        "{}-audit",
+        a.out
+            .file_name()
+            .map_or("demo".into(), |n| n.to_string_lossy().into_owned())
+    ));
+    let settings = crate::probe::membership::Settings::default();
+    let plan = serde_json::json!({
+        "model": target_dir,
+        "data": card,
+        "references": if a.train_references > 0 { vec![model_dir] } else { vec![] },
+        "membership": settings,
+    });
+    let id = format!("demo-audit-{}", a.seed);
+    let spec = crate::probe::audit::AuditSpec {
+        data: card.to_owned(),
+        column: None,
+        model: target_dir.display().to_string(),
+        adapter: None,
+        references: if a.train_references > 0 {
+            vec![model_dir.to_owned()]
+        } else {
+            Vec::new()
+        },
+        reference_manifest: None,
+        reference_model: None,
+        settings,
+        out: out.clone(),
+        seed: a.seed,
+        threads: 0,
+        batch_tokens: 8192,
+        plan: plan.clone(),
+        policy: None,
+    };
+    // A stale working folder of an interrupted demo audit on other inputs is the demo's own.
+    let partial = out.with_file_name(format!(
+        ".{}.partial",
+        out.file_name()
+            .map_or("demo-audit".into(), |n| n.to_string_lossy().into_owned())
+    ));
+    let manifest = super::manifest(&id, "demo", a.seed, plan, Vec::new());
+    let outcome = match super::audit::run_audit(&spec, manifest.clone(), quiet) {
+        Err(e) if partial.exists() && e.to_string().contains("different inputs") => {
+            std::fs::remove_dir_all(&partial).map_err(|source| crate::Error::Write {
+                path: partial.clone(),
+                source,
+            })?;
+            super::audit::run_audit(&spec, manifest, quiet)?
+        }
+        other => other?,
+    };
+    if !quiet {
+        eprintln!("\naudited in {:.1} s", t0.elapsed().as_secs_f64());
+        super::audit::print_membership(&mut std::io::stderr(), &outcome.file)?;
+        eprintln!(
+            "membership report: {}",
+            out.join(crate::report::HTML).display()
+        );
     }
     Ok(())
 }

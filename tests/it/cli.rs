@@ -298,15 +298,30 @@ fn demo_writes_the_report() {
             "40",
             "--train-epochs",
             "0.3",
+            "--train-references",
+            "2",
         ],
     );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     // The demo's target model: a checkpoint with canaries, and the memorisation table.
-    let model = dir.path().join("reports/demo-model");
+    let model = dir.path().join("reports/demo-model/target");
     assert!(model.join("model.safetensors").is_file());
     assert!(model.join("training.json").is_file());
     assert!(stderr(&o).contains("canary memorisation"), "{}", stderr(&o));
     assert!(stderr(&o).contains("     32  "), "{}", stderr(&o));
+    // The membership audit of the target against its two reference models.
+    assert!(dir.path().join("reports/demo-model/fleet.json").is_file());
+    let audit = dir.path().join("reports/demo-audit");
+    let amd = std::fs::read_to_string(audit.join("report.md")).unwrap();
+    assert!(
+        amd.contains("Membership inference") && amd.contains("lira_online"),
+        "{amd}"
+    );
+    assert!(
+        stderr(&o).contains("membership inference:"),
+        "{}",
+        stderr(&o)
+    );
     let run = dir.path().join("reports/demo");
     let md = std::fs::read_to_string(run.join("report.md")).unwrap();
     assert!(md.contains("Safe Harbor checklist"));
@@ -327,6 +342,29 @@ fn demo_writes_the_report() {
         );
         assert!(!text.contains("@example."), "an email reached the report");
     }
+    // A second demo reuses the fleet instead of training it again.
+    let o = phiprobe(
+        dir.path(),
+        &[
+            "demo",
+            "--patients",
+            "1500",
+            "--out",
+            "reports/demo",
+            "--train-patients",
+            "40",
+            "--train-epochs",
+            "0.3",
+            "--train-references",
+            "2",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("reusing the demo target"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 /// True when `text` contains ddd-dd-dddd.
