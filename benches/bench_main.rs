@@ -170,11 +170,39 @@ fn bench_training(c: &mut Criterion) {
     g.finish();
 }
 
+/// Membership inference (issue 5's workload): every attack, every metric and 1,000 bootstrap
+/// resamples per attack for 100 k records × 16 reference models; ROC + AUC alone on 100 k
+/// scores; RMIA with 100 k records against 100 k population points. `benches/compare_membership.py`
+/// puts ROC/AUC beside scikit-learn in one run and measures peak memory.
+fn bench_membership(c: &mut Criterion) {
+    use phiprobe::probe::membership::{Settings, analyze, rmia_scores, synthetic_audit};
+    use phiprobe::stats::roc::Roc;
+    let obs = synthetic_audit(100_000, 16, 32, 7);
+    let mut g = c.benchmark_group("membership");
+    g.sample_size(10);
+    let scores: Vec<f64> = obs.target.totals.iter().map(|t| t.mean()).collect();
+    g.bench_function("roc_auc_100k", |b| {
+        b.iter(|| black_box(Roc::new(&scores, &obs.member).auc()))
+    });
+    let mut rng = Rng::new(3);
+    let lr: Vec<f64> = (0..200_000).map(|_| rng.normal()).collect();
+    let population: Vec<usize> = (100_000..200_000).collect();
+    g.bench_function("rmia_100k_x_100k", |b| {
+        b.iter(|| black_box(rmia_scores(&lr, &population, 1.0)))
+    });
+    let settings = Settings::default();
+    g.bench_function("all_attacks_100k_x16_bootstrap1000", |b| {
+        b.iter(|| black_box(analyze(&obs, &settings, 7, &Vec::new(), "bench").unwrap()))
+    });
+    g.finish();
+}
+
 criterion_group!(
     benches,
     bench_adult,
     bench_synthetic,
     bench_scoring,
-    bench_training
+    bench_training,
+    bench_membership
 );
 criterion_main!(benches);

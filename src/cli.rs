@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 mod audit;
 mod train;
 
-pub use audit::{AuditArgs, ProbesArgs};
+pub use audit::{AuditArgs, BenchMiaArgs, ProbesArgs};
 
 /// phiprobe: privacy evaluation of data and models trained on protected health information.
 ///
@@ -52,6 +52,10 @@ pub enum Command {
     Audit(AuditArgs),
     /// List the probe kinds a plan can name, with their settings.
     Probes(ProbesArgs),
+    /// Membership-statistics timings on a synthetic audit (used by
+    /// benches/compare_membership.py).
+    #[command(hide = true)]
+    BenchMia(BenchMiaArgs),
     /// Re-render report.md and report.html of a run folder from its findings.json (or, with
     /// --reanalyze, recompute an audit's findings from its cached observations).
     Report(ReportArgs),
@@ -545,6 +549,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Risk(a) => risk_cmd(&a, cli.quiet),
         Command::Audit(a) => audit::audit_cmd(&a, cli.quiet),
         Command::Probes(_) => audit::probes_cmd(),
+        Command::BenchMia(a) => audit::bench_mia_cmd(&a),
         Command::Report(a) if a.reanalyze => {
             let settings = match &a.plan {
                 Some(p) => crate::config::Plan::load(p)?.membership,

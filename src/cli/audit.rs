@@ -57,6 +57,88 @@ pub struct AuditArgs {
     pub batch_tokens: usize,
 }
 
+/// Options of the hidden `bench-mia` (used by benches/compare_membership.py).
+#[derive(Debug, Args)]
+pub struct BenchMiaArgs {
+    /// What to time: `roc` (ROC + AUC of one score vector), `full` (every attack and metric),
+    /// `rmia` (RMIA of `records` against as many population points).
+    #[arg(long, default_value = "full")]
+    pub mode: String,
+    /// Audit records.
+    #[arg(long, default_value_t = 100_000)]
+    pub records: usize,
+    /// Reference models.
+    #[arg(long, default_value_t = 16)]
+    pub references: usize,
+    /// Scored tokens per record under the target.
+    #[arg(long, default_value_t = 32)]
+    pub tokens: usize,
+    /// Timed repetitions (the best is reported).
+    #[arg(long, default_value_t = 5)]
+    pub repeat: usize,
+    /// Write the loss attack's scores (f64 LE) and labels (u8) here, for scikit-learn.
+    #[arg(long)]
+    pub scores_out: Option<PathBuf>,
+}
+
+/// `phiprobe bench-mia`: times the membership statistics on a synthetic audit; prints JSON.
+pub fn bench_mia_cmd(a: &BenchMiaArgs) -> Result<u8> {
+    use crate::probe::membership::{analyze, rmia_scores, synthetic_audit};
+    use crate::stats::roc::Roc;
+    let best = |f: &mut dyn FnMut() -> f64| -> (f64, f64) {
+        let mut t = f64::INFINITY;
+        let mut v = 0.0;
+        for _ in 0..a.repeat.max(1) {
+            let t0 = std::time::Instant::now();
+            v = f();
+            t = t.min(t0.elapsed().as_secs_f64());
+        }
+        (t, v)
+    };
+    let out = match a.mode.as_str() {
+        "rmia" => {
+            let mut rng = crate::stats::Rng::new(3);
+            let lr: Vec<f64> = (0..2 * a.records).map(|_| rng.normal()).collect();
+            let population: Vec<usize> = (a.records..2 * a.records).collect();
+            let (t, v) = best(&mut || {
+                let s = rmia_scores(&lr[..], &population, 1.0);
+                s[..a.records].iter().sum::<f64>()
+            });
+            serde_json::json!({"mode": "rmia", "records": a.records, "population": a.records, "seconds": t, "checksum": v})
+        }
+        "roc" | "full" => {
+            let obs = synthetic_audit(a.records, a.references, a.tokens, 7);
+            let scores: Vec<f64> = obs.target.totals.iter().map(|t| t.mean()).collect();
+            if let Some(p) = &a.scores_out {
+                let mut bytes = Vec::with_capacity(scores.len() * 9);
+                for s in &scores {
+                    bytes.extend_from_slice(&s.to_le_bytes());
+                }
+                bytes.extend(obs.member.iter().map(|&m| u8::from(m)));
+                crate::fsx::write_atomic(p, &bytes)?;
+            }
+            if a.mode == "roc" {
+                let (t, auc) = best(&mut || Roc::new(&scores, &obs.member).auc());
+                serde_json::json!({"mode": "roc", "records": a.records, "seconds": t, "auc": auc})
+            } else {
+                let settings = membership::Settings::default();
+                let (t, n) = best(&mut || {
+                    analyze(&obs, &settings, 7, &Vec::new(), "bench")
+                        .map(|(f, _)| f.len() as f64)
+                        .unwrap_or(f64::NAN)
+                });
+                serde_json::json!({"mode": "full", "records": a.records, "references": a.references,
+                    "bootstrap": settings.bootstrap, "attacks": settings.attacks.len(), "findings": n, "seconds": t})
+            }
+        }
+        other => anyhow::bail!(crate::Error::Usage(format!(
+            "--mode {other}: expected roc, full or rmia"
+        ))),
+    };
+    println!("{out}");
+    Ok(exit::PASS)
+}
+
 /// Options of `probes`.
 #[derive(Debug, Args)]
 pub struct ProbesArgs {}

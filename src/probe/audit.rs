@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::membership::{self, ModelObservations, Observations, Settings, TokenRows};
+use super::membership::{self, ModelObservations, Observations, Settings, TokenRows, Total};
 use crate::data::observations::{read_chunk, write_chunk};
 use crate::data::text::TextRecords;
 use crate::evidence::{FileHash, FindingsFile, ModelCard, RunManifest, SCHEMA_VERSION};
@@ -329,9 +329,15 @@ fn observe_model(
     Ok((hex(&tok_hash.finalize()), truncated))
 }
 
-/// Reads every chunk of one model's observations, in order, checking the record ids.
-pub fn read_model(dir: &Path, ids: &[String]) -> Result<Vec<TokenRows>> {
-    let mut rows = Vec::with_capacity(ids.len());
+/// Reads every chunk of one model's observations, in order, checking the record ids: the
+/// per-record totals, and the per-token rows when `keep_tokens` (the target's).
+pub fn read_model(
+    dir: &Path,
+    ids: &[String],
+    keep_tokens: bool,
+) -> Result<(Vec<Total>, Vec<TokenRows>)> {
+    let mut totals = Vec::with_capacity(ids.len());
+    let mut rows = Vec::new();
     for c in 0..ids.len().div_ceil(CHUNK) {
         let path = dir.join(format!("part-{c:05}.parquet"));
         let (got, r) = read_chunk(&path)?;
@@ -343,9 +349,12 @@ pub fn read_model(dir: &Path, ids: &[String]) -> Result<Vec<TokenRows>> {
                 message: "record ids do not match observations/audit.json".into(),
             });
         }
-        rows.extend(r);
+        totals.extend(r.iter().map(Total::of));
+        if keep_tokens {
+            rows.extend(r);
+        }
     }
-    Ok(rows)
+    Ok((totals, rows))
 }
 
 /// Rebuilds the analysis input from a run folder's `observations/`.
@@ -370,6 +379,7 @@ pub fn load_observations(obs_dir: &Path) -> Result<(AuditRecord, Observations)> 
         });
     }
     let mut target = None;
+    let mut target_tokens = Vec::new();
     let mut references = Vec::new();
     let mut reference_model = None;
     for m in &rec.models {
@@ -384,14 +394,19 @@ pub fn load_observations(obs_dir: &Path) -> Result<(AuditRecord, Observations)> 
             }
             None => None,
         };
+        let is_target = m.spec.role == "target";
+        let (totals, rows) = read_model(&obs_dir.join(&m.spec.name), &rec.records, is_target)?;
         let mo = ModelObservations {
             name: m.spec.name.clone(),
             member,
             tokenization: m.tokenization.clone(),
-            rows: read_model(&obs_dir.join(&m.spec.name), &rec.records)?,
+            totals,
         };
         match m.spec.role.as_str() {
-            "target" => target = Some(mo),
+            "target" => {
+                target = Some(mo);
+                target_tokens = rows;
+            }
             "reference-model" => reference_model = Some(mo),
             _ => references.push(mo),
         }
@@ -407,6 +422,7 @@ pub fn load_observations(obs_dir: &Path) -> Result<(AuditRecord, Observations)> 
         text_bytes: rec.text_bytes.clone(),
         zlib_bytes: rec.zlib_bytes.clone(),
         target,
+        target_tokens,
         references,
         reference_model,
     };

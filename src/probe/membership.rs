@@ -36,7 +36,9 @@ use crate::evidence::{
     AttackDetail, Finding, Histogram, MembershipDetail, ShiftCheck, VulnerableRecord,
 };
 use crate::stats::epsilon::epsilon_lower_bound;
-use crate::stats::roc::{Confusion, Roc, best_threshold, bootstrap_auc, split_halves};
+use crate::stats::roc::{
+    Confusion, Roc, best_threshold, best_threshold_bounded, bootstrap_auc, split_halves,
+};
 use crate::stats::{Rng, epsilon};
 
 /// Probe name in findings.
@@ -241,15 +243,31 @@ pub struct TokenRows {
     pub var: Vec<f32>,
 }
 
-impl TokenRows {
-    fn mean_logprob(&self) -> f64 {
-        if self.logprob.is_empty() {
-            return f64::NAN;
+/// A record's score under one model, reduced: scored tokens and Σ log p. This is all the
+/// reference-based attacks need, so a fleet's observations cost 12 bytes per record and model.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Total {
+    /// Scored tokens.
+    pub n: u32,
+    /// Σ log p over them (nats).
+    pub sum: f64,
+}
+
+impl Total {
+    /// The reduction of one record's per-token scores.
+    pub fn of(rows: &TokenRows) -> Self {
+        Self {
+            n: rows.logprob.len() as u32,
+            sum: rows.logprob.iter().map(|&v| f64::from(v)).sum(),
         }
-        self.total() / self.logprob.len() as f64
     }
-    fn total(&self) -> f64 {
-        self.logprob.iter().map(|&v| f64::from(v)).sum()
+    /// Mean log-probability per token (`NaN` when nothing was scored).
+    pub fn mean(&self) -> f64 {
+        if self.n == 0 {
+            f64::NAN
+        } else {
+            self.sum / f64::from(self.n)
+        }
     }
 }
 
@@ -263,7 +281,7 @@ pub struct ModelObservations {
     /// SHA-256 over the token ids of every audit text (equal ⇔ same tokenization).
     pub tokenization: String,
     /// One entry per audit record.
-    pub rows: Vec<TokenRows>,
+    pub totals: Vec<Total>,
 }
 
 /// Everything the attacks need: the score matrix and the labels.
@@ -279,6 +297,8 @@ pub struct Observations {
     pub zlib_bytes: Vec<u64>,
     /// The target.
     pub target: ModelObservations,
+    /// The target's per-token scores of every record (Min-K%, Min-K%++).
+    pub target_tokens: Vec<TokenRows>,
     /// Reference models with known membership (a fleet or a manifest).
     pub references: Vec<ModelObservations>,
     /// A single reference model (e.g. the public base model) for the `reference` attack.
@@ -354,13 +374,13 @@ impl Signal {
         }
     }
     fn of(self, m: &ModelObservations, bytes: &[u64]) -> Vec<f64> {
-        m.rows
+        m.totals
             .iter()
             .zip(bytes)
-            .map(|(r, &b)| match self {
-                Signal::PerToken => r.mean_logprob(),
-                Signal::PerByte if r.logprob.is_empty() || b == 0 => f64::NAN,
-                Signal::PerByte => r.total() / b as f64,
+            .map(|(t, &b)| match self {
+                Signal::PerToken => t.mean(),
+                Signal::PerByte if t.n == 0 || b == 0 => f64::NAN,
+                Signal::PerByte => t.sum / b as f64,
             })
             .collect()
     }
@@ -616,21 +636,17 @@ pub fn attack_scores(obs: &Observations, s: &Settings) -> Result<Vec<AttackScore
             "loss" => (
                 "mean token log-likelihood under the target (−loss)".into(),
                 param(&[]),
-                obs.target
-                    .rows
-                    .iter()
-                    .map(TokenRows::mean_logprob)
-                    .collect(),
+                obs.target.totals.iter().map(Total::mean).collect(),
             ),
             "zlib" => (
                 "mean token log-likelihood / zlib-compressed bytes (nats per token per byte)"
                     .into(),
                 param(&[("units", "nats/token/zlib-byte".into())]),
                 obs.target
-                    .rows
+                    .totals
                     .iter()
                     .zip(&obs.zlib_bytes)
-                    .map(|(r, &z)| r.mean_logprob() / z as f64)
+                    .map(|(t, &z)| t.mean() / z as f64)
                     .collect(),
             ),
             "min_k" => (
@@ -639,7 +655,10 @@ pub fn attack_scores(obs: &Observations, s: &Settings) -> Result<Vec<AttackScore
                     s.min_k * 100.0
                 ),
                 param(&[("k", s.min_k.into())]),
-                obs.target.rows.iter().map(|r| min_k(r, s.min_k)).collect(),
+                obs.target_tokens
+                    .iter()
+                    .map(|r| min_k(r, s.min_k))
+                    .collect(),
             ),
             "min_k_pp" => (
                 format!(
@@ -647,8 +666,7 @@ pub fn attack_scores(obs: &Observations, s: &Settings) -> Result<Vec<AttackScore
                     s.min_k_pp * 100.0
                 ),
                 param(&[("k", s.min_k_pp.into())]),
-                obs.target
-                    .rows
+                obs.target_tokens
                     .iter()
                     .map(|r| min_k_pp(r, s.min_k_pp))
                     .collect(),
@@ -884,8 +902,14 @@ fn evaluate(
         f
     };
     let mut findings = Vec::new();
-    let mut rng = Rng::derive(seed, &format!("membership/bootstrap/{}", a.attack), 0);
-    let ci = bootstrap_auc(&scores, &members, s.bootstrap, s.confidence, &mut rng);
+    let ci = bootstrap_auc(
+        &scores,
+        &members,
+        s.bootstrap,
+        s.confidence,
+        seed,
+        &format!("membership/bootstrap/{}", a.attack),
+    );
     let mut f = base("mia.auc");
     f.value = Some(auc).filter(|v| v.is_finite());
     f = f.with_counts(roc.pos, roc.pos + roc.neg);
@@ -981,7 +1005,19 @@ fn evaluate(
     // ε lower bound: threshold maximising the bound on the calibration half, bound on the other.
     let eps_obj =
         |c: &Confusion| epsilon_lower_bound(c.tp, c.fn_, c.fp, c.tn, s.delta, s.confidence);
-    let th = best_threshold(&a.scores, &obs.member, &cal, eps_obj);
+    // The point-estimate ε bounds the confidence bound from above (upper confidence limits of
+    // the rates are at least the rates), which lets the search skip most thresholds.
+    // Tighter and still valid: an upper limit is at least the one for zero events,
+    // 1 − (α/2)^(1/n).
+    let floor = |n: u64| 1.0 - ((1.0 - s.confidence) / 2.0).powf(1.0 / n.max(1) as f64);
+    let eps_point = |c: &Confusion| {
+        epsilon::epsilon_from_rates(
+            c.fpr().max(floor(c.fp + c.tn)),
+            (1.0 - c.tpr()).max(floor(c.tp + c.fn_)),
+            s.delta,
+        )
+    };
+    let th = best_threshold_bounded(&a.scores, &obs.member, &cal, eps_obj, eps_point);
     let c = Confusion::at(&a.scores, &obs.member, &eval, th);
     let eps = eps_obj(&c);
     let point = epsilon::epsilon_from_rates(c.fpr(), 1.0 - c.tpr(), s.delta);
@@ -1060,8 +1096,14 @@ pub fn shift_check(
     let v: Vec<f64> = keep.iter().map(|&i| values[i]).collect();
     let m: Vec<bool> = keep.iter().map(|&i| members[i]).collect();
     let auc = Roc::new(&v, &m).auc();
-    let mut rng = Rng::derive(seed, &format!("membership/shift/{feature}"), 0);
-    let ci = bootstrap_auc(&v, &m, s.bootstrap.max(200), s.confidence, &mut rng);
+    let ci = bootstrap_auc(
+        &v,
+        &m,
+        s.bootstrap.max(200),
+        s.confidence,
+        seed,
+        &format!("membership/shift/{feature}"),
+    );
     let shifted = auc.is_finite()
         && (auc - 0.5).abs() >= 0.05
         && ci.is_some_and(|(lo, hi)| lo > 0.5 || hi < 0.5);
@@ -1175,6 +1217,79 @@ pub fn analyze(
     Ok((findings, detail))
 }
 
+/// A synthetic audit for benchmarks: `n` records (half members), `k` reference models on
+/// complementary halves, `tokens` scored positions per record under the target; member signals
+/// sit a little higher and every record has its own difficulty.
+pub fn synthetic_audit(n: usize, k: usize, tokens: usize, seed: u64) -> Observations {
+    let mut rng = Rng::new(seed);
+    let difficulty: Vec<f64> = (0..n).map(|_| -3.0 + rng.normal()).collect();
+    let member: Vec<bool> = (0..n).map(|_| rng.chance(0.5)).collect();
+    let mut target_tokens = Vec::with_capacity(n);
+    let mut totals = Vec::with_capacity(n);
+    for i in 0..n {
+        let shift = if member[i] { 0.2 } else { 0.0 };
+        let mut r = TokenRows::default();
+        for _ in 0..tokens {
+            r.logprob
+                .push((difficulty[i] + shift + 1.5 * rng.normal()).min(0.0) as f32);
+            r.mean.push((difficulty[i] - 0.5) as f32);
+            r.var.push(2.0);
+        }
+        totals.push(Total::of(&r));
+        target_tokens.push(r);
+    }
+    let references = (0..k)
+        .map(|j| {
+            let m: Vec<bool> = if j % 2 == 0 {
+                (0..n).map(|_| rng.chance(0.5)).collect()
+            } else {
+                Vec::new()
+            };
+            (j, m)
+        })
+        .collect::<Vec<_>>();
+    let mut refs: Vec<ModelObservations> = Vec::with_capacity(k);
+    let mut last: Vec<bool> = Vec::new();
+    for (j, m) in references {
+        let m = if j % 2 == 0 {
+            last = m.clone();
+            m
+        } else {
+            last.iter().map(|&x| !x).collect()
+        };
+        let totals = (0..n)
+            .map(|i| {
+                let shift = if m[i] { 0.2 } else { 0.0 };
+                Total {
+                    n: tokens as u32,
+                    sum: tokens as f64 * (difficulty[i] + shift + 0.2 * rng.normal()),
+                }
+            })
+            .collect();
+        refs.push(ModelObservations {
+            name: format!("ref-{j:02}"),
+            member: Some(m),
+            tokenization: "t".into(),
+            totals,
+        });
+    }
+    Observations {
+        records: (0..n).map(|i| format!("r{i}")).collect(),
+        member,
+        text_bytes: vec![4 * tokens as u64; n],
+        zlib_bytes: vec![2 * tokens as u64; n],
+        target: ModelObservations {
+            name: "target".into(),
+            member: None,
+            tokenization: "t".into(),
+            totals,
+        },
+        target_tokens,
+        references: refs,
+        reference_model: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1230,11 +1345,8 @@ mod tests {
         let mut rng = Rng::new(seed);
         let mu: Vec<f64> = (0..n).map(|_| -3.0 + 1.5 * rng.normal()).collect();
         let member: Vec<bool> = (0..n).map(|i| i % 2 == 0).collect();
-        let mk = |name: &str, m: &[bool], rng: &mut Rng| ModelObservations {
-            name: name.into(),
-            member: None,
-            tokenization: "same".into(),
-            rows: (0..n)
+        let mk = |name: &str, m: &[bool], rng: &mut Rng| {
+            let rows: Vec<TokenRows> = (0..n)
                 .map(|i| {
                     let phi = mu[i] + if m[i] { delta } else { 0.0 } + 0.1 * rng.normal();
                     // Four tokens averaging to φ.
@@ -1245,13 +1357,22 @@ mod tests {
                         var: vec![1.0; 4],
                     }
                 })
-                .collect(),
+                .collect();
+            (
+                ModelObservations {
+                    name: name.into(),
+                    member: None,
+                    tokenization: "same".into(),
+                    totals: rows.iter().map(Total::of).collect(),
+                },
+                rows,
+            )
         };
-        let target = mk("target", &member, &mut rng);
+        let (target, target_tokens) = mk("target", &member, &mut rng);
         let references = (0..k)
             .map(|j| {
                 let m: Vec<bool> = (0..n).map(|i| (i / 2 + j) % 2 == 0).collect();
-                let mut r = mk(&format!("ref-{j:02}"), &m, &mut rng);
+                let mut r = mk(&format!("ref-{j:02}"), &m, &mut rng).0;
                 r.member = Some(m);
                 r
             })
@@ -1262,6 +1383,7 @@ mod tests {
             text_bytes: vec![100; n],
             zlib_bytes: vec![80; n],
             target,
+            target_tokens,
             references,
             reference_model: None,
         }

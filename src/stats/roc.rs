@@ -29,53 +29,149 @@ pub struct Roc {
     pub neg: u64,
 }
 
-/// Order-preserving map of an `f64` to a `u64` (total order; NaNs sort above +∞).
+/// Order-preserving map of an `f64` to a `u64` (total order; NaNs sort above +∞; −0 and +0
+/// map alike, as they compare equal).
 fn key(v: f64) -> u64 {
+    let v = if v == 0.0 { 0.0 } else { v };
     let b = v.to_bits();
     if b >> 63 == 1 { !b } else { b | (1 << 63) }
 }
 
-/// Indices of `scores` sorted by descending score (ties in index order).
-pub fn descending(scores: &[f64]) -> Vec<u32> {
+/// Something with a `u64` sort key.
+trait Keyed: Copy + Default {
+    fn k(&self) -> u64;
+}
+impl Keyed for u64 {
+    fn k(&self) -> u64 {
+        *self
+    }
+}
+impl Keyed for (u64, u32) {
+    fn k(&self) -> u64 {
+        self.0
+    }
+}
+
+/// The score of a key (inverse of `key`; −0 comes back as +0).
+fn unkey(k: u64) -> f64 {
+    f64::from_bits(if k >> 63 == 1 { k & !(1 << 63) } else { !k })
+}
+
+/// Sorts items by ascending key, stably: LSD radix sort, 11 bits per pass, skipping passes in
+/// which every key has the same digit.
+fn radix_sort<T: Keyed>(items: &mut Vec<T>) {
+    const BITS: u32 = 11;
+    const BUCKETS: usize = 1 << BITS;
+    let mut buf = vec![T::default(); items.len()];
+    let mut count = vec![0usize; BUCKETS];
+    let mut shift = 0;
+    while shift < 64 {
+        count.fill(0);
+        for it in items.iter() {
+            count[((it.k() >> shift) as usize) & (BUCKETS - 1)] += 1;
+        }
+        if count.iter().any(|&c| c == items.len()) {
+            shift += BITS;
+            continue;
+        }
+        let mut sum = 0;
+        for c in count.iter_mut() {
+            let t = *c;
+            *c = sum;
+            sum += t;
+        }
+        for &it in items.iter() {
+            let d = ((it.k() >> shift) as usize) & (BUCKETS - 1);
+            buf[count[d]] = it;
+            count[d] += 1;
+        }
+        std::mem::swap(items, &mut buf);
+        shift += BITS;
+    }
+}
+
+/// `(key, index)` of every score, by descending score (ties in index order).
+fn sorted_desc(scores: &[f64]) -> Vec<(u64, u32)> {
     let mut keyed: Vec<(u64, u32)> = scores
         .iter()
         .enumerate()
         .map(|(i, &s)| (!key(s), i as u32))
         .collect();
-    keyed.sort_unstable();
-    keyed.into_iter().map(|(_, i)| i).collect()
+    if keyed.len() < 256 {
+        keyed.sort_unstable();
+    } else {
+        radix_sort(&mut keyed);
+    }
+    keyed
+}
+
+/// Indices of `scores` sorted by descending score (ties in index order).
+pub fn descending(scores: &[f64]) -> Vec<u32> {
+    sorted_desc(scores).into_iter().map(|(_, i)| i).collect()
 }
 
 impl Roc {
-    /// The ROC of `scores` against `members` (same length).
+    /// The ROC of `scores` against `members` (same length). Each class's scores are sorted on
+    /// their own (radix sort of order-preserving integer keys), then merged from the top.
     pub fn new(scores: &[f64], members: &[bool]) -> Self {
         assert_eq!(scores.len(), members.len(), "one label per score");
-        let order = descending(scores);
-        let pos = members.iter().filter(|&&m| m).count() as u64;
-        let neg = members.len() as u64 - pos;
+        let np = members.iter().filter(|&&m| m).count();
+        let mut kp: Vec<u64> = Vec::with_capacity(np);
+        let mut kn: Vec<u64> = Vec::with_capacity(scores.len() - np);
+        for (&s, &m) in scores.iter().zip(members) {
+            // Complemented: ascending key order is descending score order.
+            if m {
+                kp.push(!key(s));
+            } else {
+                kn.push(!key(s));
+            }
+        }
+        let sort = |v: &mut Vec<u64>| {
+            if v.len() < 256 {
+                v.sort_unstable();
+            } else {
+                radix_sort(v);
+            }
+        };
+        if scores.len() >= 20_000 {
+            // The two classes sort independently: one on another thread.
+            std::thread::scope(|sc| {
+                sc.spawn(|| sort(&mut kn));
+                sort(&mut kp);
+            });
+        } else {
+            sort(&mut kp);
+            sort(&mut kn);
+        }
+        let (pos, neg) = (kp.len() as u64, kn.len() as u64);
+        let cap = scores.len() + 1;
         let mut roc = Roc {
-            thresholds: vec![f64::INFINITY],
-            tp: vec![0],
-            fp: vec![0],
+            thresholds: Vec::with_capacity(cap),
+            tp: Vec::with_capacity(cap),
+            fp: Vec::with_capacity(cap),
             pos,
             neg,
         };
-        let (mut tp, mut fp) = (0u64, 0u64);
-        for (j, &i) in order.iter().enumerate() {
-            let i = i as usize;
-            if members[i] {
-                tp += 1;
-            } else {
-                fp += 1;
+        roc.thresholds.push(f64::INFINITY);
+        roc.tp.push(0);
+        roc.fp.push(0);
+        let (mut i, mut j) = (0usize, 0usize);
+        while i < kp.len() || j < kn.len() {
+            let k = match (kp.get(i), kn.get(j)) {
+                (Some(&a), Some(&b)) => a.min(b),
+                (Some(&a), None) => a,
+                (None, Some(&b)) => b,
+                (None, None) => unreachable!(),
+            };
+            while i < kp.len() && kp[i] == k {
+                i += 1;
             }
-            let last_of_tie = order
-                .get(j + 1)
-                .is_none_or(|&n| scores[n as usize] != scores[i]);
-            if last_of_tie {
-                roc.thresholds.push(scores[i]);
-                roc.tp.push(tp);
-                roc.fp.push(fp);
+            while j < kn.len() && kn[j] == k {
+                j += 1;
             }
+            roc.thresholds.push(unkey(!k));
+            roc.tp.push(i as u64);
+            roc.fp.push(j as u64);
         }
         roc
     }
@@ -227,33 +323,28 @@ pub struct TprAtFpr {
 }
 
 /// Percentile bootstrap interval of the AUC: members and non-members are resampled separately
-/// (stratified, so every resample keeps both class sizes), `resamples` times from `rng`.
-/// Sorts once; each resample is one weighted sweep over the sorted scores, O(n).
+/// (stratified, so every resample keeps both class sizes), `resamples` times. Resample `r` draws
+/// from its own stream `Rng::derive(seed, label, r)`, so the interval does not depend on how many
+/// threads share the work. Sorts once; each resample is one weighted sweep over the sorted
+/// scores, O(n).
 pub fn bootstrap_auc(
     scores: &[f64],
     members: &[bool],
     resamples: usize,
     confidence: f64,
-    rng: &mut Rng,
+    seed: u64,
+    label: &str,
 ) -> Option<(f64, f64)> {
     let order = descending(scores);
-    let pos: Vec<u32> = order
-        .iter()
-        .copied()
-        .filter(|&i| members[i as usize])
-        .collect();
-    let neg: Vec<u32> = order
-        .iter()
-        .copied()
-        .filter(|&i| !members[i as usize])
-        .collect();
-    if pos.is_empty() || neg.is_empty() || resamples == 0 {
+    let np = members.iter().filter(|&&m| m).count();
+    let nn = members.len() - np;
+    if np == 0 || nn == 0 || resamples == 0 {
         return None;
     }
-    // Tie groups in ascending score order: (members' slots, non-members' slots), as positions in
-    // `pos` / `neg` so weights can be drawn per class.
-    let mut groups: Vec<(u32, u32, u32, u32)> = Vec::new(); // pos range, neg range
-    let (mut pi, mut ni) = (pos.len(), neg.len());
+    // Tie groups in ascending score order: slot ranges of members and of non-members, where a
+    // class's slots number its records in descending score order.
+    let mut groups: Vec<(u32, u32, u32, u32)> = Vec::new();
+    let (mut pi, mut ni) = (np, nn);
     let mut j = order.len();
     while j > 0 {
         let s = scores[order[j - 1] as usize];
@@ -268,11 +359,8 @@ pub fn bootstrap_auc(
         }
         groups.push((pi as u32, p_end as u32, ni as u32, n_end as u32));
     }
-    let (np, nn) = (pos.len(), neg.len());
-    let mut wp = vec![0u32; np];
-    let mut wn = vec![0u32; nn];
-    let mut aucs = Vec::with_capacity(resamples);
-    for _ in 0..resamples {
+    let one = |r: usize, wp: &mut [u32], wn: &mut [u32]| -> f64 {
+        let mut rng = Rng::derive(seed, label, r as u64);
         wp.fill(0);
         wn.fill(0);
         for _ in 0..np {
@@ -295,8 +383,31 @@ pub fn bootstrap_auc(
             twice += u128::from(gp) * u128::from(2 * below + gn);
             below += gn;
         }
-        aucs.push(twice as f64 / (2.0 * np as f64 * nn as f64));
-    }
+        twice as f64 / (2.0 * np as f64 * nn as f64)
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(resamples)
+        .min(1 + (np + nn) * resamples / 2_000_000);
+    let mut aucs: Vec<f64> = std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let one = &one;
+                sc.spawn(move || {
+                    let mut wp = vec![0u32; np];
+                    let mut wn = vec![0u32; nn];
+                    (t..resamples)
+                        .step_by(threads)
+                        .map(|r| one(r, &mut wp, &mut wn))
+                        .collect::<Vec<f64>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("bootstrap worker"))
+            .collect()
+    });
     aucs.sort_unstable_by(f64::total_cmp);
     let alpha = 1.0 - confidence;
     Some((
@@ -451,6 +562,55 @@ pub fn best_threshold(
         }
     }
     best.1
+}
+
+/// [`best_threshold`] for an objective that is expensive to evaluate but never exceeds a cheap
+/// `upper` bound, and that only improves as either error count falls (true of every
+/// error-rate-based objective here). Only ROC corners are candidates — the last vertex of each
+/// false-positive count that is also the first of its false-negative count — and candidates are
+/// tried in decreasing order of their bound until no remaining bound can beat the best value
+/// found (branch and bound; the objective reached equals the exhaustive search's, though among
+/// thresholds reaching the same value another may be chosen).
+pub fn best_threshold_bounded(
+    scores: &[f64],
+    members: &[bool],
+    rows: &[usize],
+    objective: impl Fn(&Confusion) -> f64,
+    upper: impl Fn(&Confusion) -> f64,
+) -> f64 {
+    let sub_scores: Vec<f64> = rows.iter().map(|&r| scores[r]).collect();
+    let sub_members: Vec<bool> = rows.iter().map(|&r| members[r]).collect();
+    let roc = Roc::new(&sub_scores, &sub_members);
+    let conf = |w: usize| Confusion {
+        tp: roc.tp[w],
+        fn_: roc.pos - roc.tp[w],
+        fp: roc.fp[w],
+        tn: roc.neg - roc.fp[w],
+    };
+    let last = roc.tp.len() - 1;
+    let mut cand: Vec<(f64, usize)> = (0..=last)
+        .filter(|&w| {
+            (w == last || roc.fp[w + 1] > roc.fp[w]) && (w == 0 || roc.tp[w - 1] < roc.tp[w])
+        })
+        .map(|w| (upper(&conf(w)), w))
+        .collect();
+    // Highest bound first; equal bounds keep the stricter threshold (lower vertex index) first.
+    cand.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let mut best = (f64::NEG_INFINITY, usize::MAX);
+    for (bound, w) in cand {
+        if bound <= best.0 {
+            break;
+        }
+        let v = objective(&conf(w));
+        if v > best.0 || (v == best.0 && w < best.1) {
+            best = (v, w);
+        }
+    }
+    if best.1 == usize::MAX {
+        f64::INFINITY
+    } else {
+        roc.thresholds[best.1]
+    }
 }
 
 /// SACRO-ML's FMAX/FMIN/FDIF/PDIF: the member fraction among the n = ⌈x·len⌉ highest and lowest
@@ -649,7 +809,7 @@ mod tests {
                     .unwrap();
                 assert_eq!(p.tp, best);
             }
-            let (lo, hi) = bootstrap_auc(&s, &m, 200, 0.95, &mut Rng::new(case as u64)).unwrap();
+            let (lo, hi) = bootstrap_auc(&s, &m, 200, 0.95, case as u64, "t").unwrap();
             assert!(lo <= hi && lo >= 0.0 && hi <= 1.0);
         }
     }
@@ -659,7 +819,7 @@ mod tests {
     fn bootstrap_matches_explicit_resamples() {
         let mut rng = Rng::new(3);
         let (s, m) = random_case(&mut rng, 40, 5);
-        let got = bootstrap_auc(&s, &m, 50, 0.9, &mut Rng::new(9)).unwrap();
+        let got = bootstrap_auc(&s, &m, 50, 0.9, 9, "t").unwrap();
         // Replay the same draws explicitly.
         let order = descending(&s);
         let pos: Vec<usize> = order
@@ -672,9 +832,9 @@ mod tests {
             .map(|&i| i as usize)
             .filter(|&i| !m[i])
             .collect();
-        let mut r = Rng::new(9);
         let mut aucs = Vec::new();
-        for _ in 0..50 {
+        for i in 0..50 {
+            let mut r = Rng::derive(9, "t", i);
             let mut rs = Vec::new();
             let mut rm = Vec::new();
             for _ in 0..pos.len() {
@@ -690,6 +850,62 @@ mod tests {
         aucs.sort_unstable_by(f64::total_cmp);
         let want = (quantile_sorted(&aucs, 0.05), quantile_sorted(&aucs, 0.95));
         assert!(close(got.0, want.0, 1e-12) && close(got.1, want.1, 1e-12));
+    }
+
+    /// Branch and bound over ROC corners finds what the exhaustive scan finds.
+    #[test]
+    fn bounded_search_equals_exhaustive_search() {
+        use crate::stats::epsilon::{epsilon_from_rates, epsilon_lower_bound};
+        let mut rng = Rng::new(21);
+        for case in 0..60 {
+            let n = 5 + rng.index(300);
+            let (s, m) = random_case(&mut rng, n, [0, 4, 40][case % 3]);
+            let rows: Vec<usize> = (0..n).collect();
+            let obj = |c: &Confusion| epsilon_lower_bound(c.tp, c.fn_, c.fp, c.tn, 1e-5, 0.95);
+            let up = |c: &Confusion| epsilon_from_rates(c.fpr(), 1.0 - c.tpr(), 1e-5);
+            let floor = |n: u64| 1.0 - 0.025f64.powf(1.0 / n.max(1) as f64);
+            let tight = |c: &Confusion| {
+                epsilon_from_rates(
+                    c.fpr().max(floor(c.fp + c.tn)),
+                    (1.0 - c.tpr()).max(floor(c.tp + c.fn_)),
+                    1e-5,
+                )
+            };
+            let a = best_threshold(&s, &m, &rows, obj);
+            let b = best_threshold_bounded(&s, &m, &rows, obj, up);
+            let at = |t: f64| obj(&Confusion::at(&s, &m, &rows, t));
+            assert_eq!(at(a), at(b), "case {case}: thresholds {a} vs {b}");
+            let c = best_threshold_bounded(&s, &m, &rows, obj, tight);
+            assert_eq!(at(a), at(c), "case {case}: tight bound");
+        }
+    }
+
+    #[test]
+    fn radix_order_equals_a_comparison_sort() {
+        let mut rng = Rng::new(4);
+        for n in [0, 1, 255, 256, 3000] {
+            let s: Vec<f64> = (0..n)
+                .map(|i| match i % 7 {
+                    0 => -0.0,
+                    1 => 0.0,
+                    2 => rng.index(5) as f64,
+                    3 => -1e300 * rng.unit(),
+                    _ => rng.normal(),
+                })
+                .collect();
+            let mut want: Vec<u32> = (0..n as u32).collect();
+            want.sort_by(|&a, &b| s[b as usize].total_cmp(&s[a as usize]).then(a.cmp(&b)));
+            // total_cmp orders −0 below +0; they are one tie here: compare as scores.
+            let got = descending(&s);
+            let gs: Vec<f64> = got.iter().map(|&i| s[i as usize]).collect();
+            let ws: Vec<f64> = want.iter().map(|&i| s[i as usize]).collect();
+            assert_eq!(gs, ws);
+            for w in got.windows(2) {
+                if s[w[0] as usize] == s[w[1] as usize] {
+                    assert!(w[0] < w[1], "ties keep index order");
+                }
+            }
+        }
     }
 
     #[test]
