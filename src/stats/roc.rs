@@ -70,7 +70,7 @@ fn radix_sort<T: Keyed>(items: &mut Vec<T>) {
         for it in items.iter() {
             count[((it.k() >> shift) as usize) & (BUCKETS - 1)] += 1;
         }
-        if count.iter().any(|&c| c == items.len()) {
+        if count.contains(&items.len()) {
             shift += BITS;
             continue;
         }
