@@ -192,7 +192,7 @@ fn bench_membership(c: &mut Criterion) {
     });
     let settings = Settings::default();
     g.bench_function("all_attacks_100k_x16_bootstrap1000", |b| {
-        b.iter(|| black_box(analyze(&obs, &settings, 7, &Vec::new(), "bench").unwrap()))
+        b.iter(|| black_box(analyze(&obs, &settings, 7, &[], "bench").unwrap()))
     });
     g.finish();
 }

@@ -1,9 +1,9 @@
 //! # phiprobe
 //!
 //! A privacy-evaluation harness for models trained on protected health information (PHI):
-//! re-identification risk of the data, and (in later releases) membership inference, canary
-//! exposure, extraction and attribute inference against the model, written up as evidence
-//! for HIPAA Expert Determination and Privacy Impact Assessments.
+//! re-identification risk of the data, membership inference against the model (and, in later
+//! releases, canary exposure, extraction and attribute inference), written up as evidence for
+//! HIPAA Expert Determination and Privacy Impact Assessments.
 //!
 //! ## Map
 //!
@@ -18,6 +18,12 @@
 //! dataset card ──► data::text (records, split) ──► train (BPE, Llama, AdamW / DP-SGD, canaries,
 //!                                                   fleets, accountant) ──► HF checkpoint folder
 //! HF folder / GGUF ──► model (LanguageModel: score, generate, card)
+//!
+//! plan (config: probes/*.toml) ─┐
+//! target + fleet + card ────────┴─► probe::audit (observe once: per-token scores, Parquet
+//!                                    chunks via data::observations, resumable)
+//!                                      └─► probe::membership (pure: attacks → stats::roc,
+//!                                          stats::epsilon) ──► evidence ──► report
 //! ```
 //!
 //! ## Dependency rules
@@ -25,6 +31,8 @@
 //! - only `data/` and `risk/` touch polars; only `report/` touches plotters; only `model/` and
 //!   `train/` touch candle and tokenizers (`train::accountant` is pure maths);
 //! - `stats/` and `evidence/` are pure: no I/O, no ML types, no polars;
+//! - `probe::membership` (analysis) is pure; `probe::audit` does the I/O and talks to models
+//!   only through the `LanguageModel` trait;
 //! - `cli` is the only place that uses `anyhow`; the library returns [`error::Error`].
 
 pub mod cli;

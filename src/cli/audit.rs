@@ -123,7 +123,7 @@ pub fn bench_mia_cmd(a: &BenchMiaArgs) -> Result<u8> {
             } else {
                 let settings = membership::Settings::default();
                 let (t, n) = best(&mut || {
-                    analyze(&obs, &settings, 7, &Vec::new(), "bench")
+                    analyze(&obs, &settings, 7, &[], "bench")
                         .map(|(f, _)| f.len() as f64)
                         .unwrap_or(f64::NAN)
                 });

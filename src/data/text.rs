@@ -24,6 +24,9 @@ pub struct TextRecords {
     pub texts: Vec<String>,
     /// Member (true), held out (false), or unknown (no split in the card).
     pub member: Vec<Option<bool>>,
+    /// Columns the card types as `date`, as days since 1970-01-01 (`None` where missing or
+    /// not a date). For distribution checks; never written out.
+    pub dates: Vec<(String, Vec<Option<i64>>)>,
 }
 
 impl TextRecords {
@@ -126,6 +129,27 @@ impl TextRecords {
             },
             None => vec![None; n],
         };
+        let mut dates = Vec::new();
+        for spec in c
+            .columns
+            .iter()
+            .filter(|s| s.value_type == Some(super::card::ValueType::Date))
+        {
+            let col = ds.source.encode(&spec.name, None)?;
+            let days = (0..n)
+                .map(|r| {
+                    let v = col.value(r)?.trim();
+                    if !super::card::ValueType::Date.accepts(v) {
+                        return None;
+                    }
+                    let y = v[..4].parse().ok()?;
+                    let m = v[5..7].parse().ok()?;
+                    let d = v[8..10].parse().ok()?;
+                    Some(crate::date::days_from_civil(y, m, d))
+                })
+                .collect();
+            dates.push((spec.name.clone(), days));
+        }
         Ok(Self {
             card: card.to_owned(),
             source: ds.source.path.clone(),
@@ -135,6 +159,7 @@ impl TextRecords {
             patients,
             texts,
             member,
+            dates,
         })
     }
 

@@ -91,6 +91,10 @@ pub struct AuditRecord {
     pub zlib_bytes: Vec<u64>,
     /// Models observed, target first.
     pub models: Vec<ObservedModel>,
+    /// Distribution checks on data features that are not stored here (dates: PHI), made when
+    /// the audit read the data.
+    #[serde(default)]
+    pub data_shift: Vec<crate::evidence::ShiftCheck>,
 }
 
 /// A model whose observations are cached.
@@ -456,7 +460,7 @@ pub fn analyze_run(
         obs,
         settings,
         manifest.seed,
-        &Vec::new(),
+        &rec.data_shift,
         &target_label(rec),
     )
     .map_err(Error::Usage)?;
@@ -540,6 +544,7 @@ pub fn run(
     }
     let texts: Vec<&str> = rows.iter().map(|&r| recs.texts[r].as_str()).collect();
     let member: Vec<bool> = rows.iter().map(|&r| recs.member[r] == Some(true)).collect();
+    let member_flags = member.clone();
     let data_hashes = recs
         .files
         .iter()
@@ -634,6 +639,17 @@ pub fn run(
         text_bytes: texts.iter().map(|t| t.len() as u64).collect(),
         zlib_bytes: texts.iter().map(|t| zlib_len(t)).collect(),
         models: observed,
+        data_shift: recs
+            .dates
+            .iter()
+            .map(|(name, days)| {
+                let v: Vec<f64> = rows
+                    .iter()
+                    .map(|&r| days[r].map_or(f64::NAN, |d| d as f64))
+                    .collect();
+                membership::shift_check(name, &v, &member_flags, &spec.settings, spec.seed)
+            })
+            .collect(),
     };
     write_json(&obs_dir.join("audit.json"), &rec)?;
     let (rec, obs) = load_observations(&obs_dir)?;

@@ -1104,8 +1104,17 @@ pub fn shift_check(
         seed,
         &format!("membership/shift/{feature}"),
     );
+    // Flag only a material difference (the feature alone at AUC ≥ 0.6 or ≤ 0.4) that is
+    // clear of chance, on at least 20 records of each class: records of one patient share
+    // patient-level features, so record-level intervals are too narrow for those.
+    let counts = (
+        m.iter().filter(|&&x| x).count(),
+        m.iter().filter(|&&x| !x).count(),
+    );
     let shifted = auc.is_finite()
-        && (auc - 0.5).abs() >= 0.05
+        && (auc - 0.5).abs() >= 0.1
+        && counts.0 >= 20
+        && counts.1 >= 20
         && ci.is_some_and(|(lo, hi)| lo > 0.5 || hi < 0.5);
     ShiftCheck {
         feature: feature.to_owned(),
@@ -1115,15 +1124,12 @@ pub fn shift_check(
     }
 }
 
-/// Extra per-record features (name, values) for the shift check, beyond the lengths.
-pub type Features = Vec<(String, Vec<f64>)>;
-
 /// Analyses the observations: every attack's findings, plus the report detail.
 pub fn analyze(
     obs: &Observations,
     s: &Settings,
     seed: u64,
-    extra_features: &Features,
+    data_shift: &[ShiftCheck],
     target_label: &str,
 ) -> Result<(Vec<Finding>, MembershipDetail), String> {
     s.validate()?;
@@ -1144,9 +1150,9 @@ pub fn analyze(
         s,
         seed,
     )];
-    for (name, values) in extra_features {
-        shift.push(shift_check(name, values, &obs.member, s, seed));
-    }
+    // Checks on data features that are not kept with the observations (dates are PHI), made
+    // when the audit observed the data.
+    shift.extend(data_shift.iter().cloned());
     let shifted: Vec<String> = shift
         .iter()
         .filter(|c| c.shifted)
@@ -1397,7 +1403,7 @@ mod tests {
             bootstrap: 50,
             ..Settings::default()
         };
-        let (findings, detail) = analyze(&obs, &s, 7, &Vec::new(), "t").unwrap();
+        let (findings, detail) = analyze(&obs, &s, 7, &[], "t").unwrap();
         assert_eq!(detail.attacks.len(), ATTACKS.len());
         for a in &detail.attacks {
             assert!(a.auc.unwrap() > 0.99, "{}: {:?}", a.attack, a.auc);
@@ -1531,7 +1537,7 @@ mod tests {
             bootstrap: 100,
             ..Settings::default()
         };
-        let (findings, detail) = analyze(&obs, &s, 1, &Vec::new(), "t").unwrap();
+        let (findings, detail) = analyze(&obs, &s, 1, &[], "t").unwrap();
         assert!(
             detail
                 .shift
@@ -1549,7 +1555,7 @@ mod tests {
             bootstrap: 10,
             ..Settings::default()
         };
-        let (findings, detail) = analyze(&obs, &s, 1, &Vec::new(), "t").unwrap();
+        let (findings, detail) = analyze(&obs, &s, 1, &[], "t").unwrap();
         assert_eq!(detail.attacks.len(), 4);
         let skipped: Vec<&Finding> = findings
             .iter()

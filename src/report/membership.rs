@@ -288,6 +288,19 @@ pub fn section(file: &FindingsFile) -> Option<Section> {
         rows.push(row);
     }
     blocks.push(Block::Table { header, rows });
+    let unresolved: Vec<String> = fprs
+        .iter()
+        .filter(|&&x| ((d.records - d.members) as f64) * x < 1.0)
+        .map(|x| format!("{}%", num(100.0 * x)))
+        .collect();
+    if !unresolved.is_empty() {
+        blocks.push(Block::Para(format!(
+            "With {} non-members the smallest non-zero FPR is 1/{}: the columns for FPR ≤ {} are read at FPR 0 (no false positive allowed). Resolving FPR x needs at least 1/x non-members.",
+            num((d.records - d.members) as f64),
+            num((d.records - d.members) as f64),
+            unresolved.join(", ")
+        )));
+    }
     let defs: Vec<String> = d
         .attacks
         .iter()
