@@ -56,6 +56,12 @@ pub struct ShiftCheck {
     pub auc: Option<f64>,
     /// Its bootstrap interval.
     pub interval: Option<(f64, f64)>,
+    /// Confidence level of the interval.
+    #[serde(default)]
+    pub level: f64,
+    /// Bootstrap resamples behind the interval.
+    #[serde(default)]
+    pub resamples: usize,
     /// Whether the difference is large enough to explain part of an attack's AUC.
     pub shifted: bool,
 }

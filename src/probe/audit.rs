@@ -39,6 +39,9 @@ pub struct ModelSpec {
     pub role: String,
     /// What to load (folder, GGUF file or `mock:` fixture).
     pub spec: String,
+    /// A LoRA adapter merged in (the target's `--adapter`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapter: Option<String>,
     /// Over the audit records: '1' trained on, '0' not (references only).
     pub membership: Option<String>,
 }
@@ -170,6 +173,7 @@ fn reference_specs(spec: &AuditSpec, ids: &[String]) -> Result<Vec<ModelSpec>> {
                 name: m.name.clone(),
                 role: "reference".into(),
                 spec: base.join(&m.path).display().to_string(),
+                adapter: None,
                 membership: Some(membership),
             });
         }
@@ -189,6 +193,7 @@ fn reference_specs(spec: &AuditSpec, ids: &[String]) -> Result<Vec<ModelSpec>> {
                     .map_or_else(|| "reference".into(), |n| n.to_string_lossy().into_owned()),
                 role: "reference".into(),
                 spec: r.display().to_string(),
+                adapter: None,
                 membership: Some(
                     ids.iter()
                         .map(|id| {
@@ -255,10 +260,13 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// Scores one model over the audit texts into `dir`, skipping chunks already there.
+/// Scores one model over the audit texts into `dir`. Chunks already there are reused only when
+/// `started.json` shows they were scored by a model with the same files (hashes) as `model`.
+#[allow(clippy::too_many_arguments)]
 fn observe_model(
     m: &ModelSpec,
     model: &dyn LanguageModel,
+    keep_tokens: bool,
     ids: &[String],
     texts: &[&str],
     dir: &Path,
@@ -266,6 +274,15 @@ fn observe_model(
     progress: Progress<'_>,
 ) -> Result<(String, usize)> {
     std::fs::create_dir_all(dir).map_err(werr(dir))?;
+    let started = dir.join("started.json");
+    let same_model = read_json::<Vec<FileHash>>(&started, "observation state")
+        .is_ok_and(|files| files == model.card().files);
+    if !same_model {
+        // Whatever is there was scored by another model (or nothing says by which): start over.
+        std::fs::remove_dir_all(dir).map_err(werr(dir))?;
+        std::fs::create_dir_all(dir).map_err(werr(dir))?;
+        write_json(&started, &model.card().files)?;
+    }
     let ctx = model.card().context_length.max(2);
     let mut tok_hash = Sha256::new();
     let mut truncated = 0usize;
@@ -277,18 +294,19 @@ fn observe_model(
             .map(|t| model.encode(t))
             .collect::<Result<_>>()?;
         for e in &mut enc {
-            for t in e.iter() {
-                tok_hash.update(t.to_le_bytes());
-            }
-            tok_hash.update(u32::MAX.to_le_bytes());
             if e.len() > ctx {
                 truncated += 1;
                 e.truncate(ctx);
             }
+            // What is scored: equal hashes ⇔ the same token spans under every model.
+            for t in e.iter() {
+                tok_hash.update(t.to_le_bytes());
+            }
+            tok_hash.update(u32::MAX.to_le_bytes());
         }
         let path = dir.join(format!("part-{c:05}.parquet"));
         if path.is_file()
-            && let Ok((got, _)) = read_chunk(&path)
+            && let Ok((got, _, _)) = read_chunk(&path)
             && got.as_slice() == &ids[lo..hi]
         {
             progress(&m.name, hi, ids.len());
@@ -297,38 +315,37 @@ fn observe_model(
         let mut order: Vec<usize> = (0..enc.len()).collect();
         order.sort_by_key(|&i| (enc[i].len(), i));
         let mut rows = vec![TokenRows::default(); enc.len()];
+        let mut totals = vec![Total::default(); enc.len()];
         let mut start = 0;
         while start < order.len() {
             let mut end = start + 1;
             while end < order.len() && enc[order[end]].len() * (end + 1 - start) <= batch_tokens {
                 end += 1;
             }
-            let batch: Vec<Vec<u32>> = order[start..end]
-                .iter()
-                .map(|&i| {
-                    if enc[i].is_empty() {
-                        Vec::new()
-                    } else {
-                        enc[i].clone()
-                    }
-                })
-                .collect();
             // Texts too short to score (fewer than two tokens) keep empty rows.
-            let scorable: Vec<usize> = (0..batch.len()).filter(|&j| batch[j].len() >= 2).collect();
+            let scorable: Vec<usize> = order[start..end]
+                .iter()
+                .copied()
+                .filter(|&i| enc[i].len() >= 2)
+                .collect();
             if !scorable.is_empty() {
-                let b: Vec<Vec<u32>> = scorable.iter().map(|&j| batch[j].clone()).collect();
-                for (&j, s) in scorable.iter().zip(model.score(&b)?) {
-                    rows[order[start + j]] = TokenRows {
-                        logprob: s.scores.iter().map(|t| t.logprob).collect(),
-                        mean: s.scores.iter().map(|t| t.mean).collect(),
-                        var: s.scores.iter().map(|t| t.var).collect(),
-                    };
+                let b: Vec<Vec<u32>> = scorable.iter().map(|&i| enc[i].clone()).collect();
+                for (&i, sc) in scorable.iter().zip(model.score(&b)?) {
+                    let lp: Vec<f32> = sc.scores.iter().map(|t| t.logprob).collect();
+                    let mean: Vec<f32> = sc.scores.iter().map(|t| t.mean).collect();
+                    let var: Vec<f32> = sc.scores.iter().map(|t| t.var).collect();
+                    let r = TokenRows::from_scores(&lp, &mean, &var);
+                    totals[i] = Total::of(&r);
+                    if keep_tokens {
+                        rows[i] = r;
+                    }
                 }
             }
             progress(&m.name, lo + end, ids.len());
             start = end;
         }
-        write_chunk(&path, &ids[lo..hi], &rows)?;
+        let rows: &[TokenRows] = if keep_tokens { &rows } else { &[] };
+        write_chunk(&path, &ids[lo..hi], &totals, rows)?;
     }
     Ok((hex(&tok_hash.finalize()), truncated))
 }
@@ -344,7 +361,7 @@ pub fn read_model(
     let mut rows = Vec::new();
     for c in 0..ids.len().div_ceil(CHUNK) {
         let path = dir.join(format!("part-{c:05}.parquet"));
-        let (got, r) = read_chunk(&path)?;
+        let (got, t, r) = read_chunk(&path)?;
         let (lo, hi) = (c * CHUNK, ((c + 1) * CHUNK).min(ids.len()));
         if got.as_slice() != &ids[lo..hi] {
             return Err(Error::Parse {
@@ -353,7 +370,7 @@ pub fn read_model(
                 message: "record ids do not match observations/audit.json".into(),
             });
         }
-        totals.extend(r.iter().map(Total::of));
+        totals.extend(t);
         if keep_tokens {
             rows.extend(r);
         }
@@ -465,7 +482,7 @@ pub fn analyze_run(
     )
     .map_err(Error::Usage)?;
     let mut findings = findings;
-    let truncated: usize = rec.models.iter().map(|m| m.truncated).sum();
+    let truncated: usize = rec.models.iter().map(|m| m.truncated).max().unwrap_or(0);
     if truncated > 0 {
         for f in &mut findings {
             f.caveats.push(format!(
@@ -554,6 +571,7 @@ pub fn run(
         name: "target".into(),
         role: "target".into(),
         spec: spec.model.clone(),
+        adapter: spec.adapter.as_ref().map(|a| a.display().to_string()),
         membership: None,
     }];
     models.extend(reference_specs(spec, &ids)?);
@@ -562,11 +580,16 @@ pub fn run(
             name: "reference-model".into(),
             role: "reference-model".into(),
             spec: r.clone(),
+            adapter: None,
             membership: None,
         });
     }
     let work = working_dir(&spec.out);
     let obs_dir = work.join("observations");
+    if work.exists() && !work.join("resume.json").is_file() {
+        // A working folder that does not say what it holds cannot be trusted: start over.
+        std::fs::remove_dir_all(&work).map_err(werr(&work))?;
+    }
     std::fs::create_dir_all(&obs_dir).map_err(werr(&obs_dir))?;
     let key = ResumeKey {
         format: AUDIT_FORMAT.into(),
@@ -616,6 +639,7 @@ pub fn run(
         let (tokenization, truncated) = observe_model(
             m,
             model.as_ref(),
+            m.role == "target",
             &ids,
             &texts,
             &dir,
@@ -631,6 +655,27 @@ pub fn run(
         write_json(&done, &o)?;
         observed.push(o);
         scored.push(m.name.clone());
+    }
+    // A reference that is the target itself would hand LiRA and RMIA the target's own signal.
+    let weights = |o: &ObservedModel| -> Vec<String> {
+        let mut w: Vec<String> = o
+            .card
+            .files
+            .iter()
+            .filter(|f| !f.path.ends_with(".json"))
+            .map(|f| f.sha256.clone())
+            .collect();
+        w.sort();
+        w
+    };
+    let target_weights = weights(&observed[0]);
+    if let Some(twin) = observed[1..].iter().find(|o| {
+        o.spec.adapter.is_none() && spec.adapter.is_none() && weights(o) == target_weights
+    }) {
+        return Err(Error::Usage(format!(
+            "reference model '{}' ({}) has the same weights as the target; a reference model must be a different model",
+            twin.spec.name, twin.spec.spec
+        )));
     }
     let rec = AuditRecord {
         format: AUDIT_FORMAT.into(),
@@ -671,17 +716,12 @@ pub fn run(
     })
 }
 
-/// Writes the report files into the working folder and renames it to `out`.
+/// Writes the report files into the working folder, renames it to `out`, then drops the resume
+/// markers (after the rename, so a crash before it leaves a working folder that still says what
+/// it holds).
 fn finish(work: &Path, out: &Path, file: &FindingsFile) -> Result<()> {
     for (name, bytes) in crate::report::render_all(file)? {
         crate::fsx::write_atomic(&work.join(name), &bytes)?;
-    }
-    // Resume markers are not part of a finished run.
-    let _ = std::fs::remove_file(work.join("resume.json"));
-    if let Ok(entries) = std::fs::read_dir(work.join("observations")) {
-        for e in entries.flatten() {
-            let _ = std::fs::remove_file(e.path().join("done.json"));
-        }
     }
     if out.exists() {
         let old = out.with_file_name(format!(
@@ -698,6 +738,22 @@ fn finish(work: &Path, out: &Path, file: &FindingsFile) -> Result<()> {
         let _ = std::fs::remove_dir_all(&old);
     } else {
         std::fs::rename(work, out).map_err(werr(out))?;
+    }
+    // Resume markers and temporary files of killed writers are not part of a finished run.
+    let _ = std::fs::remove_file(out.join("resume.json"));
+    if let Ok(entries) = std::fs::read_dir(out.join("observations")) {
+        for e in entries.flatten() {
+            for marker in ["done.json", "started.json"] {
+                let _ = std::fs::remove_file(e.path().join(marker));
+            }
+            if let Ok(files) = std::fs::read_dir(e.path()) {
+                for f in files.flatten() {
+                    if f.file_name().to_string_lossy().ends_with(".tmp") {
+                        let _ = std::fs::remove_file(f.path());
+                    }
+                }
+            }
+        }
     }
     Ok(())
 }

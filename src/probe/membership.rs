@@ -232,15 +232,40 @@ impl Settings {
     }
 }
 
-/// Per-token scores of one record under one model (scored positions only).
+/// The per-token evidence of one record under the target, **without token order**: the scored
+/// log-probabilities and their Min-K%++ standardisations z_t = (log p(x_t) − μ_t)/σ_t, each
+/// sorted ascending. Every attack uses them order-free (sums and lowest-k means); dropping the
+/// order means a cache of them plus the model's weights cannot be decoded back into the text.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TokenRows {
-    /// log p(x_t | x_<t).
+    /// log p(x_t | x_<t), ascending.
     pub logprob: Vec<f32>,
-    /// μ_t = Σ_v p(v) log p(v).
-    pub mean: Vec<f32>,
-    /// σ_t² of log p under the next-token distribution.
-    pub var: Vec<f32>,
+    /// z_t, ascending (0 where σ_t = 0).
+    pub z: Vec<f32>,
+}
+
+impl TokenRows {
+    /// From the scored positions: log p, and μ_t and σ_t² of log p under the next-token
+    /// distribution.
+    pub fn from_scores(logprob: &[f32], mean: &[f32], var: &[f32]) -> Self {
+        let mut z: Vec<f32> = logprob
+            .iter()
+            .zip(mean)
+            .zip(var)
+            .map(|((&lp, &mu), &v)| {
+                let sd = f64::from(v).sqrt();
+                if sd > 0.0 {
+                    ((f64::from(lp) - f64::from(mu)) / sd) as f32
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let mut logprob = logprob.to_vec();
+        logprob.sort_unstable_by(f32::total_cmp);
+        z.sort_unstable_by(f32::total_cmp);
+        Self { logprob, z }
+    }
 }
 
 /// A record's score under one model, reduced: scored tokens and Σ log p. This is all the
@@ -320,41 +345,26 @@ pub struct AttackScores {
     pub notes: Vec<String>,
 }
 
-/// Mean of the lowest `max(1, ⌊k·T⌋)` values (`NaN` for an empty slice). ⌊k·T⌋ is what mimir and
-/// the Min-K%++ code use; the floor at one token keeps short texts from yielding an empty mean.
-pub fn lowest_k_mean(values: &mut [f64], k: f64) -> f64 {
-    let t = values.len();
+/// Mean of the lowest `max(1, ⌊k·T⌋)` of `sorted` (ascending; `NaN` when empty). ⌊k·T⌋ is what
+/// mimir and the Min-K%++ code use; the floor at one token keeps short texts from yielding an
+/// empty mean.
+pub fn lowest_k_mean(sorted: &[f32], k: f64) -> f64 {
+    let t = sorted.len();
     if t == 0 {
         return f64::NAN;
     }
     let m = ((k * t as f64).floor() as usize).clamp(1, t);
-    values.select_nth_unstable_by(m - 1, f64::total_cmp);
-    values[..m].iter().sum::<f64>() / m as f64
+    sorted[..m].iter().map(|&v| f64::from(v)).sum::<f64>() / m as f64
 }
 
 /// Min-K% score of one record.
 pub fn min_k(rows: &TokenRows, k: f64) -> f64 {
-    let mut v: Vec<f64> = rows.logprob.iter().map(|&x| f64::from(x)).collect();
-    lowest_k_mean(&mut v, k)
+    lowest_k_mean(&rows.logprob, k)
 }
 
-/// Min-K%++ score of one record; positions with σ_t = 0 (a point-mass distribution) give z = 0.
+/// Min-K%++ score of one record.
 pub fn min_k_pp(rows: &TokenRows, k: f64) -> f64 {
-    let mut v: Vec<f64> = rows
-        .logprob
-        .iter()
-        .zip(&rows.mean)
-        .zip(&rows.var)
-        .map(|((&lp, &mu), &var)| {
-            let sd = f64::from(var).sqrt();
-            if sd > 0.0 {
-                (f64::from(lp) - f64::from(mu)) / sd
-            } else {
-                0.0
-            }
-        })
-        .collect();
-    lowest_k_mean(&mut v, k)
+    lowest_k_mean(&rows.z, k)
 }
 
 /// The signal reference-based attacks compare across models.
@@ -438,8 +448,10 @@ fn fit_side(
         }
         let c = centre(&mut v, lira.location);
         let ss: f64 = v.iter().map(|x| (x - c) * (x - c)).sum();
+        // Pooled within-record variance, one degree of freedom per record spent on its centre
+        // (a record with one model on this side adds nothing).
         pooled.0 += ss;
-        pooled.1 += v.len();
+        pooled.1 += v.len() - 1;
         fits.push(Some((c, (ss / v.len() as f64).sqrt())));
     }
     if lira.variance == Variance::Fixed {
@@ -492,8 +504,11 @@ pub fn lira_offline(target: &[f64], refs: &[(Vec<f64>, &[bool])], lira: &LiraSet
 
 /// RMIA scores: for each record, the fraction of `population` records z with
 /// LR(x) / LR(z) > γ, where LR(·) = p(·|θ) / P(·) and P is the reference marginal. Works on
-/// log-ratios: sorts the population's once, then one binary search per record. A record that is
-/// itself in the population never beats itself (γ ≥ 1) and is left out of its own denominator.
+/// log-ratios: sorts the population's once, then one binary search per record. Every record is
+/// scored over the whole population, and a record that is itself in the population counts its
+/// comparison with itself as ½ (a tie): otherwise members and population records would be scored
+/// over denominators that differ by label, and a perfect attack would tie the best non-member
+/// with every member at 1.
 pub fn rmia_scores(log_ratio: &[f64], population: &[usize], gamma: f64) -> Vec<f64> {
     let mut z: Vec<f64> = population
         .iter()
@@ -515,13 +530,12 @@ pub fn rmia_scores(log_ratio: &[f64], population: &[usize], gamma: f64) -> Vec<f
             if !x.is_finite() {
                 return f64::NAN;
             }
-            let den = z.len() - usize::from(in_pop[i]);
-            if den == 0 {
+            if z.is_empty() {
                 return f64::NAN;
             }
-            // z with x − z > ln γ ⇔ z < x − ln γ (strict).
+            // z with x − z > ln γ ⇔ z < x − ln γ (strict); x itself is not below x − ln γ.
             let beaten = z.partition_point(|&v| v < x - lg);
-            beaten as f64 / den as f64
+            (beaten as f64 + if in_pop[i] { 0.5 } else { 0.0 }) / z.len() as f64
         })
         .collect()
 }
@@ -1029,7 +1043,7 @@ fn evaluate(
         .with_param("tp_fn_fp_tn", format!("{} {} {} {}", c.tp, c.fn_, c.fp, c.tn))
         .with_param("point_estimate", if point.is_finite() { serde_json::json!(point) } else { serde_json::json!("inf") })
         .with_caveat(format!(
-            "a {}-confidence lower bound on the ε of any (ε, δ = {})-DP guarantee the training could have; it says nothing about an upper bound",
+            "a {}-confidence lower bound on the ε of any record-level (ε, δ = {})-DP guarantee of this training, valid when records were included independently (records of one patient that are included together, or a split that was not randomised per record, weaken it); it says nothing about an upper bound",
             s.confidence, s.delta
         ));
     for (k, v) in &a.params {
@@ -1096,10 +1110,11 @@ pub fn shift_check(
     let v: Vec<f64> = keep.iter().map(|&i| values[i]).collect();
     let m: Vec<bool> = keep.iter().map(|&i| members[i]).collect();
     let auc = Roc::new(&v, &m).auc();
+    let resamples = s.bootstrap.max(200);
     let ci = bootstrap_auc(
         &v,
         &m,
-        s.bootstrap.max(200),
+        resamples,
         s.confidence,
         seed,
         &format!("membership/shift/{feature}"),
@@ -1120,6 +1135,8 @@ pub fn shift_check(
         feature: feature.to_owned(),
         auc: Some(auc).filter(|v| v.is_finite()),
         interval: ci,
+        level: s.confidence,
+        resamples,
         shifted,
     }
 }
@@ -1191,7 +1208,15 @@ pub fn analyze(
         let mut f =
             Finding::new(PROBE, "mia.shift_auc", c.auc).with_param("feature", c.feature.clone());
         if let Some((lo, hi)) = c.interval {
-            f = f.with_interval(s.confidence, lo, hi, "bootstrap-percentile (stratified)");
+            f = f.with_interval(
+                c.level,
+                lo,
+                hi,
+                &format!(
+                    "bootstrap-percentile (stratified, {} resamples)",
+                    c.resamples
+                ),
+            );
         }
         if c.shifted {
             f = f.with_caveat(
@@ -1234,13 +1259,14 @@ pub fn synthetic_audit(n: usize, k: usize, tokens: usize, seed: u64) -> Observat
     let mut totals = Vec::with_capacity(n);
     for i in 0..n {
         let shift = if member[i] { 0.2 } else { 0.0 };
-        let mut r = TokenRows::default();
-        for _ in 0..tokens {
-            r.logprob
-                .push((difficulty[i] + shift + 1.5 * rng.normal()).min(0.0) as f32);
-            r.mean.push((difficulty[i] - 0.5) as f32);
-            r.var.push(2.0);
-        }
+        let lp: Vec<f32> = (0..tokens)
+            .map(|_| (difficulty[i] + shift + 1.5 * rng.normal()).min(0.0) as f32)
+            .collect();
+        let r = TokenRows::from_scores(
+            &lp,
+            &vec![(difficulty[i] - 0.5) as f32; tokens],
+            &vec![2.0; tokens],
+        );
         totals.push(Total::of(&r));
         target_tokens.push(r);
     }
@@ -1302,11 +1328,7 @@ mod tests {
     use crate::stats::special::{normal_cdf, normal_quantile};
 
     fn rows(lp: &[f32]) -> TokenRows {
-        TokenRows {
-            logprob: lp.to_vec(),
-            mean: vec![-2.0; lp.len()],
-            var: vec![1.0; lp.len()],
-        }
+        TokenRows::from_scores(lp, &vec![-2.0; lp.len()], &vec![1.0; lp.len()])
     }
 
     #[test]
@@ -1328,18 +1350,15 @@ mod tests {
         for gamma in [1.0, 1.5, 2.0] {
             let got = rmia_scores(&lr, &pop, gamma);
             for i in 0..lr.len() {
-                let mut beaten = 0usize;
-                let mut den = 0usize;
+                let mut beaten = 0.0;
                 for &j in &pop {
                     if j == i {
-                        continue;
-                    }
-                    den += 1;
-                    if (lr[i] - lr[j]).exp() > gamma {
-                        beaten += 1;
+                        beaten += 0.5;
+                    } else if (lr[i] - lr[j]).exp() > gamma {
+                        beaten += 1.0;
                     }
                 }
-                let want = beaten as f64 / den as f64;
+                let want = beaten / pop.len() as f64;
                 assert!((got[i] - want).abs() < 1e-12, "i {i} γ {gamma}");
             }
         }
@@ -1357,11 +1376,7 @@ mod tests {
                     let phi = mu[i] + if m[i] { delta } else { 0.0 } + 0.1 * rng.normal();
                     // Four tokens averaging to φ.
                     let lp = [phi - 0.3, phi + 0.3, phi - 0.1, phi + 0.1].map(|v| v as f32);
-                    TokenRows {
-                        logprob: lp.to_vec(),
-                        mean: vec![(mu[i] - 0.5) as f32; 4],
-                        var: vec![1.0; 4],
-                    }
+                    TokenRows::from_scores(&lp, &[(mu[i] - 0.5) as f32; 4], &[1.0; 4])
                 })
                 .collect();
             (
@@ -1406,7 +1421,11 @@ mod tests {
         let (findings, detail) = analyze(&obs, &s, 7, &[], "t").unwrap();
         assert_eq!(detail.attacks.len(), ATTACKS.len());
         for a in &detail.attacks {
-            assert!(a.auc.unwrap() > 0.99, "{}: {:?}", a.attack, a.auc);
+            assert_eq!(a.auc, Some(1.0), "{}", a.attack);
+        }
+        // Perfect separation is found at the lowest FPR too (no member tied with a non-member).
+        for f in findings.iter().filter(|f| f.metric == "mia.tpr_at_fpr") {
+            assert_eq!(f.value, Some(1.0), "{}", f.key());
         }
         let eps: Vec<&Finding> = findings
             .iter()

@@ -196,9 +196,10 @@ pub fn summary(file: &FindingsFile) -> Option<Block> {
     let tpr =
         lowest_fpr.and_then(|x| attack_finding(file, &best.attack, "mia.tpr_at_fpr", Some(x)));
     Some(Block::Para(format!(
-        "Membership inference on {} audit records ({} members): the strongest attack is {} with AUC {}{}. {}",
+        "Membership inference on {} audit records ({} members): the strongest of {} attacks (a maximum over attacks, not corrected for multiplicity) is {} with AUC {}{}. {}",
         num(d.records as f64),
         num(d.members as f64),
+        d.attacks.len(),
         best.attack,
         with_interval(attack_finding(file, &best.attack, "mia.auc", None)),
         match (tpr, lowest_fpr) {

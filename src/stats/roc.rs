@@ -233,7 +233,7 @@ impl Roc {
             fpr: ratio(self.fp[w], self.neg),
             lo,
             hi,
-            resolvable: self.neg as f64 * target >= 1.0,
+            resolvable: allowed_false_positives(target, self.neg) >= 1,
         }
     }
 
@@ -289,8 +289,9 @@ fn ratio(k: u64, n: u64) -> f64 {
     }
 }
 
-/// The number of false positives allowed at FPR ≤ `target` among `neg` non-members (exact for
-/// targets such as 0.001 · 1000, which rounds a hair above 1 in binary).
+/// The number of false positives allowed at FPR ≤ `target` among `neg` non-members (a relative
+/// 1e-12 of slack keeps products such as 0.001 · 1000 from flooring to 0 should rounding leave
+/// them a hair below the integer).
 pub fn allowed_false_positives(target: f64, neg: u64) -> u64 {
     (target * neg as f64 * (1.0 + 1e-12)).floor().max(0.0) as u64
 }
@@ -503,14 +504,16 @@ impl Confusion {
 
     /// Positive predictive value at member prevalence `pi`:
     /// π·TPR / (π·TPR + (1 − π)·FPR), with a conservative interval from the Clopper–Pearson
-    /// bounds of both rates (low TPR with high FPR, and the reverse).
+    /// bounds of both rates (low TPR with high FPR, and the reverse). Each of the four tails gets
+    /// α/4, so the interval covers with at least the stated confidence (union bound).
     pub fn ppv_at(&self, pi: f64, confidence: f64) -> (f64, f64, f64) {
         let f = |t: f64, fp: f64| {
             let den = pi * t + (1.0 - pi) * fp;
             if den == 0.0 { f64::NAN } else { pi * t / den }
         };
-        let (tl, th) = clopper_pearson(self.tp, self.tp + self.fn_, confidence);
-        let (fl, fh) = clopper_pearson(self.fp, self.fp + self.tn, confidence);
+        let per_rate = 1.0 - (1.0 - confidence) / 2.0;
+        let (tl, th) = clopper_pearson(self.tp, self.tp + self.fn_, per_rate);
+        let (fl, fh) = clopper_pearson(self.fp, self.fp + self.tn, per_rate);
         (f(self.tpr(), self.fpr()), f(tl, fh), f(th, fl))
     }
 }

@@ -177,6 +177,38 @@ fn audit_finds_membership_resumes_and_reanalyses() {
     let b = json(&dir.join("runs/b/findings.json"));
     assert_eq!(comparable(b.clone()), comparable(a.clone()));
     assert!(!partial.exists());
+    for marker in [
+        "resume.json",
+        "observations/target/done.json",
+        "observations/target/started.json",
+    ] {
+        assert!(
+            !dir.join("runs/b").join(marker).exists(),
+            "{marker} left in the run"
+        );
+    }
+
+    // A model changed in place between the interruption and the resume is scored again, not
+    // mixed in from the cache.
+    std::fs::write(&weights, &saved[..100]).unwrap();
+    let o = audit(dir, "runs/c", &["-q"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let ref00 = dir.join("fleet/references/ref-00/model.safetensors");
+    let ref00_saved = std::fs::read(&ref00).unwrap();
+    std::fs::copy(
+        dir.join("fleet/references/ref-01/model.safetensors"),
+        &ref00,
+    )
+    .unwrap();
+    std::fs::write(&weights, &saved).unwrap();
+    let o = audit(dir, "runs/c", &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("reused cached observations of 2 model(s), scored 3"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::write(&ref00, &ref00_saved).unwrap();
 
     // Re-analysis without any model: delete the fleet, change the plan.
     std::fs::remove_dir_all(dir.join("fleet")).unwrap();
@@ -244,6 +276,7 @@ fn bad_audit_inputs_exit_2() {
         (vec!["--plan", "typo.toml"], "typo.toml"),
         (vec!["--references", "d"], "fleet folder"),
         (vec!["--reference-manifest", "nope.json"], "nope.json"),
+        (vec!["--reference-model", mock.as_str()], "same weights as the target"),
     ] {
         let mut all = vec![
             "audit",
