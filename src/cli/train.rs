@@ -480,7 +480,12 @@ pub(super) fn demo_target(
     if !quiet {
         let last = rec.log.epochs.last();
         eprintln!(
-            "target {} in {train_s:.1} s ({} parameters, {} steps, {:.0} tokens/s; train loss {:.3}, validation loss {:.3})",
+            "target{} {} in {train_s:.1} s (target: {} parameters, {} steps, {:.0} tokens/s; train loss {:.3}, validation loss {:.3})",
+            if a.train_references > 0 {
+                format!(" and {} reference models", a.train_references)
+            } else {
+                String::new()
+            },
             if reused_flag { "loaded" } else { "trained" },
             rec.parameters,
             rec.log.steps,

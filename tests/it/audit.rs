@@ -276,7 +276,10 @@ fn bad_audit_inputs_exit_2() {
         (vec!["--plan", "typo.toml"], "typo.toml"),
         (vec!["--references", "d"], "fleet folder"),
         (vec!["--reference-manifest", "nope.json"], "nope.json"),
-        (vec!["--reference-model", mock.as_str()], "same weights as the target"),
+        (
+            vec!["--reference-model", mock.as_str()],
+            "same weights as the target",
+        ),
     ] {
         let mut all = vec![
             "audit",
