@@ -644,6 +644,25 @@ pub fn attack_scores(obs: &Observations, s: &Settings) -> Result<Vec<AttackScore
             .map(|(k, v)| ((*k).to_owned(), v.clone()))
             .collect::<BTreeMap<_, _>>()
     };
+    let lira_params = |offline: bool| {
+        let mut p = vec![
+            (
+                "location",
+                serde_json::to_value(s.lira.location).unwrap_or_default(),
+            ),
+            (
+                "variance",
+                serde_json::to_value(s.lira.variance).unwrap_or_default(),
+            ),
+        ];
+        if offline {
+            p.push((
+                "test",
+                serde_json::to_value(s.lira.offline_test).unwrap_or_default(),
+            ));
+        }
+        param(&p)
+    };
     for name in &s.attacks {
         let mut notes = Vec::new();
         let (description, params, scores): (String, _, Vec<f64>) = match name.as_str() {
@@ -739,16 +758,7 @@ pub fn attack_scores(obs: &Observations, s: &Settings) -> Result<Vec<AttackScore
                     refs.len(),
                     signal.name()
                 ),
-                param(&[
-                    (
-                        "location",
-                        serde_json::to_value(s.lira.location).unwrap_or_default(),
-                    ),
-                    (
-                        "variance",
-                        serde_json::to_value(s.lira.variance).unwrap_or_default(),
-                    ),
-                ]),
+                lira_params(false),
                 lira_online(&target_sig, &refs, &s.lira),
             ),
             "lira_offline" => (
@@ -762,20 +772,7 @@ pub fn attack_scores(obs: &Observations, s: &Settings) -> Result<Vec<AttackScore
                         signal.name()
                     ),
                 },
-                param(&[
-                    (
-                        "location",
-                        serde_json::to_value(s.lira.location).unwrap_or_default(),
-                    ),
-                    (
-                        "variance",
-                        serde_json::to_value(s.lira.variance).unwrap_or_default(),
-                    ),
-                    (
-                        "test",
-                        serde_json::to_value(s.lira.offline_test).unwrap_or_default(),
-                    ),
-                ]),
+                lira_params(true),
                 lira_offline(&target_sig, &refs, &s.lira),
             ),
             "rmia" | "rmia_offline" => {

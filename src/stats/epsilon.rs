@@ -246,6 +246,54 @@ mod tests {
         assert!((ratio_epsilon(500, 0, 0, 500, 0.01, ClopperPearson) - 4.5419).abs() < 1e-4);
     }
 
+    /// TF Privacy EpsilonLowerBound test: pos [9, 4, 5, 0], neg [3, 8, 6, 1, 2, 7], thresholds
+    /// [9.5, 8.5, 5.5, 0.5] give tp [0, 1, 1, 3], fp [0, 0, 3, 6] (P = 4, N = 6); the logs of the
+    /// four ratio bounds per threshold, bounds of 0 dropped.
+    #[test]
+    fn per_threshold_ratio_logs_match_tf_privacy() {
+        use RatioMethod::*;
+        let (tp, fp) = ([0u64, 1, 1, 3], [0u64, 0, 3, 6]);
+        let logs = |m: RatioMethod, which: usize| -> Vec<f64> {
+            (0..4)
+                .map(|i| {
+                    let (t, f) = (tp[i], fp[i]);
+                    let (fn_, tn) = (4 - t, 6 - f);
+                    match which {
+                        0 => ratio_lower_bound(t, 4, f, 6, 0.05, m),
+                        1 => ratio_lower_bound(tn, 6, fn_, 4, 0.05, m),
+                        2 => ratio_lower_bound(f, 6, t, 4, 0.05, m),
+                        _ => ratio_lower_bound(fn_, 4, tn, 6, 0.05, m),
+                    }
+                })
+                .filter(|&b| b > 0.0)
+                .map(f64::ln)
+                .collect()
+        };
+        let want: [(RatioMethod, usize, &[f64]); 6] = [
+            (AdjustedLog, 0, &[-1.02310327, -1.72826789, -0.66577858]),
+            (
+                AdjustedLog,
+                1,
+                &[-0.29368152, -0.16314973, -1.09474300, -3.95577741],
+            ),
+            (AdjustedLog, 2, &[-3.95577741, -0.76912173, -0.16314973]),
+            (
+                AdjustedLog,
+                3,
+                &[-0.36916217, -0.66577858, -0.35929344, -1.02310327],
+            ),
+            (InvSinh, 0, &[-2.05961264, -2.13876684, -0.75815925]),
+            (InvSinh, 1, &[-0.32235626, -0.18279510, -1.20631805]),
+        ];
+        for (m, which, w) in want {
+            let got = logs(m, which);
+            assert_eq!(got.len(), w.len(), "{m:?} ratio {which}: {got:?}");
+            for (g, w) in got.iter().zip(w) {
+                assert!((g - w).abs() < 1e-7, "{m:?} ratio {which}: {g} vs {w}");
+            }
+        }
+    }
+
     #[test]
     fn closed_forms() {
         // Perfect separation of n = 1000 per class at 95 %: both upper bounds are

@@ -43,6 +43,21 @@ pub fn wilson(k: u64, n: u64, confidence: f64) -> (f64, f64) {
     (centre, half)
 }
 
+/// Anonymeter's residual risk (Giomi et al., PETS 2023): the attack's success beyond a control
+/// (baseline) attack, (a − c)/(1 − c), with first-order error propagation of the two
+/// uncertainties: σ² = (σ_a/(1 − c))² + (σ_c·(a − 1)/(1 − c)²)². Returns (risk, error);
+/// `(NaN, NaN)` when the control always succeeds.
+pub fn residual_success(attack: (f64, f64), control: (f64, f64)) -> (f64, f64) {
+    let ((a, sa), (c, sc)) = (attack, control);
+    if c >= 1.0 {
+        return (f64::NAN, f64::NAN);
+    }
+    let d = 1.0 - c;
+    let risk = (a - c) / d;
+    let err = ((sa / d).powi(2) + (sc * (a - 1.0) / (d * d)).powi(2)).sqrt();
+    (risk, err)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,6 +105,25 @@ mod tests {
             assert!(close(hh, h, 1e-12), "{k}/{n}@{cl}: {hh} vs {h}");
         }
         assert!(close(probit(0.95), 1.96, 1e-3));
+        // Rates of n = 1000 at 95 % (anonymeter test_confidence.py, to the 3 decimals given).
+        for (k, c, h) in [(850, 0.849, 0.022), (0, 0.002, 0.002), (1000, 0.998, 0.002)] {
+            let (cc, hh) = wilson(k, 1000, 0.95);
+            assert!(
+                (cc - c).abs() < 5e-4 && (hh - h).abs() < 5e-4,
+                "{k}: {cc} ± {hh}"
+            );
+        }
+    }
+
+    /// anonymeter test_confidence.py residual-success cases (reference/attacks.md §B.5).
+    #[test]
+    fn residual_success_matches_anonymeter() {
+        let (r, _) = residual_success((0.9, 0.0), (0.8, 0.0));
+        assert!((r - 0.5).abs() < 1e-12);
+        let (r, e) = residual_success((0.9, 0.02), (0.85, 0.02));
+        assert!((r - 1.0 / 3.0).abs() < 1e-12);
+        assert!((e - 0.16).abs() < 5e-3, "{e}");
+        assert!(residual_success((0.5, 0.1), (1.0, 0.0)).0.is_nan());
     }
 
     #[test]

@@ -237,8 +237,9 @@ impl Roc {
         }
     }
 
-    /// Up to about `max_points` vertices for plotting on log axes: every vertex at the lowest
-    /// FPRs, then vertices spaced evenly in log FPR; always the first and last.
+    /// Up to about `max_points` vertices for plotting on log axes: the highest-TPR vertex of
+    /// each FPR, thinned to steps of about 1/`max_points` of the log-FPR range, always keeping
+    /// the first vertex, the best vertex at FPR 0 and the last vertex.
     pub fn downsample(&self, max_points: usize) -> Vec<(f64, f64)> {
         let fpr = self.fpr();
         let tpr = self.tpr();
@@ -246,17 +247,20 @@ impl Roc {
         if n <= max_points {
             return fpr.into_iter().zip(tpr).collect();
         }
-        let mut out = Vec::with_capacity(max_points + 2);
         let floor = (1.0 / self.neg.max(1) as f64).max(1e-6);
-        let steps = max_points.max(2) as f64;
+        let lf = |f: f64| f.max(floor).log10();
+        let step = -floor.log10() / max_points.max(2) as f64;
+        let mut out = Vec::with_capacity(max_points + 2);
         let mut next = f64::NEG_INFINITY;
         for i in 0..n {
-            let last = i + 1 == n;
-            // Keep the last vertex of each FPR (the highest TPR there) once past the next step.
-            let keep = i == 0 || last || (fpr[i + 1] > fpr[i] && fpr[i].max(floor).log10() >= next);
+            let last_of_fpr = i + 1 == n || fpr[i + 1] > fpr[i];
+            let keep =
+                i == 0 || i + 1 == n || (last_of_fpr && (fpr[i] == 0.0 || lf(fpr[i]) >= next));
             if keep {
                 out.push((fpr[i], tpr[i]));
-                next = fpr[i].max(floor).log10() - floor.log10() / steps;
+                if fpr[i] > 0.0 {
+                    next = lf(fpr[i]) + step;
+                }
             }
         }
         out
@@ -909,6 +913,29 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The plotted curve keeps the best TPR at FPR 0 and the end point, and stays small.
+    #[test]
+    fn downsampling_keeps_the_low_fpr_end() {
+        let mut rng = Rng::new(8);
+        let n = 5000;
+        let members: Vec<bool> = (0..n).map(|i| i % 2 == 0).collect();
+        let scores: Vec<f64> = (0..n)
+            .map(|i| rng.normal() + if members[i] { 1.0 } else { 0.0 })
+            .collect();
+        let roc = Roc::new(&scores, &members);
+        let d = roc.downsample(300);
+        assert!(d.len() <= 2 * 300, "{}", d.len());
+        let at_zero = (0..roc.tp.len())
+            .filter(|&w| roc.fp[w] == 0)
+            .map(|w| roc.tp[w])
+            .max()
+            .unwrap() as f64
+            / roc.pos as f64;
+        assert!(d.iter().any(|&(f, t)| f == 0.0 && t == at_zero));
+        assert_eq!(*d.last().unwrap(), (1.0, 1.0));
+        assert!(d.windows(2).all(|w| w[0].0 <= w[1].0 && w[0].1 <= w[1].1));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::{phiprobe, stderr};
+use crate::{phiprobe, stderr, workspace};
 
 fn json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
@@ -48,25 +48,8 @@ fn comparable(mut f: Value) -> Value {
 
 #[test]
 fn audit_finds_membership_resumes_and_reanalyses() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = workspace("40");
     let dir = tmp.path();
-    let o = phiprobe(
-        dir,
-        &[
-            "-q",
-            "data",
-            "synth",
-            "--patients",
-            "40",
-            "--seed",
-            "4",
-            "--out",
-            "d",
-            "--format",
-            "csv",
-        ],
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
     // A micro target and 4 references, trained long enough to memorise.
     let o = phiprobe(
         dir,
@@ -246,25 +229,8 @@ fn audit_finds_membership_resumes_and_reanalyses() {
 
 #[test]
 fn bad_audit_inputs_exit_2() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = workspace("6");
     let dir = tmp.path();
-    let o = phiprobe(
-        dir,
-        &[
-            "-q",
-            "data",
-            "synth",
-            "--patients",
-            "6",
-            "--seed",
-            "4",
-            "--out",
-            "d",
-            "--format",
-            "csv",
-        ],
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
     std::fs::write(
         dir.join("typo.toml"),
         "[[probe]]\nkind = \"membership\"\nfprs = [0.01]\n",

@@ -283,25 +283,25 @@ fn separator_and_report_rerender() {
     assert_eq!(o.status.code(), Some(2));
 }
 
+/// A small demo: 1,500 patients for the risk report, a 40-patient fleet of 2 references.
+const DEMO_ARGS: &[&str] = &[
+    "demo",
+    "--patients",
+    "1500",
+    "--out",
+    "reports/demo",
+    "--train-patients",
+    "40",
+    "--train-epochs",
+    "0.3",
+    "--train-references",
+    "2",
+];
+
 #[test]
 fn demo_writes_the_report() {
     let dir = tempfile::tempdir().unwrap();
-    let o = phiprobe(
-        dir.path(),
-        &[
-            "demo",
-            "--patients",
-            "1500",
-            "--out",
-            "reports/demo",
-            "--train-patients",
-            "40",
-            "--train-epochs",
-            "0.3",
-            "--train-references",
-            "2",
-        ],
-    );
+    let o = phiprobe(dir.path(), DEMO_ARGS);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     // The demo's target model: a checkpoint with canaries, and the memorisation table.
     let model = dir.path().join("reports/demo-model/target");
@@ -343,22 +343,7 @@ fn demo_writes_the_report() {
         assert!(!text.contains("@example."), "an email reached the report");
     }
     // A second demo reuses the fleet instead of training it again.
-    let o = phiprobe(
-        dir.path(),
-        &[
-            "demo",
-            "--patients",
-            "1500",
-            "--out",
-            "reports/demo",
-            "--train-patients",
-            "40",
-            "--train-epochs",
-            "0.3",
-            "--train-references",
-            "2",
-        ],
-    );
+    let o = phiprobe(dir.path(), DEMO_ARGS);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("reusing the demo target"),

@@ -37,3 +37,31 @@ pub fn stderr(o: &Output) -> String {
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
+
+/// Synthesises `patients` patients into `dir/out` in `format`.
+pub fn synth_into(dir: &Path, patients: &str, out: &str, format: &str) {
+    let o = phiprobe(
+        dir,
+        &[
+            "-q",
+            "data",
+            "synth",
+            "--patients",
+            patients,
+            "--seed",
+            "4",
+            "--out",
+            out,
+            "--format",
+            format,
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// A temporary folder with `patients` synthetic patients in `d/` (CSV).
+pub fn workspace(patients: &str) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    synth_into(tmp.path(), patients, "d", "csv");
+    tmp
+}

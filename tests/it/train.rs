@@ -8,7 +8,7 @@ use phiprobe::model::{LoadOptions, load};
 use phiprobe::train::llama::{self, Batch, LlamaConfig, Params};
 use serde_json::Value;
 
-use crate::{data, phiprobe, stderr, stdout};
+use crate::{data, phiprobe, stderr, stdout, synth_into, workspace};
 
 fn expected() -> Value {
     let text = std::fs::read_to_string(data("trained/expected.json")).expect("expected.json");
@@ -84,34 +84,6 @@ fn training_forward_pass_agrees_with_transformers() {
         }
     }
     assert!(worst < 1e-4, "max |Δ log p| = {worst:.2e}");
-}
-
-/// Synthesises `patients` patients into `dir/out` in `format`.
-fn synth_into(dir: &Path, patients: &str, out: &str, format: &str) {
-    let o = phiprobe(
-        dir,
-        &[
-            "-q",
-            "data",
-            "synth",
-            "--patients",
-            patients,
-            "--seed",
-            "4",
-            "--out",
-            out,
-            "--format",
-            format,
-        ],
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
-}
-
-/// A temporary folder with `patients` synthetic patients in `d/` (CSV).
-fn workspace(patients: &str) -> tempfile::TempDir {
-    let tmp = tempfile::tempdir().unwrap();
-    synth_into(tmp.path(), patients, "d", "csv");
-    tmp
 }
 
 fn train(dir: &Path, extra: &[&str]) -> std::process::Output {
