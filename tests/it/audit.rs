@@ -51,19 +51,11 @@ fn audit_finds_membership_resumes_and_reanalyses() {
     let tmp = workspace("40");
     let dir = tmp.path();
     // A micro target and 4 references, trained long enough to memorise.
-    let o = phiprobe(
+    let o = crate::train::train(
         dir,
         &[
-            "-q",
-            "train",
-            "--data",
-            "d/synthetic-ehr.toml",
-            "--preset",
-            "micro",
             "--epochs",
             "12",
-            "--batch-size",
-            "8",
             "--out",
             "fleet",
             "--references",

@@ -86,7 +86,8 @@ fn training_forward_pass_agrees_with_transformers() {
     assert!(worst < 1e-4, "max |Δ log p| = {worst:.2e}");
 }
 
-fn train(dir: &Path, extra: &[&str]) -> std::process::Output {
+/// `phiprobe -q train` of the micro preset on `d/` (1 epoch, batch 8 unless `extra` says).
+pub fn train(dir: &Path, extra: &[&str]) -> std::process::Output {
     let mut args = vec![
         "-q",
         "train",
