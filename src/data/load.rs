@@ -33,6 +33,8 @@ pub struct Source {
     pub path: PathBuf,
     /// Hashes of the files read.
     pub hashes: Vec<FileHash>,
+    /// Rows of each file, in the order stacked.
+    pub file_rows: Vec<usize>,
     /// A salt derived from the file contents (not from their hashes), for pseudonymising
     /// values in reports: reproducible for whoever holds the data, unguessable for others.
     pub salt: [u8; 32],
@@ -105,6 +107,7 @@ fn parse(bytes: Vec<u8>, path: &Path, opts: &ReadOptions) -> Result<DataFrame> {
 pub fn read(paths: &[PathBuf], opts: &ReadOptions) -> Result<Source> {
     let mut frame: Option<DataFrame> = None;
     let mut hashes = Vec::new();
+    let mut file_rows = Vec::new();
     let mut salter = Sha256::new();
     salter.update(b"phiprobe report salt v1");
     for path in paths {
@@ -115,6 +118,7 @@ pub fn read(paths: &[PathBuf], opts: &ReadOptions) -> Result<Source> {
         salter.update(&bytes);
         hashes.push(FileHash::of(&path.display().to_string(), &bytes));
         let df = parse(bytes, path, opts)?;
+        file_rows.push(df.height());
         frame = Some(match frame {
             None => df,
             Some(mut acc) => {
@@ -139,6 +143,7 @@ pub fn read(paths: &[PathBuf], opts: &ReadOptions) -> Result<Source> {
         frame,
         path,
         hashes,
+        file_rows,
         salt: salter.finalize().into(),
         missing: opts.missing.clone(),
     })

@@ -24,6 +24,8 @@ pub struct TextRecords {
     pub texts: Vec<String>,
     /// Member (true), held out (false), or unknown (no split in the card).
     pub member: Vec<Option<bool>>,
+    /// Index into `files` of the file each record came from.
+    pub file_of: Vec<u32>,
     /// Columns the card types as `date`, as days since 1970-01-01 (`None` where missing or
     /// not a date). For distribution checks; never written out.
     pub dates: Vec<(String, Vec<Option<i64>>)>,
@@ -150,6 +152,13 @@ impl TextRecords {
                 .collect();
             dates.push((spec.name.clone(), days));
         }
+        let file_of: Vec<u32> = ds
+            .source
+            .file_rows
+            .iter()
+            .enumerate()
+            .flat_map(|(f, &rows)| std::iter::repeat_n(f as u32, rows))
+            .collect();
         Ok(Self {
             card: card.to_owned(),
             source: ds.source.path.clone(),
@@ -159,6 +168,7 @@ impl TextRecords {
             patients,
             texts,
             member,
+            file_of,
             dates,
         })
     }

@@ -694,6 +694,16 @@ pub fn run(
                     .collect();
                 membership::shift_check(name, &v, &member_flags, &spec.settings, spec.seed)
             })
+            .chain((recs.files.len() > 1).then(|| {
+                let files: Vec<u32> = rows.iter().map(|&r| recs.file_of[r]).collect();
+                membership::categorical_shift_check(
+                    "source_file",
+                    &files,
+                    &member_flags,
+                    &spec.settings,
+                    spec.seed,
+                )
+            }))
             .collect(),
     };
     write_json(&obs_dir.join("audit.json"), &rec)?;

@@ -1138,6 +1138,32 @@ pub fn shift_check(
     }
 }
 
+/// A categorical feature (the data file a record came from, …) as a membership score, fitted
+/// honestly: each category's member share is estimated on a seeded half of the records and used
+/// as the score of the other half, whose AUC (with its bootstrap interval) is reported. Records
+/// from sources with different member shares make attacks look better than they are.
+pub fn categorical_shift_check(
+    feature: &str,
+    categories: &[u32],
+    members: &[bool],
+    s: &Settings,
+    seed: u64,
+) -> ShiftCheck {
+    let mut rng = Rng::derive(seed, &format!("membership/shift-split/{feature}"), 0);
+    let (cal, eval) = split_halves(members, &mut rng);
+    let mut counts: BTreeMap<u32, (f64, f64)> = BTreeMap::new();
+    for &i in &cal {
+        let e = counts.entry(categories[i]).or_default();
+        e.0 += f64::from(u8::from(members[i]));
+        e.1 += 1.0;
+    }
+    let overall = cal.iter().filter(|&&i| members[i]).count() as f64 / cal.len().max(1) as f64;
+    let share = |c: u32| counts.get(&c).map_or(overall, |&(m, n)| m / n);
+    let values: Vec<f64> = eval.iter().map(|&i| share(categories[i])).collect();
+    let labels: Vec<bool> = eval.iter().map(|&i| members[i]).collect();
+    shift_check(feature, &values, &labels, s, seed)
+}
+
 /// Analyses the observations: every attack's findings, plus the report detail.
 pub fn analyze(
     obs: &Observations,
@@ -1562,6 +1588,26 @@ mod tests {
         );
         let auc = findings.iter().find(|f| f.metric == "mia.auc").unwrap();
         assert!(auc.caveats.iter().any(|c| c.contains("distribution shift")));
+    }
+
+    #[test]
+    fn source_shift_is_detected_only_when_sources_differ_in_membership() {
+        let s = Settings {
+            bootstrap: 200,
+            ..Settings::default()
+        };
+        let members: Vec<bool> = (0..600).map(|i| i % 2 == 0).collect();
+        // Members mostly from file 0, non-members mostly from file 1.
+        let skewed: Vec<u32> = (0..600)
+            .map(|i| u32::from((i % 2 == 1) != (i % 10 == 0)))
+            .collect();
+        let c = categorical_shift_check("source_file", &skewed, &members, &s, 1);
+        assert!(c.shifted && c.auc.unwrap() > 0.8, "{c:?}");
+        // Files independent of membership.
+        let mut rng = Rng::new(2);
+        let random: Vec<u32> = (0..600).map(|_| rng.index(3) as u32).collect();
+        let c = categorical_shift_check("source_file", &random, &members, &s, 1);
+        assert!(!c.shifted, "{c:?}");
     }
 
     #[test]

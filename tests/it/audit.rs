@@ -255,3 +255,53 @@ fn bad_audit_inputs_exit_2() {
         assert!(!stderr(&o).contains("panicked"));
     }
 }
+
+#[test]
+fn members_and_non_members_from_different_files_get_a_shift_caveat() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut a = String::from("id,member,text\n");
+    let mut b = String::from("id,member,text\n");
+    for i in 0..40 {
+        a.push_str(&format!(
+            "m{i},true,Follow-up visit number {i} for routine review.\n"
+        ));
+        b.push_str(&format!(
+            "n{i},false,Follow-up visit number {i} for routine review.\n"
+        ));
+    }
+    std::fs::write(dir.join("a.csv"), a).unwrap();
+    std::fs::write(dir.join("b.csv"), b).unwrap();
+    std::fs::write(
+        dir.join("two.toml"),
+        "name = \"two\"\nfiles = [\"a.csv\", \"b.csv\"]\nrecord_id = \"id\"\n[membership]\ncolumn = \"member\"\n[[column]]\nname = \"text\"\nrole = \"text\"\n",
+    )
+    .unwrap();
+    let mock = format!("mock:{}", crate::data("models/mock.json").display());
+    let o = phiprobe(
+        dir,
+        &[
+            "-q", "audit", "--model", &mock, "--data", "two.toml", "--out", "r",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let f = json(&dir.join("r/findings.json"));
+    let shift = f["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["metric"] == "mia.shift_auc" && x["params"]["feature"] == "source_file")
+        .expect("a source-file shift check");
+    assert!(shift["value"].as_f64().unwrap() > 0.9, "{shift}");
+    let loss = f["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["metric"] == "mia.auc" && x["params"]["attack"] == "loss")
+        .unwrap();
+    assert!(
+        loss["caveats"].to_string().contains("source_file"),
+        "{}",
+        loss["caveats"]
+    );
+}
