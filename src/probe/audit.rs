@@ -10,7 +10,7 @@
 //! `part-NNNNN.parquet` chunks per model). `phiprobe report RUN --reanalyze` re-derives every
 //! finding from `observations/` without a model.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -806,13 +806,4 @@ pub fn reanalyze(run: &Path, settings: Option<&Settings>) -> Result<FindingsFile
         crate::fsx::write_atomic(&run.join(name), &bytes)?;
     }
     Ok(file)
-}
-
-/// Counts per model of records scored, for messages.
-pub fn summary_counts(file: &FindingsFile) -> BTreeMap<String, f64> {
-    file.findings
-        .iter()
-        .filter(|f| f.metric == "mia.auc")
-        .filter_map(|f| Some((f.params.get("attack")?.as_str()?.to_owned(), f.value?)))
-        .collect()
 }

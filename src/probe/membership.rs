@@ -971,8 +971,7 @@ fn evaluate(
     let c = Confusion::at(&a.scores, &obs.member, &eval, th);
     let (alo, ahi) = c.advantage_interval(s.confidence);
     let cal_note = format!(
-        "threshold {} chosen on a calibration half ({} records), counted on the other ({} records)",
-        crate::report::doc::num(th),
+        "threshold {th:.6} chosen on a calibration half ({} records), counted on the other ({} records)",
         cal.len(),
         eval.len()
     );
