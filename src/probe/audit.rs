@@ -522,22 +522,11 @@ pub fn run(
     if spec.batch_tokens == 0 {
         return Err(Error::Usage("--batch-tokens must be at least 1".into()));
     }
-    if spec.out.exists() && !(spec.out.is_dir() && spec.out.join(crate::report::FINDINGS).is_file())
-    {
-        let empty = spec.out.is_dir()
-            && std::fs::read_dir(&spec.out)
-                .map_err(|source| Error::Read {
-                    path: spec.out.clone(),
-                    source,
-                })?
-                .next()
-                .is_none();
-        if !empty {
-            return Err(Error::Usage(format!(
-                "{} exists and is not a phiprobe run folder; choose another --out",
-                spec.out.display()
-            )));
-        }
+    if !crate::report::replaceable(&spec.out)? {
+        return Err(Error::Usage(format!(
+            "{} exists and is not a phiprobe run folder; choose another --out",
+            spec.out.display()
+        )));
     }
     let recs = TextRecords::load(&spec.data, spec.column.as_deref())?;
     let rows: Vec<usize> = (0..recs.len())

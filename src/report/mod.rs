@@ -60,7 +60,9 @@ fn werr(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     }
 }
 
-fn replaceable(dir: &Path) -> Result<bool> {
+/// Whether `dir` may be replaced by a run folder: absent, empty, or itself a run folder
+/// (it holds `findings.json`).
+pub(crate) fn replaceable(dir: &Path) -> Result<bool> {
     if !dir.exists() {
         return Ok(true);
     }
