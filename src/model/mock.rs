@@ -171,6 +171,19 @@ impl LanguageModel for MockModel {
             })
             .collect()
     }
+    fn next_logprobs(&self, prefixes: &[Vec<u32>]) -> crate::Result<Vec<Vec<f32>>> {
+        prefixes
+            .iter()
+            .map(|seq| {
+                if seq.first() != Some(&BOS) || seq.iter().any(|&t| t as usize >= VOCAB) {
+                    return Err(crate::Error::Usage(
+                        "mock model sequences start with BOS and hold byte tokens".into(),
+                    ));
+                }
+                Ok(super::score::log_softmax(&self.logits(seq)))
+            })
+            .collect()
+    }
     fn generate(&self, prompts: &[Vec<u32>], d: &Decoding) -> crate::Result<Vec<Vec<u32>>> {
         Ok(prompts
             .iter()

@@ -98,6 +98,9 @@ pub trait LanguageModel: Send + Sync {
     fn token_text(&self, id: u32) -> String;
     /// Scores a batch of token sequences (any lengths; padding is handled inside).
     fn score(&self, batch: &[Vec<u32>]) -> crate::Result<Vec<SeqScores>>;
+    /// The next-token distribution after each prefix: log p(v | prefix) for every vocabulary id
+    /// (natural log, computed like [`score::row_stats`] so the two agree).
+    fn next_logprobs(&self, prefixes: &[Vec<u32>]) -> crate::Result<Vec<Vec<f32>>>;
     /// Continues each prompt; returns the new token ids per prompt.
     fn generate(&self, prompts: &[Vec<u32>], decoding: &Decoding) -> crate::Result<Vec<Vec<u32>>>;
 }
@@ -249,6 +252,49 @@ impl LanguageModel for Decoder {
                 scores: scores.by_ref().take(seq.len().saturating_sub(1)).collect(),
             })
             .collect())
+    }
+
+    fn next_logprobs(&self, prefixes: &[Vec<u32>]) -> crate::Result<Vec<Vec<f32>>> {
+        let b = prefixes.len();
+        let t = prefixes.iter().map(Vec::len).max().unwrap_or(0);
+        if b == 0 {
+            return Ok(Vec::new());
+        }
+        if let Some(i) = prefixes.iter().position(Vec::is_empty) {
+            return Err(crate::Error::Usage(format!(
+                "prefix {i} has no tokens; give at least one"
+            )));
+        }
+        self.check_len(t)?;
+        let vocab = self.net.cfg.vocab_size as u32;
+        let pad = self.pad_id();
+        let mut flat = Vec::with_capacity(b * t);
+        let mut last = Vec::with_capacity(b);
+        for (r, seq) in prefixes.iter().enumerate() {
+            if let Some(bad) = seq.iter().find(|&&id| id >= vocab) {
+                return Err(crate::Error::Usage(format!(
+                    "token id {bad} is outside the model's {vocab}-token vocabulary"
+                )));
+            }
+            flat.extend_from_slice(seq);
+            flat.extend(std::iter::repeat_n(pad, t - seq.len()));
+            last.push((r * t + seq.len() - 1) as u32);
+        }
+        let ids = id_tensor(flat, b, t)?;
+        let mask = transformer::causal_mask(t).map_err(ce)?;
+        let pos: Vec<u32> = (0..b).flat_map(|_| 0..t as u32).collect();
+        let pos = Tensor::from_vec(pos, b * t, &Device::Cpu).map_err(ce)?;
+        let hidden = self
+            .net
+            .forward(&ids, &mask, 0, Some(&pos), None)
+            .map_err(ce)?;
+        let last = Tensor::from_vec(last, b, &Device::Cpu).map_err(ce)?;
+        let logits = hidden
+            .index_select(&last, 0)
+            .and_then(|h| h.matmul(&self.net.head_t))
+            .and_then(|l| l.to_vec2::<f32>())
+            .map_err(ce)?;
+        Ok(logits.iter().map(|row| score::log_softmax(row)).collect())
     }
 
     fn generate(&self, prompts: &[Vec<u32>], d: &Decoding) -> crate::Result<Vec<Vec<u32>>> {

@@ -35,6 +35,17 @@ pub fn row_stats(l: &[f32], y: u32) -> TokenScore {
     }
 }
 
+/// log p(v) for every entry of one row of logits, computed as in [`row_stats`]
+/// (`l_v − m − ln Σ e^(l−m)`, the sum in f64).
+pub fn log_softmax(l: &[f32]) -> Vec<f32> {
+    let m = l.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let s: f64 = l.iter().map(|&v| f64::from((v - m).exp())).sum();
+    let ln_s = s.ln();
+    l.iter()
+        .map(|&v| (f64::from(v - m) - ln_s) as f32)
+        .collect()
+}
+
 /// Scores `rows` (`[n, hidden]` hidden states) against `targets` through `head_t` (`[hidden, vocab]`),
 /// `threads` workers on the per-row statistics.
 pub fn head_scores(

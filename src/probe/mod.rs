@@ -2,4 +2,5 @@
 //! cited; `observe` runs the model (in [`audit`]), `analyze` is pure statistics.
 
 pub mod audit;
+pub mod canary;
 pub mod membership;

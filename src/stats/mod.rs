@@ -5,6 +5,7 @@
 
 pub mod epsilon;
 pub mod exposure;
+pub mod skewnorm;
 pub mod interval;
 pub mod rng;
 pub mod roc;

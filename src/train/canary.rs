@@ -230,6 +230,142 @@ impl Format {
     }
 }
 
+/// What one character position of a format allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CharClass {
+    /// Exactly this character.
+    Lit(char),
+    /// `0`–`9`.
+    Digit,
+    /// `A`–`Z`.
+    Upper,
+    /// `a`–`z`.
+    Lower,
+}
+
+impl CharClass {
+    /// Whether `c` may stand at this position.
+    pub fn allows(self, c: char) -> bool {
+        match self {
+            Self::Lit(l) => c == l,
+            Self::Digit => c.is_ascii_digit(),
+            Self::Upper => c.is_ascii_uppercase(),
+            Self::Lower => c.is_ascii_lowercase(),
+        }
+    }
+
+    /// Every character allowed, in ascending order.
+    pub fn chars(self) -> Vec<char> {
+        match self {
+            Self::Lit(l) => vec![l],
+            Self::Digit => ('0'..='9').collect(),
+            Self::Upper => ('A'..='Z').collect(),
+            Self::Lower => ('a'..='z').collect(),
+        }
+    }
+}
+
+impl Format {
+    /// The class of every character position (every format has a fixed length; a `{date}` is
+    /// `DDDD-DD-DD`, its calendar validity checked by [`Format::contains`]).
+    pub fn classes(&self) -> Vec<CharClass> {
+        let mut out = Vec::new();
+        for p in &self.pieces {
+            match p {
+                Piece::Lit(l) => out.extend(l.chars().map(CharClass::Lit)),
+                Piece::Digits(n) => out.extend(std::iter::repeat_n(CharClass::Digit, *n)),
+                Piece::Upper(n) => out.extend(std::iter::repeat_n(CharClass::Upper, *n)),
+                Piece::Lower(n) => out.extend(std::iter::repeat_n(CharClass::Lower, *n)),
+                Piece::Date => {
+                    for c in "DDDD-DD-DD".chars() {
+                        out.push(if c == '-' {
+                            CharClass::Lit('-')
+                        } else {
+                            CharClass::Digit
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether `s` is one of the format's secrets.
+    pub fn contains(&self, s: &str) -> bool {
+        let classes = self.classes();
+        if s.chars().count() != classes.len()
+            || !s.chars().zip(&classes).all(|(c, k)| k.allows(c))
+        {
+            return false;
+        }
+        let mut at = 0;
+        for p in &self.pieces {
+            let len = match p {
+                Piece::Lit(l) => l.chars().count(),
+                Piece::Digits(n) | Piece::Upper(n) | Piece::Lower(n) => *n,
+                Piece::Date => {
+                    let d = &s[at..at + 10];
+                    let ok = (|| {
+                        let y: i64 = d[..4].parse().ok()?;
+                        let m: u32 = d[5..7].parse().ok()?;
+                        let dd: u32 = d[8..10].parse().ok()?;
+                        if !(1..=12).contains(&m) || dd == 0 {
+                            return None;
+                        }
+                        let day = crate::date::days_from_civil(y, m, dd);
+                        (crate::date::iso(day) == d && (DATE_LO..=DATE_HI).contains(&day))
+                            .then_some(())
+                    })();
+                    if ok.is_none() {
+                        return false;
+                    }
+                    10
+                }
+            };
+            // Formats are ASCII apart from literals; advance by the literal's byte length.
+            at += match p {
+                Piece::Lit(l) => l.len(),
+                _ => len,
+            };
+        }
+        true
+    }
+
+    /// Every secret of the space in ascending order, or `None` when there are more than `limit`.
+    pub fn enumerate(&self, limit: u64) -> Option<Vec<String>> {
+        if self.log2_space() > (limit as f64).log2() + 1e-9 {
+            return None;
+        }
+        let mut out = vec![String::new()];
+        for p in &self.pieces {
+            let options: Vec<String> = match p {
+                Piece::Lit(l) => vec![l.clone()],
+                Piece::Digits(n) | Piece::Upper(n) | Piece::Lower(n) => {
+                    let class = match p {
+                        Piece::Digits(_) => CharClass::Digit,
+                        Piece::Upper(_) => CharClass::Upper,
+                        _ => CharClass::Lower,
+                    };
+                    let mut acc = vec![String::new()];
+                    for _ in 0..*n {
+                        acc = acc
+                            .iter()
+                            .flat_map(|a| class.chars().into_iter().map(move |c| format!("{a}{c}")))
+                            .collect();
+                    }
+                    acc
+                }
+                Piece::Date => (DATE_LO..=DATE_HI).map(crate::date::iso).collect(),
+            };
+            out = out
+                .iter()
+                .flat_map(|a| options.iter().map(move |o| format!("{a}{o}")))
+                .collect();
+        }
+        Some(out)
+    }
+}
+
 /// One planted (or coin-excluded) canary.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Canary {
@@ -457,6 +593,21 @@ mod tests {
         assert!(Format::parse("plain").is_err());
         assert!(Format::parse("{d").is_err());
         assert!(Format::parse("{é3}").is_err());
+    }
+
+    #[test]
+    fn membership_and_enumeration_agree() {
+        let f = Format::parse("A{d2}-{u1}").unwrap();
+        let all = f.enumerate(10_000).unwrap();
+        assert_eq!(all.len(), 2600);
+        assert!(all.iter().all(|s| f.contains(s)));
+        assert!(!f.contains("A1-B") && !f.contains("B12-C") && !f.contains("A12-c"));
+        assert!(f.enumerate(100).is_none());
+        let d = Format::parse("{date}").unwrap();
+        assert!(d.contains("1999-12-31") && d.contains("2000-02-29"));
+        assert!(!d.contains("1999-02-29") && !d.contains("1919-12-31") && !d.contains("2006-01-01"));
+        let days = d.enumerate(100_000).unwrap();
+        assert_eq!(days.len() as f64, d.log2_space().exp2().round());
     }
 
     #[test]
