@@ -758,6 +758,7 @@ fn risk_cmd(a: &RiskArgs, quiet: bool) -> Result<u8> {
         findings,
         reid: vec![analysis.detail],
         membership: None,
+        canary: None,
     };
     report::write_run(&out, &file)?;
     let t_report = t0.elapsed().as_secs_f64() - t_load - t_analyze;
@@ -995,6 +996,7 @@ fn demo(a: &DemoArgs, quiet: bool) -> Result<u8> {
         findings,
         reid: details,
         membership: None,
+        canary: None,
     };
     report::write_run(&a.out, &file)?;
     if !quiet {

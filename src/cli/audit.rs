@@ -19,9 +19,14 @@ pub struct AuditArgs {
     /// A PEFT LoRA adapter folder merged into the target.
     #[arg(long)]
     pub adapter: Option<PathBuf>,
-    /// Dataset card whose [membership] section marks members and non-members of the target.
+    /// Dataset card whose [membership] section marks members and non-members of the target
+    /// (needed by the membership probe).
     #[arg(long)]
-    pub data: PathBuf,
+    pub data: Option<PathBuf>,
+    /// Canaries planted in the target's training data (TOML; see `phiprobe probes`). A model
+    /// trained by phiprobe carries its own in training.json.
+    #[arg(long, value_name = "FILE")]
+    pub canaries: Option<PathBuf>,
     /// Text column (default: the card's one text column).
     #[arg(long)]
     pub column: Option<String>,
@@ -153,15 +158,11 @@ fn load_plan(path: Option<&std::path::Path>) -> Result<Plan> {
 /// `phiprobe audit`.
 pub fn audit_cmd(a: &AuditArgs, quiet: bool) -> Result<u8> {
     let plan = load_plan(a.plan.as_deref())?;
-    let settings = plan.membership.clone().ok_or_else(|| {
-        crate::Error::Usage(format!(
-            "{}: the plan has no membership probe; add a [[probe]] with kind = \"membership\"",
-            a.plan
-                .as_deref()
-                .unwrap_or(std::path::Path::new("plan"))
-                .display()
-        ))
-    })?;
+    // Without --data the membership probe cannot run; the default plan then runs the rest.
+    let settings = match (&plan.membership, &a.data, &a.plan) {
+        (Some(_), None, None) => None,
+        (m, _, _) => m.clone(),
+    };
     let seed = a.seed.or(plan.run.seed).unwrap_or(7);
     let policy = match &a.policy {
         Some(p) => Some((crate::gate::Policy::load(p)?, p.clone())),
@@ -176,7 +177,9 @@ pub fn audit_cmd(a: &AuditArgs, quiet: bool) -> Result<u8> {
         "reference_manifest": a.reference_manifest,
         "reference_model": a.reference_model,
         "plan_file": a.plan,
+        "canaries": a.canaries,
         "membership": settings,
+        "canary": plan.canary,
     });
     let id = {
         use sha2::{Digest, Sha256};
@@ -205,6 +208,8 @@ pub fn audit_cmd(a: &AuditArgs, quiet: bool) -> Result<u8> {
         reference_manifest: a.reference_manifest.clone(),
         reference_model: a.reference_model.clone(),
         settings,
+        canary: plan.canary.clone(),
+        canaries: a.canaries.clone(),
         out: out.clone(),
         seed,
         threads: a.threads,
@@ -230,6 +235,7 @@ pub fn audit_cmd(a: &AuditArgs, quiet: bool) -> Result<u8> {
             );
         }
         print_membership(&mut err, &outcome.file)?;
+        print_canary(&mut err, &outcome.file)?;
         eprintln!("report: {}", out.join(crate::report::HTML).display());
     }
     Ok(if outcome.failed > 0 {
@@ -343,6 +349,55 @@ pub fn print_membership(
             c.feature,
             c.auc.map_or("n/a".into(), |v| format!("{v:.3}"))
         )?;
+    }
+    Ok(())
+}
+
+/// The canary table on a terminal: exposure per kind and copies.
+pub fn print_canary(w: &mut impl std::io::Write, file: &crate::evidence::FindingsFile) -> Result<()> {
+    let Some(d) = &file.canary else {
+        if let Some(f) = file
+            .findings
+            .iter()
+            .find(|f| f.probe == "canary" && f.value.is_none())
+        {
+            writeln!(w, "canary exposure: {}", f.caveats.join("; "))?;
+        }
+        return Ok(());
+    };
+    let mut kinds: Vec<&str> = d.rows.iter().map(|r| r.kind.as_str()).collect();
+    kinds.dedup();
+    let mut reps: Vec<usize> = d.rows.iter().map(|r| r.repetitions).collect();
+    reps.sort_unstable();
+    reps.dedup();
+    writeln!(
+        w,
+        "canary exposure in bits (exact rank where searched, ≤ a bound where the search stopped; else rank among references):"
+    )?;
+    write!(w, "  {:>8}", "copies")?;
+    for k in &kinds {
+        write!(w, "  {k:>9}")?;
+    }
+    writeln!(w)?;
+    for r in reps {
+        write!(w, "  {r:>8}")?;
+        for k in &kinds {
+            let cell = d
+                .rows
+                .iter()
+                .filter(|x| x.kind == *k && x.repetitions == r)
+                .map(|x| match x.exact_rank {
+                    Some((_, false)) => format!("≤{:.1}", x.exposure_exact.unwrap_or(f64::NAN)),
+                    _ => format!("{:.1}", x.exposure),
+                })
+                .collect::<Vec<_>>()
+                .join("/");
+            write!(w, "  {cell:>9}")?;
+        }
+        writeln!(w)?;
+    }
+    if let Some(t) = d.trend {
+        writeln!(w, "  Spearman ρ(copies, exposure) = {t:.3}")?;
     }
     Ok(())
 }

@@ -353,10 +353,8 @@ pub(super) fn bench_train_cmd(a: &super::BenchTrainArgs) -> Result<u8> {
 }
 
 /// The demo's second half: train the embedded default target (tiny preset) with the built-in
-/// canary plan on a small synthetic dataset, then show how well it memorised the canaries: each
-/// planted sentence is ranked by the model's log-likelihood among the same sentence carrying
-/// 100 reference secrets of the same kind (rank 1 = the planted secret is the model's favourite).
-/// The canary probe (with exposure and its interval) is `phiprobe audit`'s job; this is a preview.
+/// canary plan on a small synthetic dataset (with reference models when asked), then audit it:
+/// membership inference and canary exposure.
 pub(super) fn demo_target(
     a: &super::DemoArgs,
     risk_data: &std::path::Path,
@@ -450,33 +448,6 @@ pub(super) fn demo_target(
     let reused_flag = reused_any;
     let rec = &rec;
     let train_s = t0.elapsed().as_secs_f64();
-    let model = crate::model::load(
-        target_dir.to_str().unwrap_or_default(),
-        &crate::model::LoadOptions::default(),
-    )?;
-    let planted = rec.canaries.as_ref().expect("the demo plants canaries");
-    let mut by_rung: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
-    for c in &planted.canaries {
-        let refs = planted
-            .references
-            .iter()
-            .find(|r| r.kind == c.kind)
-            .expect("references for every kind");
-        let mut texts = vec![c.sentence.clone()];
-        texts.extend(
-            refs.secrets
-                .iter()
-                .map(|r| refs.context.replace("{secret}", r)),
-        );
-        let refs_str: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let scored = crate::model::score_texts(model.as_ref(), &refs_str, 16_384, |_| {})?;
-        let total: Vec<f64> = scored
-            .iter()
-            .map(|s| s.scores.iter().map(|t| f64::from(t.logprob)).sum())
-            .collect();
-        let rank = 1 + total[1..].iter().filter(|&&x| x > total[0]).count();
-        by_rung.entry(c.repetitions).or_default().push(rank);
-    }
     if !quiet {
         let last = rec.log.epochs.last();
         eprintln!(
@@ -493,14 +464,6 @@ pub(super) fn demo_target(
             last.map_or(f64::NAN, |e| e.train_loss),
             last.and_then(|e| e.val_loss).unwrap_or(f64::NAN),
         );
-        eprintln!(
-            "canary memorisation (rank of the planted secret among it + 100 reference secrets; 1 = memorised):"
-        );
-        eprintln!("  copies  ranks (ssn, mrn, phone, dob, email, account)");
-        for (r, ranks) in &by_rung {
-            let list: Vec<String> = ranks.iter().map(ToString::to_string).collect();
-            eprintln!("  {r:>6}  {}", list.join(", "));
-        }
         eprintln!("model: {}", target_dir.display());
     }
     demo_audit(a, &s.card, &model_dir, &target_dir, quiet)
@@ -560,15 +523,21 @@ fn demo_audit(
             .map_or("demo".into(), |n| n.to_string_lossy().into_owned())
     ));
     let settings = crate::probe::membership::Settings::default();
+    // The demo's canary searches stop at 10,000 model calls each (the default is 20,000).
+    let canary = crate::probe::canary::Settings {
+        max_expansions: 10_000,
+        ..Default::default()
+    };
     let plan = serde_json::json!({
         "model": target_dir,
         "data": card,
         "references": if a.train_references > 0 { vec![model_dir] } else { vec![] },
         "membership": settings,
+        "canary": canary,
     });
     let id = format!("demo-audit-{}", a.seed);
     let spec = crate::probe::audit::AuditSpec {
-        data: card.to_owned(),
+        data: Some(card.to_owned()),
         column: None,
         model: target_dir.display().to_string(),
         adapter: None,
@@ -579,7 +548,9 @@ fn demo_audit(
         },
         reference_manifest: None,
         reference_model: None,
-        settings,
+        settings: Some(settings),
+        canary: Some(canary),
+        canaries: None,
         out: out.clone(),
         seed: a.seed,
         threads: 0,
@@ -607,8 +578,9 @@ fn demo_audit(
     if !quiet {
         eprintln!("\naudited in {:.1} s", t0.elapsed().as_secs_f64());
         super::audit::print_membership(&mut std::io::stderr(), &outcome.file)?;
+        super::audit::print_canary(&mut std::io::stderr(), &outcome.file)?;
         eprintln!(
-            "membership report: {}",
+            "audit report: {}",
             out.join(crate::report::HTML).display()
         );
     }

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::probe::membership;
+use crate::probe::{canary, membership};
 use crate::{Error, Result};
 
 /// `[run]`: settings shared by every probe.
@@ -26,6 +26,8 @@ pub struct Plan {
     pub run: RunSettings,
     /// The membership probe's settings, when the plan has one.
     pub membership: Option<membership::Settings>,
+    /// The canary probe's settings, when the plan has one.
+    pub canary: Option<canary::Settings>,
 }
 
 impl Default for Plan {
@@ -33,6 +35,7 @@ impl Default for Plan {
         Self {
             run: RunSettings::default(),
             membership: Some(membership::Settings::default()),
+            canary: Some(canary::Settings::default()),
         }
     }
 }
@@ -47,7 +50,7 @@ struct RawPlan {
 }
 
 /// Probe kinds this release runs.
-pub const KINDS: [&str; 1] = ["membership"];
+pub const KINDS: [&str; 2] = ["membership", "canary"];
 
 impl Plan {
     /// Parses a plan's text; `path` names it in errors.
@@ -61,6 +64,7 @@ impl Plan {
         let mut plan = Plan {
             run: raw.run,
             membership: None,
+            canary: None,
         };
         for (i, mut t) in raw.probe.into_iter().enumerate() {
             let kind = match t.remove("kind") {
@@ -78,6 +82,17 @@ impl Plan {
                     s.validate()
                         .map_err(|m| bad(format!("[[probe]] membership: {m}")))?;
                     plan.membership = Some(s);
+                }
+                "canary" => {
+                    if plan.canary.is_some() {
+                        return Err(bad("two canary probes; merge them into one".into()));
+                    }
+                    let s: canary::Settings = t
+                        .try_into()
+                        .map_err(|e| bad(format!("[[probe]] canary: {e}")))?;
+                    s.validate()
+                        .map_err(|m| bad(format!("[[probe]] canary: {m}")))?;
+                    plan.canary = Some(s);
                 }
                 other => {
                     return Err(bad(format!(
@@ -110,6 +125,7 @@ mod tests {
         for p in ["probes/default.toml", "probes/quick.toml"] {
             let plan = Plan::load(Path::new(p)).unwrap();
             assert!(plan.membership.is_some(), "{p}");
+            assert!(plan.canary.is_some(), "{p}");
         }
         let e = Plan::parse(
             "[[probe]]\nkind = \"membership\"\natacks = [\"loss\"]\n",

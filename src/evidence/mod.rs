@@ -8,9 +8,11 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+mod canary;
 mod membership;
 mod model;
 mod reid;
+pub use canary::*;
 pub use membership::*;
 pub use model::*;
 pub use reid::*;
@@ -204,4 +206,7 @@ pub struct FindingsFile {
     /// Membership-inference detail (curves, histograms, exposed records), when probed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub membership: Option<MembershipDetail>,
+    /// Canary-exposure detail, when probed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanaryDetail>,
 }

@@ -101,6 +101,19 @@ pub trait LanguageModel: Send + Sync {
     /// The next-token distribution after each prefix: log p(v | prefix) for every vocabulary id
     /// (natural log, computed like [`score::row_stats`] so the two agree).
     fn next_logprobs(&self, prefixes: &[Vec<u32>]) -> crate::Result<Vec<Vec<f32>>>;
+    /// [`LanguageModel::next_logprobs`] of `prefix ++ suffix` for every suffix; models with a
+    /// KV cache run the shared prefix once.
+    fn next_logprobs_shared(
+        &self,
+        prefix: &[u32],
+        suffixes: &[Vec<u32>],
+    ) -> crate::Result<Vec<Vec<f32>>> {
+        let full: Vec<Vec<u32>> = suffixes
+            .iter()
+            .map(|s| prefix.iter().chain(s).copied().collect())
+            .collect();
+        self.next_logprobs(&full)
+    }
     /// Continues each prompt; returns the new token ids per prompt.
     fn generate(&self, prompts: &[Vec<u32>], decoding: &Decoding) -> crate::Result<Vec<Vec<u32>>>;
 }
@@ -287,6 +300,76 @@ impl LanguageModel for Decoder {
         let hidden = self
             .net
             .forward(&ids, &mask, 0, Some(&pos), None)
+            .map_err(ce)?;
+        let last = Tensor::from_vec(last, b, &Device::Cpu).map_err(ce)?;
+        let logits = hidden
+            .index_select(&last, 0)
+            .and_then(|h| h.matmul(&self.net.head_t))
+            .and_then(|l| l.to_vec2::<f32>())
+            .map_err(ce)?;
+        Ok(logits.iter().map(|row| score::log_softmax(row)).collect())
+    }
+
+    fn next_logprobs_shared(
+        &self,
+        prefix: &[u32],
+        suffixes: &[Vec<u32>],
+    ) -> crate::Result<Vec<Vec<f32>>> {
+        let b = suffixes.len();
+        if b == 0 {
+            return Ok(Vec::new());
+        }
+        if prefix.is_empty() || suffixes.iter().any(Vec::is_empty) {
+            let full: Vec<Vec<u32>> = suffixes
+                .iter()
+                .map(|s| prefix.iter().chain(s).copied().collect())
+                .collect();
+            return self.next_logprobs(&full);
+        }
+        let p = prefix.len();
+        let t = suffixes.iter().map(Vec::len).max().unwrap_or(0);
+        self.check_len(p + t)?;
+        let vocab = self.net.cfg.vocab_size as u32;
+        if let Some(bad) = prefix
+            .iter()
+            .chain(suffixes.iter().flatten())
+            .find(|&&id| id >= vocab)
+        {
+            return Err(crate::Error::Usage(format!(
+                "token id {bad} is outside the model's {vocab}-token vocabulary"
+            )));
+        }
+        // The prefix once, batch 1, into a KV cache; then broadcast to the batch.
+        let mut cache: transformer::KvCache = vec![None; self.net.cfg.layers];
+        let ids = id_tensor(prefix.to_vec(), 1, p)?;
+        let mask = transformer::causal_mask(p).map_err(ce)?;
+        let pos = Tensor::from_vec((0..p as u32).collect::<Vec<_>>(), p, &Device::Cpu).map_err(ce)?;
+        self.net
+            .forward(&ids, &mask, 0, Some(&pos), Some(&mut cache))
+            .map_err(ce)?;
+        for entry in cache.iter_mut() {
+            if let Some((k, v)) = entry.take() {
+                let k = k.repeat((b, 1, 1, 1)).map_err(ce)?;
+                let v = v.repeat((b, 1, 1, 1)).map_err(ce)?;
+                *entry = Some((k, v));
+            }
+        }
+        let pad = self.pad_id();
+        let mut flat = Vec::with_capacity(b * t);
+        let mut last = Vec::with_capacity(b);
+        for (r, s) in suffixes.iter().enumerate() {
+            flat.extend_from_slice(s);
+            flat.extend(std::iter::repeat_n(pad, t - s.len()));
+            last.push((r * t + s.len() - 1) as u32);
+        }
+        let ids = id_tensor(flat, b, t)?;
+        // Right padding: a causal mask over past + t hides the pads from every real position.
+        let mask = transformer::padded_mask(&vec![0; b], p, t).map_err(ce)?;
+        let pos: Vec<u32> = (0..b).flat_map(|_| p as u32..(p + t) as u32).collect();
+        let pos = Tensor::from_vec(pos, b * t, &Device::Cpu).map_err(ce)?;
+        let hidden = self
+            .net
+            .forward(&ids, &mask, p, Some(&pos), Some(&mut cache))
             .map_err(ce)?;
         let last = Tensor::from_vec(last, b, &Device::Cpu).map_err(ce)?;
         let logits = hidden

@@ -49,8 +49,8 @@ pub struct ModelSpec {
 /// What `audit` runs.
 #[derive(Debug, Clone)]
 pub struct AuditSpec {
-    /// Dataset card (membership split required).
-    pub data: PathBuf,
+    /// Dataset card (membership split required); needed by the membership probe.
+    pub data: Option<PathBuf>,
     /// Text column (default: the card's one text column).
     pub column: Option<String>,
     /// Target model.
@@ -63,8 +63,12 @@ pub struct AuditSpec {
     pub reference_manifest: Option<PathBuf>,
     /// A reference model without membership (e.g. the public base model).
     pub reference_model: Option<String>,
-    /// Membership settings.
-    pub settings: Settings,
+    /// Membership settings (None: no membership probe).
+    pub settings: Option<Settings>,
+    /// Canary settings (None: no canary probe).
+    pub canary: Option<super::canary::Settings>,
+    /// A `--canaries` file for a model phiprobe did not train.
+    pub canaries: Option<PathBuf>,
     /// Output folder.
     pub out: PathBuf,
     /// Seed.
@@ -245,6 +249,9 @@ struct ResumeKey {
     column: String,
     records: String,
     models: Vec<ModelSpec>,
+    /// Settings and inputs of the probes other than membership.
+    #[serde(default)]
+    probes: serde_json::Value,
 }
 
 fn digest_ids(ids: &[String]) -> String {
@@ -466,22 +473,16 @@ fn target_label(rec: &AuditRecord) -> String {
     )
 }
 
-/// Analyses cached observations into a findings file.
-pub fn analyze_run(
+/// Membership findings and detail from cached observations.
+pub fn analyze_membership(
     rec: &AuditRecord,
     obs: &Observations,
     settings: &Settings,
-    manifest: RunManifest,
-) -> Result<FindingsFile> {
-    let (findings, detail) = membership::analyze(
-        obs,
-        settings,
-        manifest.seed,
-        &rec.data_shift,
-        &target_label(rec),
-    )
-    .map_err(Error::Usage)?;
-    let mut findings = findings;
+    seed: u64,
+) -> Result<(Vec<crate::evidence::Finding>, crate::evidence::MembershipDetail)> {
+    let (mut findings, detail) =
+        membership::analyze(obs, settings, seed, &rec.data_shift, &target_label(rec))
+            .map_err(Error::Usage)?;
     let truncated: usize = rec.models.iter().map(|m| m.truncated).max().unwrap_or(0);
     if truncated > 0 {
         for f in &mut findings {
@@ -490,13 +491,43 @@ pub fn analyze_run(
             ));
         }
     }
-    Ok(FindingsFile {
+    Ok((findings, detail))
+}
+
+/// An empty findings file for `manifest`.
+fn empty_file(manifest: RunManifest) -> FindingsFile {
+    FindingsFile {
         schema_version: SCHEMA_VERSION,
         manifest,
-        findings,
+        findings: Vec::new(),
         reid: Vec::new(),
-        membership: Some(detail),
-    })
+        membership: None,
+        canary: None,
+    }
+}
+
+/// Where a probe's canaries come from: a `--canaries` file, or the training record of a model
+/// phiprobe trained (`training.json` beside the weights).
+pub fn canary_source(
+    model: &str,
+    canaries: Option<&Path>,
+    references: usize,
+    seed: u64,
+) -> Result<Option<super::canary::CanarySet>> {
+    if let Some(f) = canaries {
+        let (specs, groups) = super::canary::from_file(f, references, seed)?;
+        return Ok(Some((format!("--canaries {}", f.display()), specs, groups)));
+    }
+    let tr = Path::new(model).join("training.json");
+    if !tr.is_file() {
+        return Ok(None);
+    }
+    let rec: crate::train::run::TrainingRecord =
+        read_json(&tr, crate::train::run::TRAINING_FORMAT)?;
+    Ok(rec.canaries.as_ref().map(|p| {
+        let (specs, groups) = super::canary::from_planted(p);
+        (format!("training record {}", tr.display()), specs, groups)
+    }))
 }
 
 /// What an audit produced.
@@ -516,9 +547,19 @@ pub fn run(
     mut manifest: RunManifest,
     progress: Progress<'_>,
 ) -> Result<AuditOutcome> {
-    spec.settings
-        .validate()
-        .map_err(|m| Error::Usage(format!("plan: {m}")))?;
+    if let Some(s) = &spec.settings {
+        s.validate()
+            .map_err(|m| Error::Usage(format!("plan: membership: {m}")))?;
+    }
+    if let Some(s) = &spec.canary {
+        s.validate()
+            .map_err(|m| Error::Usage(format!("plan: canary: {m}")))?;
+    }
+    if spec.settings.is_none() && spec.canary.is_none() {
+        return Err(Error::Usage(
+            "the plan has no probe to run; add a [[probe]] (kinds: `phiprobe probes`)".into(),
+        ));
+    }
     if spec.batch_tokens == 0 {
         return Err(Error::Usage("--batch-tokens must be at least 1".into()));
     }
@@ -528,50 +569,31 @@ pub fn run(
             spec.out.display()
         )));
     }
-    let recs = TextRecords::load(&spec.data, spec.column.as_deref())?;
-    let rows: Vec<usize> = (0..recs.len())
-        .filter(|&r| recs.member[r].is_some())
-        .collect();
-    if rows.is_empty() {
-        return Err(Error::Usage(format!(
-            "{}: no record has a known membership; the card's [membership] section must mark members and non-members",
-            spec.data.display()
-        )));
-    }
-    let ids: Vec<String> = rows.iter().map(|&r| recs.ids[r].clone()).collect();
-    {
-        let mut seen = HashSet::new();
-        if let Some(dup) = ids.iter().find(|id| !seen.insert(id.as_str())) {
-            return Err(Error::Usage(format!(
-                "{}: record id '{dup}' occurs twice; audit records need unique ids",
-                spec.data.display()
-            )));
+    let recs = match (&spec.data, spec.settings.is_some()) {
+        (Some(d), _) => Some(TextRecords::load(d, spec.column.as_deref())?),
+        (None, true) => {
+            return Err(Error::Usage(
+                "the membership probe needs --data (a dataset card whose [membership] section marks members and non-members)".into(),
+            ));
         }
-    }
-    let texts: Vec<&str> = rows.iter().map(|&r| recs.texts[r].as_str()).collect();
-    let member: Vec<bool> = rows.iter().map(|&r| recs.member[r] == Some(true)).collect();
-    let member_flags = member.clone();
-    let data_hashes = recs
-        .files
-        .iter()
-        .map(|p| crate::model::hash_file(p))
-        .collect::<Result<Vec<_>>>()?;
-    let mut models = vec![ModelSpec {
-        name: "target".into(),
-        role: "target".into(),
-        spec: spec.model.clone(),
-        adapter: spec.adapter.as_ref().map(|a| a.display().to_string()),
-        membership: None,
-    }];
-    models.extend(reference_specs(spec, &ids)?);
-    if let Some(r) = &spec.reference_model {
-        models.push(ModelSpec {
-            name: "reference-model".into(),
-            role: "reference-model".into(),
-            spec: r.clone(),
-            adapter: None,
-            membership: None,
-        });
+        (None, false) => None,
+    };
+    let data_hashes = match &recs {
+        Some(r) => r
+            .files
+            .iter()
+            .map(|p| crate::model::hash_file(p))
+            .collect::<Result<Vec<_>>>()?,
+        None => Vec::new(),
+    };
+    let canaries = match &spec.canary {
+        Some(cs) => canary_source(&spec.model, spec.canaries.as_deref(), cs.references, spec.seed)?,
+        None => None,
+    };
+    if spec.canaries.is_some() && spec.canary.is_none() {
+        return Err(Error::Usage(
+            "--canaries was given but the plan has no canary probe; add [[probe]] kind = \"canary\"".into(),
+        ));
     }
     let work = working_dir(&spec.out);
     let obs_dir = work.join("observations");
@@ -580,129 +602,259 @@ pub fn run(
         std::fs::remove_dir_all(&work).map_err(werr(&work))?;
     }
     std::fs::create_dir_all(&obs_dir).map_err(werr(&obs_dir))?;
-    let key = ResumeKey {
+    let target_spec = ModelSpec {
+        name: "target".into(),
+        role: "target".into(),
+        spec: spec.model.clone(),
+        adapter: spec.adapter.as_ref().map(|a| a.display().to_string()),
+        membership: None,
+    };
+    let mut file = empty_file(manifest.clone());
+    let mut inputs = data_hashes.clone();
+    let mut scored = Vec::new();
+    let mut key = ResumeKey {
         format: AUDIT_FORMAT.into(),
         data: data_hashes.clone(),
-        column: recs.column.clone(),
-        records: digest_ids(&ids),
-        models: models.clone(),
+        column: recs.as_ref().map_or_else(String::new, |r| r.column.clone()),
+        records: String::new(),
+        models: vec![target_spec.clone()],
+        probes: serde_json::json!({
+            "canary": spec.canary,
+            "canaries": canaries.as_ref().map(|(src, specs, groups)| {
+                serde_json::json!({"source": src, "digest": digest_json(&(specs, groups))})
+            }),
+        }),
+    };
+    // The membership probe decides the models and records of the key.
+    let membership_input = match (&spec.settings, &recs) {
+        (Some(_), Some(recs)) => {
+            let rows: Vec<usize> = (0..recs.len())
+                .filter(|&r| recs.member[r].is_some())
+                .collect();
+            if rows.is_empty() {
+                return Err(Error::Usage(format!(
+                    "{}: no record has a known membership; the card's [membership] section must mark members and non-members",
+                    spec.data.as_deref().unwrap_or(Path::new("data")).display()
+                )));
+            }
+            let ids: Vec<String> = rows.iter().map(|&r| recs.ids[r].clone()).collect();
+            {
+                let mut seen = HashSet::new();
+                if let Some(dup) = ids.iter().find(|id| !seen.insert(id.as_str())) {
+                    return Err(Error::Usage(format!(
+                        "{}: record id '{dup}' occurs twice; audit records need unique ids",
+                        spec.data.as_deref().unwrap_or(Path::new("data")).display()
+                    )));
+                }
+            }
+            let mut models = vec![target_spec.clone()];
+            models.extend(reference_specs(spec, &ids)?);
+            if let Some(r) = &spec.reference_model {
+                models.push(ModelSpec {
+                    name: "reference-model".into(),
+                    role: "reference-model".into(),
+                    spec: r.clone(),
+                    adapter: None,
+                    membership: None,
+                });
+            }
+            key.records = digest_ids(&ids);
+            key.models = models.clone();
+            Some((rows, ids, models))
+        }
+        _ => None,
     };
     let key_path = work.join("resume.json");
     if key_path.is_file() {
         let old: ResumeKey = read_json(&key_path, "phiprobe audit resume state")?;
         if old != key {
             return Err(Error::Usage(format!(
-                "{} holds an interrupted audit of different inputs (data, records or models changed); delete it or choose another --out",
+                "{} holds an interrupted audit of different inputs (data, records, models or probe settings changed); delete it or choose another --out",
                 work.display()
             )));
         }
     } else {
         write_json(&key_path, &key)?;
     }
-    let mut observed = Vec::new();
-    let mut scored = Vec::new();
-    for m in &models {
-        let dir = obs_dir.join(&m.name);
-        let done = dir.join("done.json");
-        let opts = LoadOptions {
-            adapter: if m.role == "target" {
-                spec.adapter.clone()
-            } else {
-                None
-            },
-            threads: spec.threads,
-        };
-        if done.is_file()
-            && let Ok(o) = read_json::<ObservedModel>(&done, "observation state")
-            && o.spec == *m
-            // The model files must still be the ones observed.
-            && o.card.files.iter().all(|f| {
-                crate::model::hash_file(Path::new(&f.path)).is_ok_and(|h| h.sha256 == f.sha256)
-            })
-        {
-            progress(&m.name, ids.len(), ids.len());
+    let mut target_card: Option<ModelCard> = None;
+    if let (Some(settings), Some(recs), Some((rows, ids, models))) =
+        (&spec.settings, &recs, membership_input)
+    {
+        let texts: Vec<&str> = rows.iter().map(|&r| recs.texts[r].as_str()).collect();
+        let member: Vec<bool> = rows.iter().map(|&r| recs.member[r] == Some(true)).collect();
+        let mut observed = Vec::new();
+        for m in &models {
+            let dir = obs_dir.join(&m.name);
+            let done = dir.join("done.json");
+            let opts = LoadOptions {
+                adapter: if m.role == "target" {
+                    spec.adapter.clone()
+                } else {
+                    None
+                },
+                threads: spec.threads,
+            };
+            if done.is_file()
+                && let Ok(o) = read_json::<ObservedModel>(&done, "observation state")
+                && o.spec == *m
+                // The model files must still be the ones observed.
+                && o.card.files.iter().all(|f| {
+                    crate::model::hash_file(Path::new(&f.path)).is_ok_and(|h| h.sha256 == f.sha256)
+                })
+            {
+                progress(&m.name, ids.len(), ids.len());
+                observed.push(o);
+                continue;
+            }
+            let model = crate::model::load(&m.spec, &opts)?;
+            let (tokenization, truncated) = observe_model(
+                m,
+                model.as_ref(),
+                m.role == "target",
+                &ids,
+                &texts,
+                &dir,
+                spec.batch_tokens,
+                progress,
+            )?;
+            let o = ObservedModel {
+                spec: m.clone(),
+                card: model.card().clone(),
+                tokenization,
+                truncated,
+            };
+            write_json(&done, &o)?;
             observed.push(o);
-            continue;
+            scored.push(m.name.clone());
         }
-        let model = crate::model::load(&m.spec, &opts)?;
-        let (tokenization, truncated) = observe_model(
-            m,
-            model.as_ref(),
-            m.role == "target",
-            &ids,
-            &texts,
-            &dir,
-            spec.batch_tokens,
-            progress,
-        )?;
-        let o = ObservedModel {
-            spec: m.clone(),
-            card: model.card().clone(),
-            tokenization,
-            truncated,
+        // A reference that is the target itself would hand LiRA and RMIA the target's own signal.
+        let weights = |o: &ObservedModel| -> Vec<String> {
+            let mut w: Vec<String> = o
+                .card
+                .files
+                .iter()
+                .filter(|f| !f.path.ends_with(".json"))
+                .map(|f| f.sha256.clone())
+                .collect();
+            w.sort();
+            w
         };
-        write_json(&done, &o)?;
-        observed.push(o);
-        scored.push(m.name.clone());
+        let target_weights = weights(&observed[0]);
+        if let Some(twin) = observed[1..].iter().find(|o| {
+            o.spec.adapter.is_none() && spec.adapter.is_none() && weights(o) == target_weights
+        }) {
+            return Err(Error::Usage(format!(
+                "reference model '{}' ({}) has the same weights as the target; a reference model must be a different model",
+                twin.spec.name, twin.spec.spec
+            )));
+        }
+        target_card = Some(observed[0].card.clone());
+        let rec = AuditRecord {
+            format: AUDIT_FORMAT.into(),
+            records: ids.clone(),
+            member: member.clone(),
+            text_bytes: texts.iter().map(|t| t.len() as u64).collect(),
+            zlib_bytes: texts.iter().map(|t| zlib_len(t)).collect(),
+            models: observed,
+            data_shift: recs
+                .dates
+                .iter()
+                .map(|(name, days)| {
+                    let v: Vec<f64> = rows
+                        .iter()
+                        .map(|&r| days[r].map_or(f64::NAN, |d| d as f64))
+                        .collect();
+                    membership::shift_check(name, &v, &member, settings, spec.seed)
+                })
+                .chain((recs.files.len() > 1).then(|| {
+                    let files: Vec<u32> = rows.iter().map(|&r| recs.file_of[r]).collect();
+                    membership::categorical_shift_check(
+                        "source_file",
+                        &files,
+                        &member,
+                        settings,
+                        spec.seed,
+                    )
+                }))
+                .collect(),
+        };
+        write_json(&obs_dir.join("audit.json"), &rec)?;
+        let (rec, obs) = load_observations(&obs_dir)?;
+        for m in &rec.models {
+            inputs.extend(m.card.files.iter().cloned());
+        }
+        let (findings, detail) = analyze_membership(&rec, &obs, settings, spec.seed)?;
+        file.findings.extend(findings);
+        file.membership = Some(detail);
     }
-    // A reference that is the target itself would hand LiRA and RMIA the target's own signal.
-    let weights = |o: &ObservedModel| -> Vec<String> {
-        let mut w: Vec<String> = o
-            .card
-            .files
-            .iter()
-            .filter(|f| !f.path.ends_with(".json"))
-            .map(|f| f.sha256.clone())
-            .collect();
-        w.sort();
-        w
-    };
-    let target_weights = weights(&observed[0]);
-    if let Some(twin) = observed[1..].iter().find(|o| {
-        o.spec.adapter.is_none() && spec.adapter.is_none() && weights(o) == target_weights
-    }) {
-        return Err(Error::Usage(format!(
-            "reference model '{}' ({}) has the same weights as the target; a reference model must be a different model",
-            twin.spec.name, twin.spec.spec
-        )));
+    // Probes that need the target model loaded.
+    if let Some(cs) = &spec.canary {
+        let path = obs_dir.join(CANARY_FILE);
+        let obs = match &canaries {
+            None => None,
+            Some(_) if path.is_file() => Some(read_json::<super::canary::Observations>(
+                &path,
+                "canary observations",
+            )?),
+            Some((source, specs, groups)) => {
+                let model = crate::model::load(
+                    &spec.model,
+                    &LoadOptions {
+                        adapter: spec.adapter.clone(),
+                        threads: spec.threads,
+                    },
+                )?;
+                if target_card.is_none() {
+                    target_card = Some(model.card().clone());
+                }
+                let mut p = |done: usize, total: usize| progress("canaries", done, total);
+                let o = super::canary::observe(
+                    model.as_ref(),
+                    specs,
+                    groups,
+                    source,
+                    cs,
+                    spec.batch_tokens,
+                    &mut p,
+                )?;
+                write_json(&path, &o)?;
+                scored.push("canaries".into());
+                Some(o)
+            }
+        };
+        match obs {
+            Some(o) => {
+                let (findings, detail) = super::canary::analyze(&o);
+                file.findings.extend(findings);
+                file.canary = Some(detail);
+            }
+            None => file.findings.push(
+                crate::evidence::Finding::new("canary", "canary.exposure", None).with_caveat(
+                    "not measured: the target has no canaries (it was not trained by phiprobe with a canary plan, and no --canaries file was given)",
+                ),
+            ),
+        }
     }
-    let rec = AuditRecord {
-        format: AUDIT_FORMAT.into(),
-        records: ids.clone(),
-        member,
-        text_bytes: texts.iter().map(|t| t.len() as u64).collect(),
-        zlib_bytes: texts.iter().map(|t| zlib_len(t)).collect(),
-        models: observed,
-        data_shift: recs
-            .dates
-            .iter()
-            .map(|(name, days)| {
-                let v: Vec<f64> = rows
-                    .iter()
-                    .map(|&r| days[r].map_or(f64::NAN, |d| d as f64))
-                    .collect();
-                membership::shift_check(name, &v, &member_flags, &spec.settings, spec.seed)
-            })
-            .chain((recs.files.len() > 1).then(|| {
-                let files: Vec<u32> = rows.iter().map(|&r| recs.file_of[r]).collect();
-                membership::categorical_shift_check(
-                    "source_file",
-                    &files,
-                    &member_flags,
-                    &spec.settings,
-                    spec.seed,
-                )
-            }))
-            .collect(),
-    };
-    write_json(&obs_dir.join("audit.json"), &rec)?;
-    let (rec, obs) = load_observations(&obs_dir)?;
-    let mut inputs = data_hashes;
-    for m in &rec.models {
-        inputs.extend(m.card.files.iter().cloned());
+    if target_card.is_none() {
+        let model = crate::model::load(
+            &spec.model,
+            &LoadOptions {
+                adapter: spec.adapter.clone(),
+                threads: spec.threads,
+            },
+        )?;
+        target_card = Some(model.card().clone());
+    }
+    if file.membership.is_none()
+        && let Some(c) = &target_card
+    {
+        inputs.extend(c.files.iter().cloned());
+    }
+    if let Some(f) = &spec.canaries {
+        inputs.push(crate::model::hash_file(f)?);
     }
     manifest.inputs = inputs;
-    let mut file = analyze_run(&rec, &obs, &spec.settings, manifest)?;
+    file.manifest = manifest;
     let failed = match &spec.policy {
         Some((p, path)) => crate::gate::apply(p, path, &mut file.findings)?,
         None => 0,
@@ -713,6 +865,15 @@ pub fn run(
         scored,
         failed,
     })
+}
+
+/// Canary observations in a run folder.
+pub const CANARY_FILE: &str = "canary.json";
+
+fn digest_json(v: &impl Serialize) -> String {
+    let mut h = Sha256::new();
+    h.update(serde_json::to_vec(v).unwrap_or_default());
+    hex(&h.finalize())
 }
 
 /// Writes the report files into the working folder, renames it to `out`, then drops the resume
@@ -757,40 +918,62 @@ fn finish(work: &Path, out: &Path, file: &FindingsFile) -> Result<()> {
     Ok(())
 }
 
-/// Re-analyses a finished audit run from its observations (new settings optional) and rewrites
-/// its findings and views in place, each file atomically.
+/// Re-analyses a finished audit run from its observations (new membership settings optional)
+/// and rewrites its findings and views in place, each file atomically.
 pub fn reanalyze(run: &Path, settings: Option<&Settings>) -> Result<FindingsFile> {
     let old = crate::report::read_findings(run)?;
     let obs_dir = run.join("observations");
-    if !obs_dir.join("audit.json").is_file() {
+    let has_membership = obs_dir.join("audit.json").is_file();
+    let canary_path = obs_dir.join(CANARY_FILE);
+    if !has_membership && !canary_path.is_file() {
         return Err(Error::Usage(format!(
-            "{}: no observations/audit.json; only `phiprobe audit` runs can be re-analysed",
+            "{}: no observations (observations/audit.json or {CANARY_FILE}); only `phiprobe audit` runs can be re-analysed",
             run.display()
         )));
     }
-    let (rec, obs) = load_observations(&obs_dir)?;
-    let settings = match settings {
-        Some(s) => s.clone(),
-        None => old
-            .membership
-            .as_ref()
-            .map(|d| serde_json::from_value::<Settings>(d.settings.clone()))
-            .transpose()
-            .map_err(|e| Error::Parse {
-                path: run.join(crate::report::FINDINGS),
-                format: "membership settings".into(),
-                message: e.to_string(),
-            })?
-            .unwrap_or_default(),
-    };
     let mut manifest = old.manifest.clone();
-    if let Some(plan) = manifest.plan.as_object_mut() {
-        plan.insert(
-            "membership".into(),
-            serde_json::to_value(&settings).unwrap_or_default(),
+    let mut file = empty_file(manifest.clone());
+    if has_membership {
+        let (rec, obs) = load_observations(&obs_dir)?;
+        let settings = match settings {
+            Some(s) => s.clone(),
+            None => old
+                .membership
+                .as_ref()
+                .map(|d| serde_json::from_value::<Settings>(d.settings.clone()))
+                .transpose()
+                .map_err(|e| Error::Parse {
+                    path: run.join(crate::report::FINDINGS),
+                    format: "membership settings".into(),
+                    message: e.to_string(),
+                })?
+                .unwrap_or_default(),
+        };
+        if let Some(plan) = manifest.plan.as_object_mut() {
+            plan.insert(
+                "membership".into(),
+                serde_json::to_value(&settings).unwrap_or_default(),
+            );
+        }
+        let (findings, detail) = analyze_membership(&rec, &obs, &settings, manifest.seed)?;
+        file.findings.extend(findings);
+        file.membership = Some(detail);
+    }
+    if canary_path.is_file() {
+        let o: super::canary::Observations = read_json(&canary_path, "canary observations")?;
+        let (findings, detail) = super::canary::analyze(&o);
+        file.findings.extend(findings);
+        file.canary = Some(detail);
+    } else {
+        // Keep a recorded "not measured" canary finding.
+        file.findings.extend(
+            old.findings
+                .iter()
+                .filter(|f| f.probe == "canary")
+                .cloned(),
         );
     }
-    let file = analyze_run(&rec, &obs, &settings, manifest)?;
+    file.manifest = manifest;
     for (name, bytes) in crate::report::render_all(&file)? {
         crate::fsx::write_atomic(&run.join(name), &bytes)?;
     }

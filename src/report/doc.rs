@@ -166,6 +166,9 @@ pub fn build(file: &FindingsFile) -> ReportDoc {
     if let Some(b) = super::membership::summary(file) {
         summary.push(b);
     }
+    if let Some(b) = super::canary::summary(file) {
+        summary.push(b);
+    }
     let failed = file
         .findings
         .iter()
@@ -182,6 +185,9 @@ pub fn build(file: &FindingsFile) -> ReportDoc {
         blocks: summary,
     });
     if let Some(sec) = super::membership::section(file) {
+        sections.push(sec);
+    }
+    if let Some(sec) = super::canary::section(file) {
         sections.push(sec);
     }
 

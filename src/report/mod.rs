@@ -5,6 +5,7 @@
 
 pub mod doc;
 pub mod figures;
+pub mod canary;
 pub mod membership;
 pub mod render;
 

@@ -303,18 +303,22 @@ fn demo_writes_the_report() {
     let dir = tempfile::tempdir().unwrap();
     let o = phiprobe(dir.path(), DEMO_ARGS);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    // The demo's target model: a checkpoint with canaries, and the memorisation table.
+    // The demo's target model: a checkpoint with canaries, and the exposure table.
     let model = dir.path().join("reports/demo-model/target");
     assert!(model.join("model.safetensors").is_file());
     assert!(model.join("training.json").is_file());
-    assert!(stderr(&o).contains("canary memorisation"), "{}", stderr(&o));
-    assert!(stderr(&o).contains("     32  "), "{}", stderr(&o));
+    assert!(stderr(&o).contains("canary exposure in bits"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("        32  "), "{}", stderr(&o));
     // The membership audit of the target against its two reference models.
     assert!(dir.path().join("reports/demo-model/fleet.json").is_file());
     let audit = dir.path().join("reports/demo-audit");
     let amd = std::fs::read_to_string(audit.join("report.md")).unwrap();
     assert!(
         amd.contains("Membership inference") && amd.contains("lira_online"),
+        "{amd}"
+    );
+    assert!(
+        amd.contains("## Canary exposure") && amd.contains("ssn-r32-0"),
         "{amd}"
     );
     assert!(

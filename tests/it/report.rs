@@ -39,6 +39,7 @@ fn fixture() -> FindingsFile {
         findings: a.findings,
         reid: vec![a.detail],
         membership: None,
+        canary: None,
     }
 }
 

@@ -24,7 +24,7 @@ pub mod search;
 
 use serde::{Deserialize, Serialize};
 
-use crate::evidence::Finding;
+use crate::evidence::{CanaryDetail, CanaryRow, Finding, GroupFit};
 use crate::model::LanguageModel;
 use crate::stats::{Rng, clopper_pearson, skewnorm};
 use crate::train::canary::{Format, Planted};
@@ -66,7 +66,7 @@ impl Default for Settings {
             references: 1000,
             search: SearchMode::Saturated,
             max_expansions: 20_000,
-            batch: 64,
+            batch: 256,
             confidence: 0.95,
         }
     }
@@ -117,6 +117,9 @@ pub struct RefGroup {
     /// Secrets never planted.
     pub secrets: Vec<String>,
 }
+
+/// Canaries with their source description and reference groups.
+pub type CanarySet = (String, Vec<CanarySpec>, Vec<RefGroup>);
 
 /// A `--canaries` file: canaries the user planted in their own training data.
 #[derive(Debug, Clone, Deserialize)]
@@ -353,7 +356,11 @@ pub fn observe(
         at += g.secrets.len();
     }
     let mut surfaces: Option<search::Surfaces> = None;
+    let mut searchers: std::collections::HashMap<usize, search::Searcher<'_>> =
+        Default::default();
     let mut out = Vec::new();
+    // Which canaries to search, decided before any searching.
+    let mut plan = Vec::new();
     for (i, c) in specs.iter().enumerate() {
         let group = groups
             .iter()
@@ -367,21 +374,28 @@ pub fn observe(
             SearchMode::Saturated => k == 0,
             SearchMode::Never => false,
         };
-        let (found, note) = if run {
-            if surfaces.is_none() {
-                surfaces = Some(search::Surfaces::of(model)?);
-            }
-            let format = Format::parse(&c.format).map_err(Error::Usage)?;
-            let q = search::Query {
-                format: &format,
-                context: &c.context,
-                secret: &c.secret,
-            };
+        plan.push((group, k, run));
+    }
+    if plan.iter().any(|p| p.2) {
+        surfaces = Some(search::Surfaces::of(model)?);
+    }
+    let surfaces = surfaces.as_ref();
+    for (i, c) in specs.iter().enumerate() {
+        let (group, k, run) = plan[i];
+        let (found, note) = if let (true, Some(surfaces)) = (run, surfaces) {
             let limits = search::Limits {
                 max_expansions: settings.max_expansions,
                 batch: settings.batch,
             };
-            match search::exact_rank(model, surfaces.as_ref().expect("set"), &q, limits) {
+            let searcher = match searchers.entry(group) {
+                std::collections::hash_map::Entry::Occupied(e) => Ok(e.into_mut()),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    let format = Format::parse(&c.format).map_err(Error::Usage)?;
+                    search::Searcher::new(model, surfaces, &format, &c.context, &c.secret)
+                        .map(|s| v.insert(s))
+                }
+            };
+            match searcher.and_then(|s| s.rank(&c.secret, limits)) {
                 Ok(o) => (Some(o), None),
                 Err(Error::Usage(m)) => (None, Some(m)),
                 Err(e) => return Err(e),
@@ -411,69 +425,6 @@ pub fn observe(
         groups: gobs,
         settings: settings.clone(),
     })
-}
-
-/// One canary's exposures.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CanaryRow {
-    /// Id.
-    pub id: String,
-    /// Kind.
-    pub kind: String,
-    /// Copies planted (0: control).
-    pub repetitions: usize,
-    /// The secret (synthetic).
-    pub secret: String,
-    /// log₂|space|.
-    pub log2_space: f64,
-    /// References at least as likely, of how many.
-    pub refs_at_least_as_likely: u64,
-    /// References in the group.
-    pub references: u64,
-    /// Interpolated exposure (bits).
-    pub exposure_rank: f64,
-    /// Its interval (bits).
-    pub exposure_rank_interval: (f64, f64),
-    /// Extrapolated exposure (bits).
-    pub exposure_skewnorm: Option<f64>,
-    /// Exact rank (or its lower bound) and whether exact.
-    pub exact_rank: Option<(u64, bool)>,
-    /// Exposure from the exact rank (bits; an upper bound when the rank is a bound).
-    pub exposure_exact: Option<f64>,
-    /// Model calls the search spent.
-    pub search_expansions: Option<u64>,
-    /// Note on the search.
-    pub search_note: Option<String>,
-    /// The headline exposure: exact when available, else interpolated.
-    pub exposure: f64,
-}
-
-/// A reference group's skew-normal fit.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GroupFit {
-    /// Kind.
-    pub kind: String,
-    /// Format.
-    pub format: String,
-    /// References.
-    pub references: u64,
-    /// The fit (None: too few distinct values).
-    pub fit: Option<skewnorm::Fit>,
-}
-
-/// Everything the canary section of the report draws.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CanaryDetail {
-    /// Where the canaries came from.
-    pub source: String,
-    /// Per canary.
-    pub rows: Vec<CanaryRow>,
-    /// Per reference group.
-    pub fits: Vec<GroupFit>,
-    /// Spearman correlation between copies and exposure over planted canaries.
-    pub trend: Option<f64>,
-    /// Settings.
-    pub settings: Settings,
 }
 
 fn log2_clamped(p: f64) -> f64 {
@@ -653,7 +604,7 @@ pub fn analyze(obs: &Observations) -> (Vec<Finding>, CanaryDetail) {
             rows,
             fits,
             trend,
-            settings: obs.settings.clone(),
+            settings: serde_json::to_value(&obs.settings).unwrap_or_default(),
         },
     )
 }
@@ -754,6 +705,7 @@ mod tests {
                         rank: 2,
                         exact: true,
                         expansions: 10,
+                        computed: 10,
                         batches: 1,
                         leaves: 2,
                         logprob: -0.1,

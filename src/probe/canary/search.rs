@@ -83,8 +83,12 @@ pub struct Outcome {
     pub rank: u64,
     /// Whether the search finished (the rank is exact).
     pub exact: bool,
-    /// Prefix forward passes (node expansions), the search's cost in model calls.
+    /// Nodes expanded (each one prefix forward pass): the search's cost in model calls.
     pub expansions: u64,
+    /// Of those, the ones computed in this search (the rest were cached by an earlier canary
+    /// of the same format and context).
+    #[serde(default)]
+    pub computed: u64,
     /// Batched calls to the model.
     pub batches: u64,
     /// Complete secrets scored along the way.
@@ -154,181 +158,246 @@ fn fixed_prefix(model: &dyn LanguageModel, a: &str, full: &[u32]) -> Result<(Vec
     ))
 }
 
-/// Ranks `q.secret` exactly (or bounds it) under `model`.
+/// A search over one (format, context) group's token tree. Node distributions and canonical
+/// tokenizations are cached across the canaries of the group, so ranking several canaries of
+/// one kind pays for the shared part of the tree once.
+pub struct Searcher<'m> {
+    model: &'m dyn LanguageModel,
+    surfaces: &'m Surfaces,
+    format: Format,
+    a: String,
+    b: String,
+    fixed: Vec<u32>,
+    cut: usize,
+    classes: Vec<CharClass>,
+    secret_start: usize,
+    secret_end: usize,
+    /// Allowed children of an expanded node, with their log-probabilities.
+    rows: HashMap<Vec<u32>, Vec<(u32, f32)>>,
+    canonical: HashMap<String, Option<Vec<u32>>>,
+    /// Model forward passes (prefix rows) computed so far.
+    pub computed: u64,
+}
+
+impl<'m> Searcher<'m> {
+    /// Prepares the tree of `format` in `context` (with `{secret}`); `example` is one secret of
+    /// the format, used to find the token prefix every sentence shares.
+    pub fn new(
+        model: &'m dyn LanguageModel,
+        surfaces: &'m Surfaces,
+        format: &Format,
+        context: &str,
+        example: &str,
+    ) -> Result<Self> {
+        let (a, b) = split(context)?;
+        let full = model.encode(&format!("{a}{example}{b}"))?;
+        let (fixed, cut) = fixed_prefix(model, a, &full)?;
+        let mut classes: Vec<CharClass> = a[cut..].chars().map(CharClass::Lit).collect();
+        let secret_start = classes.len();
+        classes.extend(format.classes());
+        let secret_end = classes.len();
+        classes.extend(b.chars().map(CharClass::Lit));
+        Ok(Self {
+            model,
+            surfaces,
+            format: format.clone(),
+            a: a.to_owned(),
+            b: b.to_owned(),
+            fixed,
+            cut,
+            classes,
+            secret_start,
+            secret_end,
+            rows: HashMap::new(),
+            canonical: HashMap::new(),
+            computed: 0,
+        })
+    }
+
+    fn sentence(&self, s: &str) -> String {
+        format!("{}{s}{}", self.a, self.b)
+    }
+
+    /// Region tokens of a secret's canonical tokenization (None: not a secret of the format, or
+    /// its tokens do not begin with the fixed prefix).
+    fn canonical(&mut self, secret: &str) -> Result<Option<Vec<u32>>> {
+        if let Some(c) = self.canonical.get(secret) {
+            return Ok(c.clone());
+        }
+        let c = if self.format.contains(secret) {
+            let toks = self.model.encode(&self.sentence(secret))?;
+            toks.starts_with(&self.fixed)
+                .then(|| toks[self.fixed.len()..].to_vec())
+        } else {
+            None
+        };
+        self.canonical.insert(secret.to_owned(), c.clone());
+        Ok(c)
+    }
+
+    /// The allowed children of a node at character `pos` and their log-probabilities.
+    fn children(&self, pos: usize, row: &[f32]) -> Vec<(u32, f32)> {
+        let mut kids = Vec::new();
+        for c in self.classes[pos].chars() {
+            if let Some(ids) = self.surfaces.by_first.get(&c) {
+                for &id in ids {
+                    let s = &self.surfaces.chars[id as usize];
+                    if pos + s.len() <= self.classes.len()
+                        && s.iter().zip(&self.classes[pos..]).all(|(&ch, k)| k.allows(ch))
+                    {
+                        kids.push((id, row[id as usize]));
+                    }
+                }
+            }
+        }
+        kids.sort_unstable_by_key(|k| k.0);
+        kids
+    }
+
+    /// Computes (once) the children of every node in `nodes` (paths with their text lengths).
+    fn expand(&mut self, nodes: &[(&[u32], usize)], batch: usize) -> Result<u64> {
+        let need: Vec<(Vec<u32>, usize)> = nodes
+            .iter()
+            .filter(|(p, _)| !self.rows.contains_key(*p))
+            .map(|(p, pos)| (p.to_vec(), *pos))
+            .collect();
+        let mut calls = 0;
+        for chunk in need.chunks(batch.max(1)) {
+            let suffixes: Vec<Vec<u32>> = chunk.iter().map(|(p, _)| p.clone()).collect();
+            let rows = self.model.next_logprobs_shared(&self.fixed, &suffixes)?;
+            calls += 1;
+            for ((p, pos), row) in chunk.iter().zip(rows) {
+                let kids = self.children(*pos, &row);
+                self.rows.insert(p.clone(), kids);
+                self.computed += 1;
+            }
+        }
+        Ok(calls)
+    }
+
+    /// Ranks `secret` exactly (or bounds it).
+    pub fn rank(&mut self, secret: &str, limits: Limits) -> Result<Outcome> {
+        if !self.format.contains(secret) {
+            return Err(Error::Usage(format!(
+                "canary secret '{secret}' does not fit its format '{}'",
+                self.format.text
+            )));
+        }
+        let target_path = self.canonical(secret)?.ok_or_else(|| {
+            Error::Usage(
+                "the canary sentence's tokens do not begin with the context's tokens; exact rank is not available"
+                    .into(),
+            )
+        })?;
+        let want: Vec<char> = self.sentence(secret)[self.cut..].chars().collect();
+        let spelled: Vec<char> = target_path
+            .iter()
+            .flat_map(|&t| self.surfaces.chars[t as usize].iter().copied())
+            .collect();
+        if spelled != want {
+            return Err(Error::Usage(
+                "the tokenizer's token texts do not spell the canary sentence back (normalisation?); exact rank is not available"
+                    .into(),
+            ));
+        }
+        let computed_before = self.computed;
+        // The canary's own path first: its log-probability is the threshold.
+        let mut pos = Vec::with_capacity(target_path.len());
+        let mut at = 0;
+        for &t in &target_path {
+            pos.push(at);
+            at += self.surfaces.chars[t as usize].len();
+        }
+        let nodes: Vec<(&[u32], usize)> = (0..target_path.len())
+            .map(|i| (&target_path[..i], pos[i]))
+            .collect();
+        let mut batches = self.expand(&nodes, limits.batch)?;
+        let mut t_lp = 0.0f64;
+        for i in 0..target_path.len() {
+            let kids = &self.rows[&target_path[..i]];
+            let lp = kids
+                .iter()
+                .find(|k| k.0 == target_path[i])
+                .map(|k| k.1)
+                .ok_or_else(|| {
+                    Error::Compute("the canary's own token is not a child of its prefix".into())
+                })?;
+            t_lp += f64::from(lp);
+        }
+        let mut heap = BinaryHeap::new();
+        heap.push(Node {
+            lp: 0.0,
+            path: Vec::new(),
+            text: Vec::new(),
+        });
+        let (mut count, mut leaves, mut visited) = (0u64, 0u64, 0u64);
+        let mut exhausted = false;
+        while heap.peek().is_some_and(|n| n.lp >= t_lp) {
+            if visited >= limits.max_expansions {
+                exhausted = true;
+                break;
+            }
+            let mut take = Vec::new();
+            while take.len() < limits.batch.max(1) && heap.peek().is_some_and(|n| n.lp >= t_lp) {
+                take.push(heap.pop().expect("peeked"));
+            }
+            visited += take.len() as u64;
+            let nodes: Vec<(&[u32], usize)> =
+                take.iter().map(|n| (n.path.as_slice(), n.text.len())).collect();
+            batches += self.expand(&nodes, limits.batch)?;
+            for node in take {
+                let kids = self.rows[&node.path].clone();
+                for (id, lp_tok) in kids {
+                    let lp = node.lp + f64::from(lp_tok);
+                    if lp < t_lp {
+                        continue;
+                    }
+                    let mut path = node.path.clone();
+                    path.push(id);
+                    let mut text = node.text.clone();
+                    text.extend(&self.surfaces.chars[id as usize]);
+                    if text.len() >= self.secret_end {
+                        // The secret is known: only its canonical tokenization counts.
+                        let s: String = text[self.secret_start..self.secret_end].iter().collect();
+                        let Some(canon) = self.canonical(&s)? else {
+                            continue;
+                        };
+                        if !canon.starts_with(&path) {
+                            continue;
+                        }
+                        if text.len() == self.classes.len() {
+                            leaves += 1;
+                            if path != target_path {
+                                count += 1;
+                            }
+                            continue;
+                        }
+                    }
+                    heap.push(Node { lp, path, text });
+                }
+            }
+        }
+        Ok(Outcome {
+            rank: 1 + count,
+            exact: !exhausted,
+            expansions: visited.max(target_path.len() as u64),
+            computed: self.computed - computed_before,
+            batches,
+            leaves,
+            logprob: t_lp,
+            fixed_tokens: self.fixed.len(),
+        })
+    }
+}
+
+/// Ranks `q.secret` exactly (or bounds it) under `model`, with a fresh search.
 pub fn exact_rank(
     model: &dyn LanguageModel,
     surfaces: &Surfaces,
     q: &Query<'_>,
     limits: Limits,
 ) -> Result<Outcome> {
-    if !q.format.contains(q.secret) {
-        return Err(Error::Usage(format!(
-            "canary secret '{}' does not fit its format '{}'",
-            q.secret, q.format.text
-        )));
-    }
-    let (a, b) = split(q.context)?;
-    let sentence = |s: &str| format!("{a}{s}{b}");
-    let full = model.encode(&sentence(q.secret))?;
-    let (fixed, cut) = fixed_prefix(model, a, &full)?;
-    // Region classes: the rest of A, the secret, B.
-    let mut classes: Vec<CharClass> = a[cut..].chars().map(CharClass::Lit).collect();
-    let secret_start = classes.len();
-    let secret_classes = q.format.classes();
-    classes.extend(&secret_classes);
-    let secret_end = classes.len();
-    classes.extend(b.chars().map(CharClass::Lit));
-    let target_path = full[fixed.len()..].to_vec();
-    {
-        let text: Vec<char> = target_path
-            .iter()
-            .flat_map(|&t| surfaces.chars[t as usize].iter().copied())
-            .collect();
-        let want: Vec<char> = sentence(q.secret)[cut..].chars().collect();
-        if text != want {
-            return Err(Error::Usage(format!(
-                "the tokenizer's token texts do not spell the canary sentence back (normalisation?); exact rank is not available for context '{}'",
-                q.context
-            )));
-        }
-    }
-    let seq = |path: &[u32]| -> Vec<u32> {
-        let mut v = fixed.clone();
-        v.extend_from_slice(path);
-        v
-    };
-    let mut expansions = 0u64;
-    let mut batches = 0u64;
-    // The canary's own path, computed first; its rows are reused when the search meets it.
-    let mut cached: HashMap<Vec<u32>, Vec<f32>> = HashMap::new();
-    let prefixes: Vec<Vec<u32>> = (0..target_path.len())
-        .map(|i| seq(&target_path[..i]))
-        .collect();
-    let mut t_lp = 0.0f64;
-    for (i, chunk) in prefixes.chunks(limits.batch.max(1)).enumerate() {
-        let rows = model.next_logprobs(chunk)?;
-        batches += 1;
-        for (j, row) in rows.into_iter().enumerate() {
-            let at = i * limits.batch.max(1) + j;
-            t_lp += f64::from(row[target_path[at] as usize]);
-            cached.insert(target_path[..at].to_vec(), row);
-            expansions += 1;
-        }
-    }
-    // Canonical tokenization per completed secret (several paths can spell the same one).
-    let mut canonical: HashMap<String, Option<Vec<u32>>> = HashMap::new();
-    let region_len = classes.len();
-    let mut heap = BinaryHeap::new();
-    heap.push(Node {
-        lp: 0.0,
-        path: Vec::new(),
-        text: Vec::new(),
-    });
-    let mut count = 0u64; // other secrets at least as likely
-    let mut leaves = 0u64;
-    let mut exhausted = false;
-    while let Some(top) = heap.peek() {
-        if top.lp < t_lp {
-            break;
-        }
-        if expansions >= limits.max_expansions {
-            exhausted = true;
-            break;
-        }
-        let mut take = Vec::new();
-        while take.len() < limits.batch.max(1) {
-            match heap.peek() {
-                Some(n) if n.lp >= t_lp => take.push(heap.pop().expect("peeked")),
-                _ => break,
-            }
-        }
-        let need: Vec<Vec<u32>> = take
-            .iter()
-            .filter(|n| !cached.contains_key(&n.path))
-            .map(|n| seq(&n.path))
-            .collect();
-        let mut fresh = if need.is_empty() {
-            Vec::new()
-        } else {
-            batches += 1;
-            model.next_logprobs(&need)?
-        }
-        .into_iter();
-        for node in take {
-            let row = match cached.remove(&node.path) {
-                Some(r) => r,
-                None => {
-                    expansions += 1;
-                    fresh.next().expect("one row per uncached prefix")
-                }
-            };
-            let pos = node.text.len();
-            // Children: tokens whose text fits the classes from `pos` on.
-            let first = classes[pos];
-            let mut kids: Vec<u32> = Vec::new();
-            for c in first.chars() {
-                if let Some(ids) = surfaces.by_first.get(&c) {
-                    for &id in ids {
-                        let s = &surfaces.chars[id as usize];
-                        if pos + s.len() <= region_len
-                            && s.iter().zip(&classes[pos..]).all(|(&ch, k)| k.allows(ch))
-                        {
-                            kids.push(id);
-                        }
-                    }
-                }
-            }
-            kids.sort_unstable();
-            for id in kids {
-                let lp = node.lp + f64::from(row[id as usize]);
-                if lp < t_lp {
-                    continue;
-                }
-                let mut path = node.path.clone();
-                path.push(id);
-                let mut text = node.text.clone();
-                text.extend(&surfaces.chars[id as usize]);
-                if text.len() >= secret_end {
-                    // The secret is known: only its canonical tokenization counts.
-                    let secret: String = text[secret_start..secret_end].iter().collect();
-                    let canon = match canonical.get(&secret) {
-                        Some(c) => c.clone(),
-                        None => {
-                            let c = if q.format.contains(&secret) {
-                                let toks = model.encode(&sentence(&secret))?;
-                                toks.starts_with(&fixed).then(|| toks[fixed.len()..].to_vec())
-                            } else {
-                                None
-                            };
-                            canonical.insert(secret.clone(), c.clone());
-                            c
-                        }
-                    };
-                    let Some(canon) = canon else { continue };
-                    if !canon.starts_with(&path) {
-                        continue;
-                    }
-                    if text.len() == region_len {
-                        leaves += 1;
-                        if path != target_path {
-                            count += 1;
-                        }
-                        continue;
-                    }
-                }
-                heap.push(Node { lp, path, text });
-            }
-        }
-    }
-    Ok(Outcome {
-        rank: 1 + count,
-        exact: !exhausted,
-        expansions,
-        batches,
-        leaves,
-        logprob: t_lp,
-        fixed_tokens: fixed.len(),
-    })
+    Searcher::new(model, surfaces, q.format, q.context, q.secret)?.rank(q.secret, limits)
 }
 
 /// Brute force, for tests and benchmarks: scores every secret's sentence with
