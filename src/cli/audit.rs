@@ -354,7 +354,10 @@ pub fn print_membership(
 }
 
 /// The canary table on a terminal: exposure per kind and copies.
-pub fn print_canary(w: &mut impl std::io::Write, file: &crate::evidence::FindingsFile) -> Result<()> {
+pub fn print_canary(
+    w: &mut impl std::io::Write,
+    file: &crate::evidence::FindingsFile,
+) -> Result<()> {
     let Some(d) = &file.canary else {
         if let Some(f) = file
             .findings
@@ -367,14 +370,14 @@ pub fn print_canary(w: &mut impl std::io::Write, file: &crate::evidence::Finding
     };
     let mut kinds: Vec<&str> = d.rows.iter().map(|r| r.kind.as_str()).collect();
     kinds.dedup();
-    let mut reps: Vec<usize> = d.rows.iter().map(|r| r.repetitions).collect();
+    let mut reps: Vec<usize> = d.rows.iter().map(|r| r.rung).collect();
     reps.sort_unstable();
     reps.dedup();
     writeln!(
         w,
         "canary exposure in bits (exact rank where searched, ≤ a bound where the search stopped; else rank among references):"
     )?;
-    write!(w, "  {:>8}", "copies")?;
+    write!(w, "  {:>8}", "planted")?;
     for k in &kinds {
         write!(w, "  {k:>9}")?;
     }
@@ -385,7 +388,7 @@ pub fn print_canary(w: &mut impl std::io::Write, file: &crate::evidence::Finding
             let cell = d
                 .rows
                 .iter()
-                .filter(|x| x.kind == *k && x.repetitions == r)
+                .filter(|x| x.kind == *k && x.rung == r)
                 .map(|x| match x.exact_rank {
                     Some((_, false)) => format!("≤{:.1}", x.exposure_exact.unwrap_or(f64::NAN)),
                     _ => format!("{:.1}", x.exposure),

@@ -9,8 +9,11 @@ pub struct CanaryRow {
     pub id: String,
     /// Kind.
     pub kind: String,
-    /// Copies planted (0: control).
+    /// Copies the model saw (0: control).
     pub repetitions: usize,
+    /// Copies requested (the ladder's rung).
+    #[serde(default)]
+    pub rung: usize,
     /// The secret (synthetic).
     pub secret: String,
     /// log₂|space|.
@@ -64,4 +67,3 @@ pub struct CanaryDetail {
     /// The probe's settings as resolved.
     pub settings: serde_json::Value,
 }
-

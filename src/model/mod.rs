@@ -343,7 +343,8 @@ impl LanguageModel for Decoder {
         let mut cache: transformer::KvCache = vec![None; self.net.cfg.layers];
         let ids = id_tensor(prefix.to_vec(), 1, p)?;
         let mask = transformer::causal_mask(p).map_err(ce)?;
-        let pos = Tensor::from_vec((0..p as u32).collect::<Vec<_>>(), p, &Device::Cpu).map_err(ce)?;
+        let pos =
+            Tensor::from_vec((0..p as u32).collect::<Vec<_>>(), p, &Device::Cpu).map_err(ce)?;
         self.net
             .forward(&ids, &mask, 0, Some(&pos), Some(&mut cache))
             .map_err(ce)?;

@@ -479,7 +479,10 @@ pub fn analyze_membership(
     obs: &Observations,
     settings: &Settings,
     seed: u64,
-) -> Result<(Vec<crate::evidence::Finding>, crate::evidence::MembershipDetail)> {
+) -> Result<(
+    Vec<crate::evidence::Finding>,
+    crate::evidence::MembershipDetail,
+)> {
     let (mut findings, detail) =
         membership::analyze(obs, settings, seed, &rec.data_shift, &target_label(rec))
             .map_err(Error::Usage)?;
@@ -587,7 +590,12 @@ pub fn run(
         None => Vec::new(),
     };
     let canaries = match &spec.canary {
-        Some(cs) => canary_source(&spec.model, spec.canaries.as_deref(), cs.references, spec.seed)?,
+        Some(cs) => canary_source(
+            &spec.model,
+            spec.canaries.as_deref(),
+            cs.references,
+            spec.seed,
+        )?,
         None => None,
     };
     if spec.canaries.is_some() && spec.canary.is_none() {
@@ -966,12 +974,8 @@ pub fn reanalyze(run: &Path, settings: Option<&Settings>) -> Result<FindingsFile
         file.canary = Some(detail);
     } else {
         // Keep a recorded "not measured" canary finding.
-        file.findings.extend(
-            old.findings
-                .iter()
-                .filter(|f| f.probe == "canary")
-                .cloned(),
-        );
+        file.findings
+            .extend(old.findings.iter().filter(|f| f.probe == "canary").cloned());
     }
     file.manifest = manifest;
     for (name, bytes) in crate::report::render_all(&file)? {

@@ -41,7 +41,10 @@ pub fn exposure_figure(d: &CanaryDetail) -> Result<String, String> {
         let root = SVGBackend::with_string(&mut svg, (720, 480)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
         let mut chart = ChartBuilder::on(&root)
-            .caption("Canary exposure by copies in the training data", ("sans-serif", 18))
+            .caption(
+                "Canary exposure by copies in the training data",
+                ("sans-serif", 18),
+            )
             .margin(12)
             .x_label_area_size(44)
             .y_label_area_size(56)
@@ -85,7 +88,10 @@ pub fn exposure_figure(d: &CanaryDetail) -> Result<String, String> {
                 .collect();
             for (x, lo, hi) in ranges {
                 chart
-                    .draw_series(LineSeries::new([(x, lo), (x, hi)], c.mix(0.5).stroke_width(2)))
+                    .draw_series(LineSeries::new(
+                        [(x, lo), (x, hi)],
+                        c.mix(0.5).stroke_width(2),
+                    ))
                     .map_err(|e| e.to_string())?;
                 chart
                     .draw_series([TriangleMarker::new((x, hi), 4, c.mix(0.7).filled())])
@@ -99,7 +105,7 @@ pub fn exposure_figure(d: &CanaryDetail) -> Result<String, String> {
         }
         let mut rungs: std::collections::BTreeMap<usize, Vec<f64>> = Default::default();
         for r in &planted {
-            rungs.entry(r.repetitions).or_default().push(r.exposure);
+            rungs.entry(r.rung.max(1)).or_default().push(r.exposure);
         }
         let mean: Vec<(f64, f64)> = rungs
             .iter()
@@ -127,7 +133,7 @@ pub fn summary(file: &FindingsFile) -> Option<Block> {
     let d = file.canary.as_ref()?;
     let mut rungs: std::collections::BTreeMap<usize, Vec<f64>> = Default::default();
     for r in &d.rows {
-        rungs.entry(r.repetitions).or_default().push(r.exposure);
+        rungs.entry(r.rung).or_default().push(r.exposure);
     }
     let by: Vec<String> = rungs
         .iter()
@@ -137,7 +143,7 @@ pub fn summary(file: &FindingsFile) -> Option<Block> {
                 if *k == 0 {
                     "not planted".to_owned()
                 } else {
-                    format!("{k}×")
+                    format!("{k} copies")
                 },
                 num((v.iter().sum::<f64>() / v.len() as f64 * 100.0).round() / 100.0),
                 "bits"
@@ -149,10 +155,11 @@ pub fn summary(file: &FindingsFile) -> Option<Block> {
         .iter()
         .max_by(|a, b| a.exposure.total_cmp(&b.exposure))?;
     Some(Block::Para(format!(
-        "Canary exposure ({} canaries): mean by copies planted — {}; Spearman ρ(copies, exposure) = {}. Highest: {} ({}×, {} of {} bits).",
+        "Canary exposure ({} canaries): mean by copies planted (as the plan asked) — {}; Spearman ρ(copies, exposure) = {}. Highest: {} ({}×, {} of {} bits).",
         d.rows.len(),
         by.join("; "),
-        d.trend.map_or("n/a".into(), |t| num((t * 1000.0).round() / 1000.0)),
+        d.trend
+            .map_or("n/a".into(), |t| num((t * 1000.0).round() / 1000.0)),
         top.id,
         top.repetitions,
         num((top.exposure * 100.0).round() / 100.0),
@@ -174,7 +181,7 @@ pub fn section(file: &FindingsFile) -> Option<Section> {
     match exposure_figure(d) {
         Ok(svg) => blocks.push(Block::Figure {
             svg,
-            caption: "Exposure (headline estimate) of every planted canary against its copies in the training data; the black line is the mean per rung, dashed lines the interpolation ceiling log₂(#references); a bar ending in a triangle reaches up to the bound of an exact-rank search that stopped at its budget. Exposure that grows with copies is memorisation."
+            caption: "Exposure (headline estimate) of every planted canary against its copies in the training data; the black line is the mean per rung of the plan's ladder, dashed lines the interpolation ceiling log₂(#references); a bar ending in a triangle reaches up to the bound of an exact-rank search that stopped at its budget. Exposure that grows with copies is memorisation."
                 .into(),
         }),
         Err(e) => blocks.push(Block::Para(format!("(exposure figure unavailable: {e})"))),
@@ -188,6 +195,8 @@ pub fn section(file: &FindingsFile) -> Option<Section> {
                 r.secret.clone(),
                 if r.repetitions == 0 {
                     "0 (control)".into()
+                } else if r.rung != r.repetitions && r.rung > 0 {
+                    format!("{} (of {} planted)", r.repetitions, r.rung)
                 } else {
                     r.repetitions.to_string()
                 },
@@ -200,7 +209,9 @@ pub fn section(file: &FindingsFile) -> Option<Section> {
                     r.references
                 ),
                 match (r.exact_rank, r.exposure_exact) {
-                    (Some((rank, true)), Some(e)) => format!("{} (rank {})", bits(e), num(rank as f64)),
+                    (Some((rank, true)), Some(e)) => {
+                        format!("{} (rank {})", bits(e), num(rank as f64))
+                    }
                     (Some((rank, false)), Some(e)) => {
                         format!("≤ {} (rank ≥ {})", bits(e), num(rank as f64))
                     }
@@ -216,7 +227,7 @@ pub fn section(file: &FindingsFile) -> Option<Section> {
         header: vec![
             "canary".into(),
             "secret (synthetic)".into(),
-            "copies".into(),
+            "copies seen".into(),
             "exposure, interpolation [CI]".into(),
             "exposure, exact rank".into(),
             "search model calls".into(),

@@ -3,9 +3,9 @@
 //!
 //! Only this module touches plotters (DESIGN.md §2).
 
+pub mod canary;
 pub mod doc;
 pub mod figures;
-pub mod canary;
 pub mod membership;
 pub mod render;
 

@@ -5,10 +5,10 @@
 
 pub mod epsilon;
 pub mod exposure;
-pub mod skewnorm;
 pub mod interval;
 pub mod rng;
 pub mod roc;
+pub mod skewnorm;
 pub mod special;
 
 pub use interval::{clopper_pearson, probit, wilson};

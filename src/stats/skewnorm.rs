@@ -140,7 +140,7 @@ fn standard_log_cdf_lower(z: f64, a: f64) -> f64 {
     while log_integrand(lo, a) > peak - 60.0 {
         lo -= width.max(0.5 * (top - lo));
     }
-    (simpson_log(lo, z, a, 0.01 * width.min(1.0)) ).min(0.0)
+    (simpson_log(lo, z, a, 0.01 * width.min(1.0))).min(0.0)
 }
 
 /// log ∫_{lo}^{hi} 2 φ(t) Φ(αt) dt by Simpson's rule with a step of at most `h` (at least 2
@@ -377,7 +377,10 @@ mod tests {
             assert!((sn(0.0).cdf(x) - phi).abs() < 1e-12, "{x}");
             let got = sn(1.0).log_cdf(x);
             let want = 2.0 * phi.ln();
-            assert!((got - want).abs() < 1e-6 * (1.0 + want.abs()), "{x}: {got} vs {want}");
+            assert!(
+                (got - want).abs() < 1e-6 * (1.0 + want.abs()),
+                "{x}: {got} vs {want}"
+            );
             let m = 1.0 - sn(3.0).cdf(-x);
             assert!((sn(-3.0).cdf(x) - m).abs() < 1e-7, "{x}");
         }
@@ -427,7 +430,10 @@ mod tests {
         for &x in &[0.0, 0.3, 1.0, 2.0] {
             let want = -truth.log_cdf(x) / LN_2;
             let got = -f.dist.log_cdf(x) / LN_2;
-            assert!((got - want).abs() < 0.15 * want.max(1.0), "{x}: {got} vs {want}");
+            assert!(
+                (got - want).abs() < 0.15 * want.max(1.0),
+                "{x}: {got} vs {want}"
+            );
         }
         // A normal sample fits with a small shape and a good KS.
         let ys: Vec<f64> = (0..5000).map(|_| 3.0 + 2.0 * rng.normal()).collect();

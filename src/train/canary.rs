@@ -293,8 +293,7 @@ impl Format {
     /// Whether `s` is one of the format's secrets.
     pub fn contains(&self, s: &str) -> bool {
         let classes = self.classes();
-        if s.chars().count() != classes.len()
-            || !s.chars().zip(&classes).all(|(c, k)| k.allows(c))
+        if s.chars().count() != classes.len() || !s.chars().zip(&classes).all(|(c, k)| k.allows(c))
         {
             return false;
         }
@@ -605,7 +604,9 @@ mod tests {
         assert!(f.enumerate(100).is_none());
         let d = Format::parse("{date}").unwrap();
         assert!(d.contains("1999-12-31") && d.contains("2000-02-29"));
-        assert!(!d.contains("1999-02-29") && !d.contains("1919-12-31") && !d.contains("2006-01-01"));
+        assert!(
+            !d.contains("1999-02-29") && !d.contains("1919-12-31") && !d.contains("2006-01-01")
+        );
         let days = d.enumerate(100_000).unwrap();
         assert_eq!(days.len() as f64, d.log2_space().exp2().round());
     }

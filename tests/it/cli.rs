@@ -307,7 +307,11 @@ fn demo_writes_the_report() {
     let model = dir.path().join("reports/demo-model/target");
     assert!(model.join("model.safetensors").is_file());
     assert!(model.join("training.json").is_file());
-    assert!(stderr(&o).contains("canary exposure in bits"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("canary exposure in bits"),
+        "{}",
+        stderr(&o)
+    );
     assert!(stderr(&o).contains("        32  "), "{}", stderr(&o));
     // The membership audit of the target against its two reference models.
     assert!(dir.path().join("reports/demo-model/fleet.json").is_file());

@@ -1,6 +1,7 @@
 //! phiprobe's integration tests: one binary, topic modules.
 
 mod audit;
+mod canary;
 mod cli;
 mod models;
 mod oracles;

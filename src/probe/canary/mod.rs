@@ -101,8 +101,12 @@ pub struct CanarySpec {
     pub context: String,
     /// The secret (synthetic; may be shown).
     pub secret: String,
-    /// Copies planted (0: not planted, a control).
+    /// Copies in the training data the model saw (0: not planted, a control).
     pub repetitions: usize,
+    /// Copies requested by the plan (the rung of the repetition ladder); differs from
+    /// `repetitions` when copies fell beyond a note's context or a coin excluded the canary.
+    #[serde(default)]
+    pub rung: usize,
 }
 
 /// Reference secrets of one (format, context) group.
@@ -158,6 +162,7 @@ pub fn from_planted(p: &Planted) -> (Vec<CanarySpec>, Vec<RefGroup>) {
                 context,
                 secret: c.secret.clone(),
                 repetitions: if c.included { c.planted_in.len() } else { 0 },
+                rung: c.repetitions,
             }
         })
         .collect();
@@ -232,6 +237,7 @@ pub fn from_file(
             format: c.format,
             context: c.context,
             secret: c.secret,
+            rung: c.repetitions,
             repetitions: c.repetitions,
         });
     }
@@ -255,7 +261,11 @@ pub fn from_file(
                 s.format
             )));
         }
-        let mut rng = Rng::derive(seed, &format!("canary-refs/{}", s.format), groups.len() as u64);
+        let mut rng = Rng::derive(
+            seed,
+            &format!("canary-refs/{}", s.format),
+            groups.len() as u64,
+        );
         let mut drawn = std::collections::HashSet::new();
         let mut secrets = Vec::with_capacity(references);
         while secrets.len() < references {
@@ -356,8 +366,7 @@ pub fn observe(
         at += g.secrets.len();
     }
     let mut surfaces: Option<search::Surfaces> = None;
-    let mut searchers: std::collections::HashMap<usize, search::Searcher<'_>> =
-        Default::default();
+    let mut searchers: std::collections::HashMap<usize, search::Searcher<'_>> = Default::default();
     let mut out = Vec::new();
     // Which canaries to search, decided before any searching.
     let mut plan = Vec::new();
@@ -365,9 +374,7 @@ pub fn observe(
         let group = groups
             .iter()
             .position(|g| g.format == c.format && g.context == c.context)
-            .ok_or_else(|| {
-                Error::Usage(format!("canary '{}' has no reference secrets", c.id))
-            })?;
+            .ok_or_else(|| Error::Usage(format!("canary '{}' has no reference secrets", c.id)))?;
         let k = gobs[group].nll.iter().filter(|&&r| r <= nll[i]).count() as u64;
         let run = match settings.search {
             SearchMode::Always => true,
@@ -507,7 +514,8 @@ pub fn analyze(obs: &Observations) -> (Vec<Finding>, CanaryDetail) {
         let mut f = Finding::new("canary", "canary.exposure", Some(headline))
             .with_param("canary", c.spec.id.as_str())
             .with_param("kind", c.spec.kind.as_str())
-            .with_param("repetitions", c.spec.repetitions as u64);
+            .with_param("repetitions", c.spec.repetitions as u64)
+            .with_param("rung", c.spec.rung as u64);
         match &c.search {
             Some(s) if s.exact => {
                 f = f
@@ -518,7 +526,12 @@ pub fn analyze(obs: &Observations) -> (Vec<Finding>, CanaryDetail) {
                 f = f
                     .with_param("method", "rank-interpolation")
                     .with_counts(k, n)
-                    .with_interval(conf, interval.0, interval.1, "clopper-pearson on k/n, −log₂");
+                    .with_interval(
+                        conf,
+                        interval.0,
+                        interval.1,
+                        "clopper-pearson on k/n, −log₂",
+                    );
                 if k == 0 {
                     f = f.with_caveat(format!(
                         "no reference secret was as likely as the canary: interpolation saturates at log₂ {n} = {:.2} bits; the exact rank or the skew-normal extrapolation says how far beyond",
@@ -540,6 +553,7 @@ pub fn analyze(obs: &Observations) -> (Vec<Finding>, CanaryDetail) {
             id: c.spec.id.clone(),
             kind: c.spec.kind.clone(),
             repetitions: c.spec.repetitions,
+            rung: c.spec.rung,
             secret: c.spec.secret.clone(),
             log2_space: g.log2_space,
             refs_at_least_as_likely: k,
@@ -554,16 +568,16 @@ pub fn analyze(obs: &Observations) -> (Vec<Finding>, CanaryDetail) {
             exposure: headline,
         });
     }
-    // Mean exposure per repetition count (controls: 0 copies).
+    // Mean exposure per rung of the ladder (copies requested).
     let mut rungs: std::collections::BTreeMap<usize, Vec<f64>> = Default::default();
     for r in &rows {
-        rungs.entry(r.repetitions).or_default().push(r.exposure);
+        rungs.entry(r.rung).or_default().push(r.exposure);
     }
-    for (reps, v) in &rungs {
+    for (rung, v) in &rungs {
         let mean = v.iter().sum::<f64>() / v.len() as f64;
         findings.push(
             Finding::new("canary", "canary.exposure.mean", Some(mean))
-                .with_param("repetitions", *reps as u64)
+                .with_param("rung", *rung as u64)
                 .with_counts(v.len() as u64, v.len() as u64),
         );
     }
@@ -645,7 +659,9 @@ mod tests {
                 batch: 7,
             };
             let got = search::exact_rank(&model, &surfaces, &q, limits).unwrap();
-            let (want, enumerated) = search::brute_rank(&model, &q, 10_000, 64).unwrap().unwrap();
+            let e = search::brute_rank(&model, &q, 10_000, 64).unwrap().unwrap();
+            let (want, enumerated) = (e.rank, e.scored);
+            assert_eq!(got.logprob, e.logprob);
             assert!(got.exact);
             assert_eq!(got.rank, want, "{secret}");
             assert_eq!(enumerated, 1000);
@@ -666,7 +682,10 @@ mod tests {
             batch: 4,
         };
         let got = search::exact_rank(&model, &surfaces, &q, tight).unwrap();
-        let (want, _) = search::brute_rank(&model, &q, 10_000, 64).unwrap().unwrap();
+        let want = search::brute_rank(&model, &q, 10_000, 64)
+            .unwrap()
+            .unwrap()
+            .rank;
         if !got.exact {
             assert!(got.rank <= want);
         } else {
@@ -684,6 +703,7 @@ mod tests {
             context: "PIN {secret}.".into(),
             secret: secret.into(),
             repetitions: reps,
+            rung: reps,
         };
         let obs = Observations {
             source: "test".into(),

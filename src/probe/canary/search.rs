@@ -35,9 +35,9 @@ impl Surfaces {
     pub fn of(model: &dyn LanguageModel) -> Result<Self> {
         let vocab = model.card().tokenizer.vocab_size;
         let anchor_ids = model.encode("a")?;
-        let anchor = *anchor_ids.last().ok_or_else(|| {
-            Error::Compute("the tokenizer encodes \"a\" to no tokens".into())
-        })?;
+        let anchor = *anchor_ids
+            .last()
+            .ok_or_else(|| Error::Compute("the tokenizer encodes \"a\" to no tokens".into()))?;
         let base = model.decode(&[anchor])?;
         let mut chars = Vec::with_capacity(vocab);
         let mut by_first: HashMap<char, Vec<u32>> = HashMap::new();
@@ -243,7 +243,9 @@ impl<'m> Searcher<'m> {
                 for &id in ids {
                     let s = &self.surfaces.chars[id as usize];
                     if pos + s.len() <= self.classes.len()
-                        && s.iter().zip(&self.classes[pos..]).all(|(&ch, k)| k.allows(ch))
+                        && s.iter()
+                            .zip(&self.classes[pos..])
+                            .all(|(&ch, k)| k.allows(ch))
                     {
                         kids.push((id, row[id as usize]));
                     }
@@ -342,8 +344,10 @@ impl<'m> Searcher<'m> {
                 take.push(heap.pop().expect("peeked"));
             }
             visited += take.len() as u64;
-            let nodes: Vec<(&[u32], usize)> =
-                take.iter().map(|n| (n.path.as_slice(), n.text.len())).collect();
+            let nodes: Vec<(&[u32], usize)> = take
+                .iter()
+                .map(|n| (n.path.as_slice(), n.text.len()))
+                .collect();
             batches += self.expand(&nodes, limits.batch)?;
             for node in take {
                 let kids = self.rows[&node.path].clone();
@@ -400,30 +404,34 @@ pub fn exact_rank(
     Searcher::new(model, surfaces, q.format, q.context, q.secret)?.rank(q.secret, limits)
 }
 
+/// Brute-force enumeration of a small space.
+#[derive(Debug, Clone)]
+pub struct Enumeration {
+    /// 1 + the other secrets at least as likely as the canary.
+    pub rank: u64,
+    /// Sentences scored.
+    pub scored: u64,
+    /// The canary's region log-probability.
+    pub logprob: f64,
+    /// Every other secret's region log-probability.
+    pub others: Vec<f64>,
+}
+
 /// Brute force, for tests and benchmarks: scores every secret's sentence with
-/// [`LanguageModel::score`] and returns 1 + the other secrets at least as likely, and the
-/// number of sentences scored. `None` when the space has more than `limit` secrets.
+/// [`LanguageModel::score`] (an independent code path from the search's next-token calls) and
+/// ranks the canary among them. `None` when the space has more than `limit` secrets.
 pub fn brute_rank(
     model: &dyn LanguageModel,
     q: &Query<'_>,
     limit: u64,
     batch: usize,
-) -> Result<Option<(u64, u64)>> {
+) -> Result<Option<Enumeration>> {
     let Some(all) = q.format.enumerate(limit) else {
         return Ok(None);
     };
     let (a, b) = split(q.context)?;
     let full = model.encode(&format!("{a}{}{b}", q.secret))?;
     let (fixed, _) = fixed_prefix(model, a, &full)?;
-    let region_lp = |toks: &[u32], scores: &[crate::model::TokenScore]| -> Option<f64> {
-        // scores[i] predicts toks[i + 1]; the region starts at toks[fixed.len()].
-        toks.starts_with(&fixed).then(|| {
-            scores[fixed.len() - 1..]
-                .iter()
-                .map(|s| f64::from(s.logprob))
-                .sum()
-        })
-    };
     let mut target = None;
     let mut others = Vec::with_capacity(all.len());
     for chunk in all.chunks(batch.max(1)) {
@@ -432,9 +440,14 @@ pub fn brute_rank(
             .map(|s| model.encode(&format!("{a}{s}{b}")))
             .collect::<Result<_>>()?;
         for (s, sc) in chunk.iter().zip(model.score(&seqs)?) {
-            let Some(lp) = region_lp(&sc.tokens, &sc.scores) else {
+            // scores[i] predicts tokens[i + 1]; the region starts at tokens[fixed.len()].
+            if !sc.tokens.starts_with(&fixed) {
                 continue;
-            };
+            }
+            let lp: f64 = sc.scores[fixed.len() - 1..]
+                .iter()
+                .map(|t| f64::from(t.logprob))
+                .sum();
             if s == q.secret {
                 target = Some(lp);
             } else {
@@ -443,6 +456,10 @@ pub fn brute_rank(
         }
     }
     let t = target.ok_or_else(|| Error::Compute("the canary was not enumerated".into()))?;
-    let count = others.iter().filter(|&&x| x >= t).count() as u64;
-    Ok(Some((1 + count, all.len() as u64)))
+    Ok(Some(Enumeration {
+        rank: 1 + others.iter().filter(|&&x| x >= t).count() as u64,
+        scored: all.len() as u64,
+        logprob: t,
+        others,
+    }))
 }
