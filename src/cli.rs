@@ -14,6 +14,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 mod audit;
+mod phi;
 mod train;
 
 pub use audit::{AuditArgs, BenchMiaArgs, ProbesArgs};
@@ -89,6 +90,9 @@ pub enum Command {
 pub enum DataCommand {
     /// Generate realistic synthetic PHI-like EHR records with ground-truth identifier spans.
     Synth(SynthArgs),
+    /// Run the PHI detector over a dataset's notes; with ground-truth spans (the synthetic
+    /// data's phi_spans.jsonl), precision and recall per Safe Harbor category.
+    Detect(phi::DetectArgs),
 }
 
 /// Options of `data synth`.
@@ -546,6 +550,7 @@ pub fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Demo(a) => demo(&a, cli.quiet),
         Command::Data(DataCommand::Synth(a)) => synth_cmd(&a, cli.quiet),
+        Command::Data(DataCommand::Detect(a)) => phi::detect_cmd(&a, cli.quiet),
         Command::Risk(a) => risk_cmd(&a, cli.quiet),
         Command::Audit(a) => audit::audit_cmd(&a, cli.quiet),
         Command::Probes(_) => audit::probes_cmd(),

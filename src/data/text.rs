@@ -29,6 +29,21 @@ pub struct TextRecords {
     /// Columns the card types as `date`, as days since 1970-01-01 (`None` where missing or
     /// not a date). For distribution checks; never written out.
     pub dates: Vec<(String, Vec<Option<i64>>)>,
+    /// Columns the card gives a Safe Harbor category (identifiers and identifying
+    /// quasi-identifiers), with every record's value (empty where missing). PHI: used to match
+    /// and detect, never written out.
+    pub identifiers: Vec<Identifier>,
+}
+
+/// One identifying column of the card.
+#[derive(Debug, Clone)]
+pub struct Identifier {
+    /// Column name.
+    pub name: String,
+    /// Its Safe Harbor category.
+    pub category: crate::phi::SafeHarbor,
+    /// Value per record (empty where missing).
+    pub values: Vec<String>,
 }
 
 impl TextRecords {
@@ -152,6 +167,24 @@ impl TextRecords {
                 .collect();
             dates.push((spec.name.clone(), days));
         }
+        let mut identifiers = Vec::new();
+        for spec in &c.columns {
+            let Some(category) = spec
+                .category
+                .as_deref()
+                .and_then(crate::phi::SafeHarbor::from_id)
+            else {
+                continue;
+            };
+            let col = ds.source.encode(&spec.name, None)?;
+            identifiers.push(Identifier {
+                name: spec.name.clone(),
+                category,
+                values: (0..n)
+                    .map(|r| col.value(r).unwrap_or("").trim().to_owned())
+                    .collect(),
+            });
+        }
         let file_of: Vec<u32> = ds
             .source
             .file_rows
@@ -170,7 +203,54 @@ impl TextRecords {
             member,
             file_of,
             dates,
+            identifiers,
         })
+    }
+
+    /// What the PHI detector learns from this dataset: the words of its name columns, its
+    /// street and city values, and its shaped identifier columns. Records whose membership is
+    /// unknown are included: the vocabulary is about the data, not the split.
+    pub fn vocabulary(&self) -> crate::phi::Vocabulary {
+        use crate::phi::SafeHarbor as S;
+        let mut v = crate::phi::Vocabulary::default();
+        for id in &self.identifiers {
+            let distinct: std::collections::BTreeSet<&str> = id
+                .values
+                .iter()
+                .map(String::as_str)
+                .filter(|x| !x.is_empty())
+                .collect();
+            match id.category {
+                S::Name => v.names.extend(
+                    distinct
+                        .iter()
+                        .flat_map(|x| x.split([' ', ',']))
+                        .filter(|w| w.chars().count() >= 2)
+                        .map(str::to_owned),
+                ),
+                // Street values lose their house and unit numbers: the phrase is the street.
+                S::Geographic => v.places.extend(distinct.iter().filter_map(|x| {
+                    let mut words: Vec<&str> = x
+                        .split_whitespace()
+                        .filter(|w| !w.chars().any(|c| c.is_ascii_digit()))
+                        .collect();
+                    while words
+                        .last()
+                        .is_some_and(|w| matches!(*w, "Apt" | "Suite" | "Unit" | "#"))
+                    {
+                        words.pop();
+                    }
+                    (!words.is_empty()).then(|| words.join(" "))
+                })),
+                S::Date | S::Email | S::Url | S::Ip | S::Phone | S::Fax | S::Ssn => {}
+                other => v
+                    .shaped
+                    .push((other, distinct.iter().map(|x| (*x).to_owned()).collect())),
+            }
+        }
+        v.names.sort();
+        v.names.dedup();
+        v
     }
 
     /// Number of records.

@@ -3,9 +3,12 @@
 //! own outputs.
 
 mod detect;
+pub mod eval;
 mod mask;
 
-pub use detect::{PhiMatch, detect};
+pub use detect::{
+    Detector, PhiMatch, Vocabulary, detect, luhn, parse_date, shape_of, valid_nanp, valid_ssn,
+};
 pub use mask::{mask, salted_hash};
 
 use serde::{Deserialize, Serialize};

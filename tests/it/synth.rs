@@ -222,3 +222,56 @@ fn detector_recall_on_shaped_identifiers() {
         assert!(recall >= 0.95, "{cat}: recall {recall} ({found}/{total})");
     }
 }
+
+/// The PHI detector against the generator's ground-truth spans: every category that occurs at
+/// least 20 times is found with recall and precision of at least 95 % (measured: ≥ 99 % on
+/// 2,000 patients, see the issue note), with the vocabulary learned from the card; the built-in
+/// rules alone find no names.
+#[test]
+fn phi_detector_precision_and_recall_on_ground_truth() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    synth(dir, "d", "csv", "12");
+    let run = |extra: &[&str]| -> Vec<serde_json::Value> {
+        let mut args = vec![
+            "-q",
+            "data",
+            "detect",
+            "--data",
+            "d/synthetic-ehr.toml",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let o = phiprobe(dir, &args);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let scores = run(&[]);
+    let mut seen = 0;
+    for s in &scores {
+        let (truth, found) = (s["truth"].as_u64().unwrap(), s["found"].as_u64().unwrap());
+        let (det, correct) = (
+            s["detections"].as_u64().unwrap(),
+            s["correct"].as_u64().unwrap(),
+        );
+        if truth < 20 {
+            continue;
+        }
+        seen += 1;
+        let recall = found as f64 / truth as f64;
+        let precision = correct as f64 / det.max(1) as f64;
+        assert!(
+            recall >= 0.95 && precision >= 0.95,
+            "{}: recall {recall:.3}, precision {precision:.3}",
+            s["category"]
+        );
+    }
+    assert!(seen >= 10, "{scores:?}");
+    let builtin = run(&["--builtin"]);
+    let names = builtin.iter().find(|s| s["category"] == "name").unwrap();
+    assert_eq!(names["found"], 0);
+}

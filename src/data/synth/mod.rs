@@ -26,6 +26,40 @@ use polars::prelude::{IntoColumn, NamedFrom, SerWriter};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// One line of `phi_spans.jsonl` as read back (character offsets).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct SpanRow {
+    /// Record id.
+    pub record_id: String,
+    /// Structured field.
+    pub field: String,
+    /// Safe Harbor category id.
+    pub category: String,
+    /// Start (characters).
+    pub start: usize,
+    /// End (characters, exclusive).
+    pub end: usize,
+}
+
+/// Reads a `phi_spans.jsonl` ground-truth file.
+pub fn read_spans(path: &Path) -> Result<Vec<SpanRow>> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| Error::Parse {
+                path: path.to_owned(),
+                format: "PHI span list (JSON lines)".into(),
+                message: format!("line {}: {e}", i + 1),
+            })
+        })
+        .collect()
+}
+
 /// Options of a generation run.
 #[derive(Debug, Clone)]
 pub struct SynthOptions {
