@@ -210,6 +210,9 @@ pub struct GenerateArgs {
     /// Greedy decoding (the default unless --temperature is given).
     #[arg(long, conflicts_with_all = ["temperature", "top_k", "top_p"])]
     pub greedy: bool,
+    /// Beam search with this many beams (returns the most likely continuation).
+    #[arg(long, value_name = "WIDTH", conflicts_with_all = ["greedy", "temperature", "top_k", "top_p"])]
+    pub beam: Option<usize>,
     /// Sampling temperature (> 0).
     #[arg(long)]
     pub temperature: Option<f32>,
@@ -1132,6 +1135,13 @@ fn score_records(card: &Path, column: Option<&str>) -> Result<(Vec<String>, Vec<
 fn generate_cmd(a: &GenerateArgs) -> Result<u8> {
     use crate::model::{Decoding, Strategy};
     let strategy = match (a.greedy, a.temperature) {
+        _ if a.beam.is_some() => {
+            let width = a.beam.unwrap_or(1);
+            if width == 0 {
+                return Err(crate::Error::Usage("--beam must be at least 1".into()).into());
+            }
+            Strategy::Beam { width }
+        }
         (true, _) | (false, None) if a.top_k.is_none() && a.top_p.is_none() => Strategy::Greedy,
         _ => {
             let temperature = a.temperature.unwrap_or(1.0);
@@ -1188,6 +1198,7 @@ fn generate_cmd(a: &GenerateArgs) -> Result<u8> {
             "model": model.card().architecture,
             "decoding": match strategy {
                 Strategy::Greedy => serde_json::json!({"greedy": true}),
+                Strategy::Beam { width } => serde_json::json!({"beam": width}),
                 Strategy::Sample { temperature, top_k, top_p } =>
                     serde_json::json!({"temperature": temperature, "top_k": top_k, "top_p": top_p, "seed": a.seed}),
             },

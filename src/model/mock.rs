@@ -185,6 +185,59 @@ impl LanguageModel for MockModel {
             .collect()
     }
     fn generate(&self, prompts: &[Vec<u32>], d: &Decoding) -> crate::Result<Vec<Vec<u32>>> {
+        if let super::Strategy::Beam { width } = d.strategy {
+            let width = width.max(1);
+            return Ok(prompts
+                .iter()
+                .map(|p| {
+                    let mut beams: Vec<(Vec<u32>, f64, bool)> =
+                        vec![(Vec::new(), 0.0, false); width];
+                    for step in 0..d.max_new_tokens {
+                        let rows: Vec<Vec<f32>> = beams
+                            .iter()
+                            .map(|(path, _, _)| {
+                                let seq: Vec<u32> = p.iter().chain(path).copied().collect();
+                                super::score::log_softmax(&self.logits(&seq))
+                            })
+                            .collect();
+                        let scores: Vec<f64> = beams.iter().map(|b| b.1).collect();
+                        let fin: Vec<bool> = beams.iter().map(|b| b.2).collect();
+                        let keep = super::beam_step(&scores, &rows, &fin, step == 0, width);
+                        beams = (0..width)
+                            .map(|j| {
+                                let (bi, tok, sc) = keep[j.min(keep.len() - 1)];
+                                let mut path = beams[bi].0.clone();
+                                let fin = match tok {
+                                    Some(t) => {
+                                        path.push(t);
+                                        d.stop_at_eos && t == EOS
+                                    }
+                                    None => true,
+                                };
+                                (
+                                    path,
+                                    if j < keep.len() {
+                                        sc
+                                    } else {
+                                        f64::NEG_INFINITY
+                                    },
+                                    fin,
+                                )
+                            })
+                            .collect();
+                        if beams.iter().all(|b| b.2) {
+                            break;
+                        }
+                    }
+                    beams
+                        .into_iter()
+                        .enumerate()
+                        .max_by(|x, y| x.1.1.total_cmp(&y.1.1).then(y.0.cmp(&x.0)))
+                        .map(|(_, b)| b.0)
+                        .unwrap_or_default()
+                })
+                .collect());
+        }
         Ok(prompts
             .iter()
             .enumerate()
@@ -239,5 +292,40 @@ mod tests {
         let out = m.generate(&[m.encode("MRN").unwrap()], &d).unwrap();
         assert_eq!(m.decode(&out[0]).unwrap(), " 12345");
         assert_eq!(out[0].last(), Some(&EOS));
+    }
+
+    #[test]
+    fn beam_search_is_exhaustive_when_as_wide_as_the_vocabulary() {
+        let m = model();
+        let p = m.encode("Pat").unwrap();
+        let d = |w| Decoding {
+            strategy: Strategy::Beam { width: w },
+            max_new_tokens: 2,
+            seed: 0,
+            stop_at_eos: false,
+        };
+        let got = m.generate(std::slice::from_ref(&p), &d(VOCAB)).unwrap()[0].clone();
+        let first = crate::model::score::log_softmax(&m.logits(&p));
+        let mut best = (f64::NEG_INFINITY, vec![]);
+        for a in 0..VOCAB as u32 {
+            let mut seq = p.clone();
+            seq.push(a);
+            let second = crate::model::score::log_softmax(&m.logits(&seq));
+            for b in 0..VOCAB as u32 {
+                let s = f64::from(first[a as usize]) + f64::from(second[b as usize]);
+                if s > best.0 {
+                    best = (s, vec![a, b]);
+                }
+            }
+        }
+        assert_eq!(got, best.1);
+        let greedy = Decoding {
+            strategy: Strategy::Greedy,
+            ..d(1)
+        };
+        assert_eq!(
+            m.generate(std::slice::from_ref(&p), &d(1)).unwrap(),
+            m.generate(std::slice::from_ref(&p), &greedy).unwrap()
+        );
     }
 }

@@ -71,6 +71,47 @@ pub enum Strategy {
         /// Keep the smallest set with cumulative probability ≥ p (None: all).
         top_p: Option<f32>,
     },
+    /// Beam search: keep the `width` most likely continuations (sum of log-probabilities, no
+    /// length penalty) and return the most likely; ties go to the lower token ids.
+    Beam {
+        /// Beams per prompt (≥ 1; 1 is greedy).
+        width: usize,
+    },
+}
+
+/// One step of beam search for one prompt: from its beams' scores, their next-token log-prob
+/// rows and whether each beam is finished, the surviving (parent beam, token, score); a
+/// finished beam survives as itself with token `None`. At the first step only beam 0 expands
+/// (all beams are the same prompt).
+pub fn beam_step(
+    scores: &[f64],
+    rows: &[Vec<f32>],
+    finished: &[bool],
+    first: bool,
+    width: usize,
+) -> Vec<(usize, Option<u32>, f64)> {
+    let mut cands: Vec<(usize, Option<u32>, f64)> = Vec::new();
+    for (bi, row) in rows.iter().enumerate() {
+        if first && bi > 0 {
+            break;
+        }
+        if finished[bi] {
+            cands.push((bi, None, scores[bi]));
+            continue;
+        }
+        // The `width` best tokens of this beam (ascending id on ties).
+        let mut idx: Vec<u32> = (0..row.len() as u32).collect();
+        let k = width.min(idx.len());
+        idx.select_nth_unstable_by(k.saturating_sub(1), |&a, &b| {
+            row[b as usize].total_cmp(&row[a as usize]).then(a.cmp(&b))
+        });
+        for &t in &idx[..k] {
+            cands.push((bi, Some(t), scores[bi] + f64::from(row[t as usize])));
+        }
+    }
+    cands.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)).then(a.1.cmp(&b.1)));
+    cands.truncate(width);
+    cands
 }
 
 /// Generation settings.
@@ -181,6 +222,127 @@ impl Decoder {
 
     fn pad_id(&self) -> u32 {
         self.tok.pad.or(self.tok.eos.first().copied()).unwrap_or(0)
+    }
+
+    /// Beam search with a KV cache: every prompt runs `width` rows; after each step the cache
+    /// rows are reordered to follow their surviving parents.
+    fn beam(
+        &self,
+        prompts: &[Vec<u32>],
+        width: usize,
+        d: &Decoding,
+    ) -> crate::Result<Vec<Vec<u32>>> {
+        let b = prompts.len();
+        if let Some(i) = prompts.iter().position(Vec::is_empty) {
+            return Err(crate::Error::Usage(format!(
+                "prompt {i} has no tokens; give at least one"
+            )));
+        }
+        let l = prompts.iter().map(Vec::len).max().unwrap_or(0);
+        self.check_len(l + d.max_new_tokens)?;
+        let rows_n = b * width;
+        let pads: Vec<usize> = prompts
+            .iter()
+            .flat_map(|p| std::iter::repeat_n(l - p.len(), width))
+            .collect();
+        let pad = self.pad_id();
+        let mut flat = Vec::with_capacity(rows_n * l);
+        let mut pos = Vec::with_capacity(rows_n * l);
+        for (r, &np) in pads.iter().enumerate() {
+            let p = &prompts[r / width];
+            flat.extend(std::iter::repeat_n(pad, np));
+            flat.extend_from_slice(p);
+            pos.extend((0..l).map(|j| j.saturating_sub(np) as u32));
+        }
+        let mut cache: transformer::KvCache = vec![None; self.net.cfg.layers];
+        let mut paths: Vec<Vec<u32>> = vec![Vec::new(); rows_n];
+        let mut scores = vec![0f64; rows_n];
+        let mut finished = vec![false; rows_n];
+        let mut ids = id_tensor(flat, rows_n, l)?;
+        let (mut past, mut t) = (0, l);
+        for step in 0..d.max_new_tokens {
+            let mask = transformer::padded_mask(&pads, past, t).map_err(ce)?;
+            let pos_t = Tensor::from_vec(pos.clone(), rows_n * t, &Device::Cpu).map_err(ce)?;
+            let hidden = self
+                .net
+                .forward(&ids, &mask, past, Some(&pos_t), Some(&mut cache))
+                .map_err(ce)?;
+            let last: Vec<u32> = (0..rows_n).map(|r| (r * t + t - 1) as u32).collect();
+            let last = Tensor::from_vec(last, rows_n, &Device::Cpu).map_err(ce)?;
+            let logits = hidden
+                .index_select(&last, 0)
+                .and_then(|h| h.matmul(&self.net.head_t))
+                .and_then(|l| l.to_vec2::<f32>())
+                .map_err(ce)?;
+            let lp: Vec<Vec<f32>> = logits.iter().map(|r| score::log_softmax(r)).collect();
+            let mut parent = Vec::with_capacity(rows_n);
+            let mut next = Vec::with_capacity(rows_n);
+            let (mut new_paths, mut new_scores, mut new_fin) = (
+                Vec::with_capacity(rows_n),
+                Vec::with_capacity(rows_n),
+                Vec::with_capacity(rows_n),
+            );
+            for p in 0..b {
+                let base = p * width;
+                let keep = beam_step(
+                    &scores[base..base + width],
+                    &lp[base..base + width],
+                    &finished[base..base + width],
+                    step == 0,
+                    width,
+                );
+                for j in 0..width {
+                    // Fewer candidates than beams (a tiny vocabulary): repeat the last.
+                    let (bi, tok, sc) = keep[j.min(keep.len() - 1)];
+                    let src = base + bi;
+                    let mut path = paths[src].clone();
+                    let (tok, fin) = match tok {
+                        Some(t) => {
+                            path.push(t);
+                            (t, d.stop_at_eos && self.tok.eos.contains(&t))
+                        }
+                        None => (pad, true),
+                    };
+                    parent.push(src as u32);
+                    next.push(tok);
+                    new_paths.push(path);
+                    new_scores.push(if j < keep.len() {
+                        sc
+                    } else {
+                        f64::NEG_INFINITY
+                    });
+                    new_fin.push(fin);
+                }
+            }
+            paths = new_paths;
+            scores = new_scores;
+            finished = new_fin;
+            if finished.iter().all(|&f| f) || step + 1 == d.max_new_tokens {
+                break;
+            }
+            let parent = Tensor::from_vec(parent, rows_n, &Device::Cpu).map_err(ce)?;
+            for entry in cache.iter_mut() {
+                if let Some((k, v)) = entry.take() {
+                    *entry = Some((
+                        k.index_select(&parent, 0).map_err(ce)?,
+                        v.index_select(&parent, 0).map_err(ce)?,
+                    ));
+                }
+            }
+            past += t;
+            t = 1;
+            pos = (0..rows_n).map(|r| (past - pads[r]) as u32).collect();
+            ids = id_tensor(next, rows_n, 1)?;
+        }
+        Ok((0..b)
+            .map(|p| {
+                let base = p * width;
+                let best = (base..base + width)
+                    .max_by(|&x, &y| scores[x].total_cmp(&scores[y]).then(y.cmp(&x)))
+                    .unwrap_or(base);
+                paths[best].clone()
+            })
+            .collect())
     }
 }
 
@@ -386,6 +548,9 @@ impl LanguageModel for Decoder {
         if b == 0 || d.max_new_tokens == 0 {
             return Ok(vec![Vec::new(); b]);
         }
+        if let Strategy::Beam { width } = d.strategy {
+            return self.beam(prompts, width.max(1), d);
+        }
         if let Some(i) = prompts.iter().position(Vec::is_empty) {
             return Err(crate::Error::Usage(format!(
                 "prompt {i} has no tokens; give at least one"
@@ -464,7 +629,7 @@ pub fn pick(logits: &[f32], strategy: &Strategy, rng: &mut crate::stats::rng::Rn
         best as u32
     };
     match *strategy {
-        Strategy::Greedy => argmax(),
+        Strategy::Greedy | Strategy::Beam { .. } => argmax(),
         Strategy::Sample {
             temperature,
             top_k,
