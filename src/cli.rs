@@ -767,6 +767,7 @@ fn risk_cmd(a: &RiskArgs, quiet: bool) -> Result<u8> {
         reid: vec![analysis.detail],
         membership: None,
         canary: None,
+        extraction: None,
     };
     report::write_run(&out, &file)?;
     let t_report = t0.elapsed().as_secs_f64() - t_load - t_analyze;
@@ -1005,6 +1006,7 @@ fn demo(a: &DemoArgs, quiet: bool) -> Result<u8> {
         reid: details,
         membership: None,
         canary: None,
+        extraction: None,
     };
     report::write_run(&a.out, &file)?;
     if !quiet {

@@ -158,10 +158,15 @@ fn load_plan(path: Option<&std::path::Path>) -> Result<Plan> {
 /// `phiprobe audit`.
 pub fn audit_cmd(a: &AuditArgs, quiet: bool) -> Result<u8> {
     let plan = load_plan(a.plan.as_deref())?;
-    // Without --data the membership probe cannot run; the default plan then runs the rest.
+    // Without --data the membership and extraction probes cannot run; the default plan then
+    // runs the rest.
     let settings = match (&plan.membership, &a.data, &a.plan) {
         (Some(_), None, None) => None,
         (m, _, _) => m.clone(),
+    };
+    let extraction = match (&plan.extraction, &a.data, &a.plan) {
+        (Some(_), None, None) => None,
+        (e, _, _) => e.clone(),
     };
     let seed = a.seed.or(plan.run.seed).unwrap_or(7);
     let policy = match &a.policy {
@@ -180,6 +185,7 @@ pub fn audit_cmd(a: &AuditArgs, quiet: bool) -> Result<u8> {
         "canaries": a.canaries,
         "membership": settings,
         "canary": plan.canary,
+        "extraction": extraction,
     });
     let id = {
         use sha2::{Digest, Sha256};
@@ -210,6 +216,7 @@ pub fn audit_cmd(a: &AuditArgs, quiet: bool) -> Result<u8> {
         settings,
         canary: plan.canary.clone(),
         canaries: a.canaries.clone(),
+        extraction,
         out: out.clone(),
         seed,
         threads: a.threads,

@@ -528,12 +528,22 @@ fn demo_audit(
         max_expansions: 10_000,
         ..Default::default()
     };
+    // A lighter extraction than the default plan's, to keep the demo short.
+    let extraction = crate::probe::extraction::Settings {
+        prefix_tokens: vec![8, 16, 32],
+        records: 64,
+        samples: 2,
+        identifiers_per_record: 4,
+        generations: 64,
+        ..Default::default()
+    };
     let plan = serde_json::json!({
         "model": target_dir,
         "data": card,
         "references": if a.train_references > 0 { vec![model_dir] } else { vec![] },
         "membership": settings,
         "canary": canary,
+        "extraction": extraction,
     });
     let id = format!("demo-audit-{}", a.seed);
     let spec = crate::probe::audit::AuditSpec {
@@ -551,6 +561,7 @@ fn demo_audit(
         settings: Some(settings),
         canary: Some(canary),
         canaries: None,
+        extraction: Some(extraction),
         out: out.clone(),
         seed: a.seed,
         threads: 0,

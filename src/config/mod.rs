@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::probe::{canary, membership};
+use crate::probe::{canary, extraction, membership};
 use crate::{Error, Result};
 
 /// `[run]`: settings shared by every probe.
@@ -28,6 +28,8 @@ pub struct Plan {
     pub membership: Option<membership::Settings>,
     /// The canary probe's settings, when the plan has one.
     pub canary: Option<canary::Settings>,
+    /// The extraction probe's settings, when the plan has one.
+    pub extraction: Option<extraction::Settings>,
 }
 
 impl Default for Plan {
@@ -36,6 +38,7 @@ impl Default for Plan {
             run: RunSettings::default(),
             membership: Some(membership::Settings::default()),
             canary: Some(canary::Settings::default()),
+            extraction: Some(extraction::Settings::default()),
         }
     }
 }
@@ -50,7 +53,7 @@ struct RawPlan {
 }
 
 /// Probe kinds this release runs.
-pub const KINDS: [&str; 2] = ["membership", "canary"];
+pub const KINDS: [&str; 3] = ["membership", "canary", "extraction"];
 
 impl Plan {
     /// Parses a plan's text; `path` names it in errors.
@@ -65,6 +68,7 @@ impl Plan {
             run: raw.run,
             membership: None,
             canary: None,
+            extraction: None,
         };
         for (i, mut t) in raw.probe.into_iter().enumerate() {
             let kind = match t.remove("kind") {
@@ -93,6 +97,17 @@ impl Plan {
                     s.validate()
                         .map_err(|m| bad(format!("[[probe]] canary: {m}")))?;
                     plan.canary = Some(s);
+                }
+                "extraction" => {
+                    if plan.extraction.is_some() {
+                        return Err(bad("two extraction probes; merge them into one".into()));
+                    }
+                    let s: extraction::Settings = t
+                        .try_into()
+                        .map_err(|e| bad(format!("[[probe]] extraction: {e}")))?;
+                    s.validate()
+                        .map_err(|m| bad(format!("[[probe]] extraction: {m}")))?;
+                    plan.extraction = Some(s);
                 }
                 other => {
                     return Err(bad(format!(
@@ -126,6 +141,7 @@ mod tests {
             let plan = Plan::load(Path::new(p)).unwrap();
             assert!(plan.membership.is_some(), "{p}");
             assert!(plan.canary.is_some(), "{p}");
+            assert!(plan.extraction.is_some(), "{p}");
         }
         let e = Plan::parse(
             "[[probe]]\nkind = \"membership\"\natacks = [\"loss\"]\n",

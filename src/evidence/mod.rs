@@ -9,10 +9,12 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 mod canary;
+mod extraction;
 mod membership;
 mod model;
 mod reid;
 pub use canary::*;
+pub use extraction::*;
 pub use membership::*;
 pub use model::*;
 pub use reid::*;
@@ -209,4 +211,7 @@ pub struct FindingsFile {
     /// Canary-exposure detail, when probed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary: Option<CanaryDetail>,
+    /// Extraction detail, when probed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extraction: Option<ExtractionDetail>,
 }

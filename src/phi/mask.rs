@@ -5,9 +5,18 @@ use sha2::{Digest, Sha256};
 
 /// Replaces every detected PHI span with `[CATEGORY]`, e.g. `[SSN]`.
 pub fn mask(text: &str) -> String {
+    mask_spans(text, &detect(text))
+}
+
+/// [`mask`] with a dataset's detector (its names, places and identifier shapes).
+pub fn mask_with(detector: &super::Detector, text: &str) -> String {
+    mask_spans(text, &detector.detect(text))
+}
+
+fn mask_spans(text: &str, found: &[super::PhiMatch]) -> String {
     let mut out = String::with_capacity(text.len());
     let mut last = 0;
-    for m in detect(text) {
+    for m in found {
         out.push_str(&text[last..m.start]);
         out.push('[');
         out.push_str(&m.category.id().to_ascii_uppercase());

@@ -9,7 +9,7 @@ mod mask;
 pub use detect::{
     Detector, PhiMatch, Vocabulary, detect, luhn, parse_date, shape_of, valid_nanp, valid_ssn,
 };
-pub use mask::{mask, salted_hash};
+pub use mask::{mask, mask_with, salted_hash};
 
 use serde::{Deserialize, Serialize};
 
@@ -147,3 +147,46 @@ pub const RESTRICTED_ZIP3_2000: [&str; 17] = [
 
 /// Vintage of [`RESTRICTED_ZIP3_2000`].
 pub const RESTRICTED_ZIP3_VINTAGE: &str = "US Census 2000 (HHS OCR guidance, 2012)";
+
+/// The comparable form of an identifier: dates as their day number, names, places, e-mail
+/// addresses and URLs in lower case with single spaces, everything else as upper-case letters
+/// and digits only (so `617-555-0123`, `(617) 555-0123` and `617.555.0123` agree). `None` for
+/// an unparsable date or a value with nothing left.
+pub fn normalize(category: SafeHarbor, value: &str) -> Option<String> {
+    let v = value.trim();
+    let out = match category {
+        SafeHarbor::Date => return parse_date(v).map(|d| format!("day:{d}")),
+        SafeHarbor::Name | SafeHarbor::Geographic => v
+            .split(|c: char| c.is_whitespace() || c == ',')
+            .filter(|w| !w.is_empty())
+            .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase())
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>()
+            .join(" "),
+        SafeHarbor::Email | SafeHarbor::Url => v.to_lowercase(),
+        _ => v
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .map(|c| c.to_ascii_uppercase())
+            .collect(),
+    };
+    (!out.is_empty()).then_some(out)
+}
+
+#[cfg(test)]
+mod normalize_tests {
+    use super::*;
+
+    #[test]
+    fn forms_of_one_identifier_agree() {
+        let p = |s| normalize(SafeHarbor::Phone, s);
+        assert_eq!(p("617-555-0123"), p("(617) 555-0123"));
+        assert_eq!(p("617.555.0123"), Some("6175550123".into()));
+        let d = |s| normalize(SafeHarbor::Date, s);
+        assert_eq!(d("2021-03-04"), d("March 4, 2021"));
+        assert_eq!(d("3/4/2021"), d("4 March 2021"));
+        assert_eq!(d("not a date"), None);
+        assert_eq!(normalize(SafeHarbor::Name, " SMITH, "), Some("smith".into()));
+        assert_eq!(normalize(SafeHarbor::Mrn, "--"), None);
+    }
+}

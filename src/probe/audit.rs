@@ -69,6 +69,8 @@ pub struct AuditSpec {
     pub canary: Option<super::canary::Settings>,
     /// A `--canaries` file for a model phiprobe did not train.
     pub canaries: Option<PathBuf>,
+    /// Extraction settings (None: no extraction probe).
+    pub extraction: Option<super::extraction::Settings>,
     /// Output folder.
     pub out: PathBuf,
     /// Seed.
@@ -506,6 +508,7 @@ fn empty_file(manifest: RunManifest) -> FindingsFile {
         reid: Vec::new(),
         membership: None,
         canary: None,
+        extraction: None,
     }
 }
 
@@ -558,7 +561,11 @@ pub fn run(
         s.validate()
             .map_err(|m| Error::Usage(format!("plan: canary: {m}")))?;
     }
-    if spec.settings.is_none() && spec.canary.is_none() {
+    if let Some(s) = &spec.extraction {
+        s.validate()
+            .map_err(|m| Error::Usage(format!("plan: extraction: {m}")))?;
+    }
+    if spec.settings.is_none() && spec.canary.is_none() && spec.extraction.is_none() {
         return Err(Error::Usage(
             "the plan has no probe to run; add a [[probe]] (kinds: `phiprobe probes`)".into(),
         ));
@@ -572,11 +579,12 @@ pub fn run(
             spec.out.display()
         )));
     }
-    let recs = match (&spec.data, spec.settings.is_some()) {
+    let needs_data = spec.settings.is_some() || spec.extraction.is_some();
+    let recs = match (&spec.data, needs_data) {
         (Some(d), _) => Some(TextRecords::load(d, spec.column.as_deref())?),
         (None, true) => {
             return Err(Error::Usage(
-                "the membership probe needs --data (a dataset card whose [membership] section marks members and non-members)".into(),
+                "the membership and extraction probes need --data (a dataset card whose [membership] section marks members and non-members)".into(),
             ));
         }
         (None, false) => None,
@@ -627,6 +635,8 @@ pub fn run(
         records: String::new(),
         models: vec![target_spec.clone()],
         probes: serde_json::json!({
+            "extraction": spec.extraction,
+            "reference_model": spec.reference_model,
             "canary": spec.canary,
             "canaries": canaries.as_ref().map(|(src, specs, groups)| {
                 serde_json::json!({"source": src, "digest": digest_json(&(specs, groups))})
@@ -843,6 +853,48 @@ pub fn run(
             ),
         }
     }
+    if let (Some(es), Some(recs)) = (&spec.extraction, &recs) {
+        let path = obs_dir.join(EXTRACTION_FILE);
+        let obs = if path.is_file() {
+            read_json::<super::extraction::Observations>(&path, "extraction observations")?
+        } else {
+            let opts = LoadOptions {
+                adapter: spec.adapter.clone(),
+                threads: spec.threads,
+            };
+            let model = crate::model::load(&spec.model, &opts)?;
+            if target_card.is_none() {
+                target_card = Some(model.card().clone());
+            }
+            let reference = match &spec.reference_model {
+                Some(r) => Some(crate::model::load(
+                    r,
+                    &LoadOptions {
+                        adapter: None,
+                        threads: spec.threads,
+                    },
+                )?),
+                None => None,
+            };
+            let mut p = |stage: &str, done: usize, total: usize| progress(stage, done, total);
+            let o = super::extraction::observe(
+                model.as_ref(),
+                spec.reference_model
+                    .as_deref()
+                    .zip(reference.as_deref()),
+                recs,
+                es,
+                spec.seed,
+                &mut p,
+            )?;
+            write_json(&path, &o)?;
+            scored.push("extraction".into());
+            o
+        };
+        let (findings, detail) = super::extraction::analyze(&obs);
+        file.findings.extend(findings);
+        file.extraction = Some(detail);
+    }
     if target_card.is_none() {
         let model = crate::model::load(
             &spec.model,
@@ -877,6 +929,8 @@ pub fn run(
 
 /// Canary observations in a run folder.
 pub const CANARY_FILE: &str = "canary.json";
+/// Extraction observations in a run folder.
+pub const EXTRACTION_FILE: &str = "extraction.json";
 
 fn digest_json(v: &impl Serialize) -> String {
     let mut h = Sha256::new();
@@ -933,7 +987,8 @@ pub fn reanalyze(run: &Path, settings: Option<&Settings>) -> Result<FindingsFile
     let obs_dir = run.join("observations");
     let has_membership = obs_dir.join("audit.json").is_file();
     let canary_path = obs_dir.join(CANARY_FILE);
-    if !has_membership && !canary_path.is_file() {
+    let extraction_path = obs_dir.join(EXTRACTION_FILE);
+    if !has_membership && !canary_path.is_file() && !extraction_path.is_file() {
         return Err(Error::Usage(format!(
             "{}: no observations (observations/audit.json or {CANARY_FILE}); only `phiprobe audit` runs can be re-analysed",
             run.display()
@@ -976,6 +1031,13 @@ pub fn reanalyze(run: &Path, settings: Option<&Settings>) -> Result<FindingsFile
         // Keep a recorded "not measured" canary finding.
         file.findings
             .extend(old.findings.iter().filter(|f| f.probe == "canary").cloned());
+    }
+    if extraction_path.is_file() {
+        let o: super::extraction::Observations =
+            read_json(&extraction_path, "extraction observations")?;
+        let (findings, detail) = super::extraction::analyze(&o);
+        file.findings.extend(findings);
+        file.extraction = Some(detail);
     }
     file.manifest = manifest;
     for (name, bytes) in crate::report::render_all(&file)? {

@@ -3,4 +3,5 @@
 
 pub mod audit;
 pub mod canary;
+pub mod extraction;
 pub mod membership;

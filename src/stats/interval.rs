@@ -140,3 +140,40 @@ mod tests {
         assert!((lo - 0.187_086).abs() < 1e-6 && (hi - 0.812_914).abs() < 1e-6);
     }
 }
+
+/// Difference of two independent proportions k1/n1 − k2/n2 with Newcombe's hybrid score
+/// interval (Newcombe 1998, Statistics in Medicine 17:873, method 10: Wilson limits of each
+/// proportion combined). Returns (difference, lo, hi); NaNs when either n is 0.
+pub fn newcombe_difference(k1: u64, n1: u64, k2: u64, n2: u64, confidence: f64) -> (f64, f64, f64) {
+    if n1 == 0 || n2 == 0 {
+        return (f64::NAN, f64::NAN, f64::NAN);
+    }
+    let lim = |k: u64, n: u64| {
+        let (c, h) = wilson(k, n, confidence);
+        (c - h, c + h)
+    };
+    let (p1, p2) = (k1 as f64 / n1 as f64, k2 as f64 / n2 as f64);
+    let ((l1, u1), (l2, u2)) = (lim(k1, n1), lim(k2, n2));
+    let d = p1 - p2;
+    (
+        d,
+        d - ((p1 - l1).powi(2) + (u2 - p2).powi(2)).sqrt(),
+        d + ((u1 - p1).powi(2) + (p2 - l2).powi(2)).sqrt(),
+    )
+}
+
+#[cfg(test)]
+mod newcombe_tests {
+    use super::*;
+
+    /// Newcombe (1998) Table II, method 10: (a) 56/70 − 48/80 → [0.0524, 0.3339];
+    /// (e) 9/10 − 3/10 → [0.1705, 0.8090].
+    #[test]
+    fn matches_newcombe_table_ii() {
+        let (d, lo, hi) = newcombe_difference(56, 70, 48, 80, 0.95);
+        assert!((d - 0.2).abs() < 1e-12);
+        assert!((lo - 0.0524).abs() < 5e-5 && (hi - 0.3339).abs() < 5e-5, "{lo} {hi}");
+        let (_, lo, hi) = newcombe_difference(9, 10, 3, 10, 0.95);
+        assert!((lo - 0.1705).abs() < 5e-5 && (hi - 0.8090).abs() < 5e-5, "{lo} {hi}");
+    }
+}

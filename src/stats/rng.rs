@@ -48,6 +48,11 @@ impl Rng {
         Self::new(mixed)
     }
 
+    /// A 64-bit seed for a sub-stream (e.g. a model call's sampling seed).
+    pub fn derive_seed(seed: u64, label: &str, index: u64) -> u64 {
+        Self::derive(seed, label, index).next_u64()
+    }
+
     /// Next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         let result = self.s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);

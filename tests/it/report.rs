@@ -40,6 +40,7 @@ fn fixture() -> FindingsFile {
         reid: vec![a.detail],
         membership: None,
         canary: None,
+        extraction: None,
     }
 }
 
