@@ -243,6 +243,7 @@ pub fn audit_cmd(a: &AuditArgs, quiet: bool) -> Result<u8> {
         }
         print_membership(&mut err, &outcome.file)?;
         print_canary(&mut err, &outcome.file)?;
+        print_extraction(&mut err, &outcome.file)?;
         eprintln!("report: {}", out.join(crate::report::HTML).display());
     }
     Ok(if outcome.failed > 0 {
@@ -408,6 +409,57 @@ pub fn print_canary(
     }
     if let Some(t) = d.trend {
         writeln!(w, "  Spearman ρ(copies, exposure) = {t:.3}")?;
+    }
+    Ok(())
+}
+
+/// The extraction summary on a terminal.
+pub fn print_extraction(
+    w: &mut impl std::io::Write,
+    file: &crate::evidence::FindingsFile,
+) -> Result<()> {
+    let Some(d) = &file.extraction else {
+        return Ok(());
+    };
+    let pct = |(k, n): (u64, u64)| {
+        if n == 0 {
+            "n/a".to_owned()
+        } else {
+            format!("{k}/{n}")
+        }
+    };
+    writeln!(
+        w,
+        "extraction: {} records ({} members); continuation reproduced exactly (members vs non-members):",
+        d.records, d.members
+    )?;
+    for p in &d.curve {
+        writeln!(
+            w,
+            "  k = {:>3}  {:>9} vs {:>9}",
+            p.k,
+            pct(p.member),
+            pct(p.control)
+        )?;
+    }
+    let flagged: Vec<String> = d
+        .types
+        .iter()
+        .filter(|t| t.member.0 + t.control.0 > 0)
+        .map(|t| {
+            format!(
+                "{} {} {} vs {}",
+                t.mode.replace('_', " "),
+                t.phi_type,
+                pct(t.member),
+                pct(t.control)
+            )
+        })
+        .collect();
+    if flagged.is_empty() {
+        writeln!(w, "  no identifier reproduced, for members or non-members")?;
+    } else {
+        writeln!(w, "  identifiers reproduced: {}", flagged.join("; "))?;
     }
     Ok(())
 }

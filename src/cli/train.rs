@@ -590,6 +590,7 @@ fn demo_audit(
         eprintln!("\naudited in {:.1} s", t0.elapsed().as_secs_f64());
         super::audit::print_membership(&mut std::io::stderr(), &outcome.file)?;
         super::audit::print_canary(&mut std::io::stderr(), &outcome.file)?;
+        super::audit::print_extraction(&mut std::io::stderr(), &outcome.file)?;
         eprintln!("audit report: {}", out.join(crate::report::HTML).display());
     }
     Ok(())

@@ -3,6 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Successes and trials: `(k, n)`.
+pub type KOfN = (u64, u64);
+
 /// One point of the k-extractability curve.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KPoint {
@@ -13,7 +16,7 @@ pub struct KPoint {
     /// Non-members (control).
     pub control: (u64, u64),
     /// Per decode: (decode, member k/n, control k/n).
-    pub per_decode: Vec<(String, (u64, u64), (u64, u64))>,
+    pub per_decode: Vec<(String, KOfN, KOfN)>,
 }
 
 /// Extraction of one identifier type in one mode.
@@ -27,8 +30,9 @@ pub struct TypeRate {
     pub member: (u64, u64),
     /// Non-members: extracted, of.
     pub control: (u64, u64),
-    /// Member rate − control rate with its interval (difference, lo, hi).
-    pub excess: (f64, f64, f64),
+    /// Member rate − control rate with its interval (difference, lo, hi); None when either
+    /// group has no value of this type.
+    pub excess: Option<(f64, f64, f64)>,
 }
 
 /// A member extraction, identifiers masked.

@@ -159,7 +159,10 @@ pub fn normalize(category: SafeHarbor, value: &str) -> Option<String> {
         SafeHarbor::Name | SafeHarbor::Geographic => v
             .split(|c: char| c.is_whitespace() || c == ',')
             .filter(|w| !w.is_empty())
-            .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase())
+            .map(|w| {
+                w.trim_matches(|c: char| !c.is_alphanumeric())
+                    .to_lowercase()
+            })
             .filter(|w| !w.is_empty())
             .collect::<Vec<_>>()
             .join(" "),
@@ -186,7 +189,10 @@ mod normalize_tests {
         assert_eq!(d("2021-03-04"), d("March 4, 2021"));
         assert_eq!(d("3/4/2021"), d("4 March 2021"));
         assert_eq!(d("not a date"), None);
-        assert_eq!(normalize(SafeHarbor::Name, " SMITH, "), Some("smith".into()));
+        assert_eq!(
+            normalize(SafeHarbor::Name, " SMITH, "),
+            Some("smith".into())
+        );
         assert_eq!(normalize(SafeHarbor::Mrn, "--"), None);
     }
 }

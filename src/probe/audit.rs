@@ -836,7 +836,6 @@ pub fn run(
                     &mut p,
                 )?;
                 write_json(&path, &o)?;
-                scored.push("canaries".into());
                 Some(o)
             }
         };
@@ -879,16 +878,13 @@ pub fn run(
             let mut p = |stage: &str, done: usize, total: usize| progress(stage, done, total);
             let o = super::extraction::observe(
                 model.as_ref(),
-                spec.reference_model
-                    .as_deref()
-                    .zip(reference.as_deref()),
+                spec.reference_model.as_deref().zip(reference.as_deref()),
                 recs,
                 es,
                 spec.seed,
                 &mut p,
             )?;
             write_json(&path, &o)?;
-            scored.push("extraction".into());
             o
         };
         let (findings, detail) = super::extraction::analyze(&obs);

@@ -173,7 +173,9 @@ impl Settings {
                 || p.top_k == Some(0)
                 || p.top_p.is_some_and(|x| !(x > 0.0 && x <= 1.0))
             {
-                return Err("each sweep point needs temperature > 0, top_k ≥ 1, top_p in (0, 1]".into());
+                return Err(
+                    "each sweep point needs temperature > 0, top_k ≥ 1, top_p in (0, 1]".into(),
+                );
             }
         }
         if !(self.confidence > 0.0 && self.confidence < 1.0) {
@@ -285,7 +287,8 @@ pub struct Observations {
     pub member: Vec<bool>,
     /// Targeted attempts.
     pub attempts: Vec<Attempt>,
-    /// (record, k) prompts skipped because the text was too short.
+    /// (record, k) prompts skipped: the text is shorter than k + suffix tokens, or k + suffix
+    /// exceeds the model's context.
     pub too_short: u64,
     /// Untargeted observations.
     pub untargeted: Option<Untargeted>,
@@ -320,7 +323,9 @@ fn reproduces(
 ) -> (bool, bool) {
     let found = identifiers(detector, generated);
     let exact = generated.contains(surface)
-        || found.iter().any(|(c, v, _, _)| *c == category && v == value);
+        || found
+            .iter()
+            .any(|(c, v, _, _)| *c == category && v == value);
     let close = exact
         || found
             .iter()
@@ -352,7 +357,11 @@ fn run_decode(
     s: &Settings,
     seed: u64,
 ) -> Result<Vec<Vec<Vec<u32>>>> {
-    let copies = if decode == Decode::Sample { s.samples } else { 1 };
+    let copies = if decode == Decode::Sample {
+        s.samples
+    } else {
+        1
+    };
     let rows: Vec<Vec<u32>> = prompts
         .iter()
         .flat_map(|p| std::iter::repeat_n(p.clone(), copies))
@@ -413,8 +422,12 @@ pub fn observe(
         ));
     }
     let ids: Vec<String> = chosen.iter().map(|&r| recs.ids[r].clone()).collect();
-    let member: Vec<bool> = chosen.iter().map(|&r| recs.member[r] == Some(true)).collect();
+    let member: Vec<bool> = chosen
+        .iter()
+        .map(|&r| recs.member[r] == Some(true))
+        .collect();
     let bos = model.encode("")?.len();
+    let ctx = model.card().context_length.max(2);
     let mut attempts = Vec::new();
     let mut examples = Vec::new();
     let mut too_short = 0u64;
@@ -427,7 +440,9 @@ pub fn observe(
         let mut which = Vec::new();
         for (i, &r) in chosen.iter().enumerate() {
             let toks = model.encode(&recs.texts[r])?;
-            if toks.len() < bos + k + settings.suffix_tokens {
+            if toks.len() < bos + k + settings.suffix_tokens
+                || bos + k + settings.suffix_tokens > ctx
+            {
                 too_short += 1;
                 continue;
             }
@@ -526,15 +541,42 @@ pub fn observe(
                     continue;
                 }
                 let surface = note[s..e].to_owned();
-                let need = model.encode(&note[before.len()..e])?.len().saturating_sub(bos) + 2;
+                let need = model
+                    .encode(&note[before.len()..e])?
+                    .len()
+                    .saturating_sub(bos)
+                    + 2;
+                if need + bos + 1 > ctx {
+                    continue;
+                }
                 prompts.push(model.encode(before)?);
                 targets.push((i, c, v, surface, need));
             }
         }
         let max_new = targets.iter().map(|t| t.4).max().unwrap_or(1);
+        // Longer than the context allows: keep the BOS and the tokens nearest the identifier.
+        for p in &mut prompts {
+            if p.len() + max_new > ctx {
+                let keep = ctx.saturating_sub(max_new + bos).max(1);
+                let tail = p.split_off(p.len().saturating_sub(keep));
+                p.truncate(bos);
+                p.extend(tail);
+            }
+        }
         for (di, &decode) in settings.decodes.iter().enumerate() {
-            progress("extraction (identifier prompts)", di + 1, settings.decodes.len());
-            let outs = run_decode(model, &prompts, decode, max_new, settings, Rng::derive_seed(seed, "extraction/identifier", 0))?;
+            progress(
+                "extraction (identifier prompts)",
+                di + 1,
+                settings.decodes.len(),
+            );
+            let outs = run_decode(
+                model,
+                &prompts,
+                decode,
+                max_new,
+                settings,
+                Rng::derive_seed(seed, "extraction/identifier", 0),
+            )?;
             for ((i, c, v, surface, need), gens) in targets.iter().zip(&outs) {
                 let (mut e, mut n) = (false, false);
                 let mut distance = f64::INFINITY;
@@ -543,7 +585,11 @@ pub fn observe(
                     let (ge, gn) = reproduces(&detector, &text, *c, v, surface, settings.near);
                     e |= ge;
                     n |= gn;
-                    let head: String = text.trim_start().chars().take(surface.chars().count()).collect();
+                    let head: String = text
+                        .trim_start()
+                        .chars()
+                        .take(surface.chars().count())
+                        .collect();
                     distance = distance.min(normalized_distance(&head, surface));
                 }
                 attempts.push(Attempt {
@@ -562,7 +608,9 @@ pub fn observe(
         }
     }
     let untargeted = if settings.generations > 0 && !settings.sweep.is_empty() {
-        Some(untargeted(model, reference, recs, &detector, settings, seed, progress)?)
+        Some(untargeted(
+            model, reference, recs, &detector, settings, seed, progress,
+        )?)
     } else {
         None
     };
@@ -588,9 +636,19 @@ fn generations(
     let start = {
         let e = model.encode("")?;
         if e.is_empty() {
-            model.card().tokenizer.eos.first().copied().map(|t| vec![t]).ok_or_else(|| {
-                Error::Usage("the model has neither a BOS nor an EOS token to start generating from".into())
-            })?
+            model
+                .card()
+                .tokenizer
+                .eos
+                .first()
+                .copied()
+                .map(|t| vec![t])
+                .ok_or_else(|| {
+                    Error::Usage(
+                        "the model has neither a BOS nor an EOS token to start generating from"
+                            .into(),
+                    )
+                })?
         } else {
             e
         }
@@ -608,7 +666,11 @@ fn generations(
                     top_p: p.top_p,
                 },
                 max_new_tokens: settings.generation_tokens,
-                seed: Rng::derive_seed(seed, "extraction/untargeted", (si * 1_000_000 + done) as u64),
+                seed: Rng::derive_seed(
+                    seed,
+                    "extraction/untargeted",
+                    (si * 1_000_000 + done) as u64,
+                ),
                 stop_at_eos: true,
             };
             for g in model.generate(&vec![start.clone(); n], &d)? {
@@ -645,7 +707,8 @@ fn untargeted(
         None => HashSet::new(),
     };
     // Which patients hold each normalised value, split by membership.
-    let mut owners: HashMap<(SafeHarbor, String), (HashSet<usize>, HashSet<usize>)> = HashMap::new();
+    let mut owners: HashMap<(SafeHarbor, String), (HashSet<usize>, HashSet<usize>)> =
+        HashMap::new();
     let mut patient_index: HashMap<&str, usize> = HashMap::new();
     for id in &recs.identifiers {
         for (r, raw) in id.values.iter().enumerate() {
@@ -661,7 +724,11 @@ fn untargeted(
             let p = *patient_index.entry(recs.patients[r].as_str()).or_insert(n);
             for v in values {
                 let e = owners.entry((id.category, v)).or_default();
-                if m { e.0.insert(p) } else { e.1.insert(p) };
+                if m {
+                    e.0.insert(p)
+                } else {
+                    e.1.insert(p)
+                };
             }
         }
     }
@@ -772,7 +839,7 @@ fn type_rate(
         phi_type: category.id().into(),
         member: (km, nm),
         control: (kc, nc),
-        excess: (d, lo, hi),
+        excess: d.is_finite().then_some((d, lo, hi)),
     }
 }
 
@@ -800,7 +867,10 @@ pub fn analyze(obs: &Observations) -> (Vec<Finding>, ExtractionDetail) {
             .filter(|(r, _)| obs.member[**r] == member)
             .map(|(_, &x)| x)
             .collect();
-        (rows.iter().filter(|&&x| x).count() as u64, rows.len() as u64)
+        (
+            rows.iter().filter(|&&x| x).count() as u64,
+            rows.len() as u64,
+        )
     };
     for (k, m) in &by_k {
         let (km, nm) = count(m, true);

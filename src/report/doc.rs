@@ -169,6 +169,9 @@ pub fn build(file: &FindingsFile) -> ReportDoc {
     if let Some(b) = super::canary::summary(file) {
         summary.push(b);
     }
+    if let Some(b) = super::extraction::summary(file) {
+        summary.push(b);
+    }
     let failed = file
         .findings
         .iter()
@@ -188,6 +191,9 @@ pub fn build(file: &FindingsFile) -> ReportDoc {
         sections.push(sec);
     }
     if let Some(sec) = super::canary::section(file) {
+        sections.push(sec);
+    }
+    if let Some(sec) = super::extraction::section(file) {
         sections.push(sec);
     }
 

@@ -5,6 +5,7 @@
 
 pub mod canary;
 pub mod doc;
+pub mod extraction;
 pub mod figures;
 pub mod membership;
 pub mod render;

@@ -172,8 +172,14 @@ mod newcombe_tests {
     fn matches_newcombe_table_ii() {
         let (d, lo, hi) = newcombe_difference(56, 70, 48, 80, 0.95);
         assert!((d - 0.2).abs() < 1e-12);
-        assert!((lo - 0.0524).abs() < 5e-5 && (hi - 0.3339).abs() < 5e-5, "{lo} {hi}");
+        assert!(
+            (lo - 0.0524).abs() < 5e-5 && (hi - 0.3339).abs() < 5e-5,
+            "{lo} {hi}"
+        );
         let (_, lo, hi) = newcombe_difference(9, 10, 3, 10, 0.95);
-        assert!((lo - 0.1705).abs() < 5e-5 && (hi - 0.8090).abs() < 5e-5, "{lo} {hi}");
+        assert!(
+            (lo - 0.1705).abs() < 5e-5 && (hi - 0.8090).abs() < 5e-5,
+            "{lo} {hi}"
+        );
     }
 }

@@ -11,9 +11,18 @@ fn json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// Audits with a membership-only plan (every attack, default settings): the canary and
+/// extraction probes have their own tests.
 fn audit(dir: &Path, out: &str, extra: &[&str]) -> std::process::Output {
+    std::fs::write(
+        dir.join("membership.toml"),
+        "[[probe]]\nkind = \"membership\"\n",
+    )
+    .unwrap();
     let mut args = vec![
         "audit",
+        "--plan",
+        "membership.toml",
         "--model",
         "fleet/target",
         "--data",

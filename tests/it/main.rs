@@ -3,6 +3,7 @@
 mod audit;
 mod canary;
 mod cli;
+mod extraction;
 mod models;
 mod oracles;
 mod report;
