@@ -197,12 +197,78 @@ fn bench_membership(c: &mut Criterion) {
     g.finish();
 }
 
+/// Canary exposure (issue 6): the exact rank of a memorised 9-digit canary by token-tree search
+/// against enumeration of its 10⁹-secret space, on the mock model (byte tokens, memorised
+/// sentence boosted), in one run: the search is timed whole; enumeration is timed on 10,000
+/// secrets and extrapolated. The ratio of model calls and of time is printed. On a trained
+/// model: `phiprobe bench-canary --model reports/demo-model/target --kind ssn`.
+fn bench_canary(c: &mut Criterion) {
+    use phiprobe::model::LanguageModel;
+    use phiprobe::model::mock::MockModel;
+    use phiprobe::probe::canary::search::{Limits, Query, Surfaces, exact_rank};
+    use phiprobe::train::canary::Format;
+    let context = "Identity verified; social security number {secret} on file.";
+    let secret = "417-29-8361";
+    let model = MockModel::new(
+        3,
+        6.0,
+        vec![context.replace("{secret}", secret)],
+        phiprobe::evidence::FileHash::of("mock", b""),
+    );
+    let format = Format::parse("{d3}-{d2}-{d4}").unwrap();
+    let surfaces = Surfaces::of(&model).unwrap();
+    let q = Query {
+        format: &format,
+        context,
+        secret,
+    };
+    let limits = Limits {
+        max_expansions: 1_000_000,
+        batch: 256,
+    };
+    let found = exact_rank(&model, &surfaces, &q, limits).unwrap();
+    let mut rng = Rng::new(1);
+    let sample: Vec<Vec<u32>> = (0..10_000)
+        .map(|_| {
+            model
+                .encode(&context.replace("{secret}", &format.sample(&mut rng)))
+                .unwrap()
+        })
+        .collect();
+    let mut g = c.benchmark_group("canary");
+    g.sample_size(10);
+    g.bench_function("exact_rank_search_9_digits", |b| {
+        b.iter(|| black_box(exact_rank(&model, &surfaces, &q, limits).unwrap()))
+    });
+    g.bench_function("enumeration_10k_of_1e9", |b| {
+        b.iter(|| black_box(model.score(&sample).unwrap()))
+    });
+    g.finish();
+    let t0 = std::time::Instant::now();
+    black_box(exact_rank(&model, &surfaces, &q, limits).unwrap());
+    let search = t0.elapsed().as_secs_f64();
+    let t1 = std::time::Instant::now();
+    black_box(model.score(&sample).unwrap());
+    let enumeration = t1.elapsed().as_secs_f64() * 1e9 / 1e4;
+    println!(
+        "canary: rank {} (exact {}) with {} model calls vs 1e9 for enumeration ({:.2e} of the calls); {:.3} s vs {:.0} s extrapolated ({:.2e} of the time)",
+        found.rank,
+        found.exact,
+        found.expansions,
+        found.expansions as f64 / 1e9,
+        search,
+        enumeration,
+        search / enumeration
+    );
+}
+
 criterion_group!(
     benches,
     bench_adult,
     bench_synthetic,
     bench_scoring,
     bench_training,
-    bench_membership
+    bench_membership,
+    bench_canary
 );
 criterion_main!(benches);

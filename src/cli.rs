@@ -17,7 +17,7 @@ mod audit;
 mod phi;
 mod train;
 
-pub use audit::{AuditArgs, BenchMiaArgs, ProbesArgs};
+pub use audit::{AuditArgs, BenchCanaryArgs, BenchMiaArgs, ProbesArgs};
 
 /// phiprobe: privacy evaluation of data and models trained on protected health information.
 ///
@@ -57,6 +57,9 @@ pub enum Command {
     /// benches/compare_membership.py).
     #[command(hide = true)]
     BenchMia(BenchMiaArgs),
+    /// Exact-rank canary search against enumeration (used for the benchmark figures).
+    #[command(hide = true)]
+    BenchCanary(BenchCanaryArgs),
     /// Re-render report.md and report.html of a run folder from its findings.json (or, with
     /// --reanalyze, recompute an audit's findings from its cached observations).
     Report(ReportArgs),
@@ -558,6 +561,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Audit(a) => audit::audit_cmd(&a, cli.quiet),
         Command::Probes(_) => audit::probes_cmd(),
         Command::BenchMia(a) => audit::bench_mia_cmd(&a),
+        Command::BenchCanary(a) => audit::bench_canary_cmd(&a),
         Command::Report(a) if a.reanalyze => {
             let settings = match &a.plan {
                 Some(p) => crate::config::Plan::load(p)?.membership,

@@ -501,3 +501,124 @@ pub fn probes_cmd() -> Result<u8> {
     println!("See probes/default.toml for a commented plan.");
     Ok(exit::PASS)
 }
+
+/// Options of the hidden `bench-canary`: exact-rank search against enumeration.
+#[derive(Debug, Args)]
+pub struct BenchCanaryArgs {
+    /// A model folder trained by phiprobe with canaries (or any model with --format, --context
+    /// and --secret).
+    #[arg(long)]
+    pub model: String,
+    /// Canary kind to take from the training record (its most repeated canary).
+    #[arg(long, default_value = "ssn")]
+    pub kind: String,
+    /// Format, context and secret of a canary (instead of the training record's).
+    #[arg(long, requires_all = ["context", "secret"])]
+    pub format: Option<String>,
+    /// Context with {secret}.
+    #[arg(long)]
+    pub context: Option<String>,
+    /// The secret.
+    #[arg(long)]
+    pub secret: Option<String>,
+    /// Most node expansions.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub max_expansions: u64,
+    /// Prefixes per model call.
+    #[arg(long, default_value_t = 256)]
+    pub batch: usize,
+    /// Sentences scored to time enumeration (which is extrapolated to the whole space).
+    #[arg(long, default_value_t = 4096)]
+    pub enumerate: usize,
+    /// Scoring threads (0: all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+}
+
+/// `phiprobe bench-canary`: exact-rank search cost against enumerating the canary's space;
+/// prints JSON.
+pub fn bench_canary_cmd(a: &BenchCanaryArgs) -> Result<u8> {
+    use crate::probe::canary::search;
+    use crate::train::canary::Format;
+    let model = crate::model::load(
+        &a.model,
+        &crate::model::LoadOptions {
+            adapter: None,
+            threads: a.threads,
+        },
+    )?;
+    let (format, context, secret, copies) = match (&a.format, &a.context, &a.secret) {
+        (Some(f), Some(c), Some(s)) => (f.clone(), c.clone(), s.clone(), None),
+        _ => {
+            let Some((_, specs, _)) =
+                audit::canary_source(&a.model, None, 2, 0)?
+            else {
+                return Err(crate::Error::Usage(format!(
+                    "{}: no training record with canaries; give --format, --context and --secret",
+                    a.model
+                ))
+                .into());
+            };
+            let c = specs
+                .iter()
+                .filter(|c| c.kind == a.kind)
+                .max_by_key(|c| c.repetitions)
+                .ok_or_else(|| crate::Error::Usage(format!("no canary of kind '{}'", a.kind)))?;
+            (
+                c.format.clone(),
+                c.context.clone(),
+                c.secret.clone(),
+                Some(c.repetitions),
+            )
+        }
+    };
+    let f = Format::parse(&format).map_err(crate::Error::Usage)?;
+    let surfaces = search::Surfaces::of(model.as_ref())?;
+    let q = search::Query {
+        format: &f,
+        context: &context,
+        secret: &secret,
+    };
+    let t0 = std::time::Instant::now();
+    let found = search::exact_rank(
+        model.as_ref(),
+        &surfaces,
+        &q,
+        search::Limits {
+            max_expansions: a.max_expansions,
+            batch: a.batch,
+        },
+    )?;
+    let search_s = t0.elapsed().as_secs_f64();
+    // Enumeration: score random sentences of the space the way a brute-force ranker would.
+    let mut rng = crate::stats::Rng::derive(0, "bench-canary", 0);
+    let texts: Vec<String> = (0..a.enumerate)
+        .map(|_| context.replace("{secret}", &f.sample(&mut rng)))
+        .collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let _ = crate::model::score_texts(model.as_ref(), &refs[..refs.len().min(64)], 16_384, |_| {})?;
+    let t1 = std::time::Instant::now();
+    crate::model::score_texts(model.as_ref(), &refs, 16_384, |_| {})?;
+    let per_s = a.enumerate as f64 / t1.elapsed().as_secs_f64();
+    let space = f.log2_space().exp2();
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({
+            "format": format,
+            "copies": copies,
+            "space": space,
+            "rank": found.rank,
+            "exact": found.exact,
+            "exposure_bits": f.log2_space() - (found.rank as f64).log2(),
+            "search_model_calls": found.expansions,
+            "search_batches": found.batches,
+            "search_seconds": search_s,
+            "enumeration_model_calls": space,
+            "enumeration_sentences_per_second": per_s,
+            "enumeration_seconds_extrapolated": space / per_s,
+            "calls_ratio": found.expansions as f64 / space,
+            "time_ratio": search_s / (space / per_s),
+        }))?
+    );
+    Ok(exit::PASS)
+}
