@@ -498,6 +498,85 @@ pub fn probes_cmd() -> Result<u8> {
     println!(
         "  retokenize   compare models with different tokenizers per UTF-8 byte (default false)"
     );
+    let c = crate::probe::canary::Settings::default();
+    println!();
+    println!(
+        "canary — how many bits of a planted secret does the model give away? (exposure, Carlini et al. 2019)"
+    );
+    println!(
+        "  canaries come from the target's training.json (phiprobe train) or `audit --canaries FILE`:"
+    );
+    println!(
+        "    [[canary]] id, kind (optional), secret, format ({{dN}} {{uN}} {{lN}} {{date}}), context with {{secret}}, repetitions"
+    );
+    println!(
+        "  references      reference secrets drawn per format for --canaries (default {})",
+        c.references
+    );
+    println!(
+        "  search          exact rank by token-tree search: saturated (default) | always | never"
+    );
+    println!(
+        "  max_expansions  prefix forward passes per canary before stopping with a bound (default {})",
+        c.max_expansions
+    );
+    println!(
+        "  batch           prefixes per model call (default {})",
+        c.batch
+    );
+    println!(
+        "  confidence      interval level (default {})",
+        c.confidence
+    );
+    let e = crate::probe::extraction::Settings::default();
+    println!();
+    println!(
+        "extraction — can the model be made to say what it was trained on? (members vs non-member control)"
+    );
+    println!(
+        "  prefix_tokens          k of the k-extractability curve (default {:?})",
+        e.prefix_tokens
+    );
+    println!(
+        "  suffix_tokens          continuation generated and compared (default {})",
+        e.suffix_tokens
+    );
+    println!("  decodes                greedy, beam, sample (default all)");
+    println!(
+        "  beam_width, samples    beams; seeded samples per prompt (default {}, {})",
+        e.beam_width, e.samples
+    );
+    println!(
+        "  temperature, top_k     of the targeted sampling decode (default {}, {})",
+        e.temperature,
+        e.top_k.map_or_else(|| "all".to_owned(), |k| k.to_string())
+    );
+    println!(
+        "  records                records probed per group, seeded sample; 0 = all (default {})",
+        e.records
+    );
+    println!(
+        "  identifiers_per_record identifier prompts (text up to one identifier) per record (default {})",
+        e.identifiers_per_record
+    );
+    println!(
+        "  near                   normalised edit distance of a near match (default {})",
+        e.near
+    );
+    println!(
+        "  generations            untargeted generations per sweep point; 0 = none (default {})",
+        e.generations
+    );
+    println!(
+        "  generation_tokens      tokens per untargeted generation (default {})",
+        e.generation_tokens
+    );
+    println!(
+        "  sweep                  [{{temperature, top_k, top_p}}, …] of the untargeted attack"
+    );
+    println!("  batch, examples        prompts per generation call; masked examples in the report");
+    println!("  --reference-model      identifiers it also emits are subtracted");
+    println!();
     println!("See probes/default.toml for a commented plan.");
     Ok(exit::PASS)
 }
@@ -550,9 +629,7 @@ pub fn bench_canary_cmd(a: &BenchCanaryArgs) -> Result<u8> {
     let (format, context, secret, copies) = match (&a.format, &a.context, &a.secret) {
         (Some(f), Some(c), Some(s)) => (f.clone(), c.clone(), s.clone(), None),
         _ => {
-            let Some((_, specs, _)) =
-                audit::canary_source(&a.model, None, 2, 0)?
-            else {
+            let Some((_, specs, _)) = audit::canary_source(&a.model, None, 2, 0)? else {
                 return Err(crate::Error::Usage(format!(
                     "{}: no training record with canaries; give --format, --context and --secret",
                     a.model
