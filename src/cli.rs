@@ -1045,7 +1045,7 @@ fn open_model(a: &ModelArgs) -> Result<Box<dyn crate::model::LanguageModel>> {
     Ok(crate::model::load(&a.model, &opts)?)
 }
 
-fn write_output(out: Option<&Path>, text: &str) -> Result<()> {
+pub(crate) fn write_output(out: Option<&Path>, text: &str) -> Result<()> {
     match out {
         None => {
             let mut stdout = std::io::stdout().lock();

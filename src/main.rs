@@ -7,6 +7,16 @@ fn main() -> ExitCode {
     let cli = phiprobe::cli::Cli::parse();
     // Panic messages may quote data; print only where it happened.
     std::panic::set_hook(Box::new(|info| {
+        // `println!` panics when stdout is a closed pipe (`| head`): not an error, stop quietly.
+        let payload = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if payload.contains("failed printing to stdout") && payload.contains("Broken pipe") {
+            std::process::exit(i32::from(phiprobe::exit::PASS));
+        }
         let at = info
             .location()
             .map_or_else(String::new, |l| format!(" at {}:{}", l.file(), l.line()));

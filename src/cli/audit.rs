@@ -378,7 +378,11 @@ pub fn print_canary(
     };
     let mut kinds: Vec<&str> = d.rows.iter().map(|r| r.kind.as_str()).collect();
     kinds.dedup();
-    let mut reps: Vec<usize> = d.rows.iter().map(|r| r.rung).collect();
+    let mut reps: Vec<usize> = d
+        .rows
+        .iter()
+        .map(crate::evidence::CanaryRow::rung_key)
+        .collect();
     reps.sort_unstable();
     reps.dedup();
     writeln!(
@@ -396,7 +400,7 @@ pub fn print_canary(
             let cell = d
                 .rows
                 .iter()
-                .filter(|x| x.kind == *k && x.rung == r)
+                .filter(|x| x.kind == *k && x.rung_key() == r)
                 .map(|x| match x.exact_rank {
                     Some((_, false)) => format!("≤{:.1}", x.exposure_exact.unwrap_or(f64::NAN)),
                     _ => format!("{:.1}", x.exposure),
@@ -466,118 +470,170 @@ pub fn print_extraction(
 
 /// `phiprobe probes`: the probe kinds and their settings.
 pub fn probes_cmd() -> Result<u8> {
+    use std::fmt::Write as _;
+    let mut out = String::new();
     let d = membership::Settings::default();
-    println!("membership — can an attacker tell whether a record was in the training data?");
-    println!("  attacks      {}", membership::ATTACKS.join(", "));
-    println!(
+    let _ = writeln!(
+        out,
+        "membership — can an attacker tell whether a record was in the training data?"
+    );
+    let _ = writeln!(out, "  attacks      {}", membership::ATTACKS.join(", "));
+    let _ = writeln!(
+        out,
         "  fpr          TPR reported at these FPRs, exact counts (default {:?})",
         d.fpr
     );
-    println!("  min_k        Min-K% fraction (default {})", d.min_k);
-    println!("  min_k_pp     Min-K%++ fraction (default {})", d.min_k_pp);
-    println!(
+    let _ = writeln!(out, "  min_k        Min-K% fraction (default {})", d.min_k);
+    let _ = writeln!(
+        out,
+        "  min_k_pp     Min-K%++ fraction (default {})",
+        d.min_k_pp
+    );
+    let _ = writeln!(
+        out,
         "  lira         location = mean|median, variance = per_record|fixed, offline_test = one-sided|two-sided"
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  rmia         gamma ≥ 1 (default 1), offline_a in [0, 1] (default: tuned on the reference models)"
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  bootstrap    AUC bootstrap resamples (default {})",
         d.bootstrap
     );
-    println!("  confidence   interval level (default {})", d.confidence);
-    println!(
+    let _ = writeln!(
+        out,
+        "  confidence   interval level (default {})",
+        d.confidence
+    );
+    let _ = writeln!(
+        out,
         "  delta        δ of the empirical ε lower bound (default {})",
         d.delta
     );
-    println!("  prevalence   member prevalence for PPV (default: the audit's own share)");
-    println!(
+    let _ = writeln!(
+        out,
+        "  prevalence   member prevalence for PPV (default: the audit's own share)"
+    );
+    let _ = writeln!(
+        out,
         "  vulnerable   members listed as most exposed per attack (default {})",
         d.vulnerable
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  retokenize   compare models with different tokenizers per UTF-8 byte (default false)"
     );
     let c = crate::probe::canary::Settings::default();
-    println!();
-    println!(
+    out.push('\n');
+    let _ = writeln!(
+        out,
         "canary — how many bits of a planted secret does the model give away? (exposure, Carlini et al. 2019)"
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  canaries come from the target's training.json (phiprobe train) or `audit --canaries FILE`:"
     );
-    println!(
+    let _ = writeln!(
+        out,
         "    [[canary]] id, kind (optional), secret, format ({{dN}} {{uN}} {{lN}} {{date}}), context with {{secret}}, repetitions"
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  references      reference secrets drawn per format for --canaries (default {})",
         c.references
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  search          exact rank by token-tree search: saturated (default) | always | never"
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  max_expansions  prefix forward passes per canary before stopping with a bound (default {})",
         c.max_expansions
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  batch           prefixes per model call (default {})",
         c.batch
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  confidence      interval level (default {})",
         c.confidence
     );
     let e = crate::probe::extraction::Settings::default();
-    println!();
-    println!(
+    out.push('\n');
+    let _ = writeln!(
+        out,
         "extraction — can the model be made to say what it was trained on? (members vs non-member control)"
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  prefix_tokens          k of the k-extractability curve (default {:?})",
         e.prefix_tokens
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  suffix_tokens          continuation generated and compared (default {})",
         e.suffix_tokens
     );
-    println!("  decodes                greedy, beam, sample (default all)");
-    println!(
+    let _ = writeln!(
+        out,
+        "  decodes                greedy, beam, sample (default all)"
+    );
+    let _ = writeln!(
+        out,
         "  beam_width, samples    beams; seeded samples per prompt (default {}, {})",
         e.beam_width, e.samples
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  temperature, top_k     of the targeted sampling decode (default {}, {})",
         e.temperature,
         e.top_k.map_or_else(|| "all".to_owned(), |k| k.to_string())
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  records                records probed per group, seeded sample; 0 = all (default {})",
         e.records
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  identifiers_per_record identifier prompts (text up to one identifier) per record (default {})",
         e.identifiers_per_record
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  near                   normalised edit distance of a near match (default {})",
         e.near
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  generations            untargeted generations per sweep point; 0 = none (default {})",
         e.generations
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  generation_tokens      tokens per untargeted generation (default {})",
         e.generation_tokens
     );
-    println!(
+    let _ = writeln!(
+        out,
         "  sweep                  [{{temperature, top_k, top_p}}, …] of the untargeted attack"
     );
-    println!("  batch, examples        prompts per generation call; masked examples in the report");
-    println!("  --reference-model      identifiers it also emits are subtracted");
-    println!();
-    println!("See probes/default.toml for a commented plan.");
+    let _ = writeln!(
+        out,
+        "  batch, examples        prompts per generation call; masked examples in the report"
+    );
+    let _ = writeln!(
+        out,
+        "  --reference-model      identifiers it also emits are subtracted"
+    );
+    out.push('\n');
+    let _ = writeln!(out, "See probes/default.toml for a commented plan.");
+    super::write_output(None, &out)?;
     Ok(exit::PASS)
 }
 

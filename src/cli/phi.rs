@@ -92,10 +92,10 @@ pub fn detect_cmd(a: &DetectArgs, quiet: bool) -> Result<u8> {
     }
     let scores = evaluate(&detector, &texts, &truth, &OUT_OF_SCOPE);
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&scores)?);
+        super::write_output(None, &(serde_json::to_string_pretty(&scores)? + "\n"))?;
         return Ok(exit::PASS);
     }
-    print_scores(&scores, spans_path.is_some());
+    super::write_output(None, &format_scores(&scores, spans_path.is_some()))?;
     if !quiet {
         eprintln!(
             "{} texts scanned in {:.2} s ({}){}",
@@ -127,19 +127,23 @@ fn pct_interval(k: u64, n: u64) -> String {
     )
 }
 
-fn print_scores(scores: &[CategoryScore], with_truth: bool) {
+fn format_scores(scores: &[CategoryScore], with_truth: bool) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
     if with_truth {
-        println!(
+        let _ = writeln!(
+            out,
             "{:<12} {:>7} {:>24} {:>9} {:>24} {:>8}",
             "category", "truth", "recall [95% CI]", "found", "precision [95% CI]", "exact"
         );
     } else {
-        println!("{:<12} {:>9}", "category", "found");
+        let _ = writeln!(out, "{:<12} {:>9}", "category", "found");
     }
     for s in scores {
         let c = s.category.map_or("?", SafeHarbor::id);
         if with_truth {
-            println!(
+            let _ = writeln!(
+                out,
                 "{:<12} {:>7} {:>24} {:>9} {:>24} {:>8}",
                 c,
                 s.truth,
@@ -153,7 +157,8 @@ fn print_scores(scores: &[CategoryScore], with_truth: bool) {
                 }
             );
         } else {
-            println!("{:<12} {:>9}", c, s.detections);
+            let _ = writeln!(out, "{:<12} {:>9}", c, s.detections);
         }
     }
+    out
 }

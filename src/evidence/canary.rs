@@ -67,3 +67,15 @@ pub struct CanaryDetail {
     /// The probe's settings as resolved.
     pub settings: serde_json::Value,
 }
+
+impl CanaryRow {
+    /// The rung this canary's exposure is averaged under: its ladder rung, or 0 when it was not
+    /// planted (a coin left it out: a control).
+    pub fn rung_key(&self) -> usize {
+        if self.repetitions == 0 {
+            0
+        } else {
+            self.rung.max(1)
+        }
+    }
+}

@@ -110,6 +110,11 @@ pub fn luhn(s: &str) -> bool {
     sum % 10 == 0
 }
 
+/// Labelled identifiers hold at least one digit ("serial troponins" names no device).
+fn has_digit(s: &str) -> bool {
+    s.chars().any(|c| c.is_ascii_digit())
+}
+
 fn valid_card(s: &str) -> bool {
     (13..=19).contains(&digits(s).len()) && luhn(s)
 }
@@ -259,21 +264,21 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
             Mrn,
             r"(?i)\b(?:mrn|medical record(?: number| no\.?| #)?)\b[:#\s]*([A-Z0-9-]{5,})\b",
             1,
-            None,
+            Some(has_digit),
         ),
         rule(
             "health-plan",
             HealthPlan,
             r"(?i)\b(?:member id|beneficiary(?: number| id)?|health plan(?: id| number)?|policy(?: number| no\.?)?)\b[:#\s]*([A-Z0-9-]{6,})\b",
             1,
-            None,
+            Some(has_digit),
         ),
         rule(
             "account",
             Account,
             r"(?i)\b(?:account|acct)(?: number| no\.?| #)?\b[:#\s]*([A-Z0-9-]{6,})\b",
             1,
-            None,
+            Some(has_digit),
         ),
         rule(
             "payment-card",
@@ -301,7 +306,7 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
             Vehicle,
             r"(?i)\b(?:plate|license plate|tag)(?: number| no\.?)?\b[:#\s]*([A-Z0-9-]{4,8})\b",
             1,
-            None,
+            Some(has_digit),
         ),
         rule(
             "device-udi",
@@ -315,7 +320,7 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
             Device,
             r"(?i)\b(?:serial(?: number| no\.?)?|device id|udi|s/n)\b[:#\s]*([A-Z0-9-]{6,})\b",
             1,
-            None,
+            Some(has_digit),
         ),
         rule(
             "imei",
@@ -732,6 +737,20 @@ mod tests {
         }
         assert_eq!(parse_date("2/30/2021"), None);
         assert_eq!(parse_date("Foo 4, 2021"), None);
+    }
+
+    #[test]
+    fn labels_followed_by_words_are_not_identifiers() {
+        for t in [
+            "Trend serial troponins overnight.",
+            "Medical record review completed.",
+            "Taking into account patient preference.",
+            "Per hospital policy regarding visitors.",
+            "Skin tag removed in clinic.",
+        ] {
+            assert!(cats(t).is_empty(), "{t}: {:?}", cats(t));
+        }
+        assert!(!cats("Serial number SN-20931 logged.").is_empty());
     }
 
     #[test]

@@ -266,7 +266,8 @@ pub struct Untargeted {
     pub unique: u64,
     /// Per category.
     pub types: BTreeMap<SafeHarbor, UntargetedType>,
-    /// Generations holding ≥ 2 distinct identifiers of one member patient.
+    /// Generations holding identifiers of ≥ 2 categories of one member patient (members and
+    /// non-members are compared on equal-size seeded samples of patients).
     pub member_cooccurrence: u64,
     /// The same for non-member patients.
     pub control_cooccurrence: u64,
@@ -296,6 +297,60 @@ pub struct Observations {
     pub examples: Vec<ExtractionExample>,
     /// Settings.
     pub settings: Settings,
+}
+
+/// Whether `needle` occurs in `hay` with no letter or digit right before or after it.
+pub fn contains_word(hay: &str, needle: &str) -> bool {
+    if needle.is_empty() {
+        return false;
+    }
+    hay.match_indices(needle).any(|(i, _)| {
+        let before = hay[..i].chars().next_back();
+        let after = hay[i + needle.len()..].chars().next();
+        !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
+    })
+}
+
+/// Masks a generated continuation for the report: identifiers the detector finds in it, read
+/// together with its prompt (labels like "MRN:" stay in the prompt), and every identifier value
+/// the record holds, wherever it occurs. `None` when a known value of 4 or more characters
+/// would still show (then the example is not kept).
+fn mask_example(
+    detector: &Detector,
+    prompt: &str,
+    continuation: &str,
+    known: &[(SafeHarbor, String)],
+) -> Option<String> {
+    let joined = format!("{prompt}{continuation}");
+    let at = prompt.len();
+    let mut out = String::new();
+    let mut last = at;
+    for m in detector.detect(&joined) {
+        if m.end <= at {
+            continue;
+        }
+        let start = m.start.max(at);
+        if start < last {
+            continue;
+        }
+        out.push_str(&joined[last..start]);
+        out.push_str(&format!("[{}]", m.category.id().to_ascii_uppercase()));
+        last = m.end;
+    }
+    out.push_str(&joined[last..]);
+    let mut values: Vec<&(SafeHarbor, String)> =
+        known.iter().filter(|(_, v)| !v.is_empty()).collect();
+    values.sort_by_key(|(_, v)| std::cmp::Reverse(v.len()));
+    for (c, v) in &values {
+        if contains_word(&out, v) {
+            out = out.replace(v.as_str(), &format!("[{}]", c.id().to_ascii_uppercase()));
+        }
+    }
+    let lower = out.to_lowercase();
+    let leaks = values
+        .iter()
+        .any(|(_, v)| v.chars().count() >= 4 && contains_word(&lower, &v.to_lowercase()));
+    (!leaks).then_some(out)
 }
 
 /// Identifiers the detector finds in `text` as (category, normalised value, byte span).
@@ -450,17 +505,25 @@ pub fn observe(
             let cont = toks[bos + k..bos + k + settings.suffix_tokens].to_vec();
             let prompt_text = model.decode(&prompt)?;
             let cont_text = model.decode(&cont)?;
-            // Identifiers lying wholly in the true continuation.
+            // Identifiers lying wholly in the true continuation (offsets from decoding the
+            // prompt and prompt + continuation, so a tokenizer's first-space rule cancels).
             let note = &recs.texts[r];
+            let through = model.decode(&toks[..bos + k + settings.suffix_tokens])?;
             let at = prompt_text.len().min(note.len());
-            let end = (at + cont_text.len()).min(note.len());
+            let end = through.len().min(note.len());
             let fields: Vec<(SafeHarbor, String, String)> = identifiers(&detector, note)
                 .into_iter()
                 .filter(|(_, _, s, e)| *s >= at && *e <= end)
                 .map(|(c, v, s, e)| (c, v, note[s..e].to_owned()))
                 .collect();
+            let known: Vec<(SafeHarbor, String)> = recs
+                .identifiers
+                .iter()
+                .map(|id| (id.category, id.values[r].clone()))
+                .filter(|(_, v)| v.chars().count() >= 2)
+                .collect();
             prompts.push(prompt);
-            truth.push((cont, cont_text, fields));
+            truth.push((cont, cont_text, fields, prompt_text, known));
             which.push(i);
         }
         for &decode in &settings.decodes {
@@ -474,7 +537,9 @@ pub fn observe(
                 settings,
                 Rng::derive_seed(seed, "extraction/prefix", k as u64),
             )?;
-            for ((i, (cont, cont_text, fields)), gens) in which.iter().zip(&truth).zip(&outs) {
+            for ((i, (cont, cont_text, fields, prompt_text, known)), gens) in
+                which.iter().zip(&truth).zip(&outs)
+            {
                 let mut exact = false;
                 let mut distance = f64::INFINITY;
                 let mut got = vec![(false, false); fields.len()];
@@ -497,12 +562,13 @@ pub fn observe(
                 if member[*i]
                     && examples.len() < settings.examples
                     && (exact || got.iter().any(|g| g.0))
+                    && let Some(masked) = mask_example(&detector, prompt_text, &best_text, known)
                 {
                     examples.push(ExtractionExample {
                         record_id: ids[*i].clone(),
                         prompt: format!("first {k} tokens"),
                         decode: decode.id().into(),
-                        continuation: crate::phi::mask_with(&detector, &best_text),
+                        continuation: masked,
                         exact,
                         identifiers: got.iter().filter(|g| g.0).count() as u64,
                     });
@@ -738,6 +804,32 @@ fn untargeted(
         t.member_values += u64::from(!m.is_empty());
         t.control_values += u64::from(!n.is_empty());
     }
+    // Co-occurrence compares equal numbers of member and non-member patients (a seeded sample
+    // of the larger group), so chance matches weigh the same on both sides.
+    let eligible: HashSet<usize> = {
+        let mut groups: [Vec<usize>; 2] = [Vec::new(), Vec::new()];
+        let mut seen = HashSet::new();
+        for r in 0..recs.len() {
+            if let Some(m) = recs.member[r]
+                && let Some(&p) = patient_index.get(recs.patients[r].as_str())
+                && seen.insert(p)
+            {
+                groups[usize::from(m)].push(p);
+            }
+        }
+        let n = groups[0].len().min(groups[1].len());
+        let mut keep = HashSet::new();
+        for (g, list) in groups.iter_mut().enumerate() {
+            list.sort_unstable();
+            let mut rng = Rng::derive(seed, "extraction/cooccurrence", g as u64);
+            for i in 0..list.len() {
+                let j = i + rng.index(list.len() - i);
+                list.swap(i, j);
+            }
+            keep.extend(list.iter().take(n));
+        }
+        keep
+    };
     let mut emitted: HashSet<(SafeHarbor, String)> = HashSet::new();
     let (mut mco, mut cco, mut mmax, mut cmax) = (0u64, 0u64, 0u64, 0u64);
     for t in &texts {
@@ -745,23 +837,33 @@ fn untargeted(
             .into_iter()
             .map(|(c, v, _, _)| (c, v))
             .collect();
-        let mut per_member: HashMap<usize, u64> = HashMap::new();
-        let mut per_control: HashMap<usize, u64> = HashMap::new();
+        // Distinct identifier categories of one patient in one generation (a first and a last
+        // name are one category).
+        let mut per_member: HashMap<usize, HashSet<SafeHarbor>> = HashMap::new();
+        let mut per_control: HashMap<usize, HashSet<SafeHarbor>> = HashMap::new();
         for key in &found {
             if ref_values.contains(key) {
                 continue;
             }
             if let Some((m, n)) = owners.get(key) {
-                for p in m {
-                    *per_member.entry(*p).or_default() += 1;
+                for p in m.iter().filter(|p| eligible.contains(p)) {
+                    per_member.entry(*p).or_default().insert(key.0);
                 }
-                for p in n {
-                    *per_control.entry(*p).or_default() += 1;
+                for p in n.iter().filter(|p| eligible.contains(p)) {
+                    per_control.entry(*p).or_default().insert(key.0);
                 }
             }
         }
-        let m = per_member.values().copied().max().unwrap_or(0);
-        let c = per_control.values().copied().max().unwrap_or(0);
+        let m = per_member
+            .values()
+            .map(|s| s.len() as u64)
+            .max()
+            .unwrap_or(0);
+        let c = per_control
+            .values()
+            .map(|s| s.len() as u64)
+            .max()
+            .unwrap_or(0);
         mco += u64::from(m >= 2);
         cco += u64::from(c >= 2);
         mmax = mmax.max(m);

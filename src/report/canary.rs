@@ -133,7 +133,7 @@ pub fn summary(file: &FindingsFile) -> Option<Block> {
     let d = file.canary.as_ref()?;
     let mut rungs: std::collections::BTreeMap<usize, Vec<f64>> = Default::default();
     for r in &d.rows {
-        rungs.entry(r.rung).or_default().push(r.exposure);
+        rungs.entry(r.rung_key()).or_default().push(r.exposure);
     }
     let by: Vec<String> = rungs
         .iter()

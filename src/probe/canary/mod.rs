@@ -493,10 +493,12 @@ pub fn analyze(obs: &Observations) -> (Vec<Finding>, CanaryDetail) {
         let n = g.nll.len() as u64;
         let k = c.refs_at_least_as_likely;
         let exposure_rank = (n as f64).log2() - ((1 + k) as f64).log2();
+        // Clopper–Pearson on the share k/n of references at least as likely, mapped through
+        // −log₂ and widened to hold the point estimate (TF Privacy's log₂ n − log₂(1 + k)).
         let (plo, phi) = clopper_pearson(k, n, conf);
         let interval = (
-            log2_clamped(phi).max(0.0),
-            log2_clamped(plo).min(g.log2_space),
+            log2_clamped(phi).max(0.0).min(exposure_rank),
+            log2_clamped(plo).min(g.log2_space).max(exposure_rank),
         );
         let skew = fits[c.group]
             .fit
@@ -507,8 +509,10 @@ pub fn analyze(obs: &Observations) -> (Vec<Finding>, CanaryDetail) {
             .search
             .as_ref()
             .map(|s| g.log2_space - (s.rank as f64).log2());
+        // Exact where the search finished; else the interpolation, never above a search's bound.
         let headline = match (&c.search, exposure_exact) {
             (Some(s), Some(e)) if s.exact => e,
+            (Some(_), Some(bound)) => exposure_rank.min(bound),
             _ => exposure_rank,
         };
         let mut f = Finding::new("canary", "canary.exposure", Some(headline))
@@ -568,10 +572,11 @@ pub fn analyze(obs: &Observations) -> (Vec<Finding>, CanaryDetail) {
             exposure: headline,
         });
     }
-    // Mean exposure per rung of the ladder (copies requested).
+    // Mean exposure per rung of the ladder (copies requested); canaries a coin left out of the
+    // training data are controls, under rung 0.
     let mut rungs: std::collections::BTreeMap<usize, Vec<f64>> = Default::default();
     for r in &rows {
-        rungs.entry(r.rung).or_default().push(r.exposure);
+        rungs.entry(r.rung_key()).or_default().push(r.exposure);
     }
     for (rung, v) in &rungs {
         let mean = v.iter().sum::<f64>() / v.len() as f64;

@@ -174,9 +174,21 @@ pub struct Searcher<'m> {
     secret_end: usize,
     /// Allowed children of an expanded node, with their log-probabilities.
     rows: HashMap<Vec<u32>, Vec<(u32, f32)>>,
-    canonical: HashMap<String, Option<Vec<u32>>>,
+    canonical: HashMap<String, Canon>,
     /// Model forward passes (prefix rows) computed so far.
     pub computed: u64,
+}
+
+/// A secret's canonical tokenization, as the search sees it.
+#[derive(Debug, Clone)]
+enum Canon {
+    /// Its region tokens.
+    Path(Vec<u32>),
+    /// Not a secret of the format, or its tokens do not begin with the fixed prefix.
+    Outside,
+    /// Its tokens do not spell it back (a token without a usable surface text): its path lies
+    /// outside the tree, so a rank that met it can only be a bound.
+    Unspellable,
 }
 
 impl<'m> Searcher<'m> {
@@ -218,18 +230,30 @@ impl<'m> Searcher<'m> {
         format!("{}{s}{}", self.a, self.b)
     }
 
-    /// Region tokens of a secret's canonical tokenization (None: not a secret of the format, or
-    /// its tokens do not begin with the fixed prefix).
-    fn canonical(&mut self, secret: &str) -> Result<Option<Vec<u32>>> {
+    /// The canonical region tokens of a secret.
+    fn canonical(&mut self, secret: &str) -> Result<Canon> {
         if let Some(c) = self.canonical.get(secret) {
             return Ok(c.clone());
         }
-        let c = if self.format.contains(secret) {
-            let toks = self.model.encode(&self.sentence(secret))?;
-            toks.starts_with(&self.fixed)
-                .then(|| toks[self.fixed.len()..].to_vec())
+        let c = if !self.format.contains(secret) {
+            Canon::Outside
         } else {
-            None
+            let toks = self.model.encode(&self.sentence(secret))?;
+            if !toks.starts_with(&self.fixed) {
+                Canon::Outside
+            } else {
+                let region = toks[self.fixed.len()..].to_vec();
+                let spelled: Vec<char> = region
+                    .iter()
+                    .flat_map(|&t| self.surfaces.chars[t as usize].iter().copied())
+                    .collect();
+                let want: Vec<char> = self.sentence(secret)[self.cut..].chars().collect();
+                if spelled == want {
+                    Canon::Path(region)
+                } else {
+                    Canon::Unspellable
+                }
+            }
         };
         self.canonical.insert(secret.to_owned(), c.clone());
         Ok(c)
@@ -285,12 +309,16 @@ impl<'m> Searcher<'m> {
                 self.format.text
             )));
         }
-        let target_path = self.canonical(secret)?.ok_or_else(|| {
-            Error::Usage(
-                "the canary sentence's tokens do not begin with the context's tokens; exact rank is not available"
-                    .into(),
-            )
-        })?;
+        let target_path = match self.canonical(secret)? {
+            Canon::Path(p) => p,
+            Canon::Outside => {
+                return Err(Error::Usage(
+                    "the canary sentence's tokens do not begin with the context's tokens; exact rank is not available"
+                        .into(),
+                ));
+            }
+            Canon::Unspellable => Vec::new(),
+        };
         let want: Vec<char> = self.sentence(secret)[self.cut..].chars().collect();
         let spelled: Vec<char> = target_path
             .iter()
@@ -303,6 +331,7 @@ impl<'m> Searcher<'m> {
             ));
         }
         let computed_before = self.computed;
+        let mut incomplete = false;
         // The canary's own path first: its log-probability is the threshold.
         let mut pos = Vec::with_capacity(target_path.len());
         let mut at = 0;
@@ -363,8 +392,13 @@ impl<'m> Searcher<'m> {
                     if text.len() >= self.secret_end {
                         // The secret is known: only its canonical tokenization counts.
                         let s: String = text[self.secret_start..self.secret_end].iter().collect();
-                        let Some(canon) = self.canonical(&s)? else {
-                            continue;
+                        let canon = match self.canonical(&s)? {
+                            Canon::Path(p) => p,
+                            Canon::Outside => continue,
+                            Canon::Unspellable => {
+                                incomplete = true;
+                                continue;
+                            }
                         };
                         if !canon.starts_with(&path) {
                             continue;
@@ -383,7 +417,7 @@ impl<'m> Searcher<'m> {
         }
         Ok(Outcome {
             rank: 1 + count,
-            exact: !exhausted,
+            exact: !exhausted && !incomplete,
             expansions: visited.max(target_path.len() as u64),
             computed: self.computed - computed_before,
             batches,
