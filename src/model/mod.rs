@@ -224,6 +224,28 @@ impl Decoder {
         self.tok.pad.or(self.tok.eos.first().copied()).unwrap_or(0)
     }
 
+    /// Refuses token ids outside the vocabulary.
+    fn check_vocab<'a>(&self, ids: impl IntoIterator<Item = &'a u32>) -> crate::Result<()> {
+        let vocab = self.net.cfg.vocab_size as u32;
+        match ids.into_iter().find(|&&id| id >= vocab) {
+            Some(bad) => Err(crate::Error::Usage(format!(
+                "token id {bad} is outside the model's {vocab}-token vocabulary"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Output-head logits of the given rows of `hidden` (`[rows, vocab]`).
+    fn rows_logits(&self, hidden: &Tensor, rows: Vec<u32>) -> crate::Result<Vec<Vec<f32>>> {
+        let n = rows.len();
+        let rows = Tensor::from_vec(rows, n, &Device::Cpu).map_err(ce)?;
+        hidden
+            .index_select(&rows, 0)
+            .and_then(|h| h.matmul(&self.net.head_t))
+            .and_then(|l| l.to_vec2::<f32>())
+            .map_err(ce)
+    }
+
     /// Beam search with a KV cache: every prompt runs `width` rows; after each step the cache
     /// rows are reordered to follow their surviving parents.
     fn beam(
@@ -267,13 +289,10 @@ impl Decoder {
                 .net
                 .forward(&ids, &mask, past, Some(&pos_t), Some(&mut cache))
                 .map_err(ce)?;
-            let last: Vec<u32> = (0..rows_n).map(|r| (r * t + t - 1) as u32).collect();
-            let last = Tensor::from_vec(last, rows_n, &Device::Cpu).map_err(ce)?;
-            let logits = hidden
-                .index_select(&last, 0)
-                .and_then(|h| h.matmul(&self.net.head_t))
-                .and_then(|l| l.to_vec2::<f32>())
-                .map_err(ce)?;
+            let logits = self.rows_logits(
+                &hidden,
+                (0..rows_n).map(|r| (r * t + t - 1) as u32).collect(),
+            )?;
             let lp: Vec<Vec<f32>> = logits.iter().map(|r| score::log_softmax(r)).collect();
             let mut parent = Vec::with_capacity(rows_n);
             let mut next = Vec::with_capacity(rows_n);
@@ -386,17 +405,12 @@ impl LanguageModel for Decoder {
         }
         self.check_len(t)?;
         let b = batch.len();
-        let vocab = self.net.cfg.vocab_size as u32;
         let pad = self.pad_id();
         let mut flat = Vec::with_capacity(b * t);
         let mut rows = Vec::new();
         let mut targets = Vec::new();
+        self.check_vocab(batch.iter().flatten())?;
         for (r, seq) in batch.iter().enumerate() {
-            if let Some(bad) = seq.iter().find(|&&id| id >= vocab) {
-                return Err(crate::Error::Usage(format!(
-                    "token id {bad} is outside the model's {vocab}-token vocabulary"
-                )));
-            }
             flat.extend_from_slice(seq);
             flat.extend(std::iter::repeat_n(pad, t - seq.len()));
             for (p, &tok) in seq.iter().enumerate().skip(1) {
@@ -441,16 +455,11 @@ impl LanguageModel for Decoder {
             )));
         }
         self.check_len(t)?;
-        let vocab = self.net.cfg.vocab_size as u32;
+        self.check_vocab(prefixes.iter().flatten())?;
         let pad = self.pad_id();
         let mut flat = Vec::with_capacity(b * t);
         let mut last = Vec::with_capacity(b);
         for (r, seq) in prefixes.iter().enumerate() {
-            if let Some(bad) = seq.iter().find(|&&id| id >= vocab) {
-                return Err(crate::Error::Usage(format!(
-                    "token id {bad} is outside the model's {vocab}-token vocabulary"
-                )));
-            }
             flat.extend_from_slice(seq);
             flat.extend(std::iter::repeat_n(pad, t - seq.len()));
             last.push((r * t + seq.len() - 1) as u32);
@@ -463,13 +472,11 @@ impl LanguageModel for Decoder {
             .net
             .forward(&ids, &mask, 0, Some(&pos), None)
             .map_err(ce)?;
-        let last = Tensor::from_vec(last, b, &Device::Cpu).map_err(ce)?;
-        let logits = hidden
-            .index_select(&last, 0)
-            .and_then(|h| h.matmul(&self.net.head_t))
-            .and_then(|l| l.to_vec2::<f32>())
-            .map_err(ce)?;
-        Ok(logits.iter().map(|row| score::log_softmax(row)).collect())
+        Ok(self
+            .rows_logits(&hidden, last)?
+            .iter()
+            .map(|row| score::log_softmax(row))
+            .collect())
     }
 
     fn next_logprobs_shared(
@@ -491,16 +498,7 @@ impl LanguageModel for Decoder {
         let p = prefix.len();
         let t = suffixes.iter().map(Vec::len).max().unwrap_or(0);
         self.check_len(p + t)?;
-        let vocab = self.net.cfg.vocab_size as u32;
-        if let Some(bad) = prefix
-            .iter()
-            .chain(suffixes.iter().flatten())
-            .find(|&&id| id >= vocab)
-        {
-            return Err(crate::Error::Usage(format!(
-                "token id {bad} is outside the model's {vocab}-token vocabulary"
-            )));
-        }
+        self.check_vocab(prefix.iter().chain(suffixes.iter().flatten()))?;
         // The prefix once, batch 1, into a KV cache; then broadcast to the batch.
         let mut cache: transformer::KvCache = vec![None; self.net.cfg.layers];
         let ids = id_tensor(prefix.to_vec(), 1, p)?;
@@ -534,13 +532,11 @@ impl LanguageModel for Decoder {
             .net
             .forward(&ids, &mask, p, Some(&pos), Some(&mut cache))
             .map_err(ce)?;
-        let last = Tensor::from_vec(last, b, &Device::Cpu).map_err(ce)?;
-        let logits = hidden
-            .index_select(&last, 0)
-            .and_then(|h| h.matmul(&self.net.head_t))
-            .and_then(|l| l.to_vec2::<f32>())
-            .map_err(ce)?;
-        Ok(logits.iter().map(|row| score::log_softmax(row)).collect())
+        Ok(self
+            .rows_logits(&hidden, last)?
+            .iter()
+            .map(|row| score::log_softmax(row))
+            .collect())
     }
 
     fn generate(&self, prompts: &[Vec<u32>], d: &Decoding) -> crate::Result<Vec<Vec<u32>>> {
@@ -583,13 +579,8 @@ impl LanguageModel for Decoder {
                 .net
                 .forward(&ids, &mask, past, Some(&pos_t), Some(&mut cache))
                 .map_err(ce)?;
-            let last: Vec<u32> = (0..b).map(|r| (r * t + t - 1) as u32).collect();
-            let last = Tensor::from_vec(last, b, &Device::Cpu).map_err(ce)?;
-            let logits = hidden
-                .index_select(&last, 0)
-                .and_then(|h| h.matmul(&self.net.head_t))
-                .and_then(|l| l.to_vec2::<f32>())
-                .map_err(ce)?;
+            let logits =
+                self.rows_logits(&hidden, (0..b).map(|r| (r * t + t - 1) as u32).collect())?;
             let mut next = Vec::with_capacity(b);
             for (r, row) in logits.iter().enumerate() {
                 let tok = if done[r] {

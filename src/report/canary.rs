@@ -6,16 +6,7 @@ use plotters::prelude::*;
 use super::doc::{Block, Section, num};
 use crate::evidence::{CanaryDetail, FindingsFile};
 
-const PALETTE: [RGBColor; 8] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(127, 127, 127),
-];
+use super::figures::PALETTE;
 
 /// Exposure (bits) against copies planted (log₂ axis), one colour per kind, the per-rung mean as
 /// a black line, and the interpolation ceiling log₂(#references) dashed.

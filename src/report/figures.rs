@@ -3,6 +3,19 @@
 use crate::evidence::ReidDetail;
 use plotters::prelude::*;
 
+/// Series colours shared by every figure (the matplotlib "tab10" order).
+pub const PALETTE: [RGBColor; 9] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+];
+
 /// Buckets of class sizes for the histogram figure: (label, lo, hi) inclusive.
 pub const SIZE_BUCKETS: [(&str, u64, u64); 10] = [
     ("1", 1, 1),

@@ -6,17 +6,7 @@ use plotters::prelude::*;
 use super::doc::{Block, Section, num};
 use crate::evidence::{AttackDetail, Finding, FindingsFile, MembershipDetail};
 
-const PALETTE: [RGBColor; 9] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(127, 127, 127),
-    RGBColor(188, 189, 34),
-];
+use super::figures::PALETTE;
 
 /// Every attack's ROC on log-log axes, with the chance diagonal.
 pub fn roc_figure(d: &MembershipDetail) -> Result<String, String> {
