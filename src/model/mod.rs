@@ -377,6 +377,19 @@ fn unscored(batch: &[Vec<u32>]) -> Vec<SeqScores> {
         .collect()
 }
 
+/// Sequences right-padded with `pad` to `t` tokens, flattened, and the flat index of each
+/// sequence's last real token.
+fn right_padded(seqs: &[Vec<u32>], t: usize, pad: u32) -> (Vec<u32>, Vec<u32>) {
+    let mut flat = Vec::with_capacity(seqs.len() * t);
+    let mut last = Vec::with_capacity(seqs.len());
+    for (r, s) in seqs.iter().enumerate() {
+        flat.extend_from_slice(s);
+        flat.extend(std::iter::repeat_n(pad, t - s.len()));
+        last.push((r * t + s.len() - 1) as u32);
+    }
+    (flat, last)
+}
+
 fn id_tensor(ids: Vec<u32>, b: usize, t: usize) -> crate::Result<Tensor> {
     Tensor::from_vec(ids, (b, t), &Device::Cpu).map_err(ce)
 }
@@ -457,13 +470,7 @@ impl LanguageModel for Decoder {
         self.check_len(t)?;
         self.check_vocab(prefixes.iter().flatten())?;
         let pad = self.pad_id();
-        let mut flat = Vec::with_capacity(b * t);
-        let mut last = Vec::with_capacity(b);
-        for (r, seq) in prefixes.iter().enumerate() {
-            flat.extend_from_slice(seq);
-            flat.extend(std::iter::repeat_n(pad, t - seq.len()));
-            last.push((r * t + seq.len() - 1) as u32);
-        }
+        let (flat, last) = right_padded(prefixes, t, pad);
         let ids = id_tensor(flat, b, t)?;
         let mask = transformer::causal_mask(t).map_err(ce)?;
         let pos: Vec<u32> = (0..b).flat_map(|_| 0..t as u32).collect();
@@ -516,13 +523,7 @@ impl LanguageModel for Decoder {
             }
         }
         let pad = self.pad_id();
-        let mut flat = Vec::with_capacity(b * t);
-        let mut last = Vec::with_capacity(b);
-        for (r, s) in suffixes.iter().enumerate() {
-            flat.extend_from_slice(s);
-            flat.extend(std::iter::repeat_n(pad, t - s.len()));
-            last.push((r * t + s.len() - 1) as u32);
-        }
+        let (flat, last) = right_padded(suffixes, t, pad);
         let ids = id_tensor(flat, b, t)?;
         // Right padding: a causal mask over past + t hides the pads from every real position.
         let mask = transformer::padded_mask(&vec![0; b], p, t).map_err(ce)?;

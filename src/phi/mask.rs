@@ -8,11 +8,6 @@ pub fn mask(text: &str) -> String {
     mask_spans(text, &detect(text))
 }
 
-/// [`mask`] with a dataset's detector (its names, places and identifier shapes).
-pub fn mask_with(detector: &super::Detector, text: &str) -> String {
-    mask_spans(text, &detector.detect(text))
-}
-
 fn mask_spans(text: &str, found: &[super::PhiMatch]) -> String {
     let mut out = String::with_capacity(text.len());
     let mut last = 0;

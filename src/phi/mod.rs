@@ -9,7 +9,7 @@ mod mask;
 pub use detect::{
     Detector, PhiMatch, Vocabulary, detect, luhn, parse_date, shape_of, valid_nanp, valid_ssn,
 };
-pub use mask::{mask, mask_with, salted_hash};
+pub use mask::{mask, salted_hash};
 
 use serde::{Deserialize, Serialize};
 

@@ -368,16 +368,19 @@ fn identifiers(detector: &Detector, text: &str) -> Vec<(SafeHarbor, String, usiz
 /// Whether `generated` reproduces identifier `value` (normalised) of `category`: detected in it
 /// with the same normalised value, or its surface form occurs in it verbatim. Near: a detected
 /// value of the category within `near` normalised distance.
+/// Whether a generation reproduces identifier `value` (normalised) of `category`: `found` (the
+/// identifiers the detector finds in it, computed once per generation) holds the same value, or
+/// its surface form stands in it as a whole word. Near: a found value of the category within
+/// `near` normalised distance.
 fn reproduces(
-    detector: &Detector,
     generated: &str,
+    found: &[(SafeHarbor, String, usize, usize)],
     category: SafeHarbor,
     value: &str,
     surface: &str,
     near: f64,
 ) -> (bool, bool) {
-    let found = identifiers(detector, generated);
-    let exact = generated.contains(surface)
+    let exact = contains_word(generated, surface)
         || found
             .iter()
             .any(|(c, v, _, _)| *c == category && v == value);
@@ -486,6 +489,15 @@ pub fn observe(
     let mut attempts = Vec::new();
     let mut examples = Vec::new();
     let mut too_short = 0u64;
+    // Every probed note tokenised and scanned once, for all prompts.
+    let note_tokens: Vec<Vec<u32>> = chosen
+        .iter()
+        .map(|&r| model.encode(&recs.texts[r]))
+        .collect::<Result<_>>()?;
+    let note_ids: Vec<Vec<(SafeHarbor, String, usize, usize)>> = chosen
+        .iter()
+        .map(|&r| identifiers(&detector, &recs.texts[r]))
+        .collect();
     // Prefix prompts.
     let total_stages = settings.prefix_tokens.len() * settings.decodes.len();
     let mut stage = 0;
@@ -494,7 +506,7 @@ pub fn observe(
         let mut truth = Vec::new();
         let mut which = Vec::new();
         for (i, &r) in chosen.iter().enumerate() {
-            let toks = model.encode(&recs.texts[r])?;
+            let toks = &note_tokens[i];
             if toks.len() < bos + k + settings.suffix_tokens
                 || bos + k + settings.suffix_tokens > ctx
             {
@@ -511,10 +523,10 @@ pub fn observe(
             let through = model.decode(&toks[..bos + k + settings.suffix_tokens])?;
             let at = prompt_text.len().min(note.len());
             let end = through.len().min(note.len());
-            let fields: Vec<(SafeHarbor, String, String)> = identifiers(&detector, note)
-                .into_iter()
+            let fields: Vec<(SafeHarbor, String, String)> = note_ids[i]
+                .iter()
                 .filter(|(_, _, s, e)| *s >= at && *e <= end)
-                .map(|(c, v, s, e)| (c, v, note[s..e].to_owned()))
+                .map(|(c, v, s, e)| (*c, v.clone(), note[*s..*e].to_owned()))
                 .collect();
             let known: Vec<(SafeHarbor, String)> = recs
                 .identifiers
@@ -553,8 +565,9 @@ pub fn observe(
                         distance = d;
                         best_text = text.clone();
                     }
+                    let found = identifiers(&detector, &text);
                     for (f, (c, v, surface)) in fields.iter().enumerate() {
-                        let (e, n) = reproduces(&detector, &text, *c, v, surface, settings.near);
+                        let (e, n) = reproduces(&text, &found, *c, v, surface, settings.near);
                         got[f].0 |= e;
                         got[f].1 |= n;
                     }
@@ -598,9 +611,10 @@ pub fn observe(
         let mut targets = Vec::new();
         for (i, &r) in chosen.iter().enumerate() {
             let note = &recs.texts[r];
-            for (c, v, s, e) in identifiers(&detector, note)
-                .into_iter()
+            for (c, v, s, e) in note_ids[i]
+                .iter()
                 .take(settings.identifiers_per_record)
+                .cloned()
             {
                 let before = note[..s].trim_end();
                 if before.is_empty() {
@@ -648,7 +662,8 @@ pub fn observe(
                 let mut distance = f64::INFINITY;
                 for g in gens {
                     let text = model.decode(&g[..(*need).min(g.len())])?;
-                    let (ge, gn) = reproduces(&detector, &text, *c, v, surface, settings.near);
+                    let found = identifiers(&detector, &text);
+                    let (ge, gn) = reproduces(&text, &found, *c, v, surface, settings.near);
                     e |= ge;
                     n |= gn;
                     let head: String = text

@@ -375,7 +375,8 @@ pub fn observe(
             .iter()
             .position(|g| g.format == c.format && g.context == c.context)
             .ok_or_else(|| Error::Usage(format!("canary '{}' has no reference secrets", c.id)))?;
-        let k = gobs[group].nll.iter().filter(|&&r| r <= nll[i]).count() as u64;
+        // Ranks by NLL: a reference with NLL ≤ the canary's is at least as likely.
+        let k = crate::stats::exposure::rank(nll[i], &gobs[group].nll) as u64 - 1;
         let run = match settings.search {
             SearchMode::Always => true,
             SearchMode::Saturated => k == 0,
@@ -492,7 +493,7 @@ pub fn analyze(obs: &Observations) -> (Vec<Finding>, CanaryDetail) {
         let g = &obs.groups[c.group];
         let n = g.nll.len() as u64;
         let k = c.refs_at_least_as_likely;
-        let exposure_rank = (n as f64).log2() - ((1 + k) as f64).log2();
+        let exposure_rank = crate::stats::exposure::exposure(c.nll, &g.nll);
         // Clopper–Pearson on the share k/n of references at least as likely, mapped through
         // −log₂ and widened to hold the point estimate (TF Privacy's log₂ n − log₂(1 + k)).
         let (plo, phi) = clopper_pearson(k, n, conf);
