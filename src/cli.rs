@@ -772,6 +772,7 @@ fn risk_cmd(a: &RiskArgs, quiet: bool) -> Result<u8> {
         membership: None,
         canary: None,
         extraction: None,
+        inversion: None,
     };
     report::write_run(&out, &file)?;
     let t_report = t0.elapsed().as_secs_f64() - t_load - t_analyze;
@@ -1011,6 +1012,7 @@ fn demo(a: &DemoArgs, quiet: bool) -> Result<u8> {
         membership: None,
         canary: None,
         extraction: None,
+        inversion: None,
     };
     report::write_run(&a.out, &file)?;
     if !quiet {

@@ -168,6 +168,10 @@ pub fn audit_cmd(a: &AuditArgs, quiet: bool) -> Result<u8> {
         (Some(_), None, None) => None,
         (e, _, _) => e.clone(),
     };
+    let inversion = match (&plan.inversion, &a.data, &a.plan) {
+        (Some(_), None, None) => None,
+        (e, _, _) => e.clone(),
+    };
     let seed = a.seed.or(plan.run.seed).unwrap_or(7);
     let policy = match &a.policy {
         Some(p) => Some((crate::gate::Policy::load(p)?, p.clone())),
@@ -186,6 +190,7 @@ pub fn audit_cmd(a: &AuditArgs, quiet: bool) -> Result<u8> {
         "membership": settings,
         "canary": plan.canary,
         "extraction": extraction,
+        "inversion": inversion,
     });
     let id = {
         use sha2::{Digest, Sha256};
@@ -217,6 +222,7 @@ pub fn audit_cmd(a: &AuditArgs, quiet: bool) -> Result<u8> {
         canary: plan.canary.clone(),
         canaries: a.canaries.clone(),
         extraction,
+        inversion,
         out: out.clone(),
         seed,
         threads: a.threads,
@@ -244,6 +250,7 @@ pub fn audit_cmd(a: &AuditArgs, quiet: bool) -> Result<u8> {
         print_membership(&mut err, &outcome.file)?;
         print_canary(&mut err, &outcome.file)?;
         print_extraction(&mut err, &outcome.file)?;
+        print_inversion(&mut err, &outcome.file)?;
         eprintln!("report: {}", out.join(crate::report::HTML).display());
     }
     Ok(if outcome.failed > 0 {
@@ -468,6 +475,57 @@ pub fn print_extraction(
     Ok(())
 }
 
+/// The inversion summary on a terminal.
+pub fn print_inversion(
+    w: &mut impl std::io::Write,
+    file: &crate::evidence::FindingsFile,
+) -> Result<()> {
+    let Some(d) = &file.inversion else {
+        return Ok(());
+    };
+    writeln!(
+        w,
+        "inversion: top-1 attribute inference, members vs non-members vs prior (residual risk, {:.0}% CI):",
+        d.confidence * 100.0
+    )?;
+    for f in &d.fields {
+        let r = f.residual.map_or_else(
+            || "n/a".to_owned(),
+            |(p, lo, hi)| format!("{p:+.3} [{lo:.3}, {hi:.3}]"),
+        );
+        writeln!(
+            w,
+            "  {:<16} {:>7} vs {:>7} vs {:>7}   residual {r}",
+            f.field,
+            format!("{}/{}", f.attack.k, f.attack.n),
+            format!("{}/{}", f.control.k, f.control.n),
+            format!("{}/{}", f.prior.k, f.prior.n),
+        )?;
+    }
+    if let Some(l) = &d.linkage {
+        let t = l.thresholds.first().copied().unwrap_or(f64::NAN);
+        let above = |s: &crate::evidence::IdSummary| s.above.first().copied().unwrap_or(0);
+        writeln!(
+            w,
+            "  identification (released {}): members above {t}: {}/{} with the model vs {}/{} from the release alone; max {:.3}",
+            l.released.join(", "),
+            above(&l.member_model),
+            l.member_model.n,
+            above(&l.member_baseline),
+            l.member_baseline.n,
+            l.member_model.max.unwrap_or(f64::NAN)
+        )?;
+    }
+    if let Some(p) = &d.posterior {
+        writeln!(
+            w,
+            "  membership posterior ≥ {:.3} at prior {:.3} (ε ≥ {:.3}, {})",
+            p.posterior, p.prior, p.epsilon, p.attack
+        )?;
+    }
+    Ok(())
+}
+
 /// `phiprobe probes`: the probe kinds and their settings.
 pub fn probes_cmd() -> Result<u8> {
     use std::fmt::Write as _;
@@ -631,6 +689,132 @@ pub fn probes_cmd() -> Result<u8> {
         out,
         "  --reference-model      identifiers it also emits are subtracted"
     );
+    let v = crate::probe::inversion::Settings::default();
+    out.push('\n');
+    let _ = writeln!(
+        out,
+        "inversion — what does the model reveal about a patient from what an attacker knows, and how identifiable does that make them?"
+    );
+    let rows: [(&str, String); 20] = [
+        (
+            "fields",
+            "fields to infer (default: the card's sensitive columns)".into(),
+        ),
+        (
+            "records",
+            format!(
+                "patients per arm (members, non-members), seeded sample; 0 = all (default {})",
+                v.records
+            ),
+        ),
+        (
+            "max_candidates",
+            format!(
+                "candidate values ranked per target (default {})",
+                v.max_candidates
+            ),
+        ),
+        (
+            "top_k",
+            format!("k of the top-k rates (default {})", v.top_k),
+        ),
+        (
+            "prior_qis",
+            "quasi-identifiers the prior baseline conditions on (default: none, the marginal)"
+                .into(),
+        ),
+        (
+            "prior_min",
+            format!(
+                "other-patient records a prior class needs (default {})",
+                v.prior_min
+            ),
+        ),
+        (
+            "released",
+            format!(
+                "quasi-identifiers of the de-identified release (default {:?})",
+                v.released
+            ),
+        ),
+        (
+            "link_fields",
+            "fields matched against the release (default: the sensitive fields)".into(),
+        ),
+        (
+            "thresholds",
+            format!(
+                "identification-probability thresholds (default {:?})",
+                v.thresholds
+            ),
+        ),
+        (
+            "population",
+            "population N of the membership prior n/N (default: the dataset's patients)".into(),
+        ),
+        (
+            "prompts",
+            "reconstruction templates, {column} or {column:A=x,B=y} (default: none)".into(),
+        ),
+        (
+            "reconstruct",
+            "fields checked in reconstructions (default: the fields and direct identifiers)".into(),
+        ),
+        (
+            "reconstruct_tokens",
+            format!(
+                "tokens decoded per reconstruction (default {})",
+                v.reconstruct_tokens
+            ),
+        ),
+        (
+            "beam_width",
+            format!(
+                "beams of the reconstruction decode (default {})",
+                v.beam_width
+            ),
+        ),
+        (
+            "generations",
+            format!(
+                "unconditioned generations matched to patients; 0 = none (default {})",
+                v.generations
+            ),
+        ),
+        (
+            "generation_tokens",
+            format!("tokens per generation (default {})", v.generation_tokens),
+        ),
+        (
+            "temperature, sample_top_k",
+            format!(
+                "sampling of the generations (default {}, {:?})",
+                v.temperature, v.sample_top_k
+            ),
+        ),
+        (
+            "match_qis",
+            "columns matched in generations (default: the dated / geographic quasi-identifiers)"
+                .into(),
+        ),
+        (
+            "min_match",
+            format!(
+                "values of one patient that must co-occur (default {})",
+                v.min_match
+            ),
+        ),
+        (
+            "batch, confidence",
+            format!(
+                "prompts per generation call; interval level (default {}, {})",
+                v.batch, v.confidence
+            ),
+        ),
+    ];
+    for (k, d) in rows {
+        let _ = writeln!(out, "  {k:<26} {d}");
+    }
     out.push('\n');
     let _ = writeln!(out, "See probes/default.toml for a commented plan.");
     super::write_output(None, &out)?;

@@ -537,6 +537,23 @@ fn demo_audit(
         generations: 64,
         ..Default::default()
     };
+    // Inversion on the demo's 200 patients: classes on (sex, state) range from 1 to about 10
+    // patients, which is what the linkage figure needs; the prompt gives age and sex only.
+    let inversion = crate::probe::inversion::Settings {
+        fields: [
+            "diagnosis",
+            "medication",
+            "lab_name",
+            "birth_date",
+            "mrn",
+            "ssn",
+        ]
+        .map(String::from)
+        .to_vec(),
+        released: vec!["sex".into(), "state".into()],
+        prompts: vec!["{sex:F=She,M=He} is a pleasant {age}-year-old {sex:F=woman,M=man}, ".into()],
+        ..Default::default()
+    };
     let plan = serde_json::json!({
         "model": target_dir,
         "data": card,
@@ -544,6 +561,7 @@ fn demo_audit(
         "membership": settings,
         "canary": canary,
         "extraction": extraction,
+        "inversion": inversion,
     });
     let id = format!("demo-audit-{}", a.seed);
     let spec = crate::probe::audit::AuditSpec {
@@ -562,6 +580,7 @@ fn demo_audit(
         canary: Some(canary),
         canaries: None,
         extraction: Some(extraction),
+        inversion: Some(inversion),
         out: out.clone(),
         seed: a.seed,
         threads: 0,
@@ -591,6 +610,7 @@ fn demo_audit(
         super::audit::print_membership(&mut std::io::stderr(), &outcome.file)?;
         super::audit::print_canary(&mut std::io::stderr(), &outcome.file)?;
         super::audit::print_extraction(&mut std::io::stderr(), &outcome.file)?;
+        super::audit::print_inversion(&mut std::io::stderr(), &outcome.file)?;
         eprintln!("audit report: {}", out.join(crate::report::HTML).display());
     }
     Ok(())

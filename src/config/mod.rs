@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::probe::{canary, extraction, membership};
+use crate::probe::{canary, extraction, inversion, membership};
 use crate::{Error, Result};
 
 /// `[run]`: settings shared by every probe.
@@ -30,6 +30,8 @@ pub struct Plan {
     pub canary: Option<canary::Settings>,
     /// The extraction probe's settings, when the plan has one.
     pub extraction: Option<extraction::Settings>,
+    /// The inversion probe's settings, when the plan has one.
+    pub inversion: Option<inversion::Settings>,
 }
 
 impl Default for Plan {
@@ -39,6 +41,7 @@ impl Default for Plan {
             membership: Some(membership::Settings::default()),
             canary: Some(canary::Settings::default()),
             extraction: Some(extraction::Settings::default()),
+            inversion: Some(inversion::Settings::default()),
         }
     }
 }
@@ -53,7 +56,7 @@ struct RawPlan {
 }
 
 /// Probe kinds this release runs.
-pub const KINDS: [&str; 3] = ["membership", "canary", "extraction"];
+pub const KINDS: [&str; 4] = ["membership", "canary", "extraction", "inversion"];
 
 impl Plan {
     /// Parses a plan's text; `path` names it in errors.
@@ -69,6 +72,7 @@ impl Plan {
             membership: None,
             canary: None,
             extraction: None,
+            inversion: None,
         };
         for (i, mut t) in raw.probe.into_iter().enumerate() {
             let kind = match t.remove("kind") {
@@ -109,6 +113,17 @@ impl Plan {
                         .map_err(|m| bad(format!("[[probe]] extraction: {m}")))?;
                     plan.extraction = Some(s);
                 }
+                "inversion" => {
+                    if plan.inversion.is_some() {
+                        return Err(bad("two inversion probes; merge them into one".into()));
+                    }
+                    let s: inversion::Settings = t
+                        .try_into()
+                        .map_err(|e| bad(format!("[[probe]] inversion: {e}")))?;
+                    s.validate()
+                        .map_err(|m| bad(format!("[[probe]] inversion: {m}")))?;
+                    plan.inversion = Some(s);
+                }
                 other => {
                     return Err(bad(format!(
                         "[[probe]] #{}: kind '{other}' is not available in this release (available: {})",
@@ -142,6 +157,7 @@ mod tests {
             assert!(plan.membership.is_some(), "{p}");
             assert!(plan.canary.is_some(), "{p}");
             assert!(plan.extraction.is_some(), "{p}");
+            assert!(plan.inversion.is_some(), "{p}");
         }
         let e = Plan::parse(
             "[[probe]]\nkind = \"membership\"\natacks = [\"loss\"]\n",

@@ -190,6 +190,11 @@ impl Source {
             })
     }
 
+    /// Whether the data has a column of this name.
+    pub fn has_column(&self, name: &str) -> bool {
+        self.frame.column(name).is_ok()
+    }
+
     /// Encodes one column; `rows` limits it to the first rows (for sampling scans).
     pub fn encode(&self, name: &str, rows: Option<usize>) -> Result<Column> {
         let mut s = self.series(name)?;

@@ -35,6 +35,19 @@ pub struct TextRecords {
     pub identifiers: Vec<Identifier>,
 }
 
+/// A column read beside the text ([`TextRecords::read_columns`]).
+#[derive(Debug, Clone)]
+pub struct FieldValues {
+    /// Column name.
+    pub name: String,
+    /// Its role in the card (`None`: the card does not list it).
+    pub role: Option<Role>,
+    /// Its Safe Harbor category, when the card gives one.
+    pub category: Option<crate::phi::SafeHarbor>,
+    /// Value per record (empty where missing).
+    pub values: Vec<String>,
+}
+
 /// One identifying column of the card.
 #[derive(Debug, Clone)]
 pub struct Identifier {
@@ -251,6 +264,40 @@ impl TextRecords {
         v.names.sort();
         v.names.dedup();
         v
+    }
+
+    /// Reads more columns of the card's data, row for row with the texts (PHI: for matching
+    /// and scoring, never written out); `None` for a name the data does not have. Missing
+    /// values are empty strings.
+    pub fn read_columns(&self, names: &[String]) -> Result<Vec<Option<FieldValues>>> {
+        let ds = Dataset::open_card(&self.card)?;
+        let card = ds.card.as_ref().expect("opened through a card");
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            let spec = card.spec(name);
+            if !ds.source.has_column(name) {
+                out.push(None);
+                continue;
+            }
+            let col = ds.source.encode(name, None)?;
+            let values: Vec<String> = (0..self.len())
+                .map(|r| col.value(r).unwrap_or("").trim().to_owned())
+                .collect();
+            out.push(Some(FieldValues {
+                name: name.clone(),
+                role: spec.map(|s| s.role),
+                category: spec
+                    .and_then(|s| s.category.as_deref())
+                    .and_then(crate::phi::SafeHarbor::from_id),
+                values,
+            }));
+        }
+        Ok(out)
+    }
+
+    /// The card's columns with a role, in card order.
+    pub fn columns_with_role(&self, role: Role) -> Result<Vec<String>> {
+        Ok(Dataset::open_card(&self.card)?.with_role(role))
     }
 
     /// Number of records.

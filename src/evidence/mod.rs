@@ -10,11 +10,13 @@ use std::collections::BTreeMap;
 
 mod canary;
 mod extraction;
+mod inversion;
 mod membership;
 mod model;
 mod reid;
 pub use canary::*;
 pub use extraction::*;
+pub use inversion::*;
 pub use membership::*;
 pub use model::*;
 pub use reid::*;
@@ -214,4 +216,7 @@ pub struct FindingsFile {
     /// Extraction detail, when probed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extraction: Option<ExtractionDetail>,
+    /// Model-inversion detail, when probed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inversion: Option<InversionDetail>,
 }

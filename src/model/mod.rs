@@ -155,8 +155,51 @@ pub trait LanguageModel: Send + Sync {
             .collect();
         self.next_logprobs(&full)
     }
+    /// Log-probability of every token of each continuation after `prefix`: entry `[j][i]` is
+    /// log p(`continuations[j][i]` | `prefix` ++ `continuations[j][..i]`), natural log, computed
+    /// like [`LanguageModel::score`]. `prefix` must hold at least one token (a BOS will do).
+    /// Models with a KV cache run the shared prefix once; the default re-scores every
+    /// `prefix ++ continuation` in full ([`rescore_continuations`]).
+    fn score_continuations(
+        &self,
+        prefix: &[u32],
+        continuations: &[Vec<u32>],
+    ) -> crate::Result<Vec<Vec<f32>>> {
+        rescore_continuations(self, prefix, continuations)
+    }
     /// Continues each prompt; returns the new token ids per prompt.
     fn generate(&self, prompts: &[Vec<u32>], decoding: &Decoding) -> crate::Result<Vec<Vec<u32>>>;
+}
+
+/// Continuations scored together per model call by [`rescore_continuations`] and the KV-cache
+/// implementation (bounds the memory of long prefixes times many candidates).
+pub const CONTINUATION_CHUNK: usize = 64;
+
+/// [`LanguageModel::score_continuations`] the plain way: every `prefix ++ continuation` scored in
+/// full through [`LanguageModel::score`], [`CONTINUATION_CHUNK`] at a time. The baseline the
+/// shared-prefix implementation is measured against (benches, `bench-inversion`).
+pub fn rescore_continuations<M: LanguageModel + ?Sized>(
+    model: &M,
+    prefix: &[u32],
+    continuations: &[Vec<u32>],
+) -> crate::Result<Vec<Vec<f32>>> {
+    if prefix.is_empty() {
+        return Err(crate::Error::Usage(
+            "a continuation needs a prefix of at least one token to be scored".into(),
+        ));
+    }
+    let mut out = Vec::with_capacity(continuations.len());
+    for chunk in continuations.chunks(CONTINUATION_CHUNK) {
+        let full: Vec<Vec<u32>> = chunk
+            .iter()
+            .map(|c| prefix.iter().chain(c).copied().collect())
+            .collect();
+        for (c, s) in chunk.iter().zip(model.score(&full)?) {
+            let skip = s.scores.len().saturating_sub(c.len());
+            out.push(s.scores[skip..].iter().map(|t| t.logprob).collect());
+        }
+    }
+    Ok(out)
 }
 
 /// Scores many texts: tokenises, buckets by length so padding stays small, batches up to
@@ -538,6 +581,96 @@ impl LanguageModel for Decoder {
             .iter()
             .map(|row| score::log_softmax(row))
             .collect())
+    }
+
+    fn score_continuations(
+        &self,
+        prefix: &[u32],
+        continuations: &[Vec<u32>],
+    ) -> crate::Result<Vec<Vec<f32>>> {
+        if prefix.is_empty() {
+            return rescore_continuations(self, prefix, continuations);
+        }
+        let p = prefix.len();
+        let longest = continuations.iter().map(Vec::len).max().unwrap_or(0);
+        self.check_len(p + longest)?;
+        self.check_vocab(prefix.iter().chain(continuations.iter().flatten()))?;
+        // The prefix once, batch 1, into a KV cache; its last row predicts every first token.
+        let mut cache: transformer::KvCache = vec![None; self.net.cfg.layers];
+        let ids = id_tensor(prefix.to_vec(), 1, p)?;
+        let mask = transformer::causal_mask(p).map_err(ce)?;
+        let pos =
+            Tensor::from_vec((0..p as u32).collect::<Vec<_>>(), p, &Device::Cpu).map_err(ce)?;
+        let prefix_hidden = self
+            .net
+            .forward(&ids, &mask, 0, Some(&pos), Some(&mut cache))
+            .map_err(ce)?;
+        let last = prefix_hidden.narrow(0, p - 1, 1).map_err(ce)?;
+        let pad = self.pad_id();
+        let mut out = Vec::with_capacity(continuations.len());
+        for chunk in continuations.chunks(CONTINUATION_CHUNK) {
+            let b = chunk.len();
+            let t = chunk.iter().map(Vec::len).max().unwrap_or(0);
+            // First tokens: the prefix's last row, once per continuation.
+            let firsts: Vec<u32> = chunk.iter().filter_map(|c| c.first().copied()).collect();
+            let zeros = Tensor::from_vec(vec![0u32; firsts.len()], firsts.len(), &Device::Cpu)
+                .map_err(ce)?;
+            let first_rows = last.index_select(&zeros, 0).map_err(ce)?;
+            let mut first_scores =
+                score::head_scores(&first_rows, &self.net.head_t, &firsts, self.threads)?
+                    .into_iter();
+            // Later tokens: each continuation but its last token runs over the repeated cache,
+            // right-padded to `t - 1`.
+            let mut rest_scores = Vec::new().into_iter();
+            if t > 1 {
+                let t = t - 1;
+                let mut chunk_cache = cache.clone();
+                for entry in chunk_cache.iter_mut() {
+                    if let Some((k, v)) = entry.take() {
+                        let k = k.repeat((b, 1, 1, 1)).map_err(ce)?;
+                        let v = v.repeat((b, 1, 1, 1)).map_err(ce)?;
+                        *entry = Some((k, v));
+                    }
+                }
+                let mut flat = Vec::with_capacity(b * t);
+                let mut rows = Vec::new();
+                let mut targets = Vec::new();
+                for (r, c) in chunk.iter().enumerate() {
+                    let input = &c[..c.len().saturating_sub(1)];
+                    flat.extend_from_slice(input);
+                    flat.extend(std::iter::repeat_n(pad, t - input.len()));
+                    for (i, &tok) in c.iter().enumerate().skip(1) {
+                        rows.push((r * t + i - 1) as u32);
+                        targets.push(tok);
+                    }
+                }
+                if !targets.is_empty() {
+                    let ids = id_tensor(flat, b, t)?;
+                    let mask = transformer::padded_mask(&vec![0; b], p, t).map_err(ce)?;
+                    let pos: Vec<u32> = (0..b).flat_map(|_| p as u32..(p + t) as u32).collect();
+                    let pos = Tensor::from_vec(pos, b * t, &Device::Cpu).map_err(ce)?;
+                    let hidden = self
+                        .net
+                        .forward(&ids, &mask, p, Some(&pos), Some(&mut chunk_cache))
+                        .map_err(ce)?;
+                    let n = rows.len();
+                    let rows = Tensor::from_vec(rows, n, &Device::Cpu).map_err(ce)?;
+                    let picked = hidden.index_select(&rows, 0).map_err(ce)?;
+                    rest_scores =
+                        score::head_scores(&picked, &self.net.head_t, &targets, self.threads)?
+                            .into_iter();
+                }
+            }
+            for c in chunk {
+                let mut row = Vec::with_capacity(c.len());
+                if !c.is_empty() {
+                    row.extend(first_scores.next().map(|s| s.logprob));
+                    row.extend(rest_scores.by_ref().take(c.len() - 1).map(|s| s.logprob));
+                }
+                out.push(row);
+            }
+        }
+        Ok(out)
     }
 
     fn generate(&self, prompts: &[Vec<u32>], d: &Decoding) -> crate::Result<Vec<Vec<u32>>> {

@@ -71,6 +71,8 @@ pub struct AuditSpec {
     pub canaries: Option<PathBuf>,
     /// Extraction settings (None: no extraction probe).
     pub extraction: Option<super::extraction::Settings>,
+    /// Inversion settings (None: no inversion probe).
+    pub inversion: Option<super::inversion::Settings>,
     /// Output folder.
     pub out: PathBuf,
     /// Seed.
@@ -509,6 +511,7 @@ fn empty_file(manifest: RunManifest) -> FindingsFile {
         membership: None,
         canary: None,
         extraction: None,
+        inversion: None,
     }
 }
 
@@ -565,7 +568,15 @@ pub fn run(
         s.validate()
             .map_err(|m| Error::Usage(format!("plan: extraction: {m}")))?;
     }
-    if spec.settings.is_none() && spec.canary.is_none() && spec.extraction.is_none() {
+    if let Some(s) = &spec.inversion {
+        s.validate()
+            .map_err(|m| Error::Usage(format!("plan: inversion: {m}")))?;
+    }
+    if spec.settings.is_none()
+        && spec.canary.is_none()
+        && spec.extraction.is_none()
+        && spec.inversion.is_none()
+    {
         return Err(Error::Usage(
             "the plan has no probe to run; add a [[probe]] (kinds: `phiprobe probes`)".into(),
         ));
@@ -579,12 +590,13 @@ pub fn run(
             spec.out.display()
         )));
     }
-    let needs_data = spec.settings.is_some() || spec.extraction.is_some();
+    let needs_data =
+        spec.settings.is_some() || spec.extraction.is_some() || spec.inversion.is_some();
     let recs = match (&spec.data, needs_data) {
         (Some(d), _) => Some(TextRecords::load(d, spec.column.as_deref())?),
         (None, true) => {
             return Err(Error::Usage(
-                "the membership and extraction probes need --data (a dataset card whose [membership] section marks members and non-members)".into(),
+                "the membership, extraction and inversion probes need --data (a dataset card whose [membership] section marks members and non-members)".into(),
             ));
         }
         (None, false) => None,
@@ -636,6 +648,7 @@ pub fn run(
         models: vec![target_spec.clone()],
         probes: serde_json::json!({
             "extraction": spec.extraction,
+            "inversion": spec.inversion,
             "reference_model": spec.reference_model,
             "canary": spec.canary,
             "canaries": canaries.as_ref().map(|(src, specs, groups)| {
@@ -852,6 +865,7 @@ pub fn run(
             ),
         }
     }
+    let mut extraction_obs: Option<super::extraction::Observations> = None;
     if let (Some(es), Some(recs)) = (&spec.extraction, &recs) {
         let path = obs_dir.join(EXTRACTION_FILE);
         let obs = if path.is_file() {
@@ -890,6 +904,32 @@ pub fn run(
         let (findings, detail) = super::extraction::analyze(&obs);
         file.findings.extend(findings);
         file.extraction = Some(detail);
+        extraction_obs = Some(obs);
+    }
+    if let (Some(is), Some(recs)) = (&spec.inversion, &recs) {
+        let path = obs_dir.join(INVERSION_FILE);
+        let obs = if path.is_file() {
+            read_json::<super::inversion::Observations>(&path, "inversion observations")?
+        } else {
+            let opts = LoadOptions {
+                adapter: spec.adapter.clone(),
+                threads: spec.threads,
+            };
+            let model = crate::model::load(&spec.model, &opts)?;
+            if target_card.is_none() {
+                target_card = Some(model.card().clone());
+            }
+            let extracted = extracted_patients(extraction_obs.as_ref(), recs);
+            let mut p = |stage: &str, done: usize, total: usize| progress(stage, done, total);
+            let o =
+                super::inversion::observe(model.as_ref(), recs, is, spec.seed, &extracted, &mut p)?;
+            write_json(&path, &o)?;
+            o
+        };
+        let (findings, detail) =
+            super::inversion::analyze(&obs, membership_epsilon(&file.findings));
+        file.findings.extend(findings);
+        file.inversion = Some(detail);
     }
     if target_card.is_none() {
         let model = crate::model::load(
@@ -927,6 +967,54 @@ pub fn run(
 pub const CANARY_FILE: &str = "canary.json";
 /// Extraction observations in a run folder.
 pub const EXTRACTION_FILE: &str = "extraction.json";
+/// Inversion observations in a run folder.
+pub const INVERSION_FILE: &str = "inversion.json";
+
+/// Patients one of whose direct identifiers (not a date or a place) an extraction attempt
+/// reproduced exactly.
+fn extracted_patients(
+    obs: Option<&super::extraction::Observations>,
+    recs: &TextRecords,
+) -> HashSet<String> {
+    use crate::phi::SafeHarbor as S;
+    let Some(o) = obs else {
+        return HashSet::new();
+    };
+    let index: HashMap<&str, usize> = recs
+        .ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i))
+        .collect();
+    o.attempts
+        .iter()
+        .filter(|a| {
+            a.fields
+                .iter()
+                .any(|f| f.exact && !matches!(f.category, S::Date | S::Geographic))
+        })
+        .filter_map(|a| index.get(o.records[a.record].as_str()))
+        .map(|&r| recs.patients[r].clone())
+        .collect()
+}
+
+/// The membership probe's largest finite ε lower bound and its attack.
+fn membership_epsilon(findings: &[crate::evidence::Finding]) -> Option<(String, f64)> {
+    findings
+        .iter()
+        .filter(|f| f.probe == "membership" && f.metric == "dp.epsilon_lb")
+        .filter_map(|f| {
+            let e = f.value.filter(|v| v.is_finite())?;
+            let attack = f
+                .params
+                .get("attack")
+                .and_then(|a| a.as_str())
+                .unwrap_or("membership")
+                .to_owned();
+            Some((attack, e))
+        })
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+}
 
 fn digest_json(v: &impl Serialize) -> String {
     let mut h = Sha256::new();
@@ -984,7 +1072,12 @@ pub fn reanalyze(run: &Path, settings: Option<&Settings>) -> Result<FindingsFile
     let has_membership = obs_dir.join("audit.json").is_file();
     let canary_path = obs_dir.join(CANARY_FILE);
     let extraction_path = obs_dir.join(EXTRACTION_FILE);
-    if !has_membership && !canary_path.is_file() && !extraction_path.is_file() {
+    let inversion_path = obs_dir.join(INVERSION_FILE);
+    if !has_membership
+        && !canary_path.is_file()
+        && !extraction_path.is_file()
+        && !inversion_path.is_file()
+    {
         return Err(Error::Usage(format!(
             "{}: no observations (observations/audit.json or {CANARY_FILE}); only `phiprobe audit` runs can be re-analysed",
             run.display()
@@ -1034,6 +1127,13 @@ pub fn reanalyze(run: &Path, settings: Option<&Settings>) -> Result<FindingsFile
         let (findings, detail) = super::extraction::analyze(&o);
         file.findings.extend(findings);
         file.extraction = Some(detail);
+    }
+    if inversion_path.is_file() {
+        let o: super::inversion::Observations =
+            read_json(&inversion_path, "inversion observations")?;
+        let (findings, detail) = super::inversion::analyze(&o, membership_epsilon(&file.findings));
+        file.findings.extend(findings);
+        file.inversion = Some(detail);
     }
     file.manifest = manifest;
     for (name, bytes) in crate::report::render_all(&file)? {

@@ -365,9 +365,6 @@ fn identifiers(detector: &Detector, text: &str) -> Vec<(SafeHarbor, String, usiz
         .collect()
 }
 
-/// Whether `generated` reproduces identifier `value` (normalised) of `category`: detected in it
-/// with the same normalised value, or its surface form occurs in it verbatim. Near: a detected
-/// value of the category within `near` normalised distance.
 /// Whether a generation reproduces identifier `value` (normalised) of `category`: `found` (the
 /// identifiers the detector finds in it, computed once per generation) holds the same value, or
 /// its surface form stands in it as a whole word. Near: a found value of the category within
@@ -707,6 +704,26 @@ pub fn observe(
 }
 
 /// Seeded generations from an empty prompt over the sweep, de-duplicated.
+/// The prompt of an unconditioned generation: the model's BOS, or its EOS when it has no BOS.
+pub(crate) fn start_tokens(model: &dyn LanguageModel) -> Result<Vec<u32>> {
+    let e = model.encode("")?;
+    if !e.is_empty() {
+        return Ok(e);
+    }
+    model
+        .card()
+        .tokenizer
+        .eos
+        .first()
+        .copied()
+        .map(|t| vec![t])
+        .ok_or_else(|| {
+            Error::Usage(
+                "the model has neither a BOS nor an EOS token to start generating from".into(),
+            )
+        })
+}
+
 fn generations(
     model: &dyn LanguageModel,
     settings: &Settings,
@@ -714,26 +731,7 @@ fn generations(
     label: &str,
     progress: Progress<'_>,
 ) -> Result<(u64, Vec<String>)> {
-    let start = {
-        let e = model.encode("")?;
-        if e.is_empty() {
-            model
-                .card()
-                .tokenizer
-                .eos
-                .first()
-                .copied()
-                .map(|t| vec![t])
-                .ok_or_else(|| {
-                    Error::Usage(
-                        "the model has neither a BOS nor an EOS token to start generating from"
-                            .into(),
-                    )
-                })?
-        } else {
-            e
-        }
-    };
+    let start = start_tokens(model)?;
     let mut texts = Vec::new();
     let total = settings.sweep.len() * settings.generations;
     for (si, p) in settings.sweep.iter().enumerate() {

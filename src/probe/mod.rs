@@ -4,4 +4,5 @@
 pub mod audit;
 pub mod canary;
 pub mod extraction;
+pub mod inversion;
 pub mod membership;

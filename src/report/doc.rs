@@ -172,6 +172,9 @@ pub fn build(file: &FindingsFile) -> ReportDoc {
     if let Some(b) = super::extraction::summary(file) {
         summary.push(b);
     }
+    if let Some(b) = super::inversion::summary(file) {
+        summary.push(b);
+    }
     let failed = file
         .findings
         .iter()
@@ -194,6 +197,9 @@ pub fn build(file: &FindingsFile) -> ReportDoc {
         sections.push(sec);
     }
     if let Some(sec) = super::extraction::section(file) {
+        sections.push(sec);
+    }
+    if let Some(sec) = super::inversion::section(file) {
         sections.push(sec);
     }
 

@@ -7,6 +7,7 @@ pub mod canary;
 pub mod doc;
 pub mod extraction;
 pub mod figures;
+pub mod inversion;
 pub mod membership;
 pub mod render;
 

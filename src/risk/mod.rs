@@ -1,9 +1,11 @@
 //! Re-identification risk: equivalence classes, prosecutor / journalist / marketer risk,
 //! sample and population uniqueness, l-diversity, t-closeness, δ-disclosure and the Safe
 //! Harbor checklist. Definitions and oracles: reference/reid.md (ARX, sdcMicro, pyCANON).
+//! Linking model leakage to identity risk: [`linkage`].
 
 pub mod classes;
 pub mod diversity;
+pub mod linkage;
 pub mod population;
 pub mod safe_harbor;
 pub mod sample;

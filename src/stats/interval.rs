@@ -58,9 +58,45 @@ pub fn residual_success(attack: (f64, f64), control: (f64, f64)) -> (f64, f64) {
     (risk, err)
 }
 
+/// Anonymeter's `bind_value`: a point ± error as (point, lo, hi), each clamped to [0, 1] (the
+/// interval becomes asymmetric at the edges). NaNs stay NaN.
+pub fn bind(point: f64, error: f64) -> (f64, f64, f64) {
+    let clamp = |x: f64| if x.is_nan() { x } else { x.clamp(0.0, 1.0) };
+    (clamp(point), clamp(point - error), clamp(point + error))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// anonymeter test_confidence.py `bind_value` cases (reference/reid.md §4).
+    #[test]
+    fn bind_matches_anonymeter() {
+        let near = |a: (f64, f64, f64), b: (f64, f64, f64)| {
+            (a.0 - b.0).abs() < 1e-12 && (a.1 - b.1).abs() < 1e-12 && (a.2 - b.2).abs() < 1e-12
+        };
+        assert!(near(bind(0.1, 0.3), (0.1, 0.0, 0.4)));
+        assert!(near(bind(1.1, 0.5), (1.0, 0.6, 1.0)));
+        assert!(near(bind(-0.1, 0.2), (0.0, 0.0, 0.1)));
+        assert!(bind(f64::NAN, 0.1).0.is_nan());
+    }
+
+    /// anonymeter EvaluationResults(n_attacks 100, 23 successes, 11 baseline, 95 %): the
+    /// residual risk of the attack over the baseline, through the same functions the inversion
+    /// probe uses.
+    #[test]
+    fn evaluation_results_fixture() {
+        let a = wilson(23, 100, 0.95);
+        let b = wilson(11, 100, 0.95);
+        assert!(close(a.0, 0.239_988_244_515_886_13, 1e-12));
+        assert!(close(a.1, 0.081_555_585_712_851_67, 1e-12));
+        assert!(close(b.0, 0.124_427_464_300_724_4, 1e-12));
+        assert!(close(b.1, 0.061_885_500_730_078_73, 1e-12));
+        let (r, e) = residual_success(a, b);
+        // Computed independently (Python, the formulas of reference/reid.md §4).
+        assert!(close(r, 0.131_983_103_059_381_77, 1e-9), "{r}");
+        assert!(close(e, 0.111_535_083_657_995_69, 1e-9), "{e}");
+    }
 
     fn close(a: f64, b: f64, rel: f64) -> bool {
         (a - b).abs() <= rel * b.abs()

@@ -11,5 +11,5 @@ pub mod roc;
 pub mod skewnorm;
 pub mod special;
 
-pub use interval::{clopper_pearson, newcombe_difference, probit, wilson};
+pub use interval::{bind, clopper_pearson, newcombe_difference, probit, residual_success, wilson};
 pub use rng::{Rng, Weighted};

@@ -4,6 +4,7 @@ mod audit;
 mod canary;
 mod cli;
 mod extraction;
+mod inversion;
 mod models;
 mod oracles;
 mod report;

@@ -645,3 +645,31 @@ fn shared_prefix_rows_equal_full_rows() {
         }
     }
 }
+
+/// Continuations scored over a shared prefix (KV cache, chunked, right-padded) equal the same
+/// texts re-scored in full, for every architecture; more continuations than one chunk.
+#[test]
+fn shared_prefix_continuation_scores_equal_rescoring() {
+    use phiprobe::model::{CONTINUATION_CHUNK, rescore_continuations};
+    for name in ["tiny-llama", "tiny-qwen2", "tiny-gpt2"] {
+        let model = open(name, None);
+        let prefix = model.encode("The patient").unwrap();
+        let conts: Vec<Vec<u32>> = (0..CONTINUATION_CHUNK as u32 + 5)
+            .map(|i| (0..1 + i % 4).map(|j| 3 + (i * 7 + j * 5) % 40).collect())
+            .collect();
+        let shared = model.score_continuations(&prefix, &conts).unwrap();
+        let full = rescore_continuations(model.as_ref(), &prefix, &conts).unwrap();
+        assert_eq!(shared.len(), conts.len());
+        for ((a, b), c) in shared.iter().zip(&full).zip(&conts) {
+            assert_eq!(a.len(), c.len(), "{name}");
+            assert_eq!(b.len(), c.len(), "{name}");
+            let worst = a
+                .iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max);
+            assert!(worst < 1e-4, "{name}: {worst}");
+        }
+        assert!(model.score_continuations(&[], &conts).is_err());
+    }
+}

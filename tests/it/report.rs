@@ -41,6 +41,7 @@ fn fixture() -> FindingsFile {
         membership: None,
         canary: None,
         extraction: None,
+        inversion: None,
     }
 }
 

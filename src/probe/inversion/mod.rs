@@ -1,0 +1,1582 @@
+//! Model inversion: what the model reveals about a patient's attributes from what an attacker
+//! already knows, and what that does to the chance of identifying the patient.
+//!
+//! - **Attribute inference** — the language-model form of model inversion (Fredrikson, Jha and
+//!   Ristenpart, "Model Inversion Attacks that Exploit Confidence Information", CCS 2015; Yeom
+//!   et al., "Privacy Risk in Machine Learning", CSF 2018; the candidate-scoring PII inference
+//!   of Lukas et al., "Analyzing Leakage of Personally Identifiable Information in Language
+//!   Models", IEEE S&P 2023). For a target record and a field, the field's value is masked in
+//!   the record's text; every candidate from the field's domain is written the way the text
+//!   writes the value ([`surface`]) and scored in the record's context — the shared context
+//!   runs once through the model's KV cache and only the candidate spans are scored
+//!   ([`LanguageModel::score_continuations`]). Candidates are ranked by total log-probability
+//!   (and, reported beside it, by mean log-probability per token).
+//! - **Three arms** as Anonymeter defines them (Giomi et al., "A Unified Framework for
+//!   Quantifying Privacy Risk in Synthetic Data", PETS 2023): members (the attack),
+//!   non-members (the control: what the model knows from generalisation alone) and a prior
+//!   baseline (the most frequent value, leave-patient-out, optionally conditioned on
+//!   quasi-identifiers). Rates are Wilson centres with their half-widths; the residual risk
+//!   (attack − control)/(1 − control) carries Anonymeter's first-order error propagation.
+//! - **Reconstruction from quasi-identifiers** (Fredrikson et al.'s inversion setting): a prompt
+//!   holding only what the attacker knows (templates over the card's columns) is decoded by
+//!   beam search; per field, how often the decode holds the target's value.
+//! - **Linkage** (`risk::linkage`): per patient, the identification probability in a
+//!   de-identified release given the released quasi-identifiers and the model's answers; the
+//!   membership posterior implied by the membership probe's ε lower bound; unconditioned
+//!   generations that match a sample-unique patient on identifying quasi-identifiers.
+//!
+//! Observations hold ranks, counts and record ids; never a value or a generated text.
+
+pub mod surface;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::Role;
+use crate::data::text::{FieldValues, TextRecords};
+use crate::evidence::{
+    ArmRate, FieldInference, Finding, InversionDetail, LinkStratum, LinkageDetail, MemorisedDetail,
+    PosteriorDetail, ReconstructedField, ReconstructionDetail,
+};
+use crate::model::{Decoding, LanguageModel, Strategy};
+use crate::risk::linkage;
+use crate::stats::{Rng, bind, clopper_pearson, newcombe_difference, residual_success, wilson};
+use crate::{Error, Result};
+
+/// Probe id.
+pub const PROBE: &str = "inversion";
+
+/// Settings of the inversion probe (`[[probe]] kind = "inversion"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Fields to infer (columns of the card); empty: the card's sensitive columns.
+    pub fields: Vec<String>,
+    /// Patients per arm (members, non-members), a seeded sample; 0 = all.
+    pub records: usize,
+    /// Candidates ranked per target: the whole domain when it is this small, else the truth
+    /// and a seeded sample of other values (plus the values of the target's released class
+    /// for linkable fields).
+    pub max_candidates: usize,
+    /// k of the top-k rates.
+    pub top_k: usize,
+    /// Quasi-identifiers the prior baseline conditions on (empty: the marginal frequency).
+    pub prior_qis: Vec<String>,
+    /// Fewest other-patient records a prior class needs before the prior conditions on it.
+    pub prior_min: usize,
+    /// Quasi-identifiers of the de-identified release the linkage attacker matches on.
+    pub released: Vec<String>,
+    /// Fields matched against the release (None: the fields whose card role is sensitive).
+    pub link_fields: Option<Vec<String>>,
+    /// Identification-probability thresholds (0.09 and 0.05 are the usual precedents).
+    pub thresholds: Vec<f64>,
+    /// Size N of the population the training patients were drawn from (None: the dataset's
+    /// patients).
+    pub population: Option<u64>,
+    /// Reconstruction prompt templates: text with `{column}` or `{column:A=x,B=y}`
+    /// placeholders filled from the target record (empty: no reconstruction).
+    pub prompts: Vec<String>,
+    /// Fields checked in reconstructions (empty: the inferred fields and the card's direct
+    /// identifiers).
+    pub reconstruct: Vec<String>,
+    /// Tokens decoded per reconstruction.
+    pub reconstruct_tokens: usize,
+    /// Beams of the reconstruction decode.
+    pub beam_width: usize,
+    /// Unconditioned generations matched against the patients (0: none).
+    pub generations: usize,
+    /// Tokens per generation.
+    pub generation_tokens: usize,
+    /// Sampling temperature of the generations.
+    pub temperature: f32,
+    /// Top-k of the generations' sampling.
+    pub sample_top_k: Option<usize>,
+    /// Quasi-identifier columns matched in generations (empty: the card's quasi-identifiers
+    /// that have a Safe Harbor category).
+    pub match_qis: Vec<String>,
+    /// Values of one patient that must co-occur in a generation.
+    pub min_match: usize,
+    /// Prompts per generation call.
+    pub batch: usize,
+    /// Confidence level of every interval.
+    pub confidence: f64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            fields: Vec::new(),
+            records: 200,
+            max_candidates: 128,
+            top_k: 5,
+            prior_qis: Vec::new(),
+            prior_min: 20,
+            released: vec!["sex".into(), "birth_year".into(), "zip3".into()],
+            link_fields: None,
+            thresholds: vec![0.09, 0.05],
+            population: None,
+            prompts: Vec::new(),
+            reconstruct: Vec::new(),
+            reconstruct_tokens: 96,
+            beam_width: 4,
+            generations: 64,
+            generation_tokens: 128,
+            temperature: 1.0,
+            sample_top_k: Some(40),
+            match_qis: Vec::new(),
+            min_match: 2,
+            batch: 32,
+            confidence: 0.95,
+        }
+    }
+}
+
+impl Settings {
+    /// Checks ranges.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.max_candidates < 2 {
+            return Err("max_candidates must be at least 2".into());
+        }
+        if self.top_k == 0 || self.beam_width == 0 || self.batch == 0 || self.min_match == 0 {
+            return Err("top_k, beam_width, batch and min_match must be at least 1".into());
+        }
+        if self.thresholds.is_empty() || self.thresholds.iter().any(|t| !(*t > 0.0 && *t < 1.0)) {
+            return Err("thresholds must list probabilities in (0, 1)".into());
+        }
+        if self.population == Some(0) {
+            return Err("population must be positive".into());
+        }
+        if !(self.temperature > 0.0 && self.temperature.is_finite()) {
+            return Err("temperature must be positive".into());
+        }
+        if self.sample_top_k == Some(0) {
+            return Err("sample_top_k must be at least 1".into());
+        }
+        if self.reconstruct_tokens == 0 && !self.prompts.is_empty() {
+            return Err("reconstruct_tokens must be at least 1".into());
+        }
+        for p in &self.prompts {
+            parse_template(p)?;
+        }
+        if !(self.confidence > 0.0 && self.confidence < 1.0) {
+            return Err("confidence must be in (0, 1)".into());
+        }
+        Ok(())
+    }
+}
+
+/// A piece of a prompt template.
+#[derive(Debug, Clone, PartialEq)]
+enum Piece {
+    Text(String),
+    Column {
+        name: String,
+        map: Option<Vec<(String, String)>>,
+    },
+}
+
+/// Parses `text {column} text {column:A=x,B=y}`; `{{` and `}}` are literal braces.
+fn parse_template(t: &str) -> std::result::Result<Vec<Piece>, String> {
+    let mut out = Vec::new();
+    let mut text = String::new();
+    let mut chars = t.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' if chars.peek() == Some(&'{') => {
+                chars.next();
+                text.push('{');
+            }
+            '}' if chars.peek() == Some(&'}') => {
+                chars.next();
+                text.push('}');
+            }
+            '{' => {
+                let mut inner = String::new();
+                loop {
+                    match chars.next() {
+                        Some('}') => break,
+                        Some(ch) => inner.push(ch),
+                        None => return Err(format!("prompt {t:?}: '{{' without a closing '}}'")),
+                    }
+                }
+                if !text.is_empty() {
+                    out.push(Piece::Text(std::mem::take(&mut text)));
+                }
+                let (name, map) = match inner.split_once(':') {
+                    Some((n, m)) => {
+                        let pairs = m
+                            .split(',')
+                            .map(|kv| {
+                                kv.split_once('=')
+                                    .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
+                                    .ok_or_else(|| {
+                                        format!("prompt {t:?}: mapping {kv:?} must read value=text")
+                                    })
+                            })
+                            .collect::<std::result::Result<Vec<_>, _>>()?;
+                        (n.trim().to_owned(), Some(pairs))
+                    }
+                    None => (inner.trim().to_owned(), None),
+                };
+                if name.is_empty() {
+                    return Err(format!("prompt {t:?}: an empty {{}} placeholder"));
+                }
+                out.push(Piece::Column { name, map });
+            }
+            '}' => return Err(format!("prompt {t:?}: '}}' without an opening '{{'")),
+            c => text.push(c),
+        }
+    }
+    if !text.is_empty() {
+        out.push(Piece::Text(text));
+    }
+    Ok(out)
+}
+
+/// Columns a template reads.
+fn template_columns(pieces: &[Piece]) -> Vec<String> {
+    pieces
+        .iter()
+        .filter_map(|p| match p {
+            Piece::Column { name, .. } => Some(name.clone()),
+            Piece::Text(_) => None,
+        })
+        .collect()
+}
+
+/// Fills a template from one record; `None` when a value is missing or has no mapping.
+fn fill_template(pieces: &[Piece], value: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    let mut out = String::new();
+    for p in pieces {
+        match p {
+            Piece::Text(t) => out.push_str(t),
+            Piece::Column { name, map } => {
+                let v = value(name).filter(|v| !v.is_empty())?;
+                match map {
+                    Some(pairs) => out.push_str(&pairs.iter().find(|(k, _)| *k == v)?.1),
+                    None => out.push_str(&v),
+                }
+            }
+        }
+    }
+    Some(out)
+}
+
+/// Summary of one field in the observations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldInfo {
+    /// Column.
+    pub name: String,
+    /// Its card role (`sensitive`, `direct`, `quasi`, `unlisted`).
+    pub role: String,
+    /// Distinct values in the data.
+    pub domain: u64,
+    /// Sampled patients none of whose texts mention the value: (members, non-members).
+    pub not_found: (u64, u64),
+}
+
+/// One attribute-inference target: a (patient, field) through one record that mentions it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Target {
+    /// Index into [`Observations::fields`].
+    pub field: usize,
+    /// Record id.
+    pub record: String,
+    /// Member (attack) or non-member (control).
+    pub member: bool,
+    /// Candidates ranked.
+    pub candidates: u32,
+    /// Rank of the truth by total log-probability (1 = the model's top guess).
+    pub rank: u32,
+    /// Rank by mean log-probability per token.
+    pub rank_normalised: u32,
+    /// Rank under the prior baseline.
+    pub prior_rank: u32,
+    /// Model probability of the truth among the candidates (softmax of totals).
+    pub p_true: f64,
+}
+
+/// One target patient of the linkage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinkRow {
+    /// Member or not.
+    pub member: bool,
+    /// Patients sharing its released quasi-identifiers (itself included).
+    pub class_size: u64,
+    /// Linkable fields the model answered for it.
+    pub fields: u32,
+    /// Identification probability with the model's answers.
+    pub p_model: f64,
+    /// The extraction probe reproduced one of its direct identifiers.
+    pub extracted: bool,
+}
+
+/// One reconstruction: a target record, one prompt, which fields the decode holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReconRow {
+    /// Record id.
+    pub record: String,
+    /// Member or not.
+    pub member: bool,
+    /// Prompt index.
+    pub prompt: usize,
+    /// Per [`Observations::reconstruct_fields`]: whether the decode holds the record's value
+    /// (`None`: the record has none, or the prompt gives it).
+    pub hits: Vec<Option<bool>>,
+}
+
+/// Memorised-record matching counts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Memorised {
+    /// Generations made.
+    pub generations: u64,
+    /// Columns matched.
+    pub qis: Vec<String>,
+    /// Values that must co-occur.
+    pub min_match: u64,
+    /// Generations matching a member patient uniquely.
+    pub member_generations: u64,
+    /// Generations matching a non-member patient uniquely.
+    pub control_generations: u64,
+    /// Distinct member patients matched.
+    pub member_patients: u64,
+    /// Distinct non-member patients matched.
+    pub control_patients: u64,
+    /// Member and non-member patients in the data.
+    pub patients: (u64, u64),
+}
+
+/// `observations/inversion.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Observations {
+    /// Fields inferred.
+    pub fields: Vec<FieldInfo>,
+    /// Attribute-inference targets.
+    pub targets: Vec<Target>,
+    /// Linkage rows (one per target patient).
+    pub link: Vec<LinkRow>,
+    /// Fields matched against the release.
+    pub link_fields: Vec<String>,
+    /// Released quasi-identifiers used.
+    pub released: Vec<String>,
+    /// Patients with known membership in the data: (members, non-members).
+    pub patients: (u64, u64),
+    /// Fields checked in reconstructions.
+    pub reconstruct_fields: Vec<String>,
+    /// Columns the prompts give.
+    pub given: Vec<String>,
+    /// Reconstructions.
+    pub reconstruction: Vec<ReconRow>,
+    /// Memorised-record matching.
+    pub memorised: Option<Memorised>,
+    /// What was skipped and why.
+    pub notes: Vec<String>,
+    /// Settings.
+    pub settings: Settings,
+}
+
+/// Progress callback: (stage, done, total).
+pub type Progress<'a> = &'a mut dyn FnMut(&str, usize, usize);
+
+/// Rank of `scores[truth]` (1 = highest); ties are broken by a seeded coin.
+fn rank_of(scores: &[f64], truth: usize, rng: &mut Rng) -> u32 {
+    let key = |x: f64| if x.is_nan() { f64::NEG_INFINITY } else { x };
+    let t = key(scores[truth]);
+    let mut greater = 0u32;
+    let mut ties = 0u64;
+    for (j, &s) in scores.iter().enumerate() {
+        if j == truth {
+            continue;
+        }
+        let s = key(s);
+        if s > t {
+            greater += 1;
+        } else if s == t {
+            ties += 1;
+        }
+    }
+    1 + greater + rng.below(ties + 1) as u32
+}
+
+/// Log-softmax of totals.
+fn log_softmax(scores: &[f64]) -> Vec<f64> {
+    let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let z = scores.iter().map(|s| (s - max).exp()).sum::<f64>().ln() + max;
+    scores.iter().map(|s| s - z).collect()
+}
+
+/// The records of every patient, in data order, and the patients in first-seen order.
+struct Patients {
+    ids: Vec<String>,
+    records: Vec<Vec<usize>>,
+    member: Vec<Option<bool>>,
+}
+
+fn group_patients(recs: &TextRecords) -> Patients {
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    let mut p = Patients {
+        ids: Vec::new(),
+        records: Vec::new(),
+        member: Vec::new(),
+    };
+    for r in 0..recs.len() {
+        let id = recs.patients[r].as_str();
+        let i = *index.entry(id).or_insert_with(|| {
+            p.ids.push(id.to_owned());
+            p.records.push(Vec::new());
+            p.member.push(recs.member[r]);
+            p.ids.len() - 1
+        });
+        p.records[i].push(r);
+        if p.member[i].is_none() {
+            p.member[i] = recs.member[r];
+        }
+    }
+    p
+}
+
+/// The model's answers about one patient's linkable fields: per field, the log-probability of
+/// every candidate value (raw, unrendered).
+type Answers = HashMap<usize, HashMap<String, f64>>;
+
+/// Context and candidate continuations of one target.
+struct Scored {
+    candidates: u32,
+    rank: u32,
+    rank_normalised: u32,
+    p_true: f64,
+    /// Raw value → log q (softmax over candidates).
+    log_q: HashMap<String, f64>,
+    /// Raw candidate values, truth first.
+    values: Vec<String>,
+}
+
+/// Scores the candidates of one target record; `None` when the text cannot be set up (the
+/// value is not in it, or there is no shared context).
+fn score_target(
+    model: &dyn LanguageModel,
+    text: &str,
+    truth: &str,
+    others: &[String],
+    rng: &mut Rng,
+) -> Result<Option<Scored>> {
+    let Some(occ) = surface::find(text, truth) else {
+        return Ok(None);
+    };
+    let prefix = &text[..occ.start];
+    let term = surface::terminator(&text[occ.end..]);
+    let mut seen = HashSet::new();
+    let mut values = Vec::new();
+    let mut rendered = Vec::new();
+    for v in std::iter::once(truth).chain(others.iter().map(String::as_str)) {
+        if v.is_empty() {
+            continue;
+        }
+        let Some(r) = surface::render(v, &occ.style) else {
+            continue;
+        };
+        if seen.insert(r.clone()) {
+            values.push(v.to_owned());
+            rendered.push(r);
+        }
+    }
+    if values.len() < 2 {
+        return Ok(None);
+    }
+    let full: Vec<Vec<u32>> = rendered
+        .iter()
+        .map(|r| model.encode(&format!("{prefix}{r}{term}")))
+        .collect::<Result<_>>()?;
+    let mut lcp = full[0].len();
+    for f in &full[1..] {
+        lcp = lcp.min(f.iter().zip(&full[0]).take_while(|(a, b)| a == b).count());
+    }
+    if lcp == 0 || full.iter().any(|f| f.len() == lcp) {
+        return Ok(None);
+    }
+    let mut shared = full[0][..lcp].to_vec();
+    let conts: Vec<Vec<u32>> = full.iter().map(|f| f[lcp..].to_vec()).collect();
+    // Fit the context: drop the oldest context tokens (after any BOS).
+    let ctx = model.card().context_length;
+    let longest = conts.iter().map(Vec::len).max().unwrap_or(0);
+    if ctx > 0 && shared.len() + longest > ctx {
+        let keep_bos = usize::from(model.card().tokenizer.adds_bos).min(shared.len());
+        let excess = shared.len() + longest - ctx;
+        if shared.len() <= keep_bos + excess {
+            return Ok(None);
+        }
+        shared.drain(keep_bos..keep_bos + excess);
+    }
+    let rows = model.score_continuations(&shared, &conts)?;
+    let totals: Vec<f64> = rows
+        .iter()
+        .map(|r| r.iter().map(|&x| f64::from(x)).sum())
+        .collect();
+    let means: Vec<f64> = rows
+        .iter()
+        .zip(&totals)
+        .map(|(r, t)| t / r.len().max(1) as f64)
+        .collect();
+    let lq = log_softmax(&totals);
+    Ok(Some(Scored {
+        candidates: values.len() as u32,
+        rank: rank_of(&totals, 0, rng),
+        rank_normalised: rank_of(&means, 0, rng),
+        p_true: lq[0].exp(),
+        log_q: values.iter().cloned().zip(lq.iter().copied()).collect(),
+        values,
+    }))
+}
+
+fn role_name(role: Option<Role>) -> String {
+    role.map_or_else(|| "unlisted".into(), |r| r.name().to_owned())
+}
+
+/// Runs attribute inference, reconstruction, linkage inputs and generation matching.
+/// `extracted`: patients whose direct identifier the extraction probe reproduced.
+pub fn observe(
+    model: &dyn LanguageModel,
+    recs: &TextRecords,
+    settings: &Settings,
+    seed: u64,
+    extracted: &HashSet<String>,
+    progress: Progress<'_>,
+) -> Result<Observations> {
+    settings.validate().map_err(Error::Usage)?;
+    let card = recs.card.display().to_string();
+    let mut notes = Vec::new();
+    // Columns.
+    let fields: Vec<String> = if settings.fields.is_empty() {
+        recs.columns_with_role(Role::Sensitive)?
+    } else {
+        settings.fields.clone()
+    };
+    if fields.is_empty() {
+        return Err(Error::Usage(format!(
+            "{card}: the inversion probe has no field to infer: the card declares no sensitive column; list fields in the plan (fields = [\"diagnosis\", …])"
+        )));
+    }
+    let direct = recs.columns_with_role(Role::Direct)?;
+    let quasi = recs.columns_with_role(Role::Quasi)?;
+    let templates: Vec<Vec<Piece>> = settings
+        .prompts
+        .iter()
+        .map(|p| parse_template(p).map_err(Error::Usage))
+        .collect::<Result<_>>()?;
+    let given: Vec<String> = templates
+        .iter()
+        .flat_map(|t| template_columns(t))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut reconstruct_wanted: Vec<String> = if settings.reconstruct.is_empty() {
+        let mut v = fields.clone();
+        v.extend(direct.iter().cloned());
+        v
+    } else {
+        settings.reconstruct.clone()
+    };
+    {
+        let mut seen = HashSet::new();
+        reconstruct_wanted.retain(|f| seen.insert(f.clone()));
+    }
+    let mut wanted: Vec<String> = Vec::new();
+    let mut want = |names: &[String]| {
+        for n in names {
+            if !wanted.contains(n) {
+                wanted.push(n.clone());
+            }
+        }
+    };
+    want(&fields);
+    want(&settings.prior_qis);
+    want(&settings.released);
+    want(&given);
+    want(&reconstruct_wanted);
+    let match_wanted: Vec<String> = if settings.match_qis.is_empty() {
+        let cards = recs.read_columns(&quasi)?;
+        cards
+            .into_iter()
+            .flatten()
+            .filter(|c| {
+                matches!(
+                    c.category,
+                    Some(crate::phi::SafeHarbor::Date | crate::phi::SafeHarbor::Geographic)
+                )
+            })
+            .map(|c| c.name)
+            .collect()
+    } else {
+        settings.match_qis.clone()
+    };
+    want(&match_wanted);
+    let read = recs.read_columns(&wanted)?;
+    let mut cols: HashMap<String, FieldValues> = HashMap::new();
+    for (name, c) in wanted.iter().zip(read) {
+        if let Some(c) = c {
+            cols.insert(name.clone(), c);
+        }
+    }
+    for f in &fields {
+        if !cols.contains_key(f) {
+            return Err(Error::Usage(format!(
+                "{card}: inversion field '{f}' is not a column of the data; fix `fields` in the plan"
+            )));
+        }
+    }
+    let present = |names: &[String], what: &str, notes: &mut Vec<String>| -> Vec<String> {
+        let (have, missing): (Vec<String>, Vec<String>) =
+            names.iter().cloned().partition(|n| cols.contains_key(n));
+        if !missing.is_empty() {
+            notes.push(format!(
+                "{what}: the data has no column {}; left out",
+                missing.join(", ")
+            ));
+        }
+        have
+    };
+    let prior_qis = present(&settings.prior_qis, "prior_qis", &mut notes);
+    let released = present(&settings.released, "released", &mut notes);
+    let reconstruct_fields: Vec<String> = present(&reconstruct_wanted, "reconstruct", &mut notes)
+        .into_iter()
+        .filter(|f| !given.contains(f))
+        .collect();
+    let match_qis = present(&match_wanted, "match_qis", &mut notes);
+    let link_fields: Vec<String> = match &settings.link_fields {
+        Some(l) => present(l, "link_fields", &mut notes),
+        None => fields
+            .iter()
+            .filter(|f| cols[f.as_str()].role == Some(Role::Sensitive))
+            .cloned()
+            .collect(),
+    };
+
+    let pats = group_patients(recs);
+    let np = pats.ids.len();
+    let members_n = pats.member.iter().filter(|m| **m == Some(true)).count() as u64;
+    let control_n = pats.member.iter().filter(|m| **m == Some(false)).count() as u64;
+    if members_n == 0 || control_n == 0 {
+        return Err(Error::Usage(format!(
+            "{card}: the inversion probe needs members and non-members (the card's [membership] section)"
+        )));
+    }
+    // Target patients per arm.
+    let mut chosen: Vec<usize> = Vec::new();
+    for (arm, want) in [(0u64, true), (1, false)] {
+        let mut ps: Vec<usize> = (0..np).filter(|&p| pats.member[p] == Some(want)).collect();
+        let mut rng = Rng::derive(seed, "inversion/targets", arm);
+        for i in (1..ps.len()).rev() {
+            let j = rng.index(i + 1);
+            ps.swap(i, j);
+        }
+        if settings.records > 0 {
+            ps.truncate(settings.records);
+        }
+        ps.sort_unstable();
+        chosen.extend(ps);
+    }
+    // Released classes over every patient of the data (the release).
+    let class_key = |p: usize| -> String {
+        let r = pats.records[p][0];
+        released
+            .iter()
+            .map(|c| cols[c.as_str()].values[r].as_str())
+            .collect::<Vec<_>>()
+            .join("\u{1f}")
+    };
+    let mut classes: HashMap<String, Vec<usize>> = HashMap::new();
+    for p in 0..np {
+        classes.entry(class_key(p)).or_default().push(p);
+    }
+
+    // Attribute inference.
+    let mut infos = Vec::new();
+    let mut targets = Vec::new();
+    let mut answers: HashMap<usize, Answers> = HashMap::new();
+    let total = fields.len() * chosen.len();
+    let mut done = 0;
+    for (fi, f) in fields.iter().enumerate() {
+        let col = &cols[f.as_str()];
+        let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
+        for v in col.values.iter().filter(|v| !v.is_empty()) {
+            *counts.entry(v.as_str()).or_default() += 1;
+        }
+        let domain: Vec<&str> = counts.keys().copied().collect();
+        // Prior classes.
+        let prior_key = |r: usize| -> String {
+            prior_qis
+                .iter()
+                .map(|c| cols[c.as_str()].values[r].as_str())
+                .collect::<Vec<_>>()
+                .join("\u{1f}")
+        };
+        let mut cond: HashMap<(String, &str), u64> = HashMap::new();
+        let mut cond_total: HashMap<String, u64> = HashMap::new();
+        if !prior_qis.is_empty() {
+            for (r, v) in col.values.iter().enumerate() {
+                if !v.is_empty() {
+                    let k = prior_key(r);
+                    *cond.entry((k.clone(), v.as_str())).or_default() += 1;
+                    *cond_total.entry(k).or_default() += 1;
+                }
+            }
+        }
+        let is_link = link_fields.contains(f);
+        let mut not_found = (0u64, 0u64);
+        for &p in &chosen {
+            done += 1;
+            progress("inversion: attribute inference", done, total);
+            let member = pats.member[p] == Some(true);
+            let mut rng = Rng::derive(seed, &format!("inversion/{f}"), p as u64);
+            // A record of the patient whose text mentions its value, in seeded order.
+            let mut rs = pats.records[p].clone();
+            for i in (1..rs.len()).rev() {
+                let j = rng.index(i + 1);
+                rs.swap(i, j);
+            }
+            let Some(&r) = rs.iter().find(|&&r| {
+                !col.values[r].is_empty() && surface::contains(&recs.texts[r], &col.values[r])
+            }) else {
+                if member {
+                    not_found.0 += 1;
+                } else {
+                    not_found.1 += 1;
+                }
+                continue;
+            };
+            let truth = col.values[r].as_str();
+            // Candidates: the class's values (linkable fields), then the domain or a sample.
+            let mut others: Vec<String> = Vec::new();
+            if is_link {
+                for &q in &classes[&class_key(p)] {
+                    for &rr in &pats.records[q] {
+                        others.push(col.values[rr].clone());
+                    }
+                }
+            }
+            if domain.len() <= settings.max_candidates {
+                others.extend(domain.iter().map(|v| (*v).to_owned()));
+            } else {
+                let mut idx: Vec<usize> = (0..domain.len()).collect();
+                let want = settings.max_candidates.saturating_sub(others.len() + 1);
+                for i in 0..want.min(idx.len()) {
+                    let j = i + rng.index(idx.len() - i);
+                    idx.swap(i, j);
+                    others.push(domain[idx[i]].to_owned());
+                }
+            }
+            let Some(s) = score_target(model, &recs.texts[r], truth, &others, &mut rng)? else {
+                if member {
+                    not_found.0 += 1;
+                } else {
+                    not_found.1 += 1;
+                }
+                continue;
+            };
+            // Prior: frequencies without this patient's records.
+            let own: Vec<usize> = pats.records[p].clone();
+            let key = prior_key(r);
+            let own_in_class = own.iter().filter(|&&o| prior_key(o) == key).count() as u64;
+            let use_cond = !prior_qis.is_empty()
+                && cond_total
+                    .get(&key)
+                    .copied()
+                    .unwrap_or(0)
+                    .saturating_sub(own_in_class)
+                    >= settings.prior_min as u64;
+            let prior_scores: Vec<f64> = s
+                .values
+                .iter()
+                .map(|v| {
+                    let own_v = own
+                        .iter()
+                        .filter(|&&o| col.values[o] == *v && (!use_cond || prior_key(o) == key))
+                        .count() as u64;
+                    let c = if use_cond {
+                        cond.get(&(key.clone(), v.as_str())).copied().unwrap_or(0)
+                    } else {
+                        counts.get(v.as_str()).copied().unwrap_or(0)
+                    };
+                    c.saturating_sub(own_v) as f64
+                })
+                .collect();
+            let prior_rank = rank_of(&prior_scores, 0, &mut rng);
+            if is_link {
+                answers.entry(p).or_default().insert(fi, s.log_q.clone());
+            }
+            targets.push(Target {
+                field: fi,
+                record: recs.ids[r].clone(),
+                member,
+                candidates: s.candidates,
+                rank: s.rank,
+                rank_normalised: s.rank_normalised,
+                prior_rank,
+                p_true: s.p_true,
+            });
+        }
+        infos.push(FieldInfo {
+            name: f.clone(),
+            role: role_name(col.role),
+            domain: domain.len() as u64,
+            not_found,
+        });
+    }
+
+    // Linkage: the naive-Bayes posterior of each target patient within its released class.
+    let mut link = Vec::new();
+    for &p in &chosen {
+        let class = &classes[&class_key(p)];
+        let f = class.len() as u64;
+        let mine = answers.get(&p);
+        let used = mine.map_or(0, |a| a.len() as u32);
+        let loglik: Vec<f64> = class
+            .iter()
+            .map(|&q| {
+                let Some(a) = mine else { return 0.0 };
+                a.iter()
+                    .map(|(&fi, lq)| {
+                        let col = &cols[fields[fi].as_str()];
+                        let floor = lq.values().copied().fold(f64::INFINITY, f64::min);
+                        pats.records[q]
+                            .iter()
+                            .filter_map(|&rr| lq.get(&col.values[rr]).copied())
+                            .fold(f64::NEG_INFINITY, f64::max)
+                            .max(floor)
+                    })
+                    .sum()
+            })
+            .collect();
+        let at = class.iter().position(|&q| q == p).expect("own class");
+        let was_extracted = extracted.contains(&pats.ids[p]);
+        let p_model = if was_extracted {
+            1.0
+        } else {
+            linkage::posterior(at, &loglik)
+        };
+        link.push(LinkRow {
+            member: pats.member[p] == Some(true),
+            class_size: f,
+            fields: used,
+            p_model,
+            extracted: was_extracted,
+        });
+    }
+
+    // Reconstruction from quasi-identifiers.
+    let mut reconstruction = Vec::new();
+    let usable: Vec<(usize, &Vec<Piece>)> = templates
+        .iter()
+        .enumerate()
+        .filter(|(i, t)| {
+            let missing: Vec<String> = template_columns(t)
+                .into_iter()
+                .filter(|c| !cols.contains_key(c))
+                .collect();
+            if !missing.is_empty() {
+                notes.push(format!(
+                    "prompt {}: the data has no column {}; not run",
+                    i + 1,
+                    missing.join(", ")
+                ));
+            }
+            missing.is_empty()
+        })
+        .collect();
+    if !usable.is_empty() && !reconstruct_fields.is_empty() {
+        let mut jobs: Vec<(usize, usize, Vec<u32>)> = Vec::new();
+        for &p in &chosen {
+            let mut rng = Rng::derive(seed, "inversion/reconstruct", p as u64);
+            let r = pats.records[p][rng.index(pats.records[p].len())];
+            for &(ti, t) in &usable {
+                let value = |c: &str| cols.get(c).map(|col| col.values[r].clone());
+                if let Some(prompt) = fill_template(t, &value) {
+                    jobs.push((r, ti, model.encode(&prompt)?));
+                }
+            }
+        }
+        let d = Decoding {
+            strategy: Strategy::Beam {
+                width: settings.beam_width,
+            },
+            max_new_tokens: settings.reconstruct_tokens,
+            seed: Rng::derive_seed(seed, "inversion/reconstruct", 0),
+            stop_at_eos: true,
+        };
+        let total = jobs.len();
+        for (ci, chunk) in jobs.chunks(settings.batch).enumerate() {
+            let prompts: Vec<Vec<u32>> = chunk.iter().map(|j| j.2.clone()).collect();
+            let outs = model.generate(&prompts, &d)?;
+            for ((r, ti, _), out) in chunk.iter().zip(outs) {
+                let text = model.decode(&out)?;
+                let hits = reconstruct_fields
+                    .iter()
+                    .map(|f| {
+                        let v = &cols[f.as_str()].values[*r];
+                        (!v.is_empty()).then(|| surface::contains(&text, v))
+                    })
+                    .collect();
+                reconstruction.push(ReconRow {
+                    record: recs.ids[*r].clone(),
+                    member: recs.member[*r] == Some(true),
+                    prompt: *ti,
+                    hits,
+                });
+            }
+            progress(
+                "inversion: reconstruction",
+                ((ci + 1) * settings.batch).min(total),
+                total,
+            );
+        }
+    } else if templates.is_empty() {
+        notes.push(
+            "reconstruction from quasi-identifiers not run: the plan gives no prompt template (prompts = [\"… {age} …\"])".into(),
+        );
+    }
+
+    // Memorised-record matching.
+    let memorised = if settings.generations > 0 && match_qis.len() >= settings.min_match {
+        Some(match_generations(
+            model, settings, seed, &pats, &cols, &match_qis, progress,
+        )?)
+    } else {
+        if settings.generations > 0 {
+            notes.push(format!(
+                "memorised-record matching not run: it needs at least {} identifying quasi-identifier columns (match_qis), the data has {}",
+                settings.min_match,
+                match_qis.len()
+            ));
+        }
+        None
+    };
+
+    Ok(Observations {
+        fields: infos,
+        targets,
+        link,
+        link_fields,
+        released,
+        patients: (members_n, control_n),
+        reconstruct_fields,
+        given,
+        reconstruction,
+        memorised,
+        notes,
+        settings: settings.clone(),
+    })
+}
+
+/// Unconditioned generations checked for patients whose identifying quasi-identifier values
+/// co-occur (at least `min_match` of them) and single the patient out among all patients.
+fn match_generations(
+    model: &dyn LanguageModel,
+    settings: &Settings,
+    seed: u64,
+    pats: &Patients,
+    cols: &HashMap<String, FieldValues>,
+    qis: &[String],
+    progress: Progress<'_>,
+) -> Result<Memorised> {
+    let start = crate::probe::extraction::start_tokens(model)?;
+    let mut texts = Vec::new();
+    let mut done = 0;
+    while done < settings.generations {
+        let n = settings.batch.min(settings.generations - done);
+        let d = Decoding {
+            strategy: Strategy::Sample {
+                temperature: settings.temperature,
+                top_k: settings.sample_top_k,
+                top_p: None,
+            },
+            max_new_tokens: settings.generation_tokens,
+            seed: Rng::derive_seed(seed, "inversion/generations", done as u64),
+            stop_at_eos: true,
+        };
+        for g in model.generate(&vec![start.clone(); n], &d)? {
+            texts.push(model.decode(&g)?);
+        }
+        done += n;
+        progress("inversion: generations", done, settings.generations);
+    }
+    // Each patient's distinct values per column.
+    let values: Vec<Vec<BTreeSet<&str>>> = (0..pats.ids.len())
+        .map(|p| {
+            qis.iter()
+                .map(|c| {
+                    pats.records[p]
+                        .iter()
+                        .map(|&r| cols[c.as_str()].values[r].as_str())
+                        .filter(|v| !v.is_empty())
+                        .collect()
+                })
+                .collect()
+        })
+        .collect();
+    // How many patients hold each (column, value).
+    let mut holders: HashMap<(usize, &str), u64> = HashMap::new();
+    for pv in &values {
+        for (ci, set) in pv.iter().enumerate() {
+            for v in set {
+                *holders.entry((ci, v)).or_default() += 1;
+            }
+        }
+    }
+    let mut member_generations = 0;
+    let mut control_generations = 0;
+    let mut member_patients = HashSet::new();
+    let mut control_patients = HashSet::new();
+    for text in &texts {
+        let (mut m, mut c) = (false, false);
+        for (p, pv) in values.iter().enumerate() {
+            let Some(member) = pats.member[p] else {
+                continue;
+            };
+            let found: Vec<(usize, &str)> = pv
+                .iter()
+                .enumerate()
+                .flat_map(|(ci, set)| set.iter().map(move |v| (ci, *v)))
+                .filter(|(_, v)| surface::contains(text, v))
+                .collect();
+            let cols_hit: BTreeSet<usize> = found.iter().map(|(ci, _)| *ci).collect();
+            if cols_hit.len() < settings.min_match {
+                continue;
+            }
+            // Unique: no other patient holds every found value.
+            let rarest = found
+                .iter()
+                .min_by_key(|k| holders.get(k).copied().unwrap_or(0))
+                .copied();
+            let unique = rarest.is_some_and(|k| holders.get(&k).copied() == Some(1))
+                || values
+                    .iter()
+                    .enumerate()
+                    .filter(|(q, _)| *q != p)
+                    .all(|(_, qv)| !found.iter().all(|(ci, v)| qv[*ci].contains(v)));
+            if unique {
+                if member {
+                    m = true;
+                    member_patients.insert(p);
+                } else {
+                    c = true;
+                    control_patients.insert(p);
+                }
+            }
+        }
+        member_generations += u64::from(m);
+        control_generations += u64::from(c);
+    }
+    let count = |want: bool| pats.member.iter().filter(|x| **x == Some(want)).count() as u64;
+    Ok(Memorised {
+        generations: texts.len() as u64,
+        qis: qis.to_vec(),
+        min_match: settings.min_match as u64,
+        member_generations,
+        control_generations,
+        member_patients: member_patients.len() as u64,
+        control_patients: control_patients.len() as u64,
+        patients: (count(true), count(false)),
+    })
+}
+
+fn arm_rate(k: u64, n: u64, confidence: f64) -> ArmRate {
+    let (rate, error) = wilson(k, n, confidence);
+    let (_, lo, hi) = bind(rate, error);
+    ArmRate {
+        k,
+        n,
+        rate,
+        error,
+        lo,
+        hi,
+    }
+}
+
+fn finite3(t: (f64, f64, f64)) -> Option<(f64, f64, f64)> {
+    (t.0.is_finite() && t.1.is_finite() && t.2.is_finite()).then_some(t)
+}
+
+fn mean(xs: impl Iterator<Item = f64>) -> Option<f64> {
+    let (s, n) = xs.fold((0.0, 0u64), |(s, n), x| (s + x, n + 1));
+    (n > 0).then(|| s / n as f64)
+}
+
+/// Findings and report detail from the observations; `epsilon` is the membership probe's
+/// largest ε lower bound and its attack, when it ran.
+pub fn analyze(
+    obs: &Observations,
+    epsilon: Option<(String, f64)>,
+) -> (Vec<Finding>, InversionDetail) {
+    let s = &obs.settings;
+    let conf = s.confidence;
+    let mut findings = Vec::new();
+    let mut fields = Vec::new();
+    for (fi, info) in obs.fields.iter().enumerate() {
+        let ts: Vec<&Target> = obs.targets.iter().filter(|t| t.field == fi).collect();
+        if ts.is_empty() {
+            continue;
+        }
+        let count = |member: bool, hit: &dyn Fn(&Target) -> bool| -> (u64, u64) {
+            let arm: Vec<&&Target> = ts.iter().filter(|t| t.member == member).collect();
+            (
+                arm.iter().filter(|t| hit(t)).count() as u64,
+                arm.len() as u64,
+            )
+        };
+        let k = s.top_k as u32;
+        let top1 = |t: &Target| t.rank == 1;
+        let topk = |t: &Target| t.rank <= k;
+        let (a1, an) = count(true, &top1);
+        let (c1, cn) = count(false, &top1);
+        let (p1, _) = count(true, &|t: &Target| t.prior_rank == 1);
+        let (ak, _) = count(true, &topk);
+        let (ck, _) = count(false, &topk);
+        let (pk, _) = count(true, &|t: &Target| t.prior_rank <= k);
+        let (an1, _) = count(true, &|t: &Target| t.rank_normalised == 1);
+        let (cn1, _) = count(false, &|t: &Target| t.rank_normalised == 1);
+        let attack = arm_rate(a1, an, conf);
+        let control = arm_rate(c1, cn, conf);
+        let residual = if an > 0 && cn > 0 {
+            let (r, e) =
+                residual_success((attack.rate, attack.error), (control.rate, control.error));
+            finite3(bind(r, e))
+        } else {
+            None
+        };
+        let difference = finite3(newcombe_difference(a1, an, c1, cn, conf));
+        let mut cands: Vec<u32> = ts.iter().map(|t| t.candidates).collect();
+        cands.sort_unstable();
+        let field = FieldInference {
+            field: info.name.clone(),
+            role: info.role.clone(),
+            domain: info.domain,
+            candidates: u64::from(cands[cands.len() / 2]),
+            k: u64::from(k),
+            attack: attack.clone(),
+            control: control.clone(),
+            prior: arm_rate(p1, an, conf),
+            attack_topk: arm_rate(ak, an, conf),
+            control_topk: arm_rate(ck, cn, conf),
+            prior_topk: arm_rate(pk, an, conf),
+            attack_normalised: arm_rate(an1, an, conf),
+            control_normalised: arm_rate(cn1, cn, conf),
+            difference,
+            residual,
+            mean_p_true: (
+                mean(ts.iter().filter(|t| t.member).map(|t| t.p_true)),
+                mean(ts.iter().filter(|t| !t.member).map(|t| t.p_true)),
+            ),
+        };
+        for (arm, r) in [
+            ("attack", &field.attack),
+            ("control", &field.control),
+            ("prior", &field.prior),
+        ] {
+            findings.push(
+                Finding::new(
+                    PROBE,
+                    "inference.top1",
+                    (r.n > 0).then_some(r.k as f64 / r.n.max(1) as f64),
+                )
+                .with_param("field", info.name.as_str())
+                .with_param("arm", arm)
+                .with_counts(r.k, r.n)
+                .with_interval(conf, r.rate - r.error, r.rate + r.error, "wilson"),
+            );
+        }
+        for (arm, r) in [
+            ("attack", &field.attack_topk),
+            ("control", &field.control_topk),
+            ("prior", &field.prior_topk),
+        ] {
+            findings.push(
+                Finding::new(
+                    PROBE,
+                    "inference.topk",
+                    (r.n > 0).then_some(r.k as f64 / r.n.max(1) as f64),
+                )
+                .with_param("field", info.name.as_str())
+                .with_param("arm", arm)
+                .with_param("k", u64::from(k))
+                .with_counts(r.k, r.n)
+                .with_interval(conf, r.rate - r.error, r.rate + r.error, "wilson"),
+            );
+        }
+        let mut d = Finding::new(PROBE, "inference.difference", difference.map(|d| d.0))
+            .with_param("field", info.name.as_str());
+        if let Some((_, lo, hi)) = difference {
+            d = d.with_interval(conf, lo, hi, "newcombe");
+        }
+        findings.push(d);
+        let mut r = Finding::new(PROBE, "inference.residual_risk", residual.map(|r| r.0))
+            .with_param("field", info.name.as_str());
+        match residual {
+            Some((_, lo, hi)) => {
+                r = r.with_interval(conf, lo, hi, "anonymeter (wilson, error propagation)");
+            }
+            None => {
+                r = r.with_caveat(
+                    "not computable: an arm has no targets, or the control always succeeds",
+                );
+            }
+        }
+        if field.prior.rate >= field.attack.rate && an > 0 {
+            r = r.with_caveat(
+                "the prior baseline does at least as well as the attack: the model adds nothing measurable over frequencies for this field",
+            );
+        }
+        findings.push(r);
+        fields.push(field);
+    }
+
+    // Reconstruction.
+    let reconstruction = (!obs.reconstruction.is_empty()).then(|| {
+        let fields = obs
+            .reconstruct_fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let tally = |member: bool| -> (u64, u64) {
+                    let hits: Vec<bool> = obs
+                        .reconstruction
+                        .iter()
+                        .filter(|r| r.member == member)
+                        .filter_map(|r| r.hits[i])
+                        .collect();
+                    (
+                        hits.iter().filter(|h| **h).count() as u64,
+                        hits.len() as u64,
+                    )
+                };
+                let (m, c) = (tally(true), tally(false));
+                let difference = finite3(newcombe_difference(m.0, m.1, c.0, c.1, conf));
+                ReconstructedField {
+                    field: f.clone(),
+                    members: m,
+                    control: c,
+                    difference,
+                }
+            })
+            .collect::<Vec<_>>();
+        for f in &fields {
+            for (arm, (k, n)) in [("attack", f.members), ("control", f.control)] {
+                if n == 0 {
+                    continue;
+                }
+                let (lo, hi) = clopper_pearson(k, n, conf);
+                findings.push(
+                    Finding::new(PROBE, "reconstruction.rate", Some(k as f64 / n as f64))
+                        .with_param("field", f.field.as_str())
+                        .with_param("arm", arm)
+                        .with_counts(k, n)
+                        .with_interval(conf, lo, hi, "clopper-pearson"),
+                );
+            }
+        }
+        ReconstructionDetail {
+            prompts: s.prompts.clone(),
+            given: obs.given.clone(),
+            decoding: format!("beam {}, {} tokens", s.beam_width, s.reconstruct_tokens),
+            fields,
+        }
+    });
+
+    // Linkage.
+    let linkage = (!obs.link.is_empty()).then(|| {
+        let th = &s.thresholds;
+        let group = |member: bool| -> Vec<&LinkRow> {
+            obs.link.iter().filter(|l| l.member == member).collect()
+        };
+        let (mem, ctl) = (group(true), group(false));
+        let base =
+            |g: &[&LinkRow]| -> Vec<f64> { g.iter().map(|l| 1.0 / l.class_size as f64).collect() };
+        let with = |g: &[&LinkRow]| -> Vec<f64> { g.iter().map(|l| l.p_model).collect() };
+        let strata = linkage::STRATA
+            .iter()
+            .filter_map(|&(lo, hi)| {
+                let inside = |l: &&&LinkRow| (lo..=hi).contains(&l.class_size);
+                let m: Vec<&LinkRow> = mem.iter().filter(inside).copied().collect();
+                let c: Vec<&LinkRow> = ctl.iter().filter(inside).copied().collect();
+                if m.is_empty() && c.is_empty() {
+                    return None;
+                }
+                let first = th[0];
+                Some(LinkStratum {
+                    label: linkage::stratum(lo),
+                    members: m.len() as u64,
+                    control: c.len() as u64,
+                    baseline_mean: mean(base(&m).into_iter()),
+                    member_mean: mean(with(&m).into_iter()),
+                    control_mean: mean(with(&c).into_iter()),
+                    member_above: m.iter().filter(|l| l.p_model > first).count() as u64,
+                    control_above: c.iter().filter(|l| l.p_model > first).count() as u64,
+                })
+            })
+            .collect();
+        let d = LinkageDetail {
+            released: obs.released.clone(),
+            link_fields: obs.link_fields.clone(),
+            thresholds: th.clone(),
+            patients: obs.patients.0 + obs.patients.1,
+            member_baseline: linkage::summarize(&base(&mem), th),
+            member_model: linkage::summarize(&with(&mem), th),
+            control_baseline: linkage::summarize(&base(&ctl), th),
+            control_model: linkage::summarize(&with(&ctl), th),
+            extracted: (
+                mem.iter().filter(|l| l.extracted).count() as u64,
+                ctl.iter().filter(|l| l.extracted).count() as u64,
+            ),
+            strata,
+            member_points: mem
+                .iter()
+                .map(|l| (1.0 / l.class_size as f64, l.p_model))
+                .collect(),
+            control_points: ctl
+                .iter()
+                .map(|l| (1.0 / l.class_size as f64, l.p_model))
+                .collect(),
+        };
+        for (arm, sum, basis) in [
+            ("attack", &d.member_model, "model"),
+            ("attack", &d.member_baseline, "release"),
+            ("control", &d.control_model, "model"),
+            ("control", &d.control_baseline, "release"),
+        ] {
+            findings.push(
+                Finding::new(PROBE, "linkage.identification.max", sum.max)
+                    .with_param("arm", arm)
+                    .with_param("basis", basis)
+                    .with_counts(sum.n, sum.n),
+            );
+            findings.push(
+                Finding::new(PROBE, "linkage.identification.mean", sum.mean)
+                    .with_param("arm", arm)
+                    .with_param("basis", basis),
+            );
+            for (t, &k) in th.iter().zip(&sum.above) {
+                let (lo, hi) = clopper_pearson(k, sum.n, conf);
+                findings.push(
+                    Finding::new(
+                        PROBE,
+                        "linkage.identification.above",
+                        (sum.n > 0).then(|| k as f64 / sum.n as f64),
+                    )
+                    .with_param("arm", arm)
+                    .with_param("basis", basis)
+                    .with_param("threshold", *t)
+                    .with_counts(k, sum.n)
+                    .with_interval(conf, lo, hi, "clopper-pearson"),
+                );
+            }
+        }
+        d
+    });
+
+    // Membership posterior.
+    let posterior = epsilon.filter(|(_, e)| e.is_finite()).map(|(attack, e)| {
+        let (trained, population, given) = match s.population {
+            Some(n) => (obs.patients.0, n.max(obs.patients.0), true),
+            None => (obs.patients.0, obs.patients.0 + obs.patients.1, false),
+        };
+        let prior = trained as f64 / population as f64;
+        let post = linkage::membership_posterior(e, prior);
+        let mut f = Finding::new(PROBE, "inference.membership_posterior", Some(post))
+            .with_param("attack", attack.as_str())
+            .with_param("epsilon_lb", e)
+            .with_param("prior", prior);
+        if !given {
+            f = f.with_caveat(
+                "prior n/N uses the dataset's patients as the population; set `population` in the inversion probe to the size of the population the training patients were drawn from",
+            );
+        }
+        findings.push(f);
+        PosteriorDetail {
+            attack,
+            epsilon: e,
+            prior,
+            trained,
+            population,
+            population_given: given,
+            posterior: post,
+        }
+    });
+
+    let memorised = obs.memorised.as_ref().map(|m| {
+        for (arm, k, n) in [
+            ("attack", m.member_patients, m.patients.0),
+            ("control", m.control_patients, m.patients.1),
+        ] {
+            findings.push(
+                Finding::new(PROBE, "linkage.memorised_patients", Some(k as f64))
+                    .with_param("arm", arm)
+                    .with_counts(k, n),
+            );
+        }
+        MemorisedDetail {
+            generations: m.generations,
+            qis: m.qis.clone(),
+            min_match: m.min_match,
+            member_generations: m.member_generations,
+            control_generations: m.control_generations,
+            member_patients: m.member_patients,
+            control_patients: m.control_patients,
+            patients: m.patients,
+        }
+    });
+
+    let detail = InversionDetail {
+        fields,
+        reconstruction,
+        linkage,
+        posterior,
+        memorised,
+        confidence: conf,
+        notes: obs.notes.clone(),
+        settings: serde_json::to_value(s).unwrap_or_default(),
+    };
+    (findings, detail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_parse_fill_and_refuse() {
+        let t = parse_template("{sex:F=She,M=He} is a {age}-year-old {{x}}").unwrap();
+        assert_eq!(template_columns(&t), vec!["sex", "age"]);
+        let v = |c: &str| match c {
+            "sex" => Some("F".to_owned()),
+            "age" => Some("67".to_owned()),
+            _ => None,
+        };
+        assert_eq!(
+            fill_template(&t, &v).as_deref(),
+            Some("She is a 67-year-old {x}")
+        );
+        let u = |c: &str| (c == "age").then(|| "5".to_owned()).or(Some("X".into()));
+        assert_eq!(fill_template(&t, &u), None, "unmapped value");
+        assert!(parse_template("{age").is_err());
+        assert!(parse_template("age}").is_err());
+        assert!(parse_template("{}").is_err());
+        assert!(parse_template("{sex:F}").is_err());
+    }
+
+    #[test]
+    fn ranks_break_ties_with_a_seeded_coin() {
+        let mut rng = Rng::new(1);
+        assert_eq!(rank_of(&[3.0, 1.0, 2.0], 0, &mut rng), 1);
+        assert_eq!(rank_of(&[1.0, 3.0, 2.0], 0, &mut rng), 3);
+        assert_eq!(rank_of(&[f64::NAN, 3.0], 0, &mut rng), 2);
+        // Four-way tie: ranks 1..=4, each about a quarter of the time.
+        let mut seen = [0u32; 5];
+        for _ in 0..4000 {
+            seen[rank_of(&[0.0; 4], 0, &mut rng) as usize] += 1;
+        }
+        assert_eq!(seen[0], 0);
+        assert!(
+            seen[1..].iter().all(|&c| (850..1150).contains(&c)),
+            "{seen:?}"
+        );
+    }
+
+    #[test]
+    fn settings_validate() {
+        assert!(Settings::default().validate().is_ok());
+        let bad = Settings {
+            thresholds: vec![1.5],
+            ..Default::default()
+        };
+        assert!(bad.validate().is_err());
+        let bad = Settings {
+            prompts: vec!["{oops".into()],
+            ..Default::default()
+        };
+        assert!(bad.validate().is_err());
+    }
+
+    /// Analysis on hand-made observations: counts, Wilson rates and the residual risk agree with
+    /// the Anonymeter formulas computed directly.
+    #[test]
+    fn analysis_matches_the_formulas() {
+        let mut targets = Vec::new();
+        for i in 0..100 {
+            targets.push(Target {
+                field: 0,
+                record: format!("m{i}"),
+                member: true,
+                candidates: 10,
+                rank: if i < 23 { 1 } else { 3 },
+                rank_normalised: 2,
+                prior_rank: if i < 5 { 1 } else { 4 },
+                p_true: 0.2,
+            });
+            targets.push(Target {
+                field: 0,
+                record: format!("c{i}"),
+                member: false,
+                candidates: 10,
+                rank: if i < 11 { 1 } else { 7 },
+                rank_normalised: 2,
+                prior_rank: 4,
+                p_true: 0.1,
+            });
+        }
+        let obs = Observations {
+            fields: vec![FieldInfo {
+                name: "diagnosis".into(),
+                role: "sensitive".into(),
+                domain: 10,
+                not_found: (0, 0),
+            }],
+            targets,
+            link: vec![
+                LinkRow {
+                    member: true,
+                    class_size: 4,
+                    fields: 1,
+                    p_model: 0.5,
+                    extracted: false,
+                },
+                LinkRow {
+                    member: false,
+                    class_size: 1,
+                    fields: 1,
+                    p_model: 1.0,
+                    extracted: false,
+                },
+            ],
+            link_fields: vec!["diagnosis".into()],
+            released: vec!["sex".into()],
+            patients: (100, 100),
+            reconstruct_fields: vec![],
+            given: vec![],
+            reconstruction: vec![],
+            memorised: None,
+            notes: vec![],
+            settings: Settings::default(),
+        };
+        let (findings, d) = analyze(&obs, Some(("loss".into(), 3f64.ln())));
+        let f = &d.fields[0];
+        assert_eq!((f.attack.k, f.attack.n), (23, 100));
+        assert_eq!((f.control.k, f.control.n), (11, 100));
+        assert_eq!(f.prior.k, 5);
+        assert!((f.attack.rate - 0.239_988_244_515_886_13).abs() < 1e-12);
+        assert!((f.control.rate - 0.124_427_464_300_724_4).abs() < 1e-12);
+        let (r, lo, hi) = f.residual.unwrap();
+        assert!((r - 0.131_983_103_059_381_77).abs() < 1e-9);
+        assert!((r - lo - 0.111_535_083_657_995_69).abs() < 1e-9 && hi > r);
+        let l = d.linkage.as_ref().unwrap();
+        assert_eq!(l.member_baseline.max, Some(0.25));
+        assert_eq!(l.member_model.above, vec![1, 1]);
+        // Prior ½ and ε = ln 3: posterior ¾.
+        let p = d.posterior.as_ref().unwrap();
+        assert!((p.posterior - 0.75).abs() < 1e-12);
+        assert!(
+            findings
+                .iter()
+                .any(|f| f.metric == "inference.residual_risk" && f.value.is_some())
+        );
+    }
+}
