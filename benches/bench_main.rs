@@ -262,6 +262,50 @@ fn bench_canary(c: &mut Criterion) {
     );
 }
 
+/// Attribute inference (issue 7): 128 diagnosis candidates after a ~60-word clinical context on
+/// the committed micro model (trained by phiprobe), scored over a shared-prefix KV cache
+/// against re-scoring every full text, in one run; the speedup is printed. On other models:
+/// `phiprobe bench-inversion --model DIR|FILE.gguf`.
+fn bench_inversion(c: &mut Criterion) {
+    use phiprobe::model::{LoadOptions, load, rescore_continuations};
+    use phiprobe::probe::inversion::bench_workload;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/trained/micro");
+    let model = load(dir.to_str().unwrap(), &LoadOptions::default()).unwrap();
+    let (prefix, conts) = bench_workload(model.as_ref(), 128).unwrap();
+    let mut g = c.benchmark_group("inversion");
+    g.sample_size(10);
+    g.bench_function("shared_prefix_128_candidates", |b| {
+        b.iter(|| black_box(model.score_continuations(&prefix, &conts).unwrap()))
+    });
+    g.bench_function("rescore_128_candidates", |b| {
+        b.iter(|| black_box(rescore_continuations(model.as_ref(), &prefix, &conts).unwrap()))
+    });
+    g.finish();
+    let best = |f: &dyn Fn()| {
+        (0..3)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                f();
+                t.elapsed().as_secs_f64()
+            })
+            .fold(f64::INFINITY, f64::min)
+    };
+    let shared = best(&|| {
+        black_box(model.score_continuations(&prefix, &conts).unwrap());
+    });
+    let full = best(&|| {
+        black_box(rescore_continuations(model.as_ref(), &prefix, &conts).unwrap());
+    });
+    println!(
+        "inversion: {} candidates after {} context tokens: shared prefix {:.4} s vs re-scoring {:.4} s ({:.1}x)",
+        conts.len(),
+        prefix.len(),
+        shared,
+        full,
+        full / shared
+    );
+}
+
 criterion_group!(
     benches,
     bench_adult,
@@ -269,6 +313,7 @@ criterion_group!(
     bench_scoring,
     bench_training,
     bench_membership,
-    bench_canary
+    bench_canary,
+    bench_inversion
 );
 criterion_main!(benches);

@@ -17,7 +17,7 @@ mod audit;
 mod phi;
 mod train;
 
-pub use audit::{AuditArgs, BenchCanaryArgs, BenchMiaArgs, ProbesArgs};
+pub use audit::{AuditArgs, BenchCanaryArgs, BenchInversionArgs, BenchMiaArgs, ProbesArgs};
 
 /// phiprobe: privacy evaluation of data and models trained on protected health information.
 ///
@@ -60,6 +60,10 @@ pub enum Command {
     /// Exact-rank canary search against enumeration (used for the benchmark figures).
     #[command(hide = true)]
     BenchCanary(BenchCanaryArgs),
+    /// Candidate scoring over a shared prefix against full re-scoring (the inversion
+    /// benchmark's figures).
+    #[command(hide = true)]
+    BenchInversion(BenchInversionArgs),
     /// Re-render report.md and report.html of a run folder from its findings.json (or, with
     /// --reanalyze, recompute an audit's findings from its cached observations).
     Report(ReportArgs),
@@ -562,6 +566,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Probes(_) => audit::probes_cmd(),
         Command::BenchMia(a) => audit::bench_mia_cmd(&a),
         Command::BenchCanary(a) => audit::bench_canary_cmd(&a),
+        Command::BenchInversion(a) => audit::bench_inversion_cmd(&a),
         Command::Report(a) if a.reanalyze => {
             let settings = match &a.plan {
                 Some(p) => crate::config::Plan::load(p)?.membership,

@@ -939,3 +939,68 @@ pub fn bench_canary_cmd(a: &BenchCanaryArgs) -> Result<u8> {
     );
     Ok(exit::PASS)
 }
+
+/// Options of the hidden `bench-inversion`: candidate scoring over a shared prefix (KV cache)
+/// against re-scoring every full text.
+#[derive(Debug, Args)]
+pub struct BenchInversionArgs {
+    /// The model (folder, GGUF file or mock: fixture).
+    #[arg(long)]
+    pub model: String,
+    /// Candidates scored (diagnosis titles of the generator's vocabulary).
+    #[arg(long, default_value_t = 128)]
+    pub candidates: usize,
+    /// Timed repetitions of each method (the best is reported).
+    #[arg(long, default_value_t = 3)]
+    pub repeat: usize,
+    /// Worker threads (0: all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+}
+
+/// `phiprobe bench-inversion`: prints JSON with both timings, their ratio and the largest
+/// disagreement between the two methods' log-probabilities.
+pub fn bench_inversion_cmd(a: &BenchInversionArgs) -> Result<u8> {
+    let model = crate::model::load(
+        &a.model,
+        &crate::model::LoadOptions {
+            adapter: None,
+            threads: a.threads,
+        },
+    )?;
+    let (prefix, conts) = crate::probe::inversion::bench_workload(model.as_ref(), a.candidates)?;
+    let time = |f: &dyn Fn() -> crate::Result<Vec<Vec<f32>>>| -> Result<(f64, Vec<Vec<f32>>)> {
+        let mut best = f64::INFINITY;
+        let mut out = Vec::new();
+        for _ in 0..a.repeat.max(1) {
+            let t0 = std::time::Instant::now();
+            out = f()?;
+            best = best.min(t0.elapsed().as_secs_f64());
+        }
+        Ok((best, out))
+    };
+    let (shared_s, shared) = time(&|| model.score_continuations(&prefix, &conts))?;
+    let (full_s, full) =
+        time(&|| crate::model::rescore_continuations(model.as_ref(), &prefix, &conts))?;
+    let worst = shared
+        .iter()
+        .flatten()
+        .zip(full.iter().flatten())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({
+            "model": model.card().architecture,
+            "parameters": model.card().parameters,
+            "prefix_tokens": prefix.len(),
+            "candidates": conts.len(),
+            "candidate_tokens_mean": conts.iter().map(Vec::len).sum::<usize>() as f64 / conts.len() as f64,
+            "shared_prefix_seconds": shared_s,
+            "rescore_seconds": full_s,
+            "speedup": full_s / shared_s,
+            "max_abs_logprob_difference": worst,
+        }))?
+    );
+    Ok(exit::PASS)
+}

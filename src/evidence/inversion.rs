@@ -141,6 +141,10 @@ pub struct LinkageDetail {
 pub struct PosteriorDetail {
     /// The attack whose bound is largest.
     pub attack: String,
+    /// Attacks whose bounds it is the largest of.
+    pub attacks: u64,
+    /// Joint confidence of the bound (Bonferroni over the attacks).
+    pub confidence: f64,
     /// Its ε lower bound.
     pub epsilon: f64,
     /// Prior n/N.

@@ -171,9 +171,19 @@ pub trait LanguageModel: Send + Sync {
     fn generate(&self, prompts: &[Vec<u32>], decoding: &Decoding) -> crate::Result<Vec<Vec<u32>>>;
 }
 
-/// Continuations scored together per model call by [`rescore_continuations`] and the KV-cache
-/// implementation (bounds the memory of long prefixes times many candidates).
+/// Most continuations scored together per model call by [`rescore_continuations`] and the
+/// KV-cache implementation.
 pub const CONTINUATION_CHUNK: usize = 64;
+
+/// Most (prefix + continuation) token rows one such call holds, so that a long prefix repeated
+/// over the batch stays within memory: the chunk shrinks below [`CONTINUATION_CHUNK`] when the
+/// sequences are long.
+pub const CONTINUATION_TOKENS: usize = 16_384;
+
+/// Continuations per call for sequences of `len` tokens.
+fn continuation_chunk(len: usize) -> usize {
+    (CONTINUATION_TOKENS / len.max(1)).clamp(1, CONTINUATION_CHUNK)
+}
 
 /// [`LanguageModel::score_continuations`] the plain way: every `prefix ++ continuation` scored in
 /// full through [`LanguageModel::score`], [`CONTINUATION_CHUNK`] at a time. The baseline the
@@ -189,7 +199,8 @@ pub fn rescore_continuations<M: LanguageModel + ?Sized>(
         ));
     }
     let mut out = Vec::with_capacity(continuations.len());
-    for chunk in continuations.chunks(CONTINUATION_CHUNK) {
+    let longest = continuations.iter().map(Vec::len).max().unwrap_or(0);
+    for chunk in continuations.chunks(continuation_chunk(prefix.len() + longest)) {
         let full: Vec<Vec<u32>> = chunk
             .iter()
             .map(|c| prefix.iter().chain(c).copied().collect())
@@ -608,17 +619,20 @@ impl LanguageModel for Decoder {
         let last = prefix_hidden.narrow(0, p - 1, 1).map_err(ce)?;
         let pad = self.pad_id();
         let mut out = Vec::with_capacity(continuations.len());
-        for chunk in continuations.chunks(CONTINUATION_CHUNK) {
+        for chunk in continuations.chunks(continuation_chunk(p + longest)) {
             let b = chunk.len();
             let t = chunk.iter().map(Vec::len).max().unwrap_or(0);
             // First tokens: the prefix's last row, once per continuation.
             let firsts: Vec<u32> = chunk.iter().filter_map(|c| c.first().copied()).collect();
-            let zeros = Tensor::from_vec(vec![0u32; firsts.len()], firsts.len(), &Device::Cpu)
-                .map_err(ce)?;
-            let first_rows = last.index_select(&zeros, 0).map_err(ce)?;
-            let mut first_scores =
-                score::head_scores(&first_rows, &self.net.head_t, &firsts, self.threads)?
-                    .into_iter();
+            let mut first_scores = Vec::new().into_iter();
+            if !firsts.is_empty() {
+                let zeros = Tensor::from_vec(vec![0u32; firsts.len()], firsts.len(), &Device::Cpu)
+                    .map_err(ce)?;
+                let first_rows = last.index_select(&zeros, 0).map_err(ce)?;
+                first_scores =
+                    score::head_scores(&first_rows, &self.net.head_t, &firsts, self.threads)?
+                        .into_iter();
+            }
             // Later tokens: each continuation but its last token runs over the repeated cache,
             // right-padded to `t - 1`.
             let mut rest_scores = Vec::new().into_iter();

@@ -998,9 +998,12 @@ fn extracted_patients(
         .collect()
 }
 
-/// The membership probe's largest finite ε lower bound and its attack.
-fn membership_epsilon(findings: &[crate::evidence::Finding]) -> Option<(String, f64)> {
-    findings
+/// The membership probe's largest finite ε lower bound, its attack, how many attacks' bounds
+/// it was chosen from and their confidence level.
+fn membership_epsilon(
+    findings: &[crate::evidence::Finding],
+) -> Option<super::inversion::EpsilonBound> {
+    let bounds: Vec<(String, f64, f64)> = findings
         .iter()
         .filter(|f| f.probe == "membership" && f.metric == "dp.epsilon_lb")
         .filter_map(|f| {
@@ -1011,9 +1014,26 @@ fn membership_epsilon(findings: &[crate::evidence::Finding]) -> Option<(String, 
                 .and_then(|a| a.as_str())
                 .unwrap_or("membership")
                 .to_owned();
-            Some((attack, e))
+            let confidence = f
+                .params
+                .get("confidence")
+                .and_then(serde_json::Value::as_f64)
+                .unwrap_or(0.95);
+            Some((attack, e, confidence))
         })
+        .collect();
+    let attacks = bounds.len() as u64;
+    bounds
+        .into_iter()
         .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(
+            |(attack, epsilon, confidence)| super::inversion::EpsilonBound {
+                attack,
+                epsilon,
+                attacks,
+                confidence,
+            },
+        )
 }
 
 fn digest_json(v: &impl Serialize) -> String {

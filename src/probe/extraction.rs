@@ -703,7 +703,6 @@ pub fn observe(
     })
 }
 
-/// Seeded generations from an empty prompt over the sweep, de-duplicated.
 /// The prompt of an unconditioned generation: the model's BOS, or its EOS when it has no BOS.
 pub(crate) fn start_tokens(model: &dyn LanguageModel) -> Result<Vec<u32>> {
     let e = model.encode("")?;
@@ -724,6 +723,7 @@ pub(crate) fn start_tokens(model: &dyn LanguageModel) -> Result<Vec<u32>> {
         })
 }
 
+/// Seeded generations from an empty prompt over the sweep, de-duplicated.
 fn generations(
     model: &dyn LanguageModel,
     settings: &Settings,

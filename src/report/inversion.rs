@@ -419,9 +419,11 @@ pub fn section(file: &FindingsFile) -> Option<Section> {
     }
     if let Some(p) = &d.posterior {
         blocks.push(Block::Para(format!(
-            "Membership posterior: the membership probe's largest empirical ε lower bound is {} ({}). By Bayes' rule an attack with likelihood ratio e^ε turns a prior π that a person's record was trained on into a posterior of e^ε·π / (e^ε·π + 1 − π); at π = n/N = {} / {} = {} the posterior is at least {}. Assumptions: the bound is a lower confidence bound on the privacy loss of record-level membership (δ is ignored here; it adds at most δ to the attack's success); the prior treats the {} training patients as drawn uniformly from the population of {}{}.",
+            "Membership posterior: the membership probe's largest empirical ε lower bound is {} ({}; the largest of {} attacks' bounds, jointly a {}-confidence bound by Bonferroni). By Bayes' rule an attack with likelihood ratio e^ε turns a prior π that a person's record was trained on into a posterior of e^ε·π / (e^ε·π + 1 − π); at π = n/N = {} / {} = {} the posterior is at least {}. Assumptions: the bound is a lower confidence bound on the privacy loss of record-level membership, applied here to a patient's (δ is ignored; it adds at most δ to the attack's success); the prior treats the {} training patients as drawn uniformly from the population of {}{}.",
             r3(p.epsilon),
             p.attack,
+            p.attacks,
+            r3(p.confidence),
             p.trained,
             p.population,
             r3(p.prior),

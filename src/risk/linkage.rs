@@ -40,8 +40,11 @@ pub fn membership_posterior(epsilon: f64, prior: f64) -> f64 {
     if !(0.0..=1.0).contains(&prior) || epsilon.is_nan() {
         return f64::NAN;
     }
-    let e = epsilon.max(0.0).exp();
-    e * prior / (e * prior + 1.0 - prior)
+    if prior == 0.0 || prior == 1.0 {
+        return prior;
+    }
+    // Odds form: stays exact at ε = ∞ (posterior 1).
+    1.0 / (1.0 + (1.0 - prior) / prior * (-epsilon.max(0.0)).exp())
 }
 
 /// Equivalence-class size strata of the report: 1, 2, 3–4, 5–9, 10+.
@@ -111,6 +114,8 @@ mod tests {
         // ln 3 at prior ¼: odds 1/3 × 3 = 1 → ½.
         assert!((membership_posterior(3f64.ln(), 0.25) - 0.5).abs() < 1e-12);
         assert!(membership_posterior(1.0, 1.5).is_nan());
+        assert_eq!(membership_posterior(f64::INFINITY, 0.01), 1.0);
+        assert_eq!(membership_posterior(5.0, 0.0), 0.0);
     }
 
     #[test]

@@ -654,9 +654,11 @@ fn shared_prefix_continuation_scores_equal_rescoring() {
     for name in ["tiny-llama", "tiny-qwen2", "tiny-gpt2"] {
         let model = open(name, None);
         let prefix = model.encode("The patient").unwrap();
-        let conts: Vec<Vec<u32>> = (0..CONTINUATION_CHUNK as u32 + 5)
+        let mut conts: Vec<Vec<u32>> = (0..CONTINUATION_CHUNK as u32 + 5)
             .map(|i| (0..1 + i % 4).map(|j| 3 + (i * 7 + j * 5) % 40).collect())
             .collect();
+        // An empty continuation scores nothing.
+        conts[3].clear();
         let shared = model.score_continuations(&prefix, &conts).unwrap();
         let full = rescore_continuations(model.as_ref(), &prefix, &conts).unwrap();
         assert_eq!(shared.len(), conts.len());

@@ -274,6 +274,10 @@ pub struct FieldInfo {
     pub domain: u64,
     /// Sampled patients none of whose texts mention the value: (members, non-members).
     pub not_found: (u64, u64),
+    /// Sampled patients whose text is longer than the model can score: (members,
+    /// non-members).
+    #[serde(default)]
+    pub too_long: (u64, u64),
 }
 
 /// One attribute-inference target: a (patient, field) through one record that mentions it.
@@ -401,16 +405,28 @@ fn rank_of(scores: &[f64], truth: usize, rng: &mut Rng) -> u32 {
 
 /// Log-softmax of totals.
 fn log_softmax(scores: &[f64]) -> Vec<f64> {
-    let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let z = scores.iter().map(|s| (s - max).exp()).sum::<f64>().ln() + max;
-    scores.iter().map(|s| s - z).collect()
+    let clean: Vec<f64> = scores
+        .iter()
+        .map(|&s| if s.is_finite() { s } else { f64::NEG_INFINITY })
+        .collect();
+    let max = clean.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if !max.is_finite() {
+        // Nothing scored: no information, a uniform distribution.
+        let u = -(scores.len().max(1) as f64).ln();
+        return vec![u; scores.len()];
+    }
+    let z = clean.iter().map(|s| (s - max).exp()).sum::<f64>().ln() + max;
+    clean.iter().map(|s| s - z).collect()
 }
 
-/// The records of every patient, in data order, and the patients in first-seen order.
+/// The records of every patient, in data order, and the patients in first-seen order. A
+/// patient's membership is known when its records with a known flag agree; `mixed` counts the
+/// patients whose records disagree (left out of both arms).
 struct Patients {
     ids: Vec<String>,
     records: Vec<Vec<usize>>,
     member: Vec<Option<bool>>,
+    mixed: u64,
 }
 
 fn group_patients(recs: &TextRecords) -> Patients {
@@ -419,26 +435,39 @@ fn group_patients(recs: &TextRecords) -> Patients {
         ids: Vec::new(),
         records: Vec::new(),
         member: Vec::new(),
+        mixed: 0,
     };
+    let mut flags: Vec<(bool, bool)> = Vec::new();
     for r in 0..recs.len() {
         let id = recs.patients[r].as_str();
         let i = *index.entry(id).or_insert_with(|| {
             p.ids.push(id.to_owned());
             p.records.push(Vec::new());
-            p.member.push(recs.member[r]);
+            flags.push((false, false));
             p.ids.len() - 1
         });
         p.records[i].push(r);
-        if p.member[i].is_none() {
-            p.member[i] = recs.member[r];
+        match recs.member[r] {
+            Some(true) => flags[i].0 = true,
+            Some(false) => flags[i].1 = true,
+            None => {}
         }
     }
+    p.member = flags
+        .iter()
+        .map(|&f| match f {
+            (true, false) => Some(true),
+            (false, true) => Some(false),
+            _ => None,
+        })
+        .collect();
+    p.mixed = flags.iter().filter(|f| f.0 && f.1).count() as u64;
     p
 }
 
 /// The model's answers about one patient's linkable fields: per field, the log-probability of
 /// every candidate value (raw, unrendered).
-type Answers = HashMap<usize, HashMap<String, f64>>;
+type Answers = BTreeMap<usize, (HashMap<String, f64>, f64)>;
 
 /// Context and candidate continuations of one target.
 struct Scored {
@@ -446,29 +475,136 @@ struct Scored {
     rank: u32,
     rank_normalised: u32,
     p_true: f64,
-    /// Raw value → log q (softmax over candidates).
+    /// Raw value → log q (softmax over the scored candidates); every raw value that writes
+    /// the same way as a scored candidate shares its score.
     log_q: HashMap<String, f64>,
-    /// Raw candidate values, truth first.
+    /// log q of a value that could not be scored (not writable in the text's style): the
+    /// uniform ln(1/m), so that it neither favours nor penalises its patient.
+    neutral: f64,
+    /// Raw candidate values scored, truth first.
     values: Vec<String>,
 }
 
-/// Scores the candidates of one target record; `None` when the text cannot be set up (the
-/// value is not in it, or there is no shared context).
+/// Candidates set up for scoring: the shared context, each kept candidate's continuation
+/// tokens, and which candidates (indices into the input) were kept.
+pub struct Continuations {
+    /// Shared context tokens.
+    pub context: Vec<u32>,
+    /// Continuation tokens per kept candidate.
+    pub continuations: Vec<Vec<u32>>,
+    /// Input indices of the kept candidates (the first candidate is always kept).
+    pub kept: Vec<usize>,
+}
+
+/// Sets up `prefix ++ candidate ++ term` for every candidate: the longest common token prefix
+/// is the shared context (so a tokenizer that merges across the boundary is handled), the rest
+/// of each is its continuation. With no terminator text the model's EOS ends every candidate
+/// (so a candidate that is a prefix of another cannot win by stopping early). Candidates after
+/// the first that add no token of their own are dropped; the oldest context tokens (after any
+/// BOS) are dropped to fit `max_len`. `None` when there is no shared token, the first
+/// candidate adds none, or the candidates cannot fit.
+pub fn candidate_continuations(
+    model: &dyn LanguageModel,
+    prefix: &str,
+    candidates: &[String],
+    term: &str,
+    max_len: usize,
+) -> Result<Option<Continuations>> {
+    let eos = model.card().tokenizer.eos.first().copied();
+    let mut full: Vec<Vec<u32>> = candidates
+        .iter()
+        .map(|r| {
+            let mut t = model.encode(&format!("{prefix}{r}{term}"))?;
+            if term.is_empty()
+                && let Some(e) = eos
+            {
+                t.push(e);
+            }
+            Ok(t)
+        })
+        .collect::<Result<_>>()?;
+    let mut kept: Vec<usize> = (0..full.len()).collect();
+    loop {
+        let Some(first) = full.first() else {
+            return Ok(None);
+        };
+        let lcp = full[1..].iter().fold(first.len(), |l, f| {
+            l.min(f.iter().zip(first).take_while(|(a, b)| a == b).count())
+        });
+        if lcp == 0 || first.len() == lcp || full.len() < 2 {
+            return Ok(None);
+        }
+        if let Some(i) = full.iter().position(|f| f.len() == lcp) {
+            full.remove(i);
+            kept.remove(i);
+            continue;
+        }
+        let mut context = first[..lcp].to_vec();
+        let continuations: Vec<Vec<u32>> = full.iter().map(|f| f[lcp..].to_vec()).collect();
+        let longest = continuations.iter().map(Vec::len).max().unwrap_or(0);
+        if max_len > 0 && context.len() + longest > max_len {
+            let keep_bos = usize::from(model.card().tokenizer.adds_bos).min(context.len());
+            let excess = context.len() + longest - max_len;
+            if context.len() <= keep_bos + excess {
+                return Ok(None);
+            }
+            context.drain(keep_bos..keep_bos + excess);
+        }
+        return Ok(Some(Continuations {
+            context,
+            continuations,
+            kept,
+        }));
+    }
+}
+
+/// The benchmark workload of candidate scoring: a clinical-note context of about 60 words and
+/// `n` diagnosis titles from the generator's ICD-10-CM vocabulary as candidates, as the probe
+/// would set them up. Used by the criterion bench and `phiprobe bench-inversion`.
+pub fn bench_workload(model: &dyn LanguageModel, n: usize) -> Result<(Vec<u32>, Vec<Vec<u32>>)> {
+    const CONTEXT: &str = "Encounter 3 August 2017 - Henderson, David (MRN 09164376), 82M. PMH: essential (primary) hypertension; paroxysmal atrial fibrillation. Best contact number 707.822.1194. Vitals: BP 143/81, BMI 29.0. INR 1.10 {INR}. Labs notable for Potassium of 4.50 mmol/L. Diagnosis ";
+    let titles: Vec<String> = crate::data::synth::vocab::VOCAB
+        .icd
+        .iter()
+        .map(|i| i.title.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .take(n.max(2))
+        .collect();
+    let c = candidate_continuations(model, CONTEXT, &titles, " coded", 0)?.ok_or_else(|| {
+        Error::Usage("the model's tokenizer shares no context token across the candidates".into())
+    })?;
+    Ok((c.context, c.continuations))
+}
+
+/// Outcome of setting up and scoring one target.
+enum Outcome {
+    Scored(Scored),
+    /// The value is not in the text, or the candidates cannot be set up.
+    NotFound,
+    /// The model refused the sequences (longer than it can score).
+    TooLong,
+}
+
+/// Scores the candidates of one target record.
 fn score_target(
     model: &dyn LanguageModel,
     text: &str,
     truth: &str,
     others: &[String],
+    max_len: usize,
     rng: &mut Rng,
-) -> Result<Option<Scored>> {
+) -> Result<Outcome> {
     let Some(occ) = surface::find(text, truth) else {
-        return Ok(None);
+        return Ok(Outcome::NotFound);
     };
     let prefix = &text[..occ.start];
     let term = surface::terminator(&text[occ.end..]);
-    let mut seen = HashSet::new();
-    let mut values = Vec::new();
-    let mut rendered = Vec::new();
+    // Raw values by their written form (truth first); raw values that write the same way share
+    // one candidate.
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut written: Vec<String> = Vec::new();
+    let mut raw_of: Vec<(String, usize)> = Vec::new();
     for v in std::iter::once(truth).chain(others.iter().map(String::as_str)) {
         if v.is_empty() {
             continue;
@@ -476,39 +612,24 @@ fn score_target(
         let Some(r) = surface::render(v, &occ.style) else {
             continue;
         };
-        if seen.insert(r.clone()) {
-            values.push(v.to_owned());
-            rendered.push(r);
-        }
+        let next = written.len();
+        let i = *index.entry(r.clone()).or_insert_with(|| {
+            written.push(r);
+            next
+        });
+        raw_of.push((v.to_owned(), i));
     }
-    if values.len() < 2 {
-        return Ok(None);
+    let Some(c) = candidate_continuations(model, prefix, &written, term, max_len)? else {
+        return Ok(Outcome::NotFound);
+    };
+    if c.kept.len() < 2 {
+        return Ok(Outcome::NotFound);
     }
-    let full: Vec<Vec<u32>> = rendered
-        .iter()
-        .map(|r| model.encode(&format!("{prefix}{r}{term}")))
-        .collect::<Result<_>>()?;
-    let mut lcp = full[0].len();
-    for f in &full[1..] {
-        lcp = lcp.min(f.iter().zip(&full[0]).take_while(|(a, b)| a == b).count());
-    }
-    if lcp == 0 || full.iter().any(|f| f.len() == lcp) {
-        return Ok(None);
-    }
-    let mut shared = full[0][..lcp].to_vec();
-    let conts: Vec<Vec<u32>> = full.iter().map(|f| f[lcp..].to_vec()).collect();
-    // Fit the context: drop the oldest context tokens (after any BOS).
-    let ctx = model.card().context_length;
-    let longest = conts.iter().map(Vec::len).max().unwrap_or(0);
-    if ctx > 0 && shared.len() + longest > ctx {
-        let keep_bos = usize::from(model.card().tokenizer.adds_bos).min(shared.len());
-        let excess = shared.len() + longest - ctx;
-        if shared.len() <= keep_bos + excess {
-            return Ok(None);
-        }
-        shared.drain(keep_bos..keep_bos + excess);
-    }
-    let rows = model.score_continuations(&shared, &conts)?;
+    let rows = match model.score_continuations(&c.context, &c.continuations) {
+        Ok(r) => r,
+        Err(Error::Usage(_)) => return Ok(Outcome::TooLong),
+        Err(e) => return Err(e),
+    };
     let totals: Vec<f64> = rows
         .iter()
         .map(|r| r.iter().map(|&x| f64::from(x)).sum())
@@ -519,12 +640,29 @@ fn score_target(
         .map(|(r, t)| t / r.len().max(1) as f64)
         .collect();
     let lq = log_softmax(&totals);
-    Ok(Some(Scored {
-        candidates: values.len() as u32,
+    let slot: HashMap<usize, usize> = c.kept.iter().enumerate().map(|(j, &i)| (i, j)).collect();
+    let log_q: HashMap<String, f64> = raw_of
+        .iter()
+        .filter_map(|(v, i)| slot.get(i).map(|&j| (v.clone(), lq[j])))
+        .collect();
+    let values: Vec<String> = c
+        .kept
+        .iter()
+        .map(|&i| {
+            raw_of
+                .iter()
+                .find(|(_, k)| *k == i)
+                .map(|(v, _)| v.clone())
+                .unwrap_or_default()
+        })
+        .collect();
+    Ok(Outcome::Scored(Scored {
+        candidates: c.kept.len() as u32,
         rank: rank_of(&totals, 0, rng),
         rank_normalised: rank_of(&means, 0, rng),
         p_true: lq[0].exp(),
-        log_q: values.iter().cloned().zip(lq.iter().copied()).collect(),
+        log_q,
+        neutral: -(c.kept.len() as f64).ln(),
         values,
     }))
 }
@@ -594,6 +732,9 @@ pub fn observe(
     want(&settings.released);
     want(&given);
     want(&reconstruct_wanted);
+    if let Some(l) = &settings.link_fields {
+        want(l);
+    }
     let match_wanted: Vec<String> = if settings.match_qis.is_empty() {
         let cards = recs.read_columns(&quasi)?;
         cards
@@ -644,7 +785,19 @@ pub fn observe(
         .collect();
     let match_qis = present(&match_wanted, "match_qis", &mut notes);
     let link_fields: Vec<String> = match &settings.link_fields {
-        Some(l) => present(l, "link_fields", &mut notes),
+        Some(l) => {
+            let (inferred, other): (Vec<String>, Vec<String>) =
+                present(l, "link_fields", &mut notes)
+                    .into_iter()
+                    .partition(|f| fields.contains(f));
+            if !other.is_empty() {
+                notes.push(format!(
+                    "link_fields: {} not among the inferred fields; left out (add them to `fields`)",
+                    other.join(", ")
+                ));
+            }
+            inferred
+        }
         None => fields
             .iter()
             .filter(|f| cols[f.as_str()].role == Some(Role::Sensitive))
@@ -654,6 +807,12 @@ pub fn observe(
 
     let pats = group_patients(recs);
     let np = pats.ids.len();
+    if pats.mixed > 0 {
+        notes.push(format!(
+            "{} patients have records in both the member and the non-member split; left out of both arms",
+            pats.mixed
+        ));
+    }
     let members_n = pats.member.iter().filter(|m| **m == Some(true)).count() as u64;
     let control_n = pats.member.iter().filter(|m| **m == Some(false)).count() as u64;
     if members_n == 0 || control_n == 0 {
@@ -691,6 +850,7 @@ pub fn observe(
     }
 
     // Attribute inference.
+    let max_len = model.card().context_length;
     let mut infos = Vec::new();
     let mut targets = Vec::new();
     let mut answers: HashMap<usize, Answers> = HashMap::new();
@@ -724,13 +884,19 @@ pub fn observe(
         }
         let is_link = link_fields.contains(f);
         let mut not_found = (0u64, 0u64);
+        let mut too_long = (0u64, 0u64);
         for &p in &chosen {
             done += 1;
             progress("inversion: attribute inference", done, total);
             let member = pats.member[p] == Some(true);
             let mut rng = Rng::derive(seed, &format!("inversion/{f}"), p as u64);
-            // A record of the patient whose text mentions its value, in seeded order.
-            let mut rs = pats.records[p].clone();
+            // A record of the patient (with the patient's membership) whose text mentions its
+            // value, in seeded order.
+            let mut rs: Vec<usize> = pats.records[p]
+                .iter()
+                .copied()
+                .filter(|&r| recs.member[r] == pats.member[p])
+                .collect();
             for i in (1..rs.len()).rev() {
                 let j = rng.index(i + 1);
                 rs.swap(i, j);
@@ -746,38 +912,69 @@ pub fn observe(
                 continue;
             };
             let truth = col.values[r].as_str();
-            // Candidates: the class's values (linkable fields), then the domain or a sample.
+            // Candidates: the class's distinct values (linkable fields; at most 4 ×
+            // max_candidates), then the domain or a seeded sample of it.
             let mut others: Vec<String> = Vec::new();
+            let mut taken: HashSet<&str> = HashSet::from([truth]);
             if is_link {
-                for &q in &classes[&class_key(p)] {
+                'class: for &q in &classes[&class_key(p)] {
                     for &rr in &pats.records[q] {
-                        others.push(col.values[rr].clone());
+                        let v = col.values[rr].as_str();
+                        if !v.is_empty() && taken.insert(v) {
+                            others.push(v.to_owned());
+                            if others.len() >= 4 * settings.max_candidates {
+                                break 'class;
+                            }
+                        }
                     }
                 }
             }
             if domain.len() <= settings.max_candidates {
-                others.extend(domain.iter().map(|v| (*v).to_owned()));
+                others.extend(
+                    domain
+                        .iter()
+                        .filter(|v| taken.insert(v))
+                        .map(|v| (*v).to_owned()),
+                );
             } else {
                 let mut idx: Vec<usize> = (0..domain.len()).collect();
-                let want = settings.max_candidates.saturating_sub(others.len() + 1);
-                for i in 0..want.min(idx.len()) {
+                let mut i = 0;
+                while others.len() + 1 < settings.max_candidates && i < idx.len() {
                     let j = i + rng.index(idx.len() - i);
                     idx.swap(i, j);
-                    others.push(domain[idx[i]].to_owned());
+                    let v = domain[idx[i]];
+                    if taken.insert(v) {
+                        others.push(v.to_owned());
+                    }
+                    i += 1;
                 }
             }
-            let Some(s) = score_target(model, &recs.texts[r], truth, &others, &mut rng)? else {
-                if member {
-                    not_found.0 += 1;
-                } else {
-                    not_found.1 += 1;
+            let s = match score_target(model, &recs.texts[r], truth, &others, max_len, &mut rng)? {
+                Outcome::Scored(s) => s,
+                Outcome::NotFound => {
+                    if member {
+                        not_found.0 += 1;
+                    } else {
+                        not_found.1 += 1;
+                    }
+                    continue;
                 }
-                continue;
+                Outcome::TooLong => {
+                    if member {
+                        too_long.0 += 1;
+                    } else {
+                        too_long.1 += 1;
+                    }
+                    continue;
+                }
             };
             // Prior: frequencies without this patient's records.
             let own: Vec<usize> = pats.records[p].clone();
             let key = prior_key(r);
-            let own_in_class = own.iter().filter(|&&o| prior_key(o) == key).count() as u64;
+            let own_in_class = own
+                .iter()
+                .filter(|&&o| !col.values[o].is_empty() && prior_key(o) == key)
+                .count() as u64;
             let use_cond = !prior_qis.is_empty()
                 && cond_total
                     .get(&key)
@@ -803,7 +1000,10 @@ pub fn observe(
                 .collect();
             let prior_rank = rank_of(&prior_scores, 0, &mut rng);
             if is_link {
-                answers.entry(p).or_default().insert(fi, s.log_q.clone());
+                answers
+                    .entry(p)
+                    .or_default()
+                    .insert(fi, (s.log_q.clone(), s.neutral));
             }
             targets.push(Target {
                 field: fi,
@@ -821,6 +1021,7 @@ pub fn observe(
             role: role_name(col.role),
             domain: domain.len() as u64,
             not_found,
+            too_long,
         });
     }
 
@@ -836,14 +1037,15 @@ pub fn observe(
             .map(|&q| {
                 let Some(a) = mine else { return 0.0 };
                 a.iter()
-                    .map(|(&fi, lq)| {
+                    .map(|(&fi, (lq, neutral))| {
+                        // The best-fitting record; a value the model could not score (or none)
+                        // counts as uninformative.
                         let col = &cols[fields[fi].as_str()];
-                        let floor = lq.values().copied().fold(f64::INFINITY, f64::min);
                         pats.records[q]
                             .iter()
-                            .filter_map(|&rr| lq.get(&col.values[rr]).copied())
-                            .fold(f64::NEG_INFINITY, f64::max)
-                            .max(floor)
+                            .map(|&rr| lq.get(&col.values[rr]).copied().unwrap_or(*neutral))
+                            .reduce(f64::max)
+                            .unwrap_or(*neutral)
                     })
                     .sum()
             })
@@ -853,7 +1055,8 @@ pub fn observe(
         let p_model = if was_extracted {
             1.0
         } else {
-            linkage::posterior(at, &loglik)
+            let p = linkage::posterior(at, &loglik);
+            if p.is_finite() { p } else { 1.0 / f as f64 }
         };
         link.push(LinkRow {
             member: pats.member[p] == Some(true),
@@ -885,14 +1088,19 @@ pub fn observe(
         })
         .collect();
     if !usable.is_empty() && !reconstruct_fields.is_empty() {
-        let mut jobs: Vec<(usize, usize, Vec<u32>)> = Vec::new();
+        let mut jobs: Vec<(usize, bool, usize, Vec<u32>)> = Vec::new();
         for &p in &chosen {
             let mut rng = Rng::derive(seed, "inversion/reconstruct", p as u64);
-            let r = pats.records[p][rng.index(pats.records[p].len())];
+            let own: Vec<usize> = pats.records[p]
+                .iter()
+                .copied()
+                .filter(|&r| recs.member[r] == pats.member[p])
+                .collect();
+            let r = own[rng.index(own.len())];
             for &(ti, t) in &usable {
                 let value = |c: &str| cols.get(c).map(|col| col.values[r].clone());
                 if let Some(prompt) = fill_template(t, &value) {
-                    jobs.push((r, ti, model.encode(&prompt)?));
+                    jobs.push((r, pats.member[p] == Some(true), ti, model.encode(&prompt)?));
                 }
             }
         }
@@ -906,9 +1114,9 @@ pub fn observe(
         };
         let total = jobs.len();
         for (ci, chunk) in jobs.chunks(settings.batch).enumerate() {
-            let prompts: Vec<Vec<u32>> = chunk.iter().map(|j| j.2.clone()).collect();
+            let prompts: Vec<Vec<u32>> = chunk.iter().map(|j| j.3.clone()).collect();
             let outs = model.generate(&prompts, &d)?;
-            for ((r, ti, _), out) in chunk.iter().zip(outs) {
+            for ((r, member, ti, _), out) in chunk.iter().zip(outs) {
                 let text = model.decode(&out)?;
                 let hits = reconstruct_fields
                     .iter()
@@ -919,7 +1127,7 @@ pub fn observe(
                     .collect();
                 reconstruction.push(ReconRow {
                     record: recs.ids[*r].clone(),
-                    member: recs.member[*r] == Some(true),
+                    member: *member,
                     prompt: *ti,
                     hits,
                 });
@@ -1027,7 +1235,17 @@ fn match_generations(
     let mut control_generations = 0;
     let mut member_patients = HashSet::new();
     let mut control_patients = HashSet::new();
+    let distinct: BTreeSet<(usize, &str)> = holders.keys().copied().collect();
     for text in &texts {
+        // Every distinct value is looked for once per generation.
+        let present: HashSet<(usize, &str)> = distinct
+            .iter()
+            .copied()
+            .filter(|(_, v)| surface::contains(text, v))
+            .collect();
+        if present.is_empty() {
+            continue;
+        }
         let (mut m, mut c) = (false, false);
         for (p, pv) in values.iter().enumerate() {
             let Some(member) = pats.member[p] else {
@@ -1037,18 +1255,14 @@ fn match_generations(
                 .iter()
                 .enumerate()
                 .flat_map(|(ci, set)| set.iter().map(move |v| (ci, *v)))
-                .filter(|(_, v)| surface::contains(text, v))
+                .filter(|k| present.contains(k))
                 .collect();
             let cols_hit: BTreeSet<usize> = found.iter().map(|(ci, _)| *ci).collect();
             if cols_hit.len() < settings.min_match {
                 continue;
             }
             // Unique: no other patient holds every found value.
-            let rarest = found
-                .iter()
-                .min_by_key(|k| holders.get(k).copied().unwrap_or(0))
-                .copied();
-            let unique = rarest.is_some_and(|k| holders.get(&k).copied() == Some(1))
+            let unique = found.iter().any(|k| holders.get(k).copied() == Some(1))
                 || values
                     .iter()
                     .enumerate()
@@ -1102,11 +1316,24 @@ fn mean(xs: impl Iterator<Item = f64>) -> Option<f64> {
     (n > 0).then(|| s / n as f64)
 }
 
+/// The membership probe's ε lower bound the posterior is computed from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpsilonBound {
+    /// The attack with the largest bound.
+    pub attack: String,
+    /// Its bound.
+    pub epsilon: f64,
+    /// Attacks whose bounds it is the largest of.
+    pub attacks: u64,
+    /// Confidence level of each bound.
+    pub confidence: f64,
+}
+
 /// Findings and report detail from the observations; `epsilon` is the membership probe's
-/// largest ε lower bound and its attack, when it ran.
+/// largest ε lower bound, when it ran.
 pub fn analyze(
     obs: &Observations,
-    epsilon: Option<(String, f64)>,
+    epsilon: Option<EpsilonBound>,
 ) -> (Vec<Finding>, InversionDetail) {
     let s = &obs.settings;
     let conf = s.confidence;
@@ -1182,7 +1409,7 @@ pub fn analyze(
                 .with_param("field", info.name.as_str())
                 .with_param("arm", arm)
                 .with_counts(r.k, r.n)
-                .with_interval(conf, r.rate - r.error, r.rate + r.error, "wilson"),
+                .with_interval(conf, r.lo, r.hi, "wilson"),
             );
         }
         for (arm, r) in [
@@ -1200,7 +1427,7 @@ pub fn analyze(
                 .with_param("arm", arm)
                 .with_param("k", u64::from(k))
                 .with_counts(r.k, r.n)
-                .with_interval(conf, r.rate - r.error, r.rate + r.error, "wilson"),
+                .with_interval(conf, r.lo, r.hi, "wilson"),
             );
         }
         let mut d = Finding::new(PROBE, "inference.difference", difference.map(|d| d.0))
@@ -1242,7 +1469,7 @@ pub fn analyze(
                         .reconstruction
                         .iter()
                         .filter(|r| r.member == member)
-                        .filter_map(|r| r.hits[i])
+                        .filter_map(|r| r.hits.get(i).copied().flatten())
                         .collect();
                     (
                         hits.iter().filter(|h| **h).count() as u64,
@@ -1301,7 +1528,7 @@ pub fn analyze(
                 if m.is_empty() && c.is_empty() {
                     return None;
                 }
-                let first = th[0];
+                let first = th.first().copied().unwrap_or(0.09);
                 Some(LinkStratum {
                     label: linkage::stratum(lo),
                     members: m.len() as u64,
@@ -1374,7 +1601,11 @@ pub fn analyze(
     });
 
     // Membership posterior.
-    let posterior = epsilon.filter(|(_, e)| e.is_finite()).map(|(attack, e)| {
+    let posterior = epsilon.filter(|b| b.epsilon.is_finite()).map(|b| {
+        let e = b.epsilon;
+        // The largest of several attacks' bounds holds jointly at 1 − attacks·(1 − level)
+        // (Bonferroni).
+        let joint = (1.0 - b.attacks.max(1) as f64 * (1.0 - b.confidence)).max(0.0);
         let (trained, population, given) = match s.population {
             Some(n) => (obs.patients.0, n.max(obs.patients.0), true),
             None => (obs.patients.0, obs.patients.0 + obs.patients.1, false),
@@ -1382,9 +1613,16 @@ pub fn analyze(
         let prior = trained as f64 / population as f64;
         let post = linkage::membership_posterior(e, prior);
         let mut f = Finding::new(PROBE, "inference.membership_posterior", Some(post))
-            .with_param("attack", attack.as_str())
+            .with_param("attack", b.attack.as_str())
             .with_param("epsilon_lb", e)
-            .with_param("prior", prior);
+            .with_param("prior", prior)
+            .with_param("confidence", joint);
+        if b.attacks > 1 {
+            f = f.with_caveat(format!(
+                "ε is the largest of {} attacks' {}-confidence lower bounds: jointly a {:.3}-confidence bound (Bonferroni)",
+                b.attacks, b.confidence, joint
+            ));
+        }
         if !given {
             f = f.with_caveat(
                 "prior n/N uses the dataset's patients as the population; set `population` in the inversion probe to the size of the population the training patients were drawn from",
@@ -1392,7 +1630,9 @@ pub fn analyze(
         }
         findings.push(f);
         PosteriorDetail {
-            attack,
+            attack: b.attack,
+            attacks: b.attacks,
+            confidence: joint,
             epsilon: e,
             prior,
             trained,
@@ -1529,6 +1769,7 @@ mod tests {
                 role: "sensitive".into(),
                 domain: 10,
                 not_found: (0, 0),
+                too_long: (0, 0),
             }],
             targets,
             link: vec![
@@ -1557,7 +1798,13 @@ mod tests {
             notes: vec![],
             settings: Settings::default(),
         };
-        let (findings, d) = analyze(&obs, Some(("loss".into(), 3f64.ln())));
+        let bound = EpsilonBound {
+            attack: "loss".into(),
+            epsilon: 3f64.ln(),
+            attacks: 1,
+            confidence: 0.95,
+        };
+        let (findings, d) = analyze(&obs, Some(bound));
         let f = &d.fields[0];
         assert_eq!((f.attack.k, f.attack.n), (23, 100));
         assert_eq!((f.control.k, f.control.n), (11, 100));
