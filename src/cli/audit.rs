@@ -240,7 +240,7 @@ pub fn audit_cmd(a: &AuditArgs, quiet: bool) -> Result<u8> {
             .as_ref()
             .map_or(1, |d| d.references.len() + 1)
             + usize::from(a.reference_model.is_some());
-        if outcome.scored.len() < models {
+        if outcome.file.membership.is_some() && outcome.scored.len() < models {
             eprintln!(
                 "resumed: reused cached observations of {} model(s), scored {}",
                 models - outcome.scored.len(),
@@ -505,10 +505,13 @@ pub fn print_inversion(
     if let Some(l) = &d.linkage {
         let t = l.thresholds.first().copied().unwrap_or(f64::NAN);
         let above = |s: &crate::evidence::IdSummary| s.above.first().copied().unwrap_or(0);
+        let mean = |s: &crate::evidence::IdSummary| s.mean.unwrap_or(f64::NAN);
         writeln!(
             w,
-            "  identification (released {}): members above {t}: {}/{} with the model vs {}/{} from the release alone; max {:.3}",
+            "  identification of member patients (release de-identified to {}): mean {:.3} with the model's answers vs {:.3} from the release alone; above {t}: {}/{} vs {}/{}; max {:.3}",
             l.released.join(", "),
+            mean(&l.member_model),
+            mean(&l.member_baseline),
             above(&l.member_model),
             l.member_model.n,
             above(&l.member_baseline),

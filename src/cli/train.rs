@@ -538,18 +538,13 @@ fn demo_audit(
         ..Default::default()
     };
     // Inversion on the demo's 200 patients: classes on (sex, state) range from 1 to about 10
-    // patients, which is what the linkage figure needs; the prompt gives age and sex only.
+    // patients, which is what the linkage figure needs; the prompt gives age and sex only. 64
+    // candidates per target (the default is 128) keep it under a minute.
     let inversion = crate::probe::inversion::Settings {
-        fields: [
-            "diagnosis",
-            "medication",
-            "lab_name",
-            "birth_date",
-            "mrn",
-            "ssn",
-        ]
-        .map(String::from)
-        .to_vec(),
+        fields: ["diagnosis", "lab_name", "birth_date", "mrn", "ssn"]
+            .map(String::from)
+            .to_vec(),
+        max_candidates: 64,
         released: vec!["sex".into(), "state".into()],
         prompts: vec!["{sex:F=She,M=He} is a pleasant {age}-year-old {sex:F=woman,M=man}, ".into()],
         ..Default::default()

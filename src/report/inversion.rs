@@ -38,8 +38,8 @@ fn rate_cell(r: &ArmRate) -> String {
     }
 }
 
-/// One bar series: its label and a (point, lo, hi) per group.
-type Series = (String, Vec<(f64, f64, f64)>);
+/// One bar series: its label, colour and a (point, lo, hi) per group.
+type Series = (String, RGBColor, Vec<(f64, f64, f64)>);
 
 /// Grouped bars with error bars: `groups` labels along x, `series` (label, values) where each
 /// value is (point, lo, hi); `reference` draws a dashed horizontal line.
@@ -84,8 +84,8 @@ fn bars_figure(
             .draw()
             .map_err(|e| e.to_string())?;
         let width = 0.8 / s as f64;
-        for (si, (label, values)) in series.iter().enumerate() {
-            let colour = PALETTE[si % PALETTE.len()];
+        for (si, (label, colour, values)) in series.iter().enumerate() {
+            let colour = *colour;
             let x0 = |g: usize| g as f64 - 0.4 + si as f64 * width;
             chart
                 .draw_series(values.iter().enumerate().map(|(g, &(p, _, _))| {
@@ -145,14 +145,17 @@ pub fn accuracy_figure(d: &InversionDetail) -> Result<String, String> {
     let series = vec![
         (
             "members (attack)".to_owned(),
+            PALETTE[0],
             d.fields.iter().map(|f| interval(&f.attack)).collect(),
         ),
         (
             "non-members (control)".to_owned(),
+            PALETTE[1],
             d.fields.iter().map(|f| interval(&f.control)).collect(),
         ),
         (
             "prior baseline".to_owned(),
+            PALETTE[2],
             d.fields.iter().map(|f| interval(&f.prior)).collect(),
         ),
     ];
@@ -180,14 +183,17 @@ pub fn risk_figure(l: &LinkageDetail) -> Result<String, String> {
     let series = vec![
         (
             "release only (1/f)".to_owned(),
+            RGBColor(150, 150, 150),
             l.strata.iter().map(|s| pt(s.baseline_mean)).collect(),
         ),
         (
             "members, with the model".to_owned(),
+            PALETTE[0],
             l.strata.iter().map(|s| pt(s.member_mean)).collect(),
         ),
         (
             "non-members, with the model".to_owned(),
+            PALETTE[1],
             l.strata.iter().map(|s| pt(s.control_mean)).collect(),
         ),
     ];
