@@ -906,7 +906,25 @@ pub fn run(
         file.extraction = Some(detail);
         extraction_obs = Some(obs);
     }
-    if let (Some(is), Some(recs)) = (&spec.inversion, &recs) {
+    let inversion_runs = match (&spec.inversion, &recs) {
+        (Some(is), Some(recs)) if is.fields.is_empty() => {
+            let none = recs
+                .columns_with_role(crate::data::Role::Sensitive)?
+                .is_empty();
+            if none {
+                file.findings.push(
+                    crate::evidence::Finding::new("inversion", "inference.residual_risk", None)
+                        .with_caveat(
+                            "not measured: the card declares no sensitive column; list the fields to infer in the plan's inversion probe (fields = [\"diagnosis\", …])",
+                        ),
+                );
+            }
+            !none
+        }
+        (Some(_), Some(_)) => true,
+        _ => false,
+    };
+    if let (Some(is), Some(recs), true) = (&spec.inversion, &recs, inversion_runs) {
         let path = obs_dir.join(INVERSION_FILE);
         let obs = if path.is_file() {
             read_json::<super::inversion::Observations>(&path, "inversion observations")?
@@ -1154,6 +1172,14 @@ pub fn reanalyze(run: &Path, settings: Option<&Settings>) -> Result<FindingsFile
         let (findings, detail) = super::inversion::analyze(&o, membership_epsilon(&file.findings));
         file.findings.extend(findings);
         file.inversion = Some(detail);
+    } else {
+        // Keep a recorded "not measured" inversion finding.
+        file.findings.extend(
+            old.findings
+                .iter()
+                .filter(|f| f.probe == "inversion")
+                .cloned(),
+        );
     }
     file.manifest = manifest;
     for (name, bytes) in crate::report::render_all(&file)? {
