@@ -791,8 +791,10 @@ pub fn probes_cmd() -> Result<u8> {
         (
             "temperature, sample_top_k",
             format!(
-                "sampling of the generations (default {}, {:?})",
-                v.temperature, v.sample_top_k
+                "sampling of the generations (default {}, {})",
+                v.temperature,
+                v.sample_top_k
+                    .map_or_else(|| "all".to_owned(), |k| k.to_string())
             ),
         ),
         (

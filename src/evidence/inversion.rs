@@ -134,6 +134,26 @@ pub struct LinkageDetail {
     pub member_points: Vec<(f64, f64)>,
     /// The same for non-members.
     pub control_points: Vec<(f64, f64)>,
+    /// The member patients most likely to be identified with the model's answers (at most 10).
+    #[serde(default)]
+    pub top: Vec<LinkedPatient>,
+}
+
+/// One patient of the linkage table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinkedPatient {
+    /// The patient's first record id.
+    pub record: String,
+    /// Released class size.
+    pub class_size: u64,
+    /// Release-only probability 1/f.
+    pub release: f64,
+    /// With the model's answers.
+    pub model: f64,
+    /// Linkable fields the model answered.
+    pub fields: u32,
+    /// Identified through an extracted direct identifier.
+    pub extracted: bool,
 }
 
 /// The membership posterior implied by the membership probe's ε lower bound.

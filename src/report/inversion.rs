@@ -207,6 +207,90 @@ pub fn risk_figure(l: &LinkageDetail) -> Result<String, String> {
     )
 }
 
+/// Share of patients whose identification probability is at least x, against x: members and
+/// non-members with the model's answers, and members from the release alone; dashed lines at
+/// the thresholds.
+pub fn distribution_figure(l: &LinkageDetail) -> Result<String, String> {
+    if l.member_points.is_empty() && l.control_points.is_empty() {
+        return Err("no patients".into());
+    }
+    let survival = |mut ps: Vec<f64>| -> Vec<(f64, f64)> {
+        ps.sort_by(f64::total_cmp);
+        let n = ps.len() as f64;
+        let mut pts = vec![(0.0, 1.0)];
+        for (i, p) in ps.iter().enumerate() {
+            // Share ≥ p just at p, then the step down after it.
+            pts.push((*p, (n - i as f64) / n));
+            pts.push((*p, (n - i as f64 - 1.0) / n));
+        }
+        pts.push((1.0, 0.0));
+        pts
+    };
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (720, 420)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption("Per-patient identification probability", ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(44)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0.0f64..1.0, 0.0f64..1.02)
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .light_line_style(WHITE)
+            .x_desc("identification probability p")
+            .y_desc("share of patients with probability ≥ p")
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for (label, colour, pts) in [
+            (
+                "members, with the model",
+                PALETTE[0],
+                survival(l.member_points.iter().map(|p| p.1).collect()),
+            ),
+            (
+                "non-members, with the model",
+                PALETTE[1],
+                survival(l.control_points.iter().map(|p| p.1).collect()),
+            ),
+            (
+                "members, release only (1/f)",
+                RGBColor(150, 150, 150),
+                survival(l.member_points.iter().map(|p| p.0).collect()),
+            ),
+        ] {
+            chart
+                .draw_series(LineSeries::new(pts, colour.stroke_width(2)))
+                .map_err(|e| e.to_string())?
+                .label(label)
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 16, y)], colour.stroke_width(2))
+                });
+        }
+        for t in &l.thresholds {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    [(*t, 0.0), (*t, 1.02)],
+                    5,
+                    4,
+                    BLACK.stroke_width(1),
+                ))
+                .map_err(|e| e.to_string())?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.3))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(svg)
+}
+
 /// One summary paragraph.
 pub fn summary(file: &FindingsFile) -> Option<Block> {
     let d = file.inversion.as_ref()?;
@@ -375,6 +459,55 @@ pub fn section(file: &FindingsFile) -> Option<Section> {
                 summary_row("non-members, with the model", &l.control_model),
             ],
         });
+        match distribution_figure(l) {
+            Ok(svg) => blocks.push(Block::Figure {
+                svg,
+                caption: format!(
+                    "Every target patient's identification probability: the share at or above each probability, with the model's answers (members, non-members) and from the release alone; dashed: the thresholds {}.",
+                    th.join(" and ")
+                ),
+            }),
+            Err(e) => blocks.push(Block::Para(format!("(figure unavailable: {e})"))),
+        }
+        if !l.top.is_empty() {
+            blocks.push(Block::Para(format!(
+                "The member patients most likely to be identified with the model's answers (first record id; threshold {}):",
+                th.first().cloned().unwrap_or_default()
+            )));
+            let first = l.thresholds.first().copied().unwrap_or(0.09);
+            blocks.push(Block::Table {
+                header: vec![
+                    "record".into(),
+                    "class size f".into(),
+                    "release only (1/f)".into(),
+                    "with the model".into(),
+                    "fields answered".into(),
+                    "above threshold".into(),
+                ],
+                rows: l
+                    .top
+                    .iter()
+                    .map(|p| {
+                        vec![
+                            p.record.clone(),
+                            p.class_size.to_string(),
+                            r3(p.release),
+                            if p.extracted {
+                                "1 (identifier extracted)".into()
+                            } else {
+                                r3(p.model)
+                            },
+                            p.fields.to_string(),
+                            if p.model > first {
+                                "yes".into()
+                            } else {
+                                "no".into()
+                            },
+                        ]
+                    })
+                    .collect(),
+            });
+        }
         if l.extracted.0 + l.extracted.1 > 0 {
             blocks.push(Block::Para(format!(
                 "Identified through extraction: {} member and {} non-member target patients.",

@@ -36,8 +36,8 @@ use serde::{Deserialize, Serialize};
 use crate::data::Role;
 use crate::data::text::{FieldValues, TextRecords};
 use crate::evidence::{
-    ArmRate, FieldInference, Finding, InversionDetail, LinkStratum, LinkageDetail, MemorisedDetail,
-    PosteriorDetail, ReconstructedField, ReconstructionDetail,
+    ArmRate, FieldInference, Finding, InversionDetail, LinkStratum, LinkageDetail, LinkedPatient,
+    MemorisedDetail, PosteriorDetail, ReconstructedField, ReconstructionDetail,
 };
 use crate::model::{Decoding, LanguageModel, Strategy};
 use crate::risk::linkage;
@@ -304,6 +304,9 @@ pub struct Target {
 /// One target patient of the linkage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LinkRow {
+    /// The patient's first record id (an id, never a value).
+    #[serde(default)]
+    pub record: String,
     /// Member or not.
     pub member: bool,
     /// Patients sharing its released quasi-identifiers (itself included).
@@ -1059,6 +1062,7 @@ pub fn observe(
             if p.is_finite() { p } else { 1.0 / f as f64 }
         };
         link.push(LinkRow {
+            record: recs.ids[pats.records[p][0]].clone(),
             member: pats.member[p] == Some(true),
             class_size: f,
             fields: used,
@@ -1563,6 +1567,26 @@ pub fn analyze(
                 .iter()
                 .map(|l| (1.0 / l.class_size as f64, l.p_model))
                 .collect(),
+            top: {
+                let mut m: Vec<&&LinkRow> = mem.iter().collect();
+                m.sort_by(|a, b| {
+                    b.p_model
+                        .total_cmp(&a.p_model)
+                        .then(a.class_size.cmp(&b.class_size))
+                        .then(a.record.cmp(&b.record))
+                });
+                m.iter()
+                    .take(10)
+                    .map(|l| LinkedPatient {
+                        record: l.record.clone(),
+                        class_size: l.class_size,
+                        release: 1.0 / l.class_size as f64,
+                        model: l.p_model,
+                        fields: l.fields,
+                        extracted: l.extracted,
+                    })
+                    .collect()
+            },
         };
         for (arm, sum, basis) in [
             ("attack", &d.member_model, "model"),
@@ -1774,6 +1798,7 @@ mod tests {
             targets,
             link: vec![
                 LinkRow {
+                    record: "m0".into(),
                     member: true,
                     class_size: 4,
                     fields: 1,
@@ -1781,6 +1806,7 @@ mod tests {
                     extracted: false,
                 },
                 LinkRow {
+                    record: "c0".into(),
                     member: false,
                     class_size: 1,
                     fields: 1,
