@@ -134,7 +134,8 @@ pub struct LinkageDetail {
     pub member_points: Vec<(f64, f64)>,
     /// The same for non-members.
     pub control_points: Vec<(f64, f64)>,
-    /// The member patients most likely to be identified with the model's answers (at most 10).
+    /// The member patients whose identification probability the model's answers raise most
+    /// over the release alone (at most 10).
     #[serde(default)]
     pub top: Vec<LinkedPatient>,
 }

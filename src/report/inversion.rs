@@ -471,7 +471,7 @@ pub fn section(file: &FindingsFile) -> Option<Section> {
         }
         if !l.top.is_empty() {
             blocks.push(Block::Para(format!(
-                "The member patients most likely to be identified with the model's answers (first record id; threshold {}):",
+                "The member patients whose identification probability the model's answers raise most over the release alone (first record id; threshold {}):",
                 th.first().cloned().unwrap_or_default()
             )));
             let first = l.thresholds.first().copied().unwrap_or(0.09);
@@ -481,7 +481,7 @@ pub fn section(file: &FindingsFile) -> Option<Section> {
                     "class size f".into(),
                     "release only (1/f)".into(),
                     "with the model".into(),
-                    "fields answered".into(),
+                    "linkable fields answered".into(),
                     "above threshold".into(),
                 ],
                 rows: l

@@ -1569,10 +1569,13 @@ pub fn analyze(
                 .collect(),
             top: {
                 let mut m: Vec<&&LinkRow> = mem.iter().collect();
+                // The largest gains over the release alone first (a class of one is
+                // identified with or without the model).
+                let gain = |l: &LinkRow| l.p_model - 1.0 / l.class_size as f64;
                 m.sort_by(|a, b| {
-                    b.p_model
-                        .total_cmp(&a.p_model)
-                        .then(a.class_size.cmp(&b.class_size))
+                    gain(b)
+                        .total_cmp(&gain(a))
+                        .then(b.p_model.total_cmp(&a.p_model))
                         .then(a.record.cmp(&b.record))
                 });
                 m.iter()
