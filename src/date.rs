@@ -59,6 +59,23 @@ pub fn now_rfc3339() -> String {
     )
 }
 
+/// English month names, January first (the written date styles of notes and of the values
+/// phiprobe looks for in them).
+pub const MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -289,6 +289,50 @@ impl Decoder {
         }
     }
 
+    /// Runs `prefix` once (batch 1) into a fresh KV cache; returns its hidden rows (`[p, d]`)
+    /// and the cache.
+    fn prefix_cache(&self, prefix: &[u32]) -> crate::Result<(Tensor, transformer::KvCache)> {
+        let p = prefix.len();
+        let mut cache: transformer::KvCache = vec![None; self.net.cfg.layers];
+        let ids = id_tensor(prefix.to_vec(), 1, p)?;
+        let mask = transformer::causal_mask(p).map_err(ce)?;
+        let pos =
+            Tensor::from_vec((0..p as u32).collect::<Vec<_>>(), p, &Device::Cpu).map_err(ce)?;
+        let hidden = self
+            .net
+            .forward(&ids, &mask, 0, Some(&pos), Some(&mut cache))
+            .map_err(ce)?;
+        Ok((hidden, cache))
+    }
+
+    /// Runs `b` right-padded rows of `t` tokens (`flat`) after a batch-1 prefix of `p` tokens
+    /// whose cache is repeated over the batch; returns the hidden rows (`[b * t, d]`).
+    fn after_prefix(
+        &self,
+        cache: &transformer::KvCache,
+        flat: Vec<u32>,
+        b: usize,
+        p: usize,
+        t: usize,
+    ) -> crate::Result<Tensor> {
+        let mut cache = cache.clone();
+        for entry in cache.iter_mut() {
+            if let Some((k, v)) = entry.take() {
+                let k = k.repeat((b, 1, 1, 1)).map_err(ce)?;
+                let v = v.repeat((b, 1, 1, 1)).map_err(ce)?;
+                *entry = Some((k, v));
+            }
+        }
+        let ids = id_tensor(flat, b, t)?;
+        // Right padding: a causal mask over past + t hides the pads from every real position.
+        let mask = transformer::padded_mask(&vec![0; b], p, t).map_err(ce)?;
+        let pos: Vec<u32> = (0..b).flat_map(|_| p as u32..(p + t) as u32).collect();
+        let pos = Tensor::from_vec(pos, b * t, &Device::Cpu).map_err(ce)?;
+        self.net
+            .forward(&ids, &mask, p, Some(&pos), Some(&mut cache))
+            .map_err(ce)
+    }
+
     /// Output-head logits of the given rows of `hidden` (`[rows, vocab]`).
     fn rows_logits(&self, hidden: &Tensor, rows: Vec<u32>) -> crate::Result<Vec<Vec<f32>>> {
         let n = rows.len();
@@ -561,32 +605,9 @@ impl LanguageModel for Decoder {
         self.check_len(p + t)?;
         self.check_vocab(prefix.iter().chain(suffixes.iter().flatten()))?;
         // The prefix once, batch 1, into a KV cache; then broadcast to the batch.
-        let mut cache: transformer::KvCache = vec![None; self.net.cfg.layers];
-        let ids = id_tensor(prefix.to_vec(), 1, p)?;
-        let mask = transformer::causal_mask(p).map_err(ce)?;
-        let pos =
-            Tensor::from_vec((0..p as u32).collect::<Vec<_>>(), p, &Device::Cpu).map_err(ce)?;
-        self.net
-            .forward(&ids, &mask, 0, Some(&pos), Some(&mut cache))
-            .map_err(ce)?;
-        for entry in cache.iter_mut() {
-            if let Some((k, v)) = entry.take() {
-                let k = k.repeat((b, 1, 1, 1)).map_err(ce)?;
-                let v = v.repeat((b, 1, 1, 1)).map_err(ce)?;
-                *entry = Some((k, v));
-            }
-        }
-        let pad = self.pad_id();
-        let (flat, last) = right_padded(suffixes, t, pad);
-        let ids = id_tensor(flat, b, t)?;
-        // Right padding: a causal mask over past + t hides the pads from every real position.
-        let mask = transformer::padded_mask(&vec![0; b], p, t).map_err(ce)?;
-        let pos: Vec<u32> = (0..b).flat_map(|_| p as u32..(p + t) as u32).collect();
-        let pos = Tensor::from_vec(pos, b * t, &Device::Cpu).map_err(ce)?;
-        let hidden = self
-            .net
-            .forward(&ids, &mask, p, Some(&pos), Some(&mut cache))
-            .map_err(ce)?;
+        let (_, cache) = self.prefix_cache(prefix)?;
+        let (flat, last) = right_padded(suffixes, t, self.pad_id());
+        let hidden = self.after_prefix(&cache, flat, b, p, t)?;
         Ok(self
             .rows_logits(&hidden, last)?
             .iter()
@@ -607,15 +628,7 @@ impl LanguageModel for Decoder {
         self.check_len(p + longest)?;
         self.check_vocab(prefix.iter().chain(continuations.iter().flatten()))?;
         // The prefix once, batch 1, into a KV cache; its last row predicts every first token.
-        let mut cache: transformer::KvCache = vec![None; self.net.cfg.layers];
-        let ids = id_tensor(prefix.to_vec(), 1, p)?;
-        let mask = transformer::causal_mask(p).map_err(ce)?;
-        let pos =
-            Tensor::from_vec((0..p as u32).collect::<Vec<_>>(), p, &Device::Cpu).map_err(ce)?;
-        let prefix_hidden = self
-            .net
-            .forward(&ids, &mask, 0, Some(&pos), Some(&mut cache))
-            .map_err(ce)?;
+        let (prefix_hidden, cache) = self.prefix_cache(prefix)?;
         let last = prefix_hidden.narrow(0, p - 1, 1).map_err(ce)?;
         let pad = self.pad_id();
         let mut out = Vec::with_capacity(continuations.len());
@@ -638,14 +651,6 @@ impl LanguageModel for Decoder {
             let mut rest_scores = Vec::new().into_iter();
             if t > 1 {
                 let t = t - 1;
-                let mut chunk_cache = cache.clone();
-                for entry in chunk_cache.iter_mut() {
-                    if let Some((k, v)) = entry.take() {
-                        let k = k.repeat((b, 1, 1, 1)).map_err(ce)?;
-                        let v = v.repeat((b, 1, 1, 1)).map_err(ce)?;
-                        *entry = Some((k, v));
-                    }
-                }
                 let mut flat = Vec::with_capacity(b * t);
                 let mut rows = Vec::new();
                 let mut targets = Vec::new();
@@ -659,14 +664,7 @@ impl LanguageModel for Decoder {
                     }
                 }
                 if !targets.is_empty() {
-                    let ids = id_tensor(flat, b, t)?;
-                    let mask = transformer::padded_mask(&vec![0; b], p, t).map_err(ce)?;
-                    let pos: Vec<u32> = (0..b).flat_map(|_| p as u32..(p + t) as u32).collect();
-                    let pos = Tensor::from_vec(pos, b * t, &Device::Cpu).map_err(ce)?;
-                    let hidden = self
-                        .net
-                        .forward(&ids, &mask, p, Some(&pos), Some(&mut chunk_cache))
-                        .map_err(ce)?;
+                    let hidden = self.after_prefix(&cache, flat, b, p, t)?;
                     let n = rows.len();
                     let rows = Tensor::from_vec(rows, n, &Device::Cpu).map_err(ce)?;
                     let picked = hidden.index_select(&rows, 0).map_err(ce)?;

@@ -871,14 +871,7 @@ pub fn run(
         let obs = if path.is_file() {
             read_json::<super::extraction::Observations>(&path, "extraction observations")?
         } else {
-            let opts = LoadOptions {
-                adapter: spec.adapter.clone(),
-                threads: spec.threads,
-            };
-            let model = crate::model::load(&spec.model, &opts)?;
-            if target_card.is_none() {
-                target_card = Some(model.card().clone());
-            }
+            let model = load_target(spec, &mut target_card)?;
             let reference = match &spec.reference_model {
                 Some(r) => Some(crate::model::load(
                     r,
@@ -929,14 +922,7 @@ pub fn run(
         let obs = if path.is_file() {
             read_json::<super::inversion::Observations>(&path, "inversion observations")?
         } else {
-            let opts = LoadOptions {
-                adapter: spec.adapter.clone(),
-                threads: spec.threads,
-            };
-            let model = crate::model::load(&spec.model, &opts)?;
-            if target_card.is_none() {
-                target_card = Some(model.card().clone());
-            }
+            let model = load_target(spec, &mut target_card)?;
             let extracted = extracted_patients(extraction_obs.as_ref(), recs);
             let mut p = |stage: &str, done: usize, total: usize| progress(stage, done, total);
             let o =
@@ -981,6 +967,21 @@ pub fn run(
     })
 }
 
+/// Loads the audit's target (with its adapter) and records its card the first time.
+fn load_target(spec: &AuditSpec, card: &mut Option<ModelCard>) -> Result<Box<dyn LanguageModel>> {
+    let model = crate::model::load(
+        &spec.model,
+        &LoadOptions {
+            adapter: spec.adapter.clone(),
+            threads: spec.threads,
+        },
+    )?;
+    if card.is_none() {
+        *card = Some(model.card().clone());
+    }
+    Ok(model)
+}
+
 /// Canary observations in a run folder.
 pub const CANARY_FILE: &str = "canary.json";
 /// Extraction observations in a run folder.
@@ -1011,7 +1012,7 @@ fn extracted_patients(
                 .iter()
                 .any(|f| f.exact && !matches!(f.category, S::Date | S::Geographic))
         })
-        .filter_map(|a| index.get(o.records[a.record].as_str()))
+        .filter_map(|a| index.get(o.records.get(a.record)?.as_str()))
         .map(|&r| recs.patients[r].clone())
         .collect()
 }

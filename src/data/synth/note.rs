@@ -77,21 +77,6 @@ const CLOSINGS: [&str; 5] = [
     "Will reassess at next visit.",
 ];
 
-const MONTHS: [&str; 12] = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-];
-
 /// A date in one of several clinical writing styles.
 fn date_text(rng: &mut Rng, day: i64) -> String {
     let (y, m, d) = civil_from_days(day);
@@ -99,8 +84,8 @@ fn date_text(rng: &mut Rng, day: i64) -> String {
         0 => format!("{y:04}-{m:02}-{d:02}"),
         1 => format!("{m:02}/{d:02}/{y:04}"),
         2 => format!("{m}/{d}/{y}"),
-        3 => format!("{} {d}, {y}", MONTHS[m as usize - 1]),
-        _ => format!("{d} {} {y}", MONTHS[m as usize - 1]),
+        3 => format!("{} {d}, {y}", crate::date::MONTHS[m as usize - 1]),
+        _ => format!("{d} {} {y}", crate::date::MONTHS[m as usize - 1]),
     }
 }
 

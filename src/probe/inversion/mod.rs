@@ -333,27 +333,6 @@ pub struct ReconRow {
     pub hits: Vec<Option<bool>>,
 }
 
-/// Memorised-record matching counts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Memorised {
-    /// Generations made.
-    pub generations: u64,
-    /// Columns matched.
-    pub qis: Vec<String>,
-    /// Values that must co-occur.
-    pub min_match: u64,
-    /// Generations matching a member patient uniquely.
-    pub member_generations: u64,
-    /// Generations matching a non-member patient uniquely.
-    pub control_generations: u64,
-    /// Distinct member patients matched.
-    pub member_patients: u64,
-    /// Distinct non-member patients matched.
-    pub control_patients: u64,
-    /// Member and non-member patients in the data.
-    pub patients: (u64, u64),
-}
-
 /// `observations/inversion.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Observations {
@@ -376,7 +355,7 @@ pub struct Observations {
     /// Reconstructions.
     pub reconstruction: Vec<ReconRow>,
     /// Memorised-record matching.
-    pub memorised: Option<Memorised>,
+    pub memorised: Option<MemorisedDetail>,
     /// What was skipped and why.
     pub notes: Vec<String>,
     /// Settings.
@@ -1190,7 +1169,7 @@ fn match_generations(
     cols: &HashMap<String, FieldValues>,
     qis: &[String],
     progress: Progress<'_>,
-) -> Result<Memorised> {
+) -> Result<MemorisedDetail> {
     let start = crate::probe::extraction::start_tokens(model)?;
     let mut texts = Vec::new();
     let mut done = 0;
@@ -1286,7 +1265,7 @@ fn match_generations(
         control_generations += u64::from(c);
     }
     let count = |want: bool| pats.member.iter().filter(|x| **x == Some(want)).count() as u64;
-    Ok(Memorised {
+    Ok(MemorisedDetail {
         generations: texts.len() as u64,
         qis: qis.to_vec(),
         min_match: settings.min_match as u64,
@@ -1669,7 +1648,8 @@ pub fn analyze(
         }
     });
 
-    let memorised = obs.memorised.as_ref().map(|m| {
+    let memorised = obs.memorised.clone();
+    if let Some(m) = &memorised {
         for (arm, k, n) in [
             ("attack", m.member_patients, m.patients.0),
             ("control", m.control_patients, m.patients.1),
@@ -1680,17 +1660,7 @@ pub fn analyze(
                     .with_counts(k, n),
             );
         }
-        MemorisedDetail {
-            generations: m.generations,
-            qis: m.qis.clone(),
-            min_match: m.min_match,
-            member_generations: m.member_generations,
-            control_generations: m.control_generations,
-            member_patients: m.member_patients,
-            control_patients: m.control_patients,
-            patients: m.patients,
-        }
-    });
+    }
 
     let detail = InversionDetail {
         fields,

@@ -2,22 +2,6 @@
 //! every candidate value the same way, so that candidates differ from the truth only in the
 //! value itself (case, date style and digit grouping held fixed).
 
-/// Month names of the written date styles.
-const MONTHS: [&str; 12] = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-];
-
 /// Separators a digit identifier may carry between its digits (phone `(555) 123-4567`, SSN
 /// `123-45-6789`, dates `03/02/1957`).
 const DIGIT_SEPARATORS: &[char] = &['-', '.', '(', ')', ' ', '/'];
@@ -86,7 +70,7 @@ pub fn render(value: &str, style: &Style) -> Option<String> {
         Style::Upper => Some(value.to_ascii_uppercase()),
         Style::Date(k) => {
             let (y, m, d) = iso_parts(value)?;
-            let month = MONTHS[m as usize - 1];
+            let month = crate::date::MONTHS[m as usize - 1];
             Some(match k {
                 0 => format!("{y:04}-{m:02}-{d:02}"),
                 1 => format!("{m:02}/{d:02}/{y:04}"),
