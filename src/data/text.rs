@@ -295,9 +295,30 @@ impl TextRecords {
         Ok(out)
     }
 
-    /// The card's columns with a role, in card order.
+    /// The card's columns with a role, in card order (reads the card, not the data).
     pub fn columns_with_role(&self, role: Role) -> Result<Vec<String>> {
-        Ok(Dataset::open_card(&self.card)?.with_role(role))
+        Ok(super::DatasetCard::load(&self.card)?.with_role(role))
+    }
+
+    /// The card's columns with a role and one of `categories`, in card order (reads the card,
+    /// not the data).
+    pub fn columns_in_categories(
+        &self,
+        role: Role,
+        categories: &[crate::phi::SafeHarbor],
+    ) -> Result<Vec<String>> {
+        Ok(super::DatasetCard::load(&self.card)?
+            .columns
+            .iter()
+            .filter(|c| c.role == role)
+            .filter(|c| {
+                c.category
+                    .as_deref()
+                    .and_then(crate::phi::SafeHarbor::from_id)
+                    .is_some_and(|k| categories.contains(&k))
+            })
+            .map(|c| c.name.clone())
+            .collect())
     }
 
     /// Number of records.

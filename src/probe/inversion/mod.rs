@@ -678,7 +678,6 @@ pub fn observe(
         )));
     }
     let direct = recs.columns_with_role(Role::Direct)?;
-    let quasi = recs.columns_with_role(Role::Quasi)?;
     let templates: Vec<Vec<Piece>> = settings
         .prompts
         .iter()
@@ -718,18 +717,8 @@ pub fn observe(
         want(l);
     }
     let match_wanted: Vec<String> = if settings.match_qis.is_empty() {
-        let cards = recs.read_columns(&quasi)?;
-        cards
-            .into_iter()
-            .flatten()
-            .filter(|c| {
-                matches!(
-                    c.category,
-                    Some(crate::phi::SafeHarbor::Date | crate::phi::SafeHarbor::Geographic)
-                )
-            })
-            .map(|c| c.name)
-            .collect()
+        use crate::phi::SafeHarbor as S;
+        recs.columns_in_categories(Role::Quasi, &[S::Date, S::Geographic])?
     } else {
         settings.match_qis.clone()
     };
