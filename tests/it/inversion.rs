@@ -3,6 +3,8 @@
 //! often than non-members', the linkage and membership posterior are reported, and no value
 //! reaches the outputs.
 
+use std::process::Output;
+
 use serde_json::Value;
 
 use crate::{phiprobe, stderr, workspace};
@@ -34,22 +36,15 @@ fn finding<'a>(f: &'a Value, metric: &str, params: &[(&str, Value)]) -> &'a Valu
         .unwrap_or_else(|| panic!("no {metric} {params:?}"))
 }
 
-#[test]
-fn memorised_members_attributes_are_inferred_and_the_control_is_not() {
-    let tmp = workspace("40");
-    let dir = tmp.path();
-    let card = dir.join("d/synthetic-ehr.toml");
-    let recs = phiprobe::data::text::TextRecords::load(&card, None).unwrap();
-    let members: Vec<&str> = (0..recs.len())
-        .filter(|&r| recs.member[r] == Some(true))
-        .map(|r| recs.texts[r].as_str())
-        .collect();
+/// Runs `audit` on the workspace's card with a mock model that memorised `memorised` (boosted
+/// by `boost`) under `plan`, into `run/`.
+fn audit_mock(dir: &std::path::Path, memorised: &[&str], boost: f64, plan: &str) -> Output {
     let fixture = serde_json::json!({
-        "format": "phiprobe-mock", "seed": 5, "boost": 12.0, "memorized": members,
+        "format": "phiprobe-mock", "seed": 5, "boost": boost, "memorized": memorised,
     });
     std::fs::write(dir.join("mock.json"), fixture.to_string()).unwrap();
-    std::fs::write(dir.join("plan.toml"), PLAN).unwrap();
-    let o = phiprobe(
+    std::fs::write(dir.join("plan.toml"), plan).unwrap();
+    phiprobe(
         dir,
         &[
             "-q",
@@ -63,7 +58,20 @@ fn memorised_members_attributes_are_inferred_and_the_control_is_not() {
             "--out",
             "run",
         ],
-    );
+    )
+}
+
+#[test]
+fn memorised_members_attributes_are_inferred_and_the_control_is_not() {
+    let tmp = workspace("40");
+    let dir = tmp.path();
+    let card = dir.join("d/synthetic-ehr.toml");
+    let recs = phiprobe::data::text::TextRecords::load(&card, None).unwrap();
+    let members: Vec<&str> = (0..recs.len())
+        .filter(|&r| recs.member[r] == Some(true))
+        .map(|r| recs.texts[r].as_str())
+        .collect();
+    let o = audit_mock(dir, &members, 12.0, PLAN);
     assert!(o.status.success(), "{}", stderr(&o));
     let f: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("run/findings.json")).unwrap())
@@ -154,29 +162,11 @@ fn memorised_members_attributes_are_inferred_and_the_control_is_not() {
 fn unknown_inversion_field_is_a_clear_usage_error() {
     let tmp = workspace("8");
     let dir = tmp.path();
-    let fixture = serde_json::json!({
-        "format": "phiprobe-mock", "seed": 5, "boost": 1.0, "memorized": [],
-    });
-    std::fs::write(dir.join("mock.json"), fixture.to_string()).unwrap();
-    std::fs::write(
-        dir.join("plan.toml"),
-        "[[probe]]\nkind = \"inversion\"\nfields = [\"diagnosys\"]\n",
-    )
-    .unwrap();
-    let o = phiprobe(
+    let o = audit_mock(
         dir,
-        &[
-            "-q",
-            "audit",
-            "--model",
-            "mock:mock.json",
-            "--data",
-            "d/synthetic-ehr.toml",
-            "--plan",
-            "plan.toml",
-            "--out",
-            "run",
-        ],
+        &[],
+        1.0,
+        "[[probe]]\nkind = \"inversion\"\nfields = [\"diagnosys\"]\n",
     );
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let e = stderr(&o);
