@@ -14,8 +14,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 mod audit;
+mod evidence;
 mod phi;
 mod train;
+
+pub use evidence::{DecryptArgs, GateArgs, KeygenArgs, SignArgs, VerifyArgs};
 
 pub use audit::{AuditArgs, BenchCanaryArgs, BenchInversionArgs, BenchMiaArgs, ProbesArgs};
 
@@ -31,6 +34,10 @@ pub struct Cli {
     /// No progress bars or summaries on stderr.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// The hash-chained run log to append to and check (default: runs.log.jsonl beside the
+    /// run folder).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub run_log: Option<PathBuf>,
     /// The command to run.
     #[command(subcommand)]
     pub command: Command,
@@ -88,6 +95,20 @@ pub enum Command {
     /// benches/compare_training.py).
     #[command(hide = true)]
     BenchTrain(BenchTrainArgs),
+    /// Apply a release policy to a finished run: a verdict table, JUnit XML, exit 0 pass /
+    /// 1 breached / 2 error.
+    Gate(GateArgs),
+    /// Make an ed25519 signing key pair (or, with --bundle, a key for encrypted PHI bundles).
+    Keygen(KeygenArgs),
+    /// Sign a run folder's manifest (ed25519) after checking the folder matches it.
+    Sign(SignArgs),
+    /// Verify a signed run folder: the signature, every file against the manifest (changed,
+    /// missing or added files are named) and the run log's hash chain.
+    Verify(VerifyArgs),
+    /// Decrypt an encrypted PHI-example bundle (for the expert).
+    Decrypt(DecryptArgs),
+    /// Print the JSON Schema of findings.json (published as schemas/findings.schema.json).
+    Schema,
     /// Print shell completions.
     Completions(CompletionsArgs),
 }
@@ -486,6 +507,9 @@ pub struct RiskArgs {
     /// Policy file of thresholds; a breach exits with code 1.
     #[arg(long)]
     pub policy: Option<PathBuf>,
+    /// Facts of the Expert Determination (expert, recipient, release, DUA terms).
+    #[arg(long, value_name = "FILE")]
+    pub determination: Option<PathBuf>,
     /// Seed recorded in the manifest (the risk analysis itself draws no random numbers).
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
@@ -530,6 +554,27 @@ pub struct ReportArgs {
     /// With --reanalyze: a probe plan whose membership settings replace the run's.
     #[arg(long, requires = "reanalyze")]
     pub plan: Option<PathBuf>,
+    /// Attach (or replace) the Expert Determination facts: a determination.toml.
+    #[arg(long, value_name = "FILE")]
+    pub determination: Option<PathBuf>,
+}
+
+/// Adds a determination.toml to a run folder's findings (its hash joins the inputs) and
+/// rewrites the views; the manifest is rewritten and an old signature removed.
+fn attach_determination(
+    run_dir: &Path,
+    mut file: FindingsFile,
+    path: Option<&Path>,
+) -> Result<FindingsFile> {
+    let Some(p) = path else {
+        return Ok(file);
+    };
+    let (d, h) = crate::config::load_determination(p)?;
+    file.manifest.inputs.retain(|i| i.path != h.path);
+    file.manifest.inputs.push(h);
+    file.determination = Some(d);
+    report::rewrite(run_dir, &file)?;
+    Ok(file)
 }
 
 /// Options of `completions`.
@@ -557,7 +602,18 @@ fn init_logging(verbose: u8) {
 /// Runs a parsed command line; returns the exit code.
 pub fn run(cli: Cli) -> Result<u8> {
     init_logging(cli.verbose);
+    evidence::set_run_log(cli.run_log.clone());
     match cli.command {
+        Command::Gate(a) => evidence::gate_cmd(&a, cli.quiet),
+        Command::Schema => {
+            let text = serde_json::to_string_pretty(&crate::evidence::json_schema())?;
+            write_output(None, &format!("{text}\n"))?;
+            Ok(exit::PASS)
+        }
+        Command::Keygen(a) => evidence::keygen_cmd(&a, cli.quiet),
+        Command::Sign(a) => evidence::sign_cmd(&a, cli.quiet),
+        Command::Verify(a) => evidence::verify_cmd(&a, cli.quiet),
+        Command::Decrypt(a) => evidence::decrypt_cmd(&a, cli.quiet),
         Command::Demo(a) => demo(&a, cli.quiet),
         Command::Data(DataCommand::Synth(a)) => synth_cmd(&a, cli.quiet),
         Command::Data(DataCommand::Detect(a)) => phi::detect_cmd(&a, cli.quiet),
@@ -573,6 +629,14 @@ pub fn run(cli: Cli) -> Result<u8> {
                 None => None,
             };
             let file = crate::probe::audit::reanalyze(&a.run_dir, settings.as_ref())?;
+            let file = attach_determination(&a.run_dir, file, a.determination.as_deref())?;
+            evidence::log_event(
+                &a.run_dir,
+                &file,
+                "reanalyze",
+                "re-analysed from observations".into(),
+                exit::PASS,
+            )?;
             if !cli.quiet {
                 audit::print_membership(&mut std::io::stderr(), &file)?;
                 eprintln!("re-analysed {} from its observations", a.run_dir.display());
@@ -581,6 +645,14 @@ pub fn run(cli: Cli) -> Result<u8> {
         }
         Command::Report(a) => {
             let file = report::rerender(&a.run_dir)?;
+            let file = attach_determination(&a.run_dir, file, a.determination.as_deref())?;
+            evidence::log_event(
+                &a.run_dir,
+                &file,
+                "report",
+                "views re-rendered".into(),
+                exit::PASS,
+            )?;
             if !cli.quiet {
                 eprintln!(
                     "re-rendered {} ({} findings) from findings.json",
@@ -763,8 +835,19 @@ fn risk_cmd(a: &RiskArgs, quiet: bool) -> Result<u8> {
     inputs.extend(analysis.extra_inputs.iter().cloned());
     let plan = serde_json::json!({ "data": a.data.display().to_string(), "risk": [settings] });
     let mut findings = analysis.findings;
-    let failed = apply_policy(policy.as_ref(), a.policy.as_deref(), &mut findings)?;
+    let gate = apply_policy(policy.as_ref(), a.policy.as_deref(), &mut findings)?;
+    let failed = gate.as_ref().map_or(0, |g| g.failed);
+    let determination = match &a.determination {
+        Some(p) => Some(crate::config::load_determination(p)?),
+        None => None,
+    };
     let id = run_id("risk", &plan, &inputs, a.seed);
+    if let Some(g) = &gate {
+        inputs.push(g.policy.clone());
+    }
+    if let Some((_, h)) = &determination {
+        inputs.push(h.clone());
+    }
     let out = a
         .out
         .clone()
@@ -778,8 +861,12 @@ fn risk_cmd(a: &RiskArgs, quiet: bool) -> Result<u8> {
         canary: None,
         extraction: None,
         inversion: None,
+        gate,
+        determination: determination.map(|d| d.0),
     };
     report::write_run(&out, &file)?;
+    let (result, code) = evidence::run_result(&file);
+    evidence::log_event(&out, &file, "run", result, code)?;
     let t_report = t0.elapsed().as_secs_f64() - t_load - t_analyze;
     let printed = (|| -> Result<()> {
         let mut stdout = std::io::stdout().lock();
@@ -835,10 +922,13 @@ fn apply_policy(
     policy: Option<&Policy>,
     path: Option<&Path>,
     findings: &mut [Finding],
-) -> Result<usize> {
+) -> Result<Option<crate::evidence::GateRecord>> {
     match (policy, path) {
-        (Some(p), Some(path)) => Ok(crate::gate::apply(p, path, findings)?),
-        _ => Ok(0),
+        (Some(p), Some(path)) => {
+            let outcome = crate::gate::apply(p, path, findings)?;
+            Ok(Some(outcome.record(file_hash(path)?)))
+        }
+        _ => Ok(None),
     }
 }
 
@@ -955,6 +1045,10 @@ fn print_summary(w: &mut impl Write, file: &FindingsFile) -> Result<()> {
             f.threshold.map_or("?".into(), report::doc::num)
         )?;
     }
+    if let Some(g) = &file.gate {
+        writeln!(w, "release gate ({}):", g.policy.path)?;
+        write!(w, "{}", crate::gate::table(g))?;
+    }
     Ok(())
 }
 
@@ -1018,8 +1112,17 @@ fn demo(a: &DemoArgs, quiet: bool) -> Result<u8> {
         canary: None,
         extraction: None,
         inversion: None,
+        gate: None,
+        determination: None,
     };
     report::write_run(&a.out, &file)?;
+    evidence::log_event(
+        &a.out,
+        &file,
+        "run",
+        "completed (no policy)".into(),
+        exit::PASS,
+    )?;
     if !quiet {
         let mut err = std::io::stderr().lock();
         print_summary(&mut err, &file)?;

@@ -33,6 +33,31 @@ pub fn iso(days: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+/// Day count of a strict ISO 8601 date `YYYY-MM-DD` (`None` when malformed or not a real
+/// calendar date).
+pub fn parse_iso(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let y: i64 = s[..4].parse().ok()?;
+    let m: u32 = s[5..7].parse().ok()?;
+    let d: u32 = s[8..].parse().ok()?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let days = days_from_civil(y, m, d);
+    (civil_from_days(days) == (y, m, d)).then_some(days)
+}
+
+/// Today's day count (UTC).
+pub fn today() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+        .div_euclid(86_400)
+}
+
 /// Whole years between two day counts (age on `on` of someone born on `birth`).
 pub fn years_between(birth: i64, on: i64) -> i64 {
     let (by, bm, bd) = civil_from_days(birth);

@@ -45,6 +45,7 @@ pub mod evidence;
 pub mod exit;
 pub mod fsx;
 pub mod gate;
+pub mod integrity;
 pub mod model;
 pub mod phi;
 pub mod probe;

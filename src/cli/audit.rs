@@ -60,6 +60,17 @@ pub struct AuditArgs {
     /// Padded tokens per scoring batch.
     #[arg(long, default_value_t = 8192)]
     pub batch_tokens: usize,
+    /// Facts of the Expert Determination (expert, recipient, release, DUA terms).
+    #[arg(long, value_name = "FILE")]
+    pub determination: Option<PathBuf>,
+    /// Also write the PHI behind the findings (values the model reproduced or inferred, texts
+    /// of the most exposed records) — only into an AES-256-GCM encrypted bundle,
+    /// phi-examples.bundle, with the key of --bundle-key or PHIPROBE_BUNDLE_KEY.
+    #[arg(long)]
+    pub include_phi_examples: bool,
+    /// Key file for the encrypted PHI bundle (64 hex digits; `phiprobe keygen --bundle`).
+    #[arg(long, value_name = "FILE", requires = "include_phi_examples")]
+    pub bundle_key: Option<PathBuf>,
 }
 
 /// Options of the hidden `bench-mia` (used by benches/compare_membership.py).
@@ -177,6 +188,18 @@ pub fn audit_cmd(a: &AuditArgs, quiet: bool) -> Result<u8> {
         Some(p) => Some((crate::gate::Policy::load(p)?, p.clone())),
         None => None,
     };
+    let determination = match &a.determination {
+        Some(p) => Some(crate::config::load_determination(p)?),
+        None => None,
+    };
+    // The key is checked before any model work, so a missing key fails fast.
+    let phi_examples = if a.include_phi_examples {
+        Some(crate::integrity::bundle::Key::load(
+            a.bundle_key.as_deref(),
+        )?)
+    } else {
+        None
+    };
     let plan_json = serde_json::json!({
         "model": a.model,
         "adapter": a.adapter,
@@ -229,9 +252,13 @@ pub fn audit_cmd(a: &AuditArgs, quiet: bool) -> Result<u8> {
         batch_tokens: a.batch_tokens,
         plan: plan_json.clone(),
         policy,
+        determination,
+        phi_examples,
     };
     let manifest = super::manifest(&id, "audit", seed, plan_json, Vec::new());
     let outcome = run_audit(&spec, manifest, quiet)?;
+    let (result, code) = super::evidence::run_result(&outcome.file);
+    super::evidence::log_event(&out, &outcome.file, "run", result, code)?;
     if !quiet {
         let mut err = std::io::stderr();
         let models = outcome
@@ -251,6 +278,16 @@ pub fn audit_cmd(a: &AuditArgs, quiet: bool) -> Result<u8> {
         print_canary(&mut err, &outcome.file)?;
         print_extraction(&mut err, &outcome.file)?;
         print_inversion(&mut err, &outcome.file)?;
+        if let Some(g) = &outcome.file.gate {
+            eprintln!("release gate ({}):", g.policy.path);
+            eprint!("{}", crate::gate::table(g));
+        }
+        if spec.phi_examples.is_some() {
+            eprintln!(
+                "PHI examples: {} (encrypted; `phiprobe decrypt` with the bundle key)",
+                out.join(crate::integrity::bundle::BUNDLE).display()
+            );
+        }
         eprintln!("report: {}", out.join(crate::report::HTML).display());
     }
     Ok(if outcome.failed > 0 {

@@ -582,6 +582,8 @@ fn demo_audit(
         batch_tokens: 8192,
         plan: plan.clone(),
         policy: None,
+        determination: None,
+        phi_examples: None,
     };
     // A stale working folder of an interrupted demo audit on other inputs is the demo's own.
     let partial = out.with_file_name(format!(
@@ -600,6 +602,13 @@ fn demo_audit(
         }
         other => other?,
     };
+    super::evidence::log_event(
+        &out,
+        &outcome.file,
+        "run",
+        "completed (no policy)".into(),
+        crate::exit::PASS,
+    )?;
     if !quiet {
         eprintln!("\naudited in {:.1} s", t0.elapsed().as_secs_f64());
         super::audit::print_membership(&mut std::io::stderr(), &outcome.file)?;

@@ -179,3 +179,59 @@ mod tests {
         assert!(e.contains("teleport"), "{e}");
     }
 }
+
+/// Reads a `determination.toml` (the Expert Determination facts phiprobe cannot measure) and
+/// its hash for the manifest. Unknown keys are refused, so a misspelt fact never silently
+/// disappears from the report.
+pub fn load_determination(
+    path: &Path,
+) -> Result<(crate::evidence::Determination, crate::evidence::FileHash)> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let bad = |message: String| Error::Parse {
+        path: path.to_owned(),
+        format: "determination (TOML)".into(),
+        message,
+    };
+    let text = std::str::from_utf8(&bytes).map_err(|_| bad("not UTF-8 text".into()))?;
+    let d: crate::evidence::Determination = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+    if let Some(m) = &d.release.model
+        && !["public", "dua", "enclave", "model-api"].contains(&m.as_str())
+    {
+        return Err(bad(format!(
+            "release.model = '{m}': expected public, dua, enclave or model-api"
+        )));
+    }
+    if let Some(t) = d.threat.threshold
+        && !(t > 0.0 && t <= 1.0)
+    {
+        return Err(bad(format!(
+            "threat.threshold = {t}: expected a probability in (0, 1]"
+        )));
+    }
+    if let Some(p) = d.threat.attempt_probability
+        && !(0.0..=1.0).contains(&p)
+    {
+        return Err(bad(format!(
+            "threat.attempt_probability = {p}: expected a probability in [0, 1]"
+        )));
+    }
+    for (name, v) in [
+        ("release.date", &d.release.date),
+        ("release.expires", &d.release.expires),
+    ] {
+        if let Some(v) = v
+            && crate::date::parse_iso(v).is_none()
+        {
+            return Err(bad(format!(
+                "{name} = '{v}': expected an ISO 8601 date (YYYY-MM-DD)"
+            )));
+        }
+    }
+    Ok((
+        d,
+        crate::evidence::FileHash::of(&path.display().to_string(), &bytes),
+    ))
+}

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// One canary's exposures.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CanaryRow {
     /// Id.
     pub id: String,
@@ -41,7 +41,7 @@ pub struct CanaryRow {
 }
 
 /// A reference group's skew-normal fit.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct GroupFit {
     /// Kind.
     pub kind: String,
@@ -54,7 +54,7 @@ pub struct GroupFit {
 }
 
 /// Everything the canary section of the report draws.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CanaryDetail {
     /// Where the canaries came from.
     pub source: String,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 pub type KOfN = (u64, u64);
 
 /// One point of the k-extractability curve.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct KPoint {
     /// Prefix length (tokens).
     pub k: usize,
@@ -20,7 +20,7 @@ pub struct KPoint {
 }
 
 /// Extraction of one identifier type in one mode.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TypeRate {
     /// `targeted_prefix`, `targeted_identifier` or `untargeted`.
     pub mode: String,
@@ -36,7 +36,7 @@ pub struct TypeRate {
 }
 
 /// A member extraction, identifiers masked.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ExtractionExample {
     /// Record id.
     pub record_id: String,
@@ -53,7 +53,7 @@ pub struct ExtractionExample {
 }
 
 /// Everything the extraction section of the report draws.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ExtractionDetail {
     /// Records probed.
     pub records: u64,

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// A success rate in Anonymeter's form: `k` of `n`, the Wilson centre and half-width, and the
 /// interval clamped to [0, 1].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ArmRate {
     /// Successes.
     pub k: u64,
@@ -22,7 +22,7 @@ pub struct ArmRate {
 }
 
 /// One field's attribute inference.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FieldInference {
     /// Column.
     pub field: String,
@@ -60,7 +60,7 @@ pub struct FieldInference {
 }
 
 /// One field of the reconstruction from quasi-identifiers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ReconstructedField {
     /// Column.
     pub field: String,
@@ -73,7 +73,7 @@ pub struct ReconstructedField {
 }
 
 /// Reconstruction of records from quasi-identifiers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ReconstructionDetail {
     /// The prompt templates (`{column}` placeholders; no data).
     pub prompts: Vec<String>,
@@ -86,7 +86,7 @@ pub struct ReconstructionDetail {
 }
 
 /// One class-size stratum of the linkage.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LinkStratum {
     /// Label (`1`, `2`, `3–4`, `5–9`, `10+`).
     pub label: String,
@@ -107,7 +107,7 @@ pub struct LinkStratum {
 }
 
 /// Per-patient identification probabilities with and without the model.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LinkageDetail {
     /// Quasi-identifiers of the release the attacker matches on.
     pub released: Vec<String>,
@@ -141,7 +141,7 @@ pub struct LinkageDetail {
 }
 
 /// One patient of the linkage table.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LinkedPatient {
     /// The patient's first record id.
     pub record: String,
@@ -158,7 +158,7 @@ pub struct LinkedPatient {
 }
 
 /// The membership posterior implied by the membership probe's ε lower bound.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PosteriorDetail {
     /// The attack whose bound is largest.
     pub attack: String,
@@ -181,7 +181,7 @@ pub struct PosteriorDetail {
 }
 
 /// Generations matching a sample-unique patient on identifying quasi-identifiers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MemorisedDetail {
     /// Unconditioned generations made.
     pub generations: u64,
@@ -202,7 +202,7 @@ pub struct MemorisedDetail {
 }
 
 /// Everything the inversion section of the report draws.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct InversionDetail {
     /// Attribute inference, one entry per field with targets.
     pub fields: Vec<FieldInference>,
@@ -223,7 +223,7 @@ pub struct InversionDetail {
 }
 
 /// Summary of identification probabilities of one group of patients.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct IdSummary {
     /// Patients.
     pub n: u64,

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Per-attack figures and tables (the headline numbers are findings).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AttackDetail {
     /// Attack id (`loss`, `lira_online`, …).
     pub attack: String,
@@ -26,7 +26,7 @@ pub struct AttackDetail {
 }
 
 /// A two-class histogram over shared bins.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 pub struct Histogram {
     /// Bin edges, ascending.
     pub edges: Vec<f64>,
@@ -37,7 +37,7 @@ pub struct Histogram {
 }
 
 /// One member record an attack identifies.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct VulnerableRecord {
     /// Record id (never its text).
     pub record_id: String,
@@ -48,7 +48,7 @@ pub struct VulnerableRecord {
 }
 
 /// A check that members and non-members come from the same distribution.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ShiftCheck {
     /// Feature compared (`text_bytes`, `tokens`, a date column…).
     pub feature: String,
@@ -67,7 +67,7 @@ pub struct ShiftCheck {
 }
 
 /// Everything the membership section of the report draws.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MembershipDetail {
     /// Target model (name and weights hash).
     pub target: String,

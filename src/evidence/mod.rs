@@ -9,23 +9,30 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 mod canary;
+mod determination;
 mod extraction;
+mod gate;
 mod inversion;
 mod membership;
 mod model;
 mod reid;
 pub use canary::*;
+pub use determination::*;
 pub use extraction::*;
+pub use gate::*;
 pub use inversion::*;
 pub use membership::*;
 pub use model::*;
 pub use reid::*;
 
 /// Version of the `findings.json` schema. Bumped whenever a field's meaning changes.
-pub const SCHEMA_VERSION: u32 = 1;
+///
+/// History: 1 — first release; 2 — verdict `warn`, the `gate` and `determination` sections,
+/// `manifest.json` replaces `outputs.json`.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// A confidence interval around a point estimate.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Interval {
     /// Confidence level, e.g. 0.95.
     pub level: f64,
@@ -38,7 +45,7 @@ pub struct Interval {
 }
 
 /// Raw counts behind a proportion: `k` of `n`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Counts {
     /// Numerator (events, records at risk, uniques…).
     pub k: u64,
@@ -47,22 +54,36 @@ pub struct Counts {
 }
 
 /// Outcome of comparing a finding with a policy threshold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     /// No threshold applies: the number is reported for information.
     Info,
     /// Within the policy threshold.
     Pass,
+    /// Breaches a threshold of warning severity: reported, does not fail the gate.
+    Warn,
     /// Breaches the policy threshold.
     Fail,
+}
+
+impl Verdict {
+    /// Order of severity: info < pass < warn < fail.
+    pub fn rank(self) -> u8 {
+        match self {
+            Verdict::Info => 0,
+            Verdict::Pass => 1,
+            Verdict::Warn => 2,
+            Verdict::Fail => 3,
+        }
+    }
 }
 
 /// A reported number with its provenance.
 ///
 /// `metric` reads `<area>.<measure>` (e.g. `reid.prosecutor.max`); `params` holds the settings
 /// that distinguish several findings with the same metric (e.g. `{estimator: "pitman"}`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Finding {
     /// The probe or analysis that produced it (`risk`, `membership`, …).
     pub probe: String,
@@ -147,7 +168,7 @@ impl Finding {
 }
 
 /// SHA-256 of one input or output file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FileHash {
     /// Path as given by the user (inputs) or relative to the run folder (outputs).
     pub path: String,
@@ -173,7 +194,7 @@ impl FileHash {
 }
 
 /// What was run, on what, with which settings: enough to reproduce the findings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunManifest {
     /// [`SCHEMA_VERSION`] at the time of writing.
     pub schema_version: u32,
@@ -196,7 +217,7 @@ pub struct RunManifest {
 }
 
 /// The canonical content of `findings.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FindingsFile {
     /// [`SCHEMA_VERSION`] at the time of writing.
     pub schema_version: u32,
@@ -219,4 +240,31 @@ pub struct FindingsFile {
     /// Model-inversion detail, when probed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inversion: Option<InversionDetail>,
+    /// The release gate's outcome, when a policy was applied while the run was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<GateRecord>,
+    /// Facts of the Expert Determination supplied in a `determination.toml`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub determination: Option<Determination>,
+}
+
+/// The JSON Schema (draft 2020-12) of `findings.json` for this [`SCHEMA_VERSION`], derived from
+/// these types; published as `schemas/findings.schema.json` (`phiprobe schema` prints it).
+pub fn json_schema() -> serde_json::Value {
+    let mut s = serde_json::to_value(schemars::schema_for!(FindingsFile))
+        .unwrap_or(serde_json::Value::Null);
+    if let Some(o) = s.as_object_mut() {
+        o.insert(
+            "$id".into(),
+            format!("urn:phiprobe:findings:{SCHEMA_VERSION}").into(),
+        );
+        o.insert(
+            "description".into(),
+            format!(
+                "phiprobe findings.json, schema_version {SCHEMA_VERSION}: the canonical evidence of a run (manifest, findings with intervals and counts, per-probe detail, gate, determination facts)."
+            )
+            .into(),
+        );
+    }
+    s
 }

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::FileHash;
 
 /// Facts about the tokenizer that decide what is scored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TokenizerFacts {
     /// Where it came from (`tokenizer.json`, `gguf:gpt2/smollm`, `mock`).
     pub source: String,
@@ -24,7 +24,7 @@ pub struct TokenizerFacts {
 }
 
 /// A LoRA adapter merged into the base weights.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AdapterCard {
     /// Rank.
     pub rank: usize,
@@ -37,7 +37,7 @@ pub struct AdapterCard {
 }
 
 /// The model under test.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ModelCard {
     /// Architecture family (`llama`, `qwen2`, `gpt2`, `mock`).
     pub architecture: String,

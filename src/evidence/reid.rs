@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Everything the report shows about a re-identification analysis beyond the headline findings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ReidDetail {
     /// Label of the quasi-identifier set (the `qi_set` parameter of its findings).
     pub label: String,
@@ -32,7 +32,7 @@ pub struct ReidDetail {
 }
 
 /// A named setting and its value, as shown in the report.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Setting {
     /// Name.
     pub name: String,
@@ -43,7 +43,7 @@ pub struct Setting {
 }
 
 /// Persons whose prosecutor risk falls in `(lo, hi]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RiskBin {
     /// Exclusive lower bound.
     pub lo: f64,
@@ -54,7 +54,7 @@ pub struct RiskBin {
 }
 
 /// One equivalence class, identified only by a salted hash of its key.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ClassSummary {
     /// First 12 hex digits of the salted SHA-256 of the class key.
     pub key_hash: String,
@@ -67,7 +67,7 @@ pub struct ClassSummary {
 }
 
 /// Presence of one of the 18 Safe Harbor identifier categories.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SafeHarborItem {
     /// Category number in 45 CFR 164.514(b)(2)(i), 1–18.
     pub number: u8,
@@ -80,7 +80,7 @@ pub struct SafeHarborItem {
 }
 
 /// Attribute-disclosure summary for one sensitive attribute.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DiversitySummary {
     /// Sensitive attribute.
     pub attribute: String,
@@ -109,7 +109,7 @@ pub struct DiversitySummary {
 }
 
 /// A column and the role it played.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ColumnRole {
     /// Column name.
     pub column: String,

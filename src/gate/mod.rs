@@ -1,40 +1,76 @@
-//! Release gating: a policy file of thresholds turns findings into pass / fail verdicts and the
-//! run's exit code (0 pass, 1 a threshold breached).
+//! Release gating: a policy file of thresholds turns findings into pass / warn / fail verdicts
+//! and the run's exit code (0 pass, 1 a threshold breached, 2 error).
 //!
 //! ```toml
 //! # policy.toml
+//! [severity]                       # per-probe severity of a breach (default: "error")
+//! extraction = "warning"           # a warning is reported but does not fail the gate
+//!
 //! [[rule]]
 //! metric = "reid.prosecutor.max"   # metric id
-//! max = 0.09                       # fail when value > max
+//! max = 0.09                       # breach when the compared number > max
 //!
 //! [[rule]]
 //! metric = "reid.k"
-//! min = 11                         # fail when value < min
+//! min = 11                         # breach when the compared number < min
 //!
 //! [[rule]]
-//! metric = "reid.prosecutor.records_at_risk"
+//! metric = "mia.tpr_at_fpr"
+//! probe = "membership"             # only findings of this probe
+//! params = { attack = "rmia", fpr = 0.01 }   # only findings with these parameters
 //! max = 0.05
-//! bound = "upper"                  # compare the interval's upper bound (default: the value)
-//! params = { threshold = 0.09 }    # only findings with these parameters
+//! bound = "value"                  # compare the point value (default: "conservative")
+//! severity = "warning"             # overrides [severity] for this rule
 //! ```
+//!
+//! By default a rule compares the **conservative end of the confidence interval**: the upper
+//! bound for a `max` rule, the lower bound for a `min` rule (the point value when a finding has
+//! no interval), so a small sample cannot pass a gate by luck. A rule that matches no finding
+//! is an error (fail closed), and so is a finding without a value.
 
 use crate::error::{Error, Result};
-use crate::evidence::{Finding, Verdict};
+use crate::evidence::{FileHash, Finding, GateEvaluation as Evaluation, GateRecord, Verdict};
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::path::Path;
 
 /// Which number of a finding a rule compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Bound {
-    /// The point value.
+    /// The interval's upper bound for `max`, its lower bound for `min` (the value when there
+    /// is no interval). A rule with both `max` and `min` compares each with its own end.
     #[default]
+    Conservative,
+    /// The point value.
     Value,
     /// The upper end of the confidence interval (the value when there is none).
     Upper,
     /// The lower end of the confidence interval (the value when there is none).
     Lower,
+}
+
+impl Bound {
+    fn name(self) -> &'static str {
+        match self {
+            Bound::Conservative => "conservative",
+            Bound::Value => "value",
+            Bound::Upper => "upper",
+            Bound::Lower => "lower",
+        }
+    }
+}
+
+/// How a breach counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// A breach fails the gate (exit 1).
+    #[default]
+    Error,
+    /// A breach is reported (verdict `warn`) but the gate passes.
+    Warning,
 }
 
 /// One threshold rule.
@@ -43,10 +79,13 @@ pub enum Bound {
 pub struct Rule {
     /// Metric id the rule applies to.
     pub metric: String,
-    /// Fail when the compared number is greater.
+    /// Only findings of this probe (`risk`, `membership`, `canary`, `extraction`, `inversion`).
+    #[serde(default)]
+    pub probe: Option<String>,
+    /// Breach when the compared number is greater.
     #[serde(default)]
     pub max: Option<f64>,
-    /// Fail when the compared number is smaller.
+    /// Breach when the compared number is smaller.
     #[serde(default)]
     pub min: Option<f64>,
     /// Which number to compare.
@@ -55,12 +94,18 @@ pub struct Rule {
     /// Restrict to findings with these parameter values.
     #[serde(default)]
     pub params: BTreeMap<String, toml::Value>,
+    /// Severity of a breach (default: the probe's entry in `[severity]`, else `error`).
+    #[serde(default)]
+    pub severity: Option<Severity>,
 }
 
 /// A release policy.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
+    /// Severity of a breach per probe.
+    #[serde(default)]
+    pub severity: BTreeMap<String, Severity>,
     /// Rules, all of which must pass.
     #[serde(default, rename = "rule")]
     pub rules: Vec<Rule>,
@@ -73,31 +118,47 @@ impl Policy {
             path: path.to_owned(),
             source,
         })?;
-        let p: Policy = toml::from_str(&text).map_err(|e| Error::Policy {
+        Self::parse(&text).map_err(|message| Error::Policy {
             path: path.to_owned(),
-            message: e.to_string(),
-        })?;
+            message,
+        })
+    }
+
+    /// Parses and checks policy text.
+    pub fn parse(text: &str) -> std::result::Result<Self, String> {
+        let p: Policy = toml::from_str(text).map_err(|e| e.to_string())?;
         if p.rules.is_empty() {
-            return Err(Error::Policy {
-                path: path.to_owned(),
-                message: "no [[rule]] tables; a policy must state at least one threshold".into(),
-            });
+            return Err("no [[rule]] tables; a policy must state at least one threshold".into());
         }
         for r in &p.rules {
             if r.max.is_some_and(|v| !v.is_finite()) || r.min.is_some_and(|v| !v.is_finite()) {
-                return Err(Error::Policy {
-                    path: path.to_owned(),
-                    message: format!("rule for '{}' has a non-finite threshold", r.metric),
-                });
+                return Err(format!(
+                    "rule for '{}' has a non-finite threshold",
+                    r.metric
+                ));
             }
             if r.max.is_none() && r.min.is_none() {
-                return Err(Error::Policy {
-                    path: path.to_owned(),
-                    message: format!("rule for '{}' has neither `max` nor `min`", r.metric),
-                });
+                return Err(format!(
+                    "rule for '{}' has neither `max` nor `min`",
+                    r.metric
+                ));
+            }
+            if let (Some(lo), Some(hi)) = (r.min, r.max)
+                && lo > hi
+            {
+                return Err(format!(
+                    "rule for '{}' has min {lo} above max {hi}; no value can pass",
+                    r.metric
+                ));
             }
         }
         Ok(p)
+    }
+
+    fn severity_of(&self, rule: &Rule, probe: &str) -> Severity {
+        rule.severity
+            .or_else(|| self.severity.get(probe).copied())
+            .unwrap_or_default()
     }
 }
 
@@ -120,66 +181,310 @@ fn params_match(rule: &Rule, f: &Finding) -> bool {
     })
 }
 
-/// Applies the policy to the findings, setting thresholds and verdicts. Returns the number of
-/// findings that failed. A rule that matches no finding is an error (fail closed).
-pub fn apply(policy: &Policy, path: &Path, findings: &mut [Finding]) -> Result<usize> {
-    let mut failed = 0;
-    for rule in &policy.rules {
+/// The result of applying a policy.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outcome {
+    /// Every (rule, finding) comparison, in policy order.
+    pub evaluations: Vec<Evaluation>,
+    /// Findings whose verdict is `fail`.
+    pub failed: usize,
+    /// Findings whose verdict is `warn`.
+    pub warned: usize,
+}
+
+impl Outcome {
+    /// Whether the gate passes (no error-severity breach).
+    pub fn passed(&self) -> bool {
+        self.failed == 0
+    }
+
+    /// The record kept in `findings.json`.
+    pub fn record(&self, policy: FileHash) -> GateRecord {
+        GateRecord {
+            policy,
+            passed: self.passed(),
+            failed: self.failed as u64,
+            warned: self.warned as u64,
+            evaluations: self.evaluations.clone(),
+        }
+    }
+}
+
+impl Severity {
+    fn word(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        }
+    }
+}
+
+fn pick(bound: Bound, is_max: bool, f: &Finding) -> (Option<f64>, &'static str) {
+    let interval = f.interval.as_ref();
+    match (bound, interval) {
+        (Bound::Value, _) | (_, None) => (f.value, "value"),
+        (Bound::Upper, Some(i)) => (Some(i.hi), "upper bound"),
+        (Bound::Lower, Some(i)) => (Some(i.lo), "lower bound"),
+        (Bound::Conservative, Some(i)) if is_max => (Some(i.hi), "upper bound"),
+        (Bound::Conservative, Some(i)) => (Some(i.lo), "lower bound"),
+    }
+}
+
+/// Clears earlier policy results (thresholds, verdicts and the policy's caveats) so a run can be
+/// gated again under another policy.
+pub fn reset(findings: &mut [Finding]) {
+    for f in findings {
+        f.threshold = None;
+        f.verdict = Verdict::Info;
+        f.caveats.retain(|c| !c.starts_with(NO_VALUE));
+    }
+}
+
+const NO_VALUE: &str = "no value to compare with the policy threshold";
+
+/// Applies the policy to the findings, setting thresholds and verdicts (a finding breached by
+/// several rules keeps its worst verdict). A rule that matches no finding is an error (fail
+/// closed).
+pub fn apply(policy: &Policy, path: &Path, findings: &mut [Finding]) -> Result<Outcome> {
+    let mut out = Outcome::default();
+    for (ri, rule) in policy.rules.iter().enumerate() {
         let mut matched = 0;
-        for f in findings
-            .iter_mut()
-            .filter(|f| f.metric == rule.metric && params_match(rule, f))
-        {
+        for f in findings.iter_mut().filter(|f| {
+            f.metric == rule.metric
+                && rule.probe.as_ref().is_none_or(|p| *p == f.probe)
+                && params_match(rule, f)
+        }) {
             matched += 1;
-            let number = match (rule.bound, &f.interval) {
-                (Bound::Upper, Some(i)) => Some(i.hi),
-                (Bound::Lower, Some(i)) => Some(i.lo),
-                _ => f.value,
-            };
-            let fail = match number {
-                None => true,
-                Some(v) => rule.max.is_some_and(|m| v > m) || rule.min.is_some_and(|m| v < m),
-            };
+            let severity = policy.severity_of(rule, &f.probe);
+            let mut conditions = Vec::new();
+            let mut breach = false;
+            let mut shown = (None, "value");
+            if let Some(m) = rule.max {
+                let (n, what) = pick(rule.bound, true, f);
+                breach |= n.is_none_or(|v| v > m);
+                conditions.push(format!("≤ {}", crate::report::doc::num(m)));
+                shown = (n, what);
+            }
+            if let Some(m) = rule.min {
+                let (n, what) = pick(rule.bound, false, f);
+                breach |= n.is_none_or(|v| v < m);
+                conditions.push(format!("≥ {}", crate::report::doc::num(m)));
+                if rule.max.is_none() || n.is_some_and(|v| v < m) {
+                    shown = (n, what);
+                }
+            }
+            if shown.0.is_none() && !f.caveats.iter().any(|c| c.starts_with(NO_VALUE)) {
+                f.caveats.push(format!("{NO_VALUE}: failed closed"));
+            }
             f.threshold = rule.max.or(rule.min);
-            if number.is_none() {
-                f.caveats
-                    .push("no value to compare with the policy threshold: failed closed".into());
+            let verdict = match (breach, severity) {
+                (false, _) => Verdict::Pass,
+                (true, Severity::Error) => Verdict::Fail,
+                (true, Severity::Warning) => Verdict::Warn,
+            };
+            if verdict.rank() > f.verdict.rank() {
+                f.verdict = verdict;
             }
-            if fail {
-                failed += 1;
-                f.verdict = Verdict::Fail;
-            } else if f.verdict != Verdict::Fail {
-                f.verdict = Verdict::Pass;
-            }
+            out.evaluations.push(Evaluation {
+                rule: ri + 1,
+                probe: f.probe.clone(),
+                finding: f.key(),
+                compared: if rule.bound == Bound::Conservative || rule.bound == Bound::Value {
+                    shown.1.to_owned()
+                } else {
+                    format!("{} ({})", shown.1, rule.bound.name())
+                },
+                number: shown.0,
+                condition: conditions.join(" and "),
+                severity: severity.word().to_owned(),
+                verdict,
+            });
         }
         if matched == 0 {
             return Err(Error::Policy {
                 path: path.to_owned(),
-                message: format!("rule for '{}' matches no finding of this run", rule.metric),
+                message: format!(
+                    "rule {} for '{}' matches no finding of this run (check the metric id, probe and params against findings.json)",
+                    ri + 1,
+                    rule.metric
+                ),
             });
         }
     }
-    Ok(failed)
+    out.failed = findings
+        .iter()
+        .filter(|f| f.verdict == Verdict::Fail)
+        .count();
+    out.warned = findings
+        .iter()
+        .filter(|f| f.verdict == Verdict::Warn)
+        .count();
+    Ok(out)
+}
+
+fn verdict_word(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Info => "info",
+        Verdict::Pass => "pass",
+        Verdict::Warn => "WARN",
+        Verdict::Fail => "FAIL",
+    }
+}
+
+/// A readable verdict table (one row per rule and finding) and the gate's conclusion.
+pub fn table(outcome: &GateRecord) -> String {
+    let num = |v: Option<f64>| v.map_or_else(|| "no value".to_owned(), crate::report::doc::num);
+    let rows: Vec<[String; 6]> = outcome
+        .evaluations
+        .iter()
+        .map(|e| {
+            [
+                e.rule.to_string(),
+                e.finding.clone(),
+                format!("{} {}", e.compared, num(e.number)),
+                e.condition.clone(),
+                e.severity.clone(),
+                verdict_word(e.verdict).into(),
+            ]
+        })
+        .collect();
+    let header = [
+        "rule", "finding", "compared", "required", "severity", "verdict",
+    ];
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut s = String::new();
+    let line = |cells: &[&str], s: &mut String| {
+        let parts: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count())))
+            .collect();
+        let _ = writeln!(s, "  {}", parts.join("  ").trim_end());
+    };
+    line(&header, &mut s);
+    for r in &rows {
+        line(&r.iter().map(String::as_str).collect::<Vec<_>>(), &mut s);
+    }
+    let _ = writeln!(
+        s,
+        "gate: {} — {} rule comparison(s), {} breach(es) failing the gate, {} warning(s)",
+        if outcome.passed { "PASS" } else { "FAIL" },
+        outcome.evaluations.len(),
+        outcome
+            .evaluations
+            .iter()
+            .filter(|e| e.verdict == Verdict::Fail)
+            .count(),
+        outcome
+            .evaluations
+            .iter()
+            .filter(|e| e.verdict == Verdict::Warn)
+            .count(),
+    );
+    s
+}
+
+fn xml(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c if (c as u32) < 0x20 && c != '\n' && c != '\t' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// JUnit XML of the gate for CI systems: one test case per (rule, finding); a breach of error
+/// severity is a `<failure>`, a warning passes with the breach in `<system-out>`.
+pub fn junit(outcome: &GateRecord, run_id: &str) -> String {
+    let policy_name = outcome.policy.path.as_str();
+    let num = |v: Option<f64>| v.map_or_else(|| "no value".to_owned(), crate::report::doc::num);
+    let failures = outcome
+        .evaluations
+        .iter()
+        .filter(|e| e.verdict == Verdict::Fail)
+        .count();
+    let n = outcome.evaluations.len();
+    let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        s,
+        "<testsuites name=\"phiprobe gate\" tests=\"{n}\" failures=\"{failures}\" errors=\"0\">"
+    );
+    let _ = writeln!(
+        s,
+        "  <testsuite name=\"{}\" tests=\"{n}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\">",
+        xml(&format!("{policy_name} on {run_id}"))
+    );
+    for e in &outcome.evaluations {
+        let what = format!(
+            "{} {} (required {})",
+            e.compared,
+            num(e.number),
+            e.condition
+        );
+        let _ = write!(
+            s,
+            "    <testcase classname=\"phiprobe.{}\" name=\"{}\"",
+            xml(&e.probe),
+            xml(&format!("rule {}: {}", e.rule, e.finding))
+        );
+        match e.verdict {
+            Verdict::Fail => {
+                let _ = writeln!(
+                    s,
+                    ">\n      <failure type=\"threshold\" message=\"{}\"/>\n    </testcase>",
+                    xml(&what)
+                );
+            }
+            Verdict::Warn => {
+                let _ = writeln!(
+                    s,
+                    ">\n      <system-out>{}</system-out>\n    </testcase>",
+                    xml(&format!("warning: {what}"))
+                );
+            }
+            _ => {
+                let _ = writeln!(s, "/>");
+            }
+        }
+    }
+    s.push_str("  </testsuite>\n</testsuites>\n");
+    s
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn policy(text: &str) -> Policy {
+        Policy::parse(text).unwrap()
+    }
+
     #[test]
     fn max_min_and_params() {
-        let policy: Policy = toml::from_str(
+        let p = policy(
             "[[rule]]\nmetric='a'\nmax=0.5\n[[rule]]\nmetric='k'\nmin=11\n[[rule]]\nmetric='r'\nmax=0.1\nparams={t=0.09}\n",
-        )
-        .unwrap();
+        );
         let mut fs = vec![
             Finding::new("x", "a", Some(0.6)),
             Finding::new("x", "k", Some(12.0)),
             Finding::new("x", "r", Some(0.2)).with_param("t", 0.09),
             Finding::new("x", "r", Some(0.2)).with_param("t", 0.2),
         ];
-        let failed = apply(&policy, Path::new("p"), &mut fs).unwrap();
-        assert_eq!(failed, 2);
+        let out = apply(&p, Path::new("p"), &mut fs).unwrap();
+        assert_eq!(out.failed, 2);
+        assert_eq!(out.evaluations.len(), 3);
         assert_eq!(fs[0].verdict, Verdict::Fail);
         assert_eq!(fs[1].verdict, Verdict::Pass);
         assert_eq!(fs[2].verdict, Verdict::Fail);
@@ -187,9 +492,116 @@ mod tests {
     }
 
     #[test]
-    fn unmatched_rule_is_an_error() {
-        let policy: Policy = toml::from_str("[[rule]]\nmetric='nope'\nmax=1\n").unwrap();
+    fn the_default_compares_the_conservative_end_of_the_interval() {
+        // Point 0.04 passes `max = 0.05`, but the upper bound 0.08 does not.
+        let f = Finding::new("membership", "mia.tpr", Some(0.04)).with_interval(
+            0.95,
+            0.01,
+            0.08,
+            "clopper-pearson",
+        );
+        let mut fs = vec![f.clone()];
+        let out = apply(
+            &policy("[[rule]]\nmetric='mia.tpr'\nmax=0.05\n"),
+            Path::new("p"),
+            &mut fs,
+        )
+        .unwrap();
+        assert_eq!(fs[0].verdict, Verdict::Fail);
+        assert_eq!(out.evaluations[0].compared, "upper bound");
+        assert_eq!(out.evaluations[0].number, Some(0.08));
+        let mut fs = vec![f.clone()];
+        apply(
+            &policy("[[rule]]\nmetric='mia.tpr'\nmax=0.05\nbound='value'\n"),
+            Path::new("p"),
+            &mut fs,
+        )
+        .unwrap();
+        assert_eq!(fs[0].verdict, Verdict::Pass);
+        // For a `min` rule the conservative end is the lower bound: 0.01 < 0.02.
+        let mut fs = vec![f];
+        apply(
+            &policy("[[rule]]\nmetric='mia.tpr'\nmin=0.02\n"),
+            Path::new("p"),
+            &mut fs,
+        )
+        .unwrap();
+        assert_eq!(fs[0].verdict, Verdict::Fail);
+    }
+
+    #[test]
+    fn severity_per_probe_and_per_rule() {
+        let p = policy(
+            "[severity]\nextraction='warning'\n[[rule]]\nmetric='e'\nmax=0\n[[rule]]\nmetric='m'\nmax=0\n[[rule]]\nmetric='w'\nmax=0\nseverity='warning'\n",
+        );
+        let mut fs = vec![
+            Finding::new("extraction", "e", Some(1.0)),
+            Finding::new("membership", "m", Some(1.0)),
+            Finding::new("membership", "w", Some(1.0)),
+        ];
+        let out = apply(&p, Path::new("p"), &mut fs).unwrap();
+        assert_eq!(
+            fs.iter().map(|f| f.verdict).collect::<Vec<_>>(),
+            [Verdict::Warn, Verdict::Fail, Verdict::Warn]
+        );
+        assert_eq!((out.failed, out.warned), (1, 2));
+        assert!(!out.passed());
+        let t = table(&out.record(FileHash::of("p.toml", b"")));
+        assert!(t.contains("gate: FAIL") && t.contains("WARN"), "{t}");
+    }
+
+    #[test]
+    fn probe_filter_missing_values_and_reset() {
+        let p = policy("[[rule]]\nmetric='a'\nprobe='risk'\nmax=1\n");
+        let mut fs = vec![
+            Finding::new("risk", "a", None),
+            Finding::new("membership", "a", Some(5.0)),
+        ];
+        let out = apply(&p, Path::new("p"), &mut fs).unwrap();
+        assert_eq!(out.evaluations.len(), 1);
+        assert_eq!(fs[0].verdict, Verdict::Fail, "no value fails closed");
+        assert_eq!(fs[1].verdict, Verdict::Info);
+        assert!(fs[0].caveats[0].contains("failed closed"));
+        reset(&mut fs);
+        assert_eq!(fs[0].verdict, Verdict::Info);
+        assert!(fs[0].caveats.is_empty() && fs[0].threshold.is_none());
+    }
+
+    #[test]
+    fn invalid_policies_are_refused() {
+        assert!(Policy::parse("").unwrap_err().contains("no [[rule]]"));
+        assert!(
+            Policy::parse("[[rule]]\nmetric='a'\n")
+                .unwrap_err()
+                .contains("neither")
+        );
+        assert!(
+            Policy::parse("[[rule]]\nmetric='a'\nmin=2\nmax=1\n")
+                .unwrap_err()
+                .contains("above max")
+        );
+        assert!(Policy::parse("[[rule]]\nmetric='a'\nmax=1\nsevrity='x'\n").is_err());
         let mut fs = vec![Finding::new("x", "a", Some(0.6))];
-        assert!(apply(&policy, Path::new("p"), &mut fs).is_err());
+        let e = apply(
+            &policy("[[rule]]\nmetric='nope'\nmax=1\n"),
+            Path::new("p"),
+            &mut fs,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("matches no finding"), "{e}");
+    }
+
+    #[test]
+    fn junit_marks_failures_and_escapes() {
+        let p = policy("[[rule]]\nmetric='a'\nmax=0.5\n[[rule]]\nmetric='b'\nmax=0.5\n");
+        let mut fs = vec![
+            Finding::new("risk", "a", Some(0.6)).with_param("set", "<x&y>"),
+            Finding::new("risk", "b", Some(0.1)),
+        ];
+        let out = apply(&p, Path::new("p"), &mut fs).unwrap();
+        let x = junit(&out.record(FileHash::of("policy.toml", b"")), "run-1");
+        assert!(x.contains("tests=\"2\" failures=\"1\""), "{x}");
+        assert!(x.contains("&lt;x&amp;y&gt;") && !x.contains("<x&y>"), "{x}");
+        assert_eq!(x.matches("<failure").count(), 1);
     }
 }

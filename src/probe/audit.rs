@@ -5,7 +5,7 @@
 //! observations is written atomically as soon as it is scored, so an interrupted audit resumes
 //! where it stopped; the folder is renamed to `--out` only when the report is complete.
 //!
-//! Layout of a finished run: `findings.json`, `report.md`, `report.html`, `outputs.json`, and
+//! Layout of a finished run: `findings.json`, `report.md`, `report.html`, `report.pdf`, `manifest.json`, and
 //! `observations/` (`audit.json` with record ids, labels and the models; one folder of
 //! `part-NNNNN.parquet` chunks per model). `phiprobe report RUN --reanalyze` re-derives every
 //! finding from `observations/` without a model.
@@ -85,6 +85,11 @@ pub struct AuditSpec {
     pub plan: serde_json::Value,
     /// A release policy and its file: findings get verdicts before the report is written.
     pub policy: Option<(crate::gate::Policy, PathBuf)>,
+    /// Facts of the Expert Determination (from a `determination.toml`) and the file's hash.
+    pub determination: Option<(crate::evidence::Determination, FileHash)>,
+    /// Write PHI examples (the values the model reproduced or inferred, the most exposed
+    /// records' texts) into an encrypted bundle with this key.
+    pub phi_examples: Option<crate::integrity::bundle::Key>,
 }
 
 /// `observations/audit.json`.
@@ -512,6 +517,8 @@ fn empty_file(manifest: RunManifest) -> FindingsFile {
         canary: None,
         extraction: None,
         inversion: None,
+        gate: None,
+        determination: None,
     }
 }
 
@@ -953,13 +960,35 @@ pub fn run(
     if let Some(f) = &spec.canaries {
         inputs.push(crate::model::hash_file(f)?);
     }
-    manifest.inputs = inputs;
-    file.manifest = manifest;
+    if let Some((d, h)) = &spec.determination {
+        inputs.push(h.clone());
+        file.determination = Some(d.clone());
+    }
     let failed = match &spec.policy {
-        Some((p, path)) => crate::gate::apply(p, path, &mut file.findings)?,
+        Some((p, path)) => {
+            let outcome = crate::gate::apply(p, path, &mut file.findings)?;
+            let h = crate::model::hash_file(path)?;
+            inputs.push(h.clone());
+            file.gate = Some(outcome.record(h));
+            outcome.failed
+        }
         None => 0,
     };
-    finish(&work, &spec.out, &file)?;
+    manifest.inputs = inputs;
+    file.manifest = manifest;
+    let mut extra = Vec::new();
+    if let Some(key) = &spec.phi_examples {
+        let examples = super::examples::collect(recs.as_ref(), &obs_dir, &file)?;
+        let bytes = serde_json::to_vec_pretty(&examples).map_err(|e| Error::Report {
+            path: spec.out.join(crate::integrity::bundle::BUNDLE),
+            message: e.to_string(),
+        })?;
+        extra.push((
+            crate::integrity::bundle::BUNDLE,
+            crate::integrity::bundle::seal(key, &file.manifest.run_id, &bytes)?,
+        ));
+    }
+    finish(&work, &spec.out, &file, &extra)?;
     Ok(AuditOutcome {
         file,
         scored,
@@ -1064,10 +1093,30 @@ fn digest_json(v: &impl Serialize) -> String {
 /// Writes the report files into the working folder, renames it to `out`, then drops the resume
 /// markers (after the rename, so a crash before it leaves a working folder that still says what
 /// it holds).
-fn finish(work: &Path, out: &Path, file: &FindingsFile) -> Result<()> {
+fn finish(work: &Path, out: &Path, file: &FindingsFile, extra: &[(&str, Vec<u8>)]) -> Result<()> {
     for (name, bytes) in crate::report::render_all(file)? {
         crate::fsx::write_atomic(&work.join(name), &bytes)?;
     }
+    for (name, bytes) in extra {
+        crate::fsx::write_atomic(&work.join(name), bytes)?;
+    }
+    // Resume markers and temporary files of killed writers are not part of a finished run.
+    let _ = std::fs::remove_file(work.join("resume.json"));
+    if let Ok(entries) = std::fs::read_dir(work.join("observations")) {
+        for e in entries.flatten() {
+            for marker in ["done.json", "started.json"] {
+                let _ = std::fs::remove_file(e.path().join(marker));
+            }
+            if let Ok(files) = std::fs::read_dir(e.path()) {
+                for f in files.flatten() {
+                    if f.file_name().to_string_lossy().ends_with(".tmp") {
+                        let _ = std::fs::remove_file(f.path());
+                    }
+                }
+            }
+        }
+    }
+    crate::integrity::manifest::write(work, &file.manifest)?;
     if out.exists() {
         let old = out.with_file_name(format!(
             ".{}.old-{}",
@@ -1083,22 +1132,6 @@ fn finish(work: &Path, out: &Path, file: &FindingsFile) -> Result<()> {
         let _ = std::fs::remove_dir_all(&old);
     } else {
         std::fs::rename(work, out).map_err(werr(out))?;
-    }
-    // Resume markers and temporary files of killed writers are not part of a finished run.
-    let _ = std::fs::remove_file(out.join("resume.json"));
-    if let Ok(entries) = std::fs::read_dir(out.join("observations")) {
-        for e in entries.flatten() {
-            for marker in ["done.json", "started.json"] {
-                let _ = std::fs::remove_file(e.path().join(marker));
-            }
-            if let Ok(files) = std::fs::read_dir(e.path()) {
-                for f in files.flatten() {
-                    if f.file_name().to_string_lossy().ends_with(".tmp") {
-                        let _ = std::fs::remove_file(f.path());
-                    }
-                }
-            }
-        }
     }
     Ok(())
 }
@@ -1183,8 +1216,7 @@ pub fn reanalyze(run: &Path, settings: Option<&Settings>) -> Result<FindingsFile
         );
     }
     file.manifest = manifest;
-    for (name, bytes) in crate::report::render_all(&file)? {
-        crate::fsx::write_atomic(&run.join(name), &bytes)?;
-    }
+    file.determination = old.determination.clone();
+    crate::report::rewrite(run, &file)?;
     Ok(file)
 }

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod canary;
+pub mod examples;
 pub mod extraction;
 pub mod inversion;
 pub mod membership;

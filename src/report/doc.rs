@@ -18,6 +18,8 @@ pub enum Block {
         /// Rows of cells.
         rows: Vec<Vec<String>>,
     },
+    /// Preformatted text (configuration, commands).
+    Code(String),
     /// An SVG figure (HTML only; Markdown shows the caption and points at the HTML).
     Figure {
         /// SVG markup.
@@ -186,8 +188,9 @@ pub fn build(file: &FindingsFile) -> ReportDoc {
             failed
         )));
     }
+    sections.extend(super::determination::front(file));
     sections.push(Section {
-        title: "Summary".into(),
+        title: "Results overview".into(),
         blocks: summary,
     });
     if let Some(sec) = super::membership::section(file) {
@@ -231,6 +234,9 @@ pub fn build(file: &FindingsFile) -> ReportDoc {
                     Verdict::Info => String::new(),
                     Verdict::Pass => {
                         format!("pass (threshold {})", num(f.threshold.unwrap_or(f64::NAN)))
+                    }
+                    Verdict::Warn => {
+                        format!("warn (threshold {})", num(f.threshold.unwrap_or(f64::NAN)))
                     }
                     Verdict::Fail => {
                         format!("FAIL (threshold {})", num(f.threshold.unwrap_or(f64::NAN)))
@@ -429,28 +435,9 @@ pub fn build(file: &FindingsFile) -> ReportDoc {
             });
         }
     }
-    if let Some(d) = file.reid.first() {
+    if file.reid.first().is_some() {
         sections.push(Section {
-            title: "Columns".into(),
-            blocks: vec![Block::Table {
-                header: ["column", "role", "Safe Harbor category"]
-                    .map(String::from)
-                    .to_vec(),
-                rows: d
-                    .columns
-                    .iter()
-                    .map(|c| {
-                        vec![
-                            c.column.clone(),
-                            c.role.clone(),
-                            c.category.clone().unwrap_or_default(),
-                        ]
-                    })
-                    .collect(),
-            }],
-        });
-        sections.push(Section {
-            title: "Method".into(),
+            title: "Re-identification method".into(),
             blocks: vec![Block::List(vec![
                 "Equivalence classes group persons with identical quasi-identifier values; prosecutor risk of a person is 1/f for a class of f persons; the average is J/n (record-weighted), as in ARX and El Emam (2013).".into(),
                 "Records at risk count persons whose risk 1/f exceeds the threshold t strictly; k-anonymity violations count persons in classes smaller than k(t) under the stated k rule.".into(),
@@ -487,8 +474,12 @@ pub fn build(file: &FindingsFile) -> ReportDoc {
             format!("sha256 {} ({} bytes)", i.sha256, num(i.bytes as f64)),
         ]);
     }
+    if let Some(g) = super::determination::gate_section(file) {
+        sections.push(g);
+    }
+    sections.extend(super::determination::back(file));
     sections.push(Section {
-        title: "Provenance".into(),
+        title: "Appendix C. Provenance".into(),
         blocks: vec![Block::Table {
             header: vec!["item".into(), "value".into()],
             rows: mrows,
@@ -497,10 +488,14 @@ pub fn build(file: &FindingsFile) -> ReportDoc {
 
     ReportDoc {
         title: format!(
-            "phiprobe report: {}",
-            file.reid
-                .first()
-                .map_or(m.command.as_str(), |d| d.dataset.as_str())
+            "Expert Determination evidence: {}",
+            file.determination
+                .as_ref()
+                .and_then(|d| d.release.title.clone())
+                .unwrap_or_else(|| file
+                    .reid
+                    .first()
+                    .map_or(m.run_id.clone(), |d| d.dataset.clone()))
         ),
         sections,
     }

@@ -1,20 +1,23 @@
 //! Reports: the canonical `findings.json` and its views (Markdown, self-contained HTML with
-//! inline SVG figures), written atomically into `reports/<run-id>/`.
+//! inline SVG figures, PDF written by phiprobe itself, JUnit XML of the gate), written
+//! atomically into `reports/<run-id>/` with `manifest.json` last.
 //!
 //! Only this module touches plotters (DESIGN.md §2).
 
 pub mod canary;
+pub mod determination;
 pub mod doc;
 pub mod extraction;
 pub mod figures;
 pub mod inversion;
 pub mod membership;
+pub mod pdf;
 pub mod render;
 
 pub use doc::{ReportDoc, build};
 
 use crate::error::{Error, Result};
-use crate::evidence::{FileHash, FindingsFile};
+use crate::evidence::FindingsFile;
 use std::path::{Path, PathBuf};
 
 /// Files of a run folder.
@@ -23,8 +26,11 @@ pub const FINDINGS: &str = "findings.json";
 pub const MARKDOWN: &str = "report.md";
 /// HTML view.
 pub const HTML: &str = "report.html";
-/// Output manifest (SHA-256 of each output file).
-pub const OUTPUTS: &str = "outputs.json";
+/// PDF view.
+pub const PDF: &str = "report.pdf";
+/// JUnit XML of the release gate (when a policy was applied during the run).
+pub const JUNIT: &str = "gate.junit.xml";
+pub use crate::integrity::manifest::MANIFEST;
 
 /// Renders every view of `file`: (name, bytes) pairs, findings first.
 pub fn render_all(file: &FindingsFile) -> Result<Vec<(&'static str, Vec<u8>)>> {
@@ -33,27 +39,37 @@ pub fn render_all(file: &FindingsFile) -> Result<Vec<(&'static str, Vec<u8>)>> {
         message: e.to_string(),
     })?;
     let doc = build(file);
+    let footer = format!(
+        "phiprobe {} · run {} · seed {}",
+        file.manifest.tool_version, file.manifest.run_id, file.manifest.seed
+    );
+    let pdf = pdf::render(&doc, &footer).map_err(|message| Error::Report {
+        path: PathBuf::from(PDF),
+        message,
+    })?;
     let mut files = vec![
         (FINDINGS, json),
         (MARKDOWN, render::markdown(&doc).into_bytes()),
         (HTML, render::html(&doc).into_bytes()),
+        (PDF, pdf),
     ];
-    let hashes: Vec<FileHash> = files.iter().map(|(n, b)| FileHash::of(n, b)).collect();
-    let outputs = serde_json::to_vec_pretty(&hashes).map_err(|e| Error::Report {
-        path: PathBuf::from(OUTPUTS),
-        message: e.to_string(),
-    })?;
-    files.push((OUTPUTS, outputs));
+    if let Some(g) = &file.gate {
+        files.push((
+            JUNIT,
+            crate::gate::junit(g, &file.manifest.run_id).into_bytes(),
+        ));
+    }
     Ok(files)
 }
 
 /// Writes a complete run folder at `dir` atomically: everything goes into a temporary sibling
-/// folder that is renamed into place once complete. An existing folder is replaced only when it
+/// folder, `manifest.json` is written last over its content, and the folder is renamed into
+/// place once complete. An existing folder is replaced only when it
 /// is empty or is itself a phiprobe run folder (it holds `findings.json`); anything else is
 /// refused, so `--out` can never wipe an unrelated folder.
 pub fn write_run(dir: &Path, file: &FindingsFile) -> Result<()> {
     let files = render_all(file)?;
-    write_files_atomically(dir, &files)
+    write_files_atomically(dir, &files, file)
 }
 
 fn werr(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -79,7 +95,11 @@ pub(crate) fn replaceable(dir: &Path) -> Result<bool> {
     Ok(entries.next().is_none() || dir.join(FINDINGS).is_file())
 }
 
-fn write_files_atomically(dir: &Path, files: &[(&str, Vec<u8>)]) -> Result<()> {
+fn write_files_atomically(
+    dir: &Path,
+    files: &[(&str, Vec<u8>)],
+    file: &FindingsFile,
+) -> Result<()> {
     if !replaceable(dir)? {
         return Err(Error::Report {
             path: dir.to_owned(),
@@ -112,6 +132,7 @@ fn write_files_atomically(dir: &Path, files: &[(&str, Vec<u8>)]) -> Result<()> {
             std::io::Write::write_all(&mut f, bytes).map_err(werr(&p))?;
             f.sync_all().map_err(werr(&p))?;
         }
+        crate::integrity::manifest::write(&tmp, &file.manifest)?;
         Ok(())
     })();
     if let Err(e) = built {
@@ -152,9 +173,21 @@ pub fn read_findings(dir: &Path) -> Result<FindingsFile> {
     })
 }
 
-/// Re-renders the views of a run folder from its `findings.json` without recomputing.
+/// Re-renders the views of a run folder from its `findings.json` without recomputing, and
+/// rewrites its manifest (a signature, which no longer matches, is removed).
 pub fn rerender(dir: &Path) -> Result<FindingsFile> {
-    let file = read_findings(dir)?;
+    let mut file = read_findings(dir)?;
+    if file.schema_version <= crate::evidence::SCHEMA_VERSION {
+        // Rewritten by this version's types: it is now this version's schema.
+        file.schema_version = crate::evidence::SCHEMA_VERSION;
+    }
+    rewrite(dir, &file)?;
+    Ok(file)
+}
+
+/// Rewrites the findings and every view of a run folder in place, one file at a time
+/// (atomically), so anything else in it (an audit's observations/) stays; then the manifest.
+pub fn rewrite(dir: &Path, file: &FindingsFile) -> Result<()> {
     if file.schema_version > crate::evidence::SCHEMA_VERSION {
         return Err(Error::Report {
             path: dir.join(FINDINGS),
@@ -165,10 +198,16 @@ pub fn rerender(dir: &Path) -> Result<FindingsFile> {
             ),
         });
     }
-    // In place, one file at a time (atomically), so anything else in the run folder
-    // (an audit's observations/) stays.
-    for (name, bytes) in render_all(&file)? {
+    // A gate file of an earlier policy, and schema 1's outputs.json (now manifest.json).
+    for (stale, gone) in [(JUNIT, file.gate.is_none()), ("outputs.json", true)] {
+        let p = dir.join(stale);
+        if gone && p.is_file() {
+            std::fs::remove_file(&p).map_err(werr(&p))?;
+        }
+    }
+    for (name, bytes) in render_all(file)? {
         crate::fsx::write_atomic(&dir.join(name), &bytes)?;
     }
-    Ok(file)
+    crate::integrity::manifest::write(dir, &file.manifest)?;
+    Ok(())
 }

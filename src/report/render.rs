@@ -38,6 +38,7 @@ pub fn markdown(doc: &ReportDoc) -> String {
                     }
                     out.push('\n');
                 }
+                Block::Code(text) => out.push_str(&format!("```text\n{text}\n```\n\n")),
                 Block::Figure { caption, .. } => {
                     out.push_str(&format!("*Figure: {caption} (see report.html).*\n\n"))
                 }
@@ -67,7 +68,10 @@ const STYLE: &str = "body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sa
 h1{font-size:1.6em;border-bottom:2px solid #2c3e50;padding-bottom:.3em}h2{font-size:1.25em;margin-top:1.8em;color:#2c3e50}\
 table{border-collapse:collapse;margin:.6em 0;font-size:.9em;width:100%}th,td{border:1px solid #ccd;padding:.3em .5em;text-align:left;vertical-align:top}\
 th{background:#eef1f5}tr:nth-child(even) td{background:#fafbfc}figure{margin:1em 0}figcaption{font-size:.85em;color:#555}\
-td.fail{color:#b03a2e;font-weight:bold}footer{margin-top:3em;font-size:.8em;color:#777}";
+td.fail{color:#b03a2e;font-weight:bold}footer{margin-top:3em;font-size:.8em;color:#777}\
+pre{background:#f4f6f8;padding:.6em .8em;font-size:.8em;white-space:pre-wrap;word-break:break-word}\
+nav{font-size:.9em;columns:2;margin:1em 0 2em}nav ol{margin:0}svg{max-width:100%;height:auto}\
+@media print{body{max-width:none;margin:0;font-size:10pt}nav{display:none}h2{break-after:avoid}table,figure,pre{break-inside:avoid}a{color:inherit;text-decoration:none}}";
 
 /// Renders a self-contained HTML page (inline CSS and SVG, no external resources).
 pub fn html(doc: &ReportDoc) -> String {
@@ -79,8 +83,17 @@ pub fn html(doc: &ReportDoc) -> String {
         esc(&doc.title)
     ));
     out.push_str(&format!("<h1>{}</h1>\n", esc(&doc.title)));
-    for s in &doc.sections {
-        out.push_str(&format!("<h2>{}</h2>\n", esc(&s.title)));
+    out.push_str("<nav><strong>Contents</strong><ol>");
+    for (i, s) in doc.sections.iter().enumerate() {
+        out.push_str(&format!(
+            "<li><a href=\"#s{}\">{}</a></li>",
+            i + 1,
+            esc(&s.title)
+        ));
+    }
+    out.push_str("</ol></nav>\n");
+    for (i, s) in doc.sections.iter().enumerate() {
+        out.push_str(&format!("<h2 id=\"s{}\">{}</h2>\n", i + 1, esc(&s.title)));
         for b in &s.blocks {
             match b {
                 Block::Para(p) => out.push_str(&format!("<p>{}</p>\n", esc(p))),
@@ -111,6 +124,7 @@ pub fn html(doc: &ReportDoc) -> String {
                     }
                     out.push_str("</tbody></table>\n");
                 }
+                Block::Code(text) => out.push_str(&format!("<pre>{}</pre>\n", esc(text))),
                 Block::Figure { svg, caption } => {
                     // The SVG is produced by plotters from numbers only; strip its XML prolog.
                     let body = svg.find("<svg").map_or(svg.as_str(), |i| &svg[i..]);

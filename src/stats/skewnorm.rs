@@ -30,7 +30,9 @@ fn log_phi(x: f64) -> f64 {
 }
 
 /// A skew-normal distribution.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct SkewNormal {
     /// Location ξ.
     pub loc: f64,
@@ -205,7 +207,7 @@ impl SkewNormal {
 }
 
 /// A fitted skew-normal with its diagnostics.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Fit {
     /// The maximum-likelihood parameters.
     pub dist: SkewNormal,

@@ -106,7 +106,8 @@ fn audit_finds_membership_resumes_and_reanalyses() {
     for f in [
         "report.html",
         "report.md",
-        "outputs.json",
+        "manifest.json",
+        "report.pdf",
         "observations/audit.json",
     ] {
         assert!(dir.join("runs/a").join(f).is_file(), "{f}");

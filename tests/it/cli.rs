@@ -190,7 +190,13 @@ fn plain_analysis_exits_0_and_policy_gates_with_1() {
         .find(|f| f["metric"] == "reid.k")
         .unwrap();
     assert_eq!(k["value"], 1.0);
-    for f in ["findings.json", "report.md", "report.html", "outputs.json"] {
+    for f in [
+        "findings.json",
+        "report.md",
+        "report.html",
+        "report.pdf",
+        "manifest.json",
+    ] {
         assert!(dir.path().join("run").join(f).is_file(), "{f}");
     }
     // Same inputs and seed → the same findings, byte for byte.
@@ -350,6 +356,46 @@ fn demo_writes_the_report() {
         );
         assert!(!text.contains("@example."), "an email reached the report");
     }
+    // Every file both demo runs wrote: no identifier value of either dataset (the PHI detector
+    // over each file's text, and every identifier value looked up directly); the findings follow
+    // the published schema; signed, they verify.
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/findings.schema.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let o = phiprobe(dir.path(), &["-q", "keygen", "--out", "k"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    for (run, data) in [
+        ("reports/demo", "reports/demo-data"),
+        ("reports/demo-audit", "reports/demo-data-train"),
+    ] {
+        let run = dir.path().join(run);
+        let card = dir.path().join(data).join("synthetic-ehr.toml");
+        let scanned = super::phi_scan::scan_run(&run, &card);
+        assert!(
+            scanned >= 5,
+            "{}: only {scanned} files scanned",
+            run.display()
+        );
+        let f: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("findings.json")).unwrap())
+                .unwrap();
+        let errors = super::schema::validate(&schema, &f);
+        assert!(errors.is_empty(), "{}: {errors:#?}", run.display());
+        let r = run.to_str().unwrap();
+        assert_eq!(
+            phiprobe(dir.path(), &["-q", "sign", r, "--key", "k"])
+                .status
+                .code(),
+            Some(0)
+        );
+        let o = phiprobe(dir.path(), &["verify", r, "--pubkey", "k.pub"]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
+    assert!(dir.path().join("reports/demo-audit/report.pdf").is_file());
     // A second demo reuses the fleet instead of training it again.
     let o = phiprobe(dir.path(), DEMO_ARGS);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));

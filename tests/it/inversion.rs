@@ -38,27 +38,32 @@ fn finding<'a>(f: &'a Value, metric: &str, params: &[(&str, Value)]) -> &'a Valu
 
 /// Runs `audit` on the workspace's card with a mock model that memorised `memorised` (boosted
 /// by `boost`) under `plan`, into `run/`.
-fn audit_mock(dir: &std::path::Path, memorised: &[&str], boost: f64, plan: &str) -> Output {
+fn audit_mock(
+    dir: &std::path::Path,
+    memorised: &[&str],
+    boost: f64,
+    plan: &str,
+    extra: &[&str],
+) -> Output {
     let fixture = serde_json::json!({
         "format": "phiprobe-mock", "seed": 5, "boost": boost, "memorized": memorised,
     });
     std::fs::write(dir.join("mock.json"), fixture.to_string()).unwrap();
     std::fs::write(dir.join("plan.toml"), plan).unwrap();
-    phiprobe(
-        dir,
-        &[
-            "-q",
-            "audit",
-            "--model",
-            "mock:mock.json",
-            "--data",
-            "d/synthetic-ehr.toml",
-            "--plan",
-            "plan.toml",
-            "--out",
-            "run",
-        ],
-    )
+    let mut args = vec![
+        "-q",
+        "audit",
+        "--model",
+        "mock:mock.json",
+        "--data",
+        "d/synthetic-ehr.toml",
+        "--plan",
+        "plan.toml",
+        "--out",
+        "run",
+    ];
+    args.extend_from_slice(extra);
+    phiprobe(dir, &args)
 }
 
 #[test]
@@ -71,7 +76,22 @@ fn memorised_members_attributes_are_inferred_and_the_control_is_not() {
         .filter(|&r| recs.member[r] == Some(true))
         .map(|r| recs.texts[r].as_str())
         .collect();
-    let o = audit_mock(dir, &members, 12.0, PLAN);
+    // PHI examples need a key, checked before any model work.
+    let o = audit_mock(dir, &members, 12.0, PLAN, &["--include-phi-examples"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("PHIPROBE_BUNDLE_KEY"), "{}", stderr(&o));
+    assert!(
+        phiprobe(dir, &["-q", "keygen", "--bundle", "--out", "bundle.key"])
+            .status
+            .success()
+    );
+    let o = audit_mock(
+        dir,
+        &members,
+        12.0,
+        PLAN,
+        &["--include-phi-examples", "--bundle-key", "bundle.key"],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let f: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("run/findings.json")).unwrap())
@@ -124,29 +144,62 @@ fn memorised_members_attributes_are_inferred_and_the_control_is_not() {
     assert!((p["posterior"].as_f64().unwrap() - want).abs() < 1e-12);
     assert!(d["reconstruction"]["fields"].as_array().unwrap().len() > 3);
     assert_eq!(d["memorised"]["generations"], 8);
-    // No value of the probed fields or of any direct identifier reaches the outputs.
-    let mut outputs = String::new();
-    for file in [
-        "report.md",
-        "report.html",
-        "findings.json",
-        "observations/inversion.json",
-    ] {
-        outputs.push_str(&std::fs::read_to_string(dir.join("run").join(file)).unwrap());
+    // No identifier value reaches any file of the run, the encrypted bundle included.
+    assert!(crate::phi_scan::scan_run(&dir.join("run"), &card) >= 8);
+    // The expert decrypts the bundle: the values behind the findings, for real records.
+    let o = phiprobe(
+        dir,
+        &[
+            "-q",
+            "decrypt",
+            "run/phi-examples.bundle",
+            "--key",
+            "bundle.key",
+            "--out",
+            "ex.json",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ex: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("ex.json")).unwrap()).unwrap();
+    let inv = ex["inversion"].as_array().unwrap();
+    assert!(!inv.is_empty());
+    let columns = recs
+        .read_columns(&["diagnosis".to_owned(), "birth_date".to_owned()])
+        .unwrap();
+    for e in inv.iter().filter(|e| e["field"] == "birth_date") {
+        let r = recs
+            .ids
+            .iter()
+            .position(|id| id == e["record_id"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(e["value"], columns[1].as_ref().unwrap().values[r].as_str());
     }
-    for id in &recs.identifiers {
-        if matches!(
-            id.category,
-            phiprobe::phi::SafeHarbor::Ssn
-                | phiprobe::phi::SafeHarbor::Mrn
-                | phiprobe::phi::SafeHarbor::Date
-                | phiprobe::phi::SafeHarbor::Phone
-        ) {
-            for v in id.values.iter().filter(|v| v.len() >= 6) {
-                assert!(!outputs.contains(v.as_str()), "{} value leaked", id.name);
-            }
-        }
-    }
+    assert_eq!(ex["run_id"], f["manifest"]["run_id"]);
+    // Another key, or none, opens nothing (exit 2); the file is never overwritten.
+    assert!(
+        phiprobe(dir, &["-q", "keygen", "--bundle", "--out", "other.key"])
+            .status
+            .success()
+    );
+    let o = phiprobe(
+        dir,
+        &[
+            "decrypt",
+            "run/phi-examples.bundle",
+            "--key",
+            "other.key",
+            "--out",
+            "x.json",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("authentication failed"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!dir.join("x.json").exists());
     let md = std::fs::read_to_string(dir.join("run/report.md")).unwrap();
     assert!(md.contains("## Model inversion and identification"), "{md}");
     // Re-analysis from the observations reproduces the findings.
@@ -167,6 +220,7 @@ fn unknown_inversion_field_is_a_clear_usage_error() {
         &[],
         1.0,
         "[[probe]]\nkind = \"inversion\"\nfields = [\"diagnosys\"]\n",
+        &[],
     );
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let e = stderr(&o);

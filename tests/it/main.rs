@@ -3,11 +3,14 @@
 mod audit;
 mod canary;
 mod cli;
+mod evidence;
 mod extraction;
 mod inversion;
 mod models;
 mod oracles;
+mod phi_scan;
 mod report;
+mod schema;
 mod synth;
 mod train;
 

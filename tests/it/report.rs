@@ -42,6 +42,8 @@ fn fixture() -> FindingsFile {
         canary: None,
         extraction: None,
         inversion: None,
+        gate: None,
+        determination: None,
     }
 }
 

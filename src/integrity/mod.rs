@@ -1,0 +1,75 @@
+//! Integrity and audit trail of run folders.
+//!
+//! - [`manifest`]: `manifest.json` pins the SHA-256 of every input and every file of a run
+//!   folder; [`manifest::check`] names each changed, missing or added file.
+//! - [`sign`]: ed25519 keys (`phiprobe keygen`), a detached signature of the manifest
+//!   (`manifest.sig`, `phiprobe sign`) and its verification (`phiprobe verify`).
+//! - [`runlog`]: an append-only, hash-chained log of runs (who ran what, when, on which
+//!   inputs, with which result), checked by `verify`.
+//! - [`bundle`]: AES-256-GCM encrypted bundles for the PHI examples an expert may ask for.
+
+pub mod bundle;
+pub mod manifest;
+pub mod runlog;
+pub mod sign;
+
+use crate::error::{Error, Result};
+use std::path::Path;
+
+/// Lower-case hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Bytes of a hex string (`None` unless every pair is valid hex).
+pub fn unhex(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim();
+    if s.len() % 2 != 0 || !s.is_ascii() {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
+        .collect()
+}
+
+/// SHA-256 of bytes as lower-case hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex(&Sha256::digest(bytes))
+}
+
+/// Reads a whole file, naming it on error.
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| Error::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Random bytes from the operating system (keys and nonces; never used for findings, which
+/// derive from `--seed`).
+pub(crate) fn random<const N: usize>() -> Result<[u8; N]> {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b)
+        .map_err(|e| Error::Usage(format!("the operating system gave no random bytes: {e}")))?;
+    Ok(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trip() {
+        assert_eq!(hex(&[0, 15, 255]), "000fff");
+        assert_eq!(unhex("000fff"), Some(vec![0, 15, 255]));
+        assert_eq!(unhex("0g"), None);
+        assert_eq!(unhex("abc"), None);
+        // FIPS 180-2 test vector.
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

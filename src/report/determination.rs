@@ -1,0 +1,870 @@
+//! The Expert Determination frame around the results (reference/reid.md §10): determination
+//! statement, executive summary, limitations, background, sources, definitions, assumptions,
+//! data description, threat model and threshold, methodology; then conditions, re-evaluation
+//! triggers, certification, appendices and the Privacy Impact Assessment annex.
+//!
+//! Measured facts come from the findings; facts only the expert or the organisation can supply
+//! come from `determination.toml` and are shown as "not supplied" when missing — never
+//! invented.
+
+use super::doc::{Block, Section, num};
+use crate::evidence::{Determination, Finding, FindingsFile, Verdict};
+
+/// One criterion of the measured conclusion.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Criterion {
+    /// What is tested.
+    pub name: String,
+    /// The measured number(s), with interval and counts.
+    pub measured: String,
+    /// The requirement.
+    pub requirement: String,
+    /// Met, not met, or not measured in this run.
+    pub met: Option<bool>,
+}
+
+fn missing(key: &str) -> String {
+    format!("not supplied (determination.toml: {key})")
+}
+
+fn given(v: &Option<String>, key: &str) -> String {
+    v.as_ref()
+        .filter(|s| !s.trim().is_empty())
+        .cloned()
+        .unwrap_or_else(|| missing(key))
+}
+
+fn det(file: &FindingsFile) -> Determination {
+    file.determination.clone().unwrap_or_default()
+}
+
+/// The identification-risk threshold: the determination's, else the run's (0.09 by default).
+pub fn threshold(file: &FindingsFile) -> (f64, &'static str) {
+    if let Some(t) = file.determination.as_ref().and_then(|d| d.threat.threshold) {
+        return (t, "determination.toml");
+    }
+    let run = file
+        .findings
+        .iter()
+        .find(|f| f.metric == "reid.prosecutor.records_at_risk")
+        .and_then(|f| f.params.get("threshold"))
+        .and_then(serde_json::Value::as_f64);
+    match run {
+        Some(t) => (t, "the run's risk settings"),
+        None => (
+            0.09,
+            "phiprobe's default (El Emam's public-release precedent)",
+        ),
+    }
+}
+
+fn find<'a>(file: &'a FindingsFile, metric: &str, params: &[(&str, &str)]) -> Option<&'a Finding> {
+    file.findings.iter().find(|f| {
+        f.metric == metric
+            && params.iter().all(|(k, v)| {
+                f.params
+                    .get(*k)
+                    .and_then(serde_json::Value::as_str)
+                    .is_some_and(|s| s == *v)
+            })
+    })
+}
+
+fn with_ci(f: &Finding) -> String {
+    let v = f.value.map_or_else(|| "not computed".into(), num3);
+    match &f.interval {
+        Some(i) => format!(
+            "{v} [{}, {}] ({}% {})",
+            num3(i.lo),
+            num3(i.hi),
+            num(100.0 * i.level),
+            i.method
+        ),
+        None => v,
+    }
+}
+
+fn num3(x: f64) -> String {
+    num((x * 1000.0).round() / 1000.0)
+}
+
+/// The criteria the measured conclusion rests on.
+pub fn criteria(file: &FindingsFile) -> Vec<Criterion> {
+    let (t, _) = threshold(file);
+    let d = det(file);
+    let public = d.release.model.as_deref().is_none_or(|m| m == "public");
+    let attempt = if public {
+        1.0
+    } else {
+        d.threat.attempt_probability.unwrap_or(1.0)
+    };
+    let mut out = Vec::new();
+    for r in &file.reid {
+        if d.release.qi_set.as_ref().is_some_and(|q| *q != r.label) {
+            continue;
+        }
+        let label = r.label.as_str();
+        let metric = if public {
+            "reid.prosecutor.max"
+        } else {
+            "reid.prosecutor.avg"
+        };
+        let f = find(file, metric, &[("qi_set", label)]).or_else(|| find(file, metric, &[]));
+        let value = f.and_then(|f| f.value);
+        out.push(Criterion {
+            name: format!(
+                "{} prosecutor re-identification risk of the data on ({}){}",
+                if public { "Maximum" } else { "Average" },
+                r.quasi_identifiers.join(", "),
+                if public {
+                    String::new()
+                } else {
+                    format!(" × Pr(attempt) {}", num(attempt))
+                }
+            ),
+            measured: value.map_or_else(
+                || "not computed".into(),
+                |v| {
+                    if public {
+                        num3(v)
+                    } else {
+                        format!("{} × {} = {}", num3(v), num(attempt), num3(v * attempt))
+                    }
+                },
+            ),
+            requirement: format!("≤ {}", num(t)),
+            met: value.map(|v| v * attempt <= t),
+        });
+    }
+    if let Some(f) = find(
+        file,
+        "linkage.identification.mean",
+        &[("arm", "attack"), ("basis", "model")],
+    ) {
+        let base = find(
+            file,
+            "linkage.identification.mean",
+            &[("arm", "attack"), ("basis", "release")],
+        )
+        .and_then(|b| b.value);
+        out.push(Criterion {
+            name: "Mean identification probability of member patients with the model's answers (release quasi-identifiers + attribute inference)".into(),
+            measured: format!(
+                "{}{}",
+                f.value.map_or_else(|| "not computed".into(), num3),
+                base.map_or_else(String::new, |b| format!(" (release alone: {})", num3(b)))
+            ),
+            requirement: format!("≤ {}", num(t)),
+            met: f.value.map(|v| v * attempt <= t),
+        });
+    }
+    let aucs: Vec<&Finding> = file
+        .findings
+        .iter()
+        .filter(|f| f.metric == "mia.auc" && f.value.is_some())
+        .collect();
+    if !aucs.is_empty() {
+        let worst = aucs
+            .iter()
+            .max_by(|a, b| {
+                let lo = |f: &Finding| f.interval.as_ref().map_or(f64::NAN, |i| i.lo);
+                lo(a).total_cmp(&lo(b))
+            })
+            .expect("non-empty");
+        let lo = worst.interval.as_ref().map(|i| i.lo);
+        out.push(Criterion {
+            name: format!(
+                "Membership inference: no attack tells members from non-members better than chance ({} attacks; strongest by its lower bound: {})",
+                aucs.len(),
+                worst
+                    .params
+                    .get("attack")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or("?")
+            ),
+            measured: format!("AUC {}", with_ci(worst)),
+            requirement: "lower bound of the AUC interval ≤ 0.5".into(),
+            met: lo.map(|lo| lo <= 0.5),
+        });
+    }
+    let excess: Vec<&Finding> = file
+        .findings
+        .iter()
+        .filter(|f| f.metric == "extraction.excess" && f.interval.is_some())
+        .collect();
+    if !excess.is_empty() {
+        let hits: Vec<String> = excess
+            .iter()
+            .filter(|f| f.interval.as_ref().is_some_and(|i| i.lo > 0.0))
+            .map(|f| f.key())
+            .collect();
+        out.push(Criterion {
+            name: "Extraction: no identifier type is reproduced more often for members than for non-members".into(),
+            measured: if hits.is_empty() {
+                format!("{} comparisons, none with a lower bound above 0", excess.len())
+            } else {
+                format!("{} of {} above 0: {}", hits.len(), excess.len(), hits.join("; "))
+            },
+            requirement: "lower bound of every member − non-member difference ≤ 0".into(),
+            met: Some(hits.is_empty()),
+        });
+    }
+    let residual: Vec<&Finding> = file
+        .findings
+        .iter()
+        .filter(|f| f.metric == "inference.residual_risk" && f.interval.is_some())
+        .collect();
+    if !residual.is_empty() {
+        let hits: Vec<String> = residual
+            .iter()
+            .filter(|f| f.interval.as_ref().is_some_and(|i| i.lo > 0.0))
+            .map(|f| {
+                format!(
+                    "{} {}",
+                    f.params
+                        .get("field")
+                        .and_then(serde_json::Value::as_str)
+                        .unwrap_or("?"),
+                    with_ci(f)
+                )
+            })
+            .collect();
+        out.push(Criterion {
+            name: "Attribute inference: the model infers no field of members better than of non-members (Anonymeter residual risk)".into(),
+            measured: if hits.is_empty() {
+                format!("{} fields, none with a lower bound above 0", residual.len())
+            } else {
+                format!("{} of {} fields above 0: {}", hits.len(), residual.len(), hits.join("; "))
+            },
+            requirement: "lower bound of every residual risk ≤ 0".into(),
+            met: Some(hits.is_empty()),
+        });
+    }
+    if let Some(g) = &file.gate {
+        out.push(Criterion {
+            name: format!("Release policy {}", g.policy.path),
+            measured: format!(
+                "{} breach(es) of error severity, {} warning(s)",
+                g.failed, g.warned
+            ),
+            requirement: "no breach of error severity".into(),
+            met: Some(g.passed),
+        });
+    }
+    out
+}
+
+/// The measured conclusion in words.
+pub fn conclusion(c: &[Criterion]) -> (&'static str, String) {
+    let not_met = c.iter().filter(|c| c.met == Some(false)).count();
+    let unknown = c.iter().filter(|c| c.met.is_none()).count();
+    if c.is_empty() {
+        (
+            "NOT ASSESSED",
+            "This run measured nothing the conclusion can rest on.".into(),
+        )
+    } else if not_met > 0 {
+        (
+            "NOT VERY SMALL",
+            format!(
+                "{not_met} of {} criteria are not met: on these measurements the risk is not very small, and the release cannot be determined de-identified as it stands. Mitigate (generalise or suppress quasi-identifiers, retrain with differential privacy, restrict the release) and re-evaluate.",
+                c.len()
+            ),
+        )
+    } else if unknown > 0 {
+        (
+            "INCOMPLETE",
+            format!(
+                "{unknown} of {} criteria could not be measured; no conclusion can be drawn until they are.",
+                c.len()
+            ),
+        )
+    } else {
+        (
+            "VERY SMALL",
+            format!(
+                "All {} criteria are met: on these measurements, and under the conditions of this determination, the risk that the anticipated recipient could identify an individual is very small.",
+                c.len()
+            ),
+        )
+    }
+}
+
+fn criteria_table(c: &[Criterion]) -> Block {
+    Block::Table {
+        header: ["criterion", "measured", "required", "met"]
+            .map(String::from)
+            .to_vec(),
+        rows: c
+            .iter()
+            .map(|c| {
+                vec![
+                    c.name.clone(),
+                    c.measured.clone(),
+                    c.requirement.clone(),
+                    match c.met {
+                        Some(true) => "yes".into(),
+                        Some(false) => "FAIL: no".into(),
+                        None => "not measured".into(),
+                    },
+                ]
+            })
+            .collect(),
+    }
+}
+
+fn kv(rows: Vec<(&str, String)>) -> Block {
+    Block::Table {
+        header: vec!["item".into(), "value".into()],
+        rows: rows
+            .into_iter()
+            .map(|(k, v)| vec![k.to_owned(), v])
+            .collect(),
+    }
+}
+
+fn expiry(d: &Determination) -> String {
+    match (&d.release.expires, &d.release.date) {
+        (Some(e), _) => e.clone(),
+        (None, Some(date)) => match crate::date::parse_iso(date) {
+            Some(days) => format!(
+                "{} (default: one year after the determination date; set release.expires)",
+                crate::date::iso(days + 365)
+            ),
+            None => missing("release.expires"),
+        },
+        (None, None) => missing("release.expires"),
+    }
+}
+
+fn data_hashes(file: &FindingsFile) -> String {
+    let shown: Vec<String> = file
+        .manifest
+        .inputs
+        .iter()
+        .map(|i| {
+            format!(
+                "{} (sha256 {}…)",
+                i.path,
+                &i.sha256[..i.sha256.len().min(16)]
+            )
+        })
+        .collect();
+    if shown.is_empty() {
+        "none recorded".into()
+    } else {
+        shown.join("; ")
+    }
+}
+
+/// The sections before the results.
+pub fn front(file: &FindingsFile) -> Vec<Section> {
+    let d = det(file);
+    let m = &file.manifest;
+    let c = criteria(file);
+    let (word, text) = conclusion(&c);
+    let (t, t_source) = threshold(file);
+    let mut out = Vec::new();
+
+    out.push(Section {
+        title: "Determination statement".into(),
+        blocks: vec![
+            kv(vec![
+                ("release", given(&d.release.title, "release.title")),
+                ("anticipated recipient(s)", given(&d.release.recipients, "release.recipients")),
+                ("release model", given(&d.release.model, "release.model")),
+                ("run", format!("{} (phiprobe {}, seed {})", m.run_id, m.tool_version, m.seed)),
+                ("inputs (SHA-256)", data_hashes(file)),
+                ("threshold", format!("{} (from {t_source})", num(t))),
+                ("measured conclusion", format!("risk {word}")),
+                ("expert", given(&d.expert.name, "expert.name")),
+                ("qualifications", given(&d.expert.qualifications, "expert.qualifications")),
+                ("determination date", given(&d.release.date, "release.date")),
+                ("expires", expiry(&d)),
+            ]),
+            Block::Para(format!(
+                "Statement. Applying generally accepted statistical and scientific principles and methods, the risk that the information described here could be used, alone or in combination with other reasonably available information, by the anticipated recipient to identify an individual who is a subject of the information was measured against the threshold {}. Measured conclusion: {text} The expert's determination rests on these measurements together with the conditions in \"Conditions of the determination\"; it is made only by the expert's signature below, not by this software.",
+                num(t)
+            )),
+            criteria_table(&c),
+        ],
+    });
+
+    let mut exec = vec![Block::Para(format!(
+        "Purpose: {}. Release model: {}. Recipient(s): {}.",
+        given(&d.release.purpose, "release.purpose"),
+        given(&d.release.model, "release.model"),
+        given(&d.release.recipients, "release.recipients"),
+    ))];
+    exec.push(Block::Para(format!(
+        "Headline numbers (each with its interval and counts in the results): {}",
+        c.iter()
+            .map(|c| format!("{}: {}", c.name, c.measured))
+            .collect::<Vec<_>>()
+            .join("; ")
+    )));
+    exec.push(Block::Para(format!(
+        "Conclusion on the measurements: {text}"
+    )));
+    out.push(Section {
+        title: "Executive summary".into(),
+        blocks: exec,
+    });
+
+    let mut limits = vec![
+        "The measurements describe the data and model given to this run (hashes in the appendix); any other extract, vintage or model version needs its own evaluation.".to_owned(),
+        "Free text is assessed for the 18 Safe Harbor categories by phiprobe's rule-based PHI detector, whose recall is below 1: a clean scan is evidence, not proof, of absence.".to_owned(),
+        "Images, genomic data and other modalities are not assessed.".to_owned(),
+        "Model-leakage probes measure specific, published attacks with the stated budgets; a stronger or differently informed adversary may do better. Lower bounds on ε are bounds, not the model's privacy loss.".to_owned(),
+        "Re-identification risk assumes the adversary knows the stated quasi-identifiers and no linkage key; population estimates rest on the stated sampling fraction or population table.".to_owned(),
+        "Facts marked \"not supplied\" were not given to phiprobe; the determination relies on the expert to supply or confirm them.".to_owned(),
+    ];
+    limits.extend(d.limitations.iter().cloned());
+    out.push(Section {
+        title: "Limitations and qualifications".into(),
+        blocks: vec![Block::List(limits)],
+    });
+
+    out.push(Section {
+        title: "Background and intended use".into(),
+        blocks: vec![kv(vec![
+            ("purpose", given(&d.release.purpose, "release.purpose")),
+            (
+                "intended use",
+                given(&d.release.intended_use, "release.intended_use"),
+            ),
+            (
+                "data flow",
+                given(&d.release.data_flow, "release.data_flow"),
+            ),
+            (
+                "anticipated recipient(s)",
+                given(&d.release.recipients, "release.recipients"),
+            ),
+        ])],
+    });
+
+    let mut sources: Vec<(&str, String)> = m
+        .inputs
+        .iter()
+        .map(|i| {
+            (
+                "input",
+                format!(
+                    "{} ({} bytes, sha256 {})",
+                    i.path,
+                    num(i.bytes as f64),
+                    i.sha256
+                ),
+            )
+        })
+        .collect();
+    sources.push((
+        "external data considered available to the recipient",
+        if d.threat.external_sources.is_empty() {
+            missing("threat.external_sources")
+        } else {
+            d.threat.external_sources.join("; ")
+        },
+    ));
+    sources.push((
+        "extraction and sources",
+        given(&d.pia.sources, "pia.sources"),
+    ));
+    out.push(Section {
+        title: "Information sources".into(),
+        blocks: vec![kv(sources)],
+    });
+
+    out.push(Section {
+        title: "Definitions".into(),
+        blocks: vec![Block::List(vec![
+            "Direct identifier: a field that identifies a person on its own (name, SSN, MRN, …; Safe Harbor categories 1–18).".into(),
+            "Quasi-identifier (QI): a field an adversary can know from other sources and combine to single a person out (dates, ZIP, sex, …).".into(),
+            "Sensitive attribute: a field whose disclosure harms the person (diagnosis, lab result).".into(),
+            "Equivalence class: the persons sharing one combination of QI values; f is its size in the data, F in the population.".into(),
+            "Prosecutor risk: 1/f for a person known to be in the data; journalist risk: 1/F for a target known only to be in the population; marketer risk: the expected share of the data re-identified by linking everyone.".into(),
+            "Population uniqueness: the share of the population unique on the QIs (Zayatz, Pitman, SNB estimators).".into(),
+            "k-anonymity: every class has at least k persons; l-diversity, t-closeness, δ-disclosure: how much a class reveals about a sensitive attribute.".into(),
+            "Membership inference: telling whether a record was in a model's training data; AUC 0.5 is chance. Canary exposure: log2 of the candidates divided by a planted secret's rank. Residual risk: the attack's success on members beyond its success on non-members (Anonymeter).".into(),
+            "Identification probability (linkage): the chance that an adversary holding the release and the model's answers picks the right patient.".into(),
+        ])],
+    });
+
+    let mut assumptions = vec![
+        "A1. The adversary knows the quasi-identifiers listed for each QI set and nothing linking records directly (no linkage key).".to_owned(),
+        "A2. When the data has a patient-id column, one person is one patient (all encounters together); otherwise one row.".to_owned(),
+        format!("A3. Pr(attempt) = {} ({}).", num(if d.release.model.as_deref().is_none_or(|m| m == "public") { 1.0 } else { d.threat.attempt_probability.unwrap_or(1.0) }), if d.release.model.as_deref().is_none_or(|m| m == "public") { "public release or release model not supplied: an attempt is assumed".to_owned() } else { given(&d.threat.attempt_rationale, "threat.attempt_rationale") }),
+        "A4. The model is queried as the probes query it (log-probabilities and generations); an API that returns less gives an adversary less.".to_owned(),
+        "A5. Members and non-members were drawn from the same population (the run checks their distributions; see the results).".to_owned(),
+    ];
+    assumptions.extend(
+        d.assumptions
+            .iter()
+            .enumerate()
+            .map(|(i, a)| format!("A{}. {a}", i + 6)),
+    );
+    out.push(Section {
+        title: "Assumptions".into(),
+        blocks: vec![Block::List(assumptions)],
+    });
+
+    out.push(data_description(file));
+
+    out.push(Section {
+        title: "Threat model and threshold".into(),
+        blocks: vec![
+            Block::List(vec![
+                "Attacks on the data: deliberate re-identification by the recipient, inadvertent recognition of an acquaintance, and a breach of the recipient (El Emam 2013).".into(),
+                "Attacks on the model: membership inference, extraction of identifiers and canaries, and attribute inference from the model's answers, each against a non-member control.".into(),
+            ]),
+            kv(vec![
+                ("threshold", format!("{} (from {t_source})", num(t))),
+                ("rationale", given(&d.threat.threshold_rationale, "threat.threshold_rationale")),
+                ("invasion-of-privacy level", given(&d.threat.invasion_of_privacy, "threat.invasion_of_privacy")),
+                ("Pr(attempt)", d.threat.attempt_probability.map_or_else(|| missing("threat.attempt_probability"), num)),
+                ("Pr(attempt) reasoning", given(&d.threat.attempt_rationale, "threat.attempt_rationale")),
+                ("precedents", "cell size 3 ↔ 0.33, 5 ↔ 0.2, 11 ↔ 0.09 (US public releases; EMA Policy 0070), 20 ↔ 0.05 (El Emam 2013, appendix \"Cell Size Precedents\"); non-public releases 0.1 / 0.075 / 0.05 by invasion of privacy (ISO/IEC 27559)".into()),
+                ("t ↔ k mapping", file.reid.first().and_then(|r| r.settings.iter().find(|s| s.name.contains("k rule") || s.name.starts_with("k"))).map_or_else(|| "el-emam: k = round(1/t) (0.09 ↔ 11); arx: k = ⌈1/t⌉ (0.09 ↔ 12)".into(), |s| format!("{} = {} ({})", s.name, s.value, s.note))),
+            ]),
+        ],
+    });
+
+    out.push(Section {
+        title: "Methodology".into(),
+        blocks: vec![
+            Block::List(vec![
+                format!("Software: phiprobe {}{}; the plan, seeds and input hashes are in the appendix, and the reproduction command re-creates every number.", m.tool_version, m.git_commit.as_ref().map(|c| format!(" (commit {c})")).unwrap_or_default()),
+                format!("Randomness: one seed ({}); every probe derives its own stream from it; same seed and inputs give the same findings.", m.seed),
+                "Re-identification: equivalence classes per person; prosecutor risk 1/f, average J/n (ARX, El Emam 2013); records at risk with 1/f > t; population uniqueness by Zayatz (1991), Pitman (Hoshino 2001) and SNB (Chen & Keller-McNulty 1998) chosen by Dankar et al. (2012); journalist and marketer risk by Benedetti & Franconi (1998); l-diversity, t-closeness, δ-disclosure.".into(),
+                "Membership inference: loss (Yeom et al. 2018), zlib (Carlini et al. 2021), Min-K% (Shi et al. 2024), Min-K%++ (Zhang et al. 2024), reference (Carlini et al. 2021), LiRA (Carlini et al. 2022), RMIA (Zarifzadeh et al. 2024); AUC with stratified bootstrap-percentile intervals, TPR at fixed FPR with Clopper–Pearson intervals, ε lower bounds (Kairouz et al. 2015; Jagielski et al. 2020).".into(),
+                "Canaries: exposure = log2|R| − log2 rank (Carlini et al. 2019), exact rank by token-tree search or skew-normal extrapolation.".into(),
+                "Extraction: prefix prompts, identifier prompts and untargeted generation (Carlini et al. 2021; Lukas et al. 2023), members against a non-member control, Newcombe intervals of the difference.".into(),
+                "Attribute inference and linkage: candidate ranking by the model against a non-member control and a prior (Fredrikson et al. 2015; Giomi et al. 2023), Wilson intervals; identification probabilities combining class sizes with the model's answers.".into(),
+                "Intervals: exact Clopper–Pearson for proportions, Wilson / Newcombe for rates and differences, at the stated confidence level; maxima over several attacks are not corrected for multiplicity unless stated.".into(),
+                "Decision rule: each criterion in the determination statement compares the stated number with the threshold; the measured conclusion is \"very small\" only when every criterion is met.".into(),
+            ]),
+        ],
+    });
+    out
+}
+
+fn data_description(file: &FindingsFile) -> Section {
+    let Some(r) = file.reid.first() else {
+        return Section {
+            title: "Data description and variable classification".into(),
+            blocks: vec![Block::Para("This run made no re-identification analysis of the data, so it carries no field-by-field classification; run `phiprobe risk` on the dataset card (or the demo) for it. The model-leakage probes below used the card's roles.".into())],
+        };
+    };
+    // Distinction (distinct combinations / persons) is measured per QI set: shown for the
+    // first set that contains the field.
+    let distinction = |col: &str| {
+        let set = file
+            .reid
+            .iter()
+            .find(|d| d.quasi_identifiers.iter().any(|q| q == col))?;
+        file.findings
+            .iter()
+            .find(|f| {
+                f.metric == "reid.qi.distinction"
+                    && f.params
+                        .get("qi_set")
+                        .and_then(serde_json::Value::as_str)
+                        .is_none_or(|l| l == set.label)
+            })
+            .and_then(|f| f.value)
+            .map(|v| (set.label.clone(), v))
+    };
+    let rows = r
+        .columns
+        .iter()
+        .map(|c| {
+            let (rep, avail, dist) = match c.role.as_str() {
+                "direct" => ("high", "high", "high (identifies alone)".to_owned()),
+                "quasi" => (
+                    "high",
+                    "high (public records)",
+                    distinction(&c.column).map_or_else(
+                        || "not measured".into(),
+                        |(set, d)| format!("set [{set}] distinction {}", num3(d)),
+                    ),
+                ),
+                "sensitive" => ("low to medium", "low", "low".into()),
+                _ => ("n/a", "n/a", "n/a".into()),
+            };
+            vec![
+                c.column.clone(),
+                c.role.clone(),
+                c.category.clone().unwrap_or_else(|| "—".into()),
+                rep.into(),
+                avail.into(),
+                dist,
+            ]
+        })
+        .collect();
+    let sets: Vec<String> = file
+        .reid
+        .iter()
+        .map(|d| {
+            format!(
+                "[{}] {} — {} {}s of {}",
+                d.label,
+                d.quasi_identifiers.join(", "),
+                num(file
+                    .findings
+                    .iter()
+                    .find(|f| f.metric == "reid.persons"
+                        && f.params.get("qi_set").and_then(serde_json::Value::as_str)
+                            == Some(d.label.as_str()))
+                    .and_then(|f| f.value)
+                    .unwrap_or(0.0)),
+                d.unit,
+                d.dataset
+            )
+        })
+        .collect();
+    Section {
+        title: "Data description and variable classification".into(),
+        blocks: vec![
+            Block::Para("Every field with its role, its Safe Harbor category (45 CFR 164.514(b)(2)) and the HHS guidance's three principles (replicability, data-source availability, distinguishability). Ratings of replicability and availability are defaults by role for the expert to confirm; distinguishability is the measured distinction (distinct combinations per person) of the first QI set containing the field.".into()),
+            Block::Table {
+                header: ["field", "role", "Safe Harbor category", "replicability", "availability", "distinguishability"].map(String::from).to_vec(),
+                rows,
+            },
+            Block::Para("Quasi-identifier sets evaluated (each justified as what an adversary could know: the raw demographics and dates, and their Safe Harbor generalisation):".into()),
+            Block::List(sets),
+        ],
+    }
+}
+
+/// The sections after the results.
+pub fn back(file: &FindingsFile) -> Vec<Section> {
+    let d = det(file);
+    let m = &file.manifest;
+    let c = criteria(file);
+    let (word, text) = conclusion(&c);
+    let mut out = Vec::new();
+
+    let mut conditions = if d.dua_terms.is_empty() {
+        vec![format!(
+            "Data-use agreement terms: {}",
+            missing("dua_terms")
+        )]
+    } else {
+        d.dua_terms.iter().map(|t| format!("DUA: {t}")).collect()
+    };
+    conditions.extend(d.conditions.iter().cloned());
+    conditions.push(format!(
+        "Access mode: {}.",
+        given(&d.release.model, "release.model")
+    ));
+    conditions.push(format!("The determination expires on {}.", expiry(&d)));
+    conditions.push("No other version of this data or model may be released to the same recipient without considering linkage between the versions (HHS guidance 2.5).".into());
+    out.push(Section {
+        title: "Conditions of the determination".into(),
+        blocks: vec![Block::List(conditions)],
+    });
+
+    let mut triggers = vec![
+        "the expiry date is reached;".to_owned(),
+        "a new data extract or vintage, or new fields;".to_owned(),
+        "the model is retrained, fine-tuned, quantised or given a new interface;".to_owned(),
+        "new external data sources become available to the recipient (a new Census vintage changes the ZIP3 table);".to_owned(),
+        "a change of recipient, release model or DUA terms;".to_owned(),
+        "a published attack stronger than those measured here.".to_owned(),
+    ];
+    triggers.extend(d.triggers.iter().cloned());
+    out.push(Section {
+        title: "Re-evaluation triggers".into(),
+        blocks: vec![
+            Block::Para(
+                "Re-evaluate before the release continues when any of these occurs:".into(),
+            ),
+            Block::List(triggers),
+        ],
+    });
+
+    out.push(Section {
+        title: "Conclusion and certification".into(),
+        blocks: vec![
+            Block::Para(format!("Measured conclusion: risk {word}. {text}")),
+            Block::Para("I certify that I have the knowledge and experience described above, that I applied the methods documented in this report, and that, under the conditions of this determination, my determination is as stated.".into()),
+            kv(vec![
+                ("expert", given(&d.expert.name, "expert.name")),
+                ("organisation", given(&d.expert.organisation, "expert.organisation")),
+                ("contact", given(&d.expert.contact, "expert.contact")),
+                ("date", given(&d.release.date, "release.date")),
+                ("signature", "________________________________".into()),
+            ]),
+        ],
+    });
+
+    out.push(Section {
+        title: "Appendix A. Plan and configuration".into(),
+        blocks: vec![
+            Block::Para(format!(
+                "The fully resolved plan of run {} (seed {}), as recorded in findings.json:",
+                m.run_id, m.seed
+            )),
+            Block::Code(serde_json::to_string_pretty(&m.plan).unwrap_or_default()),
+        ],
+    });
+    out.push(Section {
+        title: "Appendix B. Reproduction".into(),
+        blocks: vec![
+            Block::Para("Re-create the findings from the same inputs (the hashes must match) with the same phiprobe version; re-render the views from findings.json alone; check the signed manifest:".into()),
+            Block::Code(format!(
+                "{}\nphiprobe report <run-folder>\nphiprobe verify <run-folder> --pubkey <signer.pub>",
+                reproduce(m)
+            )),
+        ],
+    });
+
+    out.push(pia(file, &d, &c));
+    out
+}
+
+fn reproduce(m: &crate::evidence::RunManifest) -> String {
+    let plan = &m.plan;
+    let s = |k: &str| plan.get(k).and_then(serde_json::Value::as_str);
+    match m.command.as_str() {
+        "risk" => format!(
+            "phiprobe risk --data {} --seed {}   # with the settings of Appendix A",
+            s("data").unwrap_or("<data>"),
+            m.seed
+        ),
+        "audit" => format!(
+            "phiprobe audit --model {} {}--seed {}{}",
+            s("model").unwrap_or("<model>"),
+            s("data")
+                .map(|d| format!("--data {d} "))
+                .unwrap_or_default(),
+            m.seed,
+            s("plan_file")
+                .map(|p| format!(" --plan {p}"))
+                .unwrap_or_default()
+        ),
+        "demo" => format!("phiprobe demo --seed {}", m.seed),
+        other => format!("phiprobe {other} --seed {}", m.seed),
+    }
+}
+
+fn pia(file: &FindingsFile, d: &Determination, c: &[Criterion]) -> Section {
+    let likelihood = |met: Option<bool>| match met {
+        Some(true) => "low (criterion met)",
+        Some(false) => "high (criterion not met)",
+        None => "unknown (not measured)",
+    };
+    let register: Vec<Vec<String>> = c
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            vec![
+                format!("R{}", i + 1),
+                c.name.clone(),
+                format!("{} — {}", likelihood(c.met), c.measured),
+                "high: identification of a patient and disclosure of health information".into(),
+                if c.met == Some(false) {
+                    "mitigate before release; residual risk stays high until re-evaluated".into()
+                } else {
+                    "conditions of the determination".into()
+                },
+            ]
+        })
+        .collect();
+    let signoffs: Vec<Vec<String>> = if d.pia.signoff.is_empty() {
+        ["Privacy officer", "Security officer", "DRB / IRB"]
+            .iter()
+            .map(|r| vec![(*r).into(), missing("pia.signoff"), String::new()])
+            .collect()
+    } else {
+        d.pia
+            .signoff
+            .iter()
+            .map(|s| {
+                vec![
+                    s.role.clone(),
+                    given(&s.name, "pia.signoff.name"),
+                    given(&s.date, "pia.signoff.date"),
+                ]
+            })
+            .collect()
+    };
+    let _ = file;
+    Section {
+        title: "Annex: Privacy Impact Assessment".into(),
+        blocks: vec![
+            Block::Para("Built from the same evidence as the determination (OMB M-03-22 §208 content; GDPR Art. 35(7); ISO/IEC 29134 outline).".into()),
+            kv(vec![
+                ("system and processing", given(&d.pia.system, "pia.system")),
+                ("purpose", given(&d.release.purpose, "release.purpose")),
+                ("data inventory", "the fields and roles of \"Data description and variable classification\"; inputs by hash in \"Information sources\"".into()),
+                ("sources and collection", given(&d.pia.sources, "pia.sources")),
+                ("retention", given(&d.pia.retention, "pia.retention")),
+                ("necessity and proportionality", given(&d.pia.necessity, "pia.necessity")),
+                ("sharing (internal / external)", given(&d.pia.sharing, "pia.sharing")),
+                ("notice and consent", given(&d.pia.notice, "pia.notice")),
+                ("individual rights", given(&d.pia.rights, "pia.rights")),
+                ("security controls", if d.pia.security_controls.is_empty() { missing("pia.security_controls") } else { d.pia.security_controls.join("; ") }),
+            ]),
+            Block::Para("Privacy risk register (likelihood from the measured criteria):".into()),
+            Block::Table {
+                header: ["risk", "description", "likelihood (evidence)", "impact", "treatment / residual"].map(String::from).to_vec(),
+                rows: register,
+            },
+            Block::Para("Sign-offs:".into()),
+            Block::Table {
+                header: ["role", "name", "date"].map(String::from).to_vec(),
+                rows: signoffs,
+            },
+        ],
+    }
+}
+
+/// The gate section, when a policy was applied while the run was made.
+pub fn gate_section(file: &FindingsFile) -> Option<Section> {
+    let g = file.gate.as_ref()?;
+    Some(Section {
+        title: "Release gate".into(),
+        blocks: vec![
+            Block::Para(format!(
+                "Policy {} (sha256 {}…): {} — {} finding(s) fail, {} warn. By default a rule compares the conservative end of the confidence interval (upper bound for a maximum, lower bound for a minimum).",
+                g.policy.path,
+                &g.policy.sha256[..g.policy.sha256.len().min(16)],
+                if g.passed { "PASS" } else { "FAIL" },
+                g.failed,
+                g.warned
+            )),
+            Block::Table {
+                header: [
+                    "rule", "finding", "compared", "required", "severity", "verdict",
+                ]
+                .map(String::from)
+                .to_vec(),
+                rows: g
+                    .evaluations
+                    .iter()
+                    .map(|e| {
+                        vec![
+                            e.rule.to_string(),
+                            e.finding.clone(),
+                            format!(
+                                "{} {}",
+                                e.compared,
+                                e.number.map_or_else(|| "no value".into(), num)
+                            ),
+                            e.condition.clone(),
+                            e.severity.clone(),
+                            match e.verdict {
+                                Verdict::Fail => "FAIL".into(),
+                                Verdict::Warn => "WARN".into(),
+                                Verdict::Pass => "pass".into(),
+                                Verdict::Info => "info".into(),
+                            },
+                        ]
+                    })
+                    .collect(),
+            },
+        ],
+    })
+}

@@ -1,0 +1,168 @@
+//! The PHI scan of our own outputs: every file of a run folder is read as text (the PDF through
+//! its own ToUnicode map, Parquet and other binaries as raw bytes) and searched for the
+//! dataset's identifier values, directly and through the PHI detector.
+
+use phiprobe::phi::SafeHarbor;
+use std::collections::{BTreeMap, HashSet};
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+
+fn files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            files(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+/// The text a PDF shows: every `<hex> Tj` of every content stream, mapped through the
+/// document's ToUnicode CMap.
+pub fn pdf_text(pdf: &[u8]) -> String {
+    let mut streams = Vec::new();
+    let mut at = 0;
+    while let Some(i) = find(&pdf[at..], b"stream\n") {
+        let start = at + i + 7;
+        let Some(len) = find(&pdf[start..], b"\nendstream") else {
+            break;
+        };
+        let mut z = flate2::read::ZlibDecoder::new(&pdf[start..start + len]);
+        let mut out = Vec::new();
+        if z.read_to_end(&mut out).is_ok() {
+            streams.push(out);
+        }
+        at = start + len;
+    }
+    let mut map: BTreeMap<String, String> = BTreeMap::new();
+    for s in &streams {
+        let t = String::from_utf8_lossy(s);
+        if !t.contains("beginbfchar") {
+            continue;
+        }
+        for line in t.lines() {
+            let parts: Vec<&str> = line.split_whitespace().collect();
+            if let [g, u] = parts.as_slice()
+                && g.starts_with('<')
+                && u.starts_with('<')
+            {
+                let units: Vec<u16> = (1..u.len() - 1)
+                    .step_by(4)
+                    .filter_map(|i| u16::from_str_radix(&u[i..i + 4], 16).ok())
+                    .collect();
+                map.insert(
+                    g[1..g.len() - 1].to_owned(),
+                    String::from_utf16_lossy(&units),
+                );
+            }
+        }
+    }
+    assert!(!map.is_empty(), "the PDF has no ToUnicode map");
+    let mut text = String::new();
+    for s in &streams {
+        let t = String::from_utf8_lossy(s);
+        for line in t.lines() {
+            let Some(tj) = line.find("> Tj") else {
+                continue;
+            };
+            let Some(open) = line[..tj].rfind('<') else {
+                continue;
+            };
+            let hex = &line[open + 1..tj];
+            for i in (0..hex.len()).step_by(4) {
+                text.push_str(map.get(&hex[i..i + 4]).map_or("\u{fffd}", String::as_str));
+            }
+            text.push('\n');
+        }
+    }
+    text
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Scans every file of `run` against the identifier values of the dataset behind `card`;
+/// panics naming the file, the category and the record on a hit. Returns the files scanned.
+pub fn scan_run(run: &Path, card: &Path) -> usize {
+    let recs = phiprobe::data::text::TextRecords::load(card, None).unwrap();
+    // Values long enough not to collide with ordinary words and numbers of a report.
+    let mut values: Vec<(String, SafeHarbor, String)> = Vec::new();
+    let mut normalised: HashSet<(SafeHarbor, String)> = HashSet::new();
+    for col in &recs.identifiers {
+        // Dates: birth dates only (an encounter date may be the day the test runs, which the
+        // manifest records).
+        let checked = match col.category {
+            SafeHarbor::Name | SafeHarbor::Geographic => false,
+            SafeHarbor::Date => col.name == "birth_date",
+            _ => true,
+        };
+        for (r, v) in col.values.iter().enumerate() {
+            if v.is_empty() {
+                continue;
+            }
+            if col.category != SafeHarbor::Date || checked {
+                if let Some(n) = phiprobe::phi::normalize(col.category, v) {
+                    normalised.insert((col.category, n));
+                }
+            }
+            let street = col.category == SafeHarbor::Geographic
+                && v.chars().any(|c| c.is_ascii_digit())
+                && v.contains(' ');
+            if (checked || street) && v.len() >= 6 {
+                values.push((v.clone(), col.category, recs.ids[r].clone()));
+            }
+        }
+    }
+    // Full names, first and last together.
+    let first = recs.identifiers.iter().find(|c| c.name == "first_name");
+    let last = recs.identifiers.iter().find(|c| c.name == "last_name");
+    if let (Some(f), Some(l)) = (first, last) {
+        for r in 0..recs.len() {
+            if !f.values[r].is_empty() && !l.values[r].is_empty() {
+                values.push((
+                    format!("{} {}", f.values[r], l.values[r]),
+                    SafeHarbor::Name,
+                    recs.ids[r].clone(),
+                ));
+            }
+        }
+    }
+    assert!(
+        values.len() > 100,
+        "too few identifier values to scan for: {}",
+        values.len()
+    );
+    let mut all = Vec::new();
+    files(run, &mut all);
+    for p in &all {
+        let bytes = std::fs::read(p).unwrap();
+        let text = if p.extension().is_some_and(|e| e == "pdf") {
+            pdf_text(&bytes)
+        } else {
+            String::from_utf8_lossy(&bytes).into_owned()
+        };
+        for (v, cat, id) in &values {
+            assert!(
+                !text.contains(v.as_str()),
+                "{}: a {} value of record {id} appears",
+                p.display(),
+                cat.id()
+            );
+        }
+        for m in phiprobe::phi::detect(&text) {
+            let found = &text[m.start..m.end];
+            if let Some(n) = phiprobe::phi::normalize(m.category, found) {
+                assert!(
+                    !normalised.contains(&(m.category, n)),
+                    "{}: the detector found a {} value of the dataset ({} rule)",
+                    p.display(),
+                    m.category.id(),
+                    m.rule
+                );
+            }
+        }
+    }
+    all.len()
+}
