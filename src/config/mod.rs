@@ -146,40 +146,6 @@ impl Plan {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shipped_plans_parse_and_typos_are_refused() {
-        for p in ["probes/default.toml", "probes/quick.toml"] {
-            let plan = Plan::load(Path::new(p)).unwrap();
-            assert!(plan.membership.is_some(), "{p}");
-            assert!(plan.canary.is_some(), "{p}");
-            assert!(plan.extraction.is_some(), "{p}");
-            assert!(plan.inversion.is_some(), "{p}");
-        }
-        let e = Plan::parse(
-            "[[probe]]\nkind = \"membership\"\natacks = [\"loss\"]\n",
-            Path::new("x.toml"),
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("x.toml") && e.contains("atacks"), "{e}");
-        let e = Plan::parse(
-            "[[probe]]\nkind = \"membership\"\nfpr = [2.0]\n",
-            Path::new("x.toml"),
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("fpr"), "{e}");
-        let e = Plan::parse("[[probe]]\nkind = \"teleport\"\n", Path::new("x.toml"))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("teleport"), "{e}");
-    }
-}
-
 /// Reads a `determination.toml` (the Expert Determination facts phiprobe cannot measure) and
 /// its hash for the manifest. Unknown keys are refused, so a misspelt fact never silently
 /// disappears from the report.
@@ -234,4 +200,38 @@ pub fn load_determination(
         d,
         crate::evidence::FileHash::of(&path.display().to_string(), &bytes),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_plans_parse_and_typos_are_refused() {
+        for p in ["probes/default.toml", "probes/quick.toml"] {
+            let plan = Plan::load(Path::new(p)).unwrap();
+            assert!(plan.membership.is_some(), "{p}");
+            assert!(plan.canary.is_some(), "{p}");
+            assert!(plan.extraction.is_some(), "{p}");
+            assert!(plan.inversion.is_some(), "{p}");
+        }
+        let e = Plan::parse(
+            "[[probe]]\nkind = \"membership\"\natacks = [\"loss\"]\n",
+            Path::new("x.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("x.toml") && e.contains("atacks"), "{e}");
+        let e = Plan::parse(
+            "[[probe]]\nkind = \"membership\"\nfpr = [2.0]\n",
+            Path::new("x.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("fpr"), "{e}");
+        let e = Plan::parse("[[probe]]\nkind = \"teleport\"\n", Path::new("x.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("teleport"), "{e}");
+    }
 }

@@ -346,19 +346,19 @@ impl ArchConfig {
     }
 
     fn check(&self) -> Result<(), String> {
-        if self.heads % self.kv_heads != 0 {
+        if !self.heads.is_multiple_of(self.kv_heads) {
             return Err(format!(
                 "{} attention heads are not a multiple of {} key/value heads",
                 self.heads, self.kv_heads
             ));
         }
-        if self.family != Family::Gpt2 && self.head_dim % 2 != 0 {
+        if self.family != Family::Gpt2 && !self.head_dim.is_multiple_of(2) {
             return Err(format!(
                 "head width {} is odd; RoPE needs an even width",
                 self.head_dim
             ));
         }
-        if self.family == Family::Gpt2 && self.hidden % self.heads != 0 {
+        if self.family == Family::Gpt2 && !self.hidden.is_multiple_of(self.heads) {
             return Err(format!(
                 "width {} is not a multiple of {} heads",
                 self.hidden, self.heads

@@ -66,14 +66,13 @@ impl Spm {
         let mut index = HashMap::with_capacity(tokens.len());
         let mut bytes = [None; 256];
         for (i, (t, ty)) in tokens.iter().zip(types).enumerate() {
-            if *ty == 6 {
-                if let Some(b) = t
+            if *ty == 6
+                && let Some(b) = t
                     .strip_prefix("<0x")
                     .and_then(|h| h.strip_suffix('>'))
                     .and_then(|h| u8::from_str_radix(h, 16).ok())
-                {
-                    bytes[usize::from(b)] = Some(i as u32);
-                }
+            {
+                bytes[usize::from(b)] = Some(i as u32);
             }
             index.entry(t.to_string()).or_insert(i as u32);
         }

@@ -107,7 +107,7 @@ pub fn luhn(s: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Labelled identifiers hold at least one digit ("serial troponins" names no device).

@@ -435,7 +435,7 @@ pub fn build(file: &FindingsFile) -> ReportDoc {
             });
         }
     }
-    if file.reid.first().is_some() {
+    if !file.reid.is_empty() {
         sections.push(Section {
             title: "Re-identification method".into(),
             blocks: vec![Block::List(vec![

@@ -807,7 +807,7 @@ fn assemble(l: &Layout, pages: &[String], title: &str) -> Vec<u8> {
         objs.len() + 1
     );
     for off in offsets {
-        let _ = write!(XrefSink(&mut out), "{off:010} 00000 n \n");
+        let _ = writeln!(XrefSink(&mut out), "{off:010} 00000 n ");
     }
     let _ = write!(
         XrefSink(&mut out),
@@ -1004,7 +1004,7 @@ mod svg {
                                 .and_then(|s| s.strip_suffix(')'))
                                 .ok_or_else(|| format!("transform '{t}' not supported"))?;
                             let v: Vec<f64> = inner
-                                .split(|c| c == ',' || c == ' ')
+                                .split([',', ' '])
                                 .filter(|s| !s.is_empty())
                                 .map(num)
                                 .collect::<Result<_, _>>()?;

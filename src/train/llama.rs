@@ -100,7 +100,10 @@ impl LlamaConfig {
 
     /// Checks the shape rules (head width even and dividing the model width).
     pub fn validate(&self) -> Result<(), String> {
-        if self.heads == 0 || self.hidden % self.heads != 0 || self.head_dim() % 2 != 0 {
+        if self.heads == 0
+            || !self.hidden.is_multiple_of(self.heads)
+            || !self.head_dim().is_multiple_of(2)
+        {
             return Err(format!(
                 "width {} must split into {} heads of even width",
                 self.hidden, self.heads

@@ -191,7 +191,7 @@ fn plan_jobs(spec: &RunSpec, recs: &TextRecords) -> Result<Vec<Job>> {
         (0..n).collect()
     };
     if spec.references > 0 {
-        if spec.references % 2 != 0 {
+        if !spec.references.is_multiple_of(2) {
             return Err(Error::Usage(format!(
                 "--references must be even (complementary pairs); got {}",
                 spec.references

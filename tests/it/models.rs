@@ -405,7 +405,7 @@ fn gguf_bytes(version: u32, ty: u32, data_len: usize) -> Vec<u8> {
     b.extend_from_slice(&32u64.to_le_bytes());
     b.extend_from_slice(&ty.to_le_bytes());
     b.extend_from_slice(&0u64.to_le_bytes());
-    while b.len() % 32 != 0 {
+    while !b.len().is_multiple_of(32) {
         b.push(0);
     }
     b.extend(std::iter::repeat_n(0u8, data_len));

@@ -102,10 +102,10 @@ pub fn scan_run(run: &Path, card: &Path) -> usize {
             if v.is_empty() {
                 continue;
             }
-            if col.category != SafeHarbor::Date || checked {
-                if let Some(n) = phiprobe::phi::normalize(col.category, v) {
-                    normalised.insert((col.category, n));
-                }
+            if (col.category != SafeHarbor::Date || checked)
+                && let Some(n) = phiprobe::phi::normalize(col.category, v)
+            {
+                normalised.insert((col.category, n));
             }
             let street = col.category == SafeHarbor::Geographic
                 && v.chars().any(|c| c.is_ascii_digit())

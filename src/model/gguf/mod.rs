@@ -120,7 +120,7 @@ mod tests {
         b.extend_from_slice(&32u64.to_le_bytes());
         b.extend_from_slice(&8u32.to_le_bytes());
         b.extend_from_slice(&0u64.to_le_bytes());
-        while b.len() % 32 != 0 {
+        while !b.len().is_multiple_of(32) {
             b.push(0);
         }
         b.extend_from_slice(&half::f16::from_f32(0.5).to_le_bytes());
