@@ -23,8 +23,8 @@ fn files(dir: &Path, out: &mut Vec<PathBuf>) {
 pub fn pdf_text(pdf: &[u8]) -> String {
     let mut streams = Vec::new();
     let mut at = 0;
-    while let Some(i) = find(&pdf[at..], b"stream\n") {
-        let start = at + i + 7;
+    while let Some(i) = find(&pdf[at..], b">>\nstream\n") {
+        let start = at + i + 10;
         let Some(len) = find(&pdf[start..], b"\nendstream") else {
             break;
         };
@@ -33,7 +33,7 @@ pub fn pdf_text(pdf: &[u8]) -> String {
         if z.read_to_end(&mut out).is_ok() {
             streams.push(out);
         }
-        at = start + len;
+        at = start + len + 10;
     }
     let mut map: BTreeMap<String, String> = BTreeMap::new();
     for s in &streams {
@@ -165,4 +165,47 @@ pub fn scan_run(run: &Path, card: &Path) -> usize {
         }
     }
     all.len()
+}
+
+#[test]
+fn the_scan_finds_a_value_hidden_in_a_pdf() {
+    use phiprobe::report::doc::{Block, ReportDoc, Section};
+    let tmp = crate::workspace("12");
+    let card = tmp.path().join("d/synthetic-ehr.toml");
+    let recs = phiprobe::data::text::TextRecords::load(&card, None).unwrap();
+    let ssn = recs
+        .identifiers
+        .iter()
+        .find(|c| c.category == SafeHarbor::Ssn)
+        .and_then(|c| c.values.iter().find(|v| !v.is_empty()))
+        .unwrap()
+        .clone();
+    let run = tmp.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    let doc = |text: String| ReportDoc {
+        title: "t".into(),
+        sections: vec![Section {
+            title: "s".into(),
+            blocks: vec![Block::Para(text)],
+        }],
+    };
+    let clean = phiprobe::report::pdf::render(&doc("nothing to see".into()), "f").unwrap();
+    std::fs::write(run.join("report.pdf"), clean).unwrap();
+    assert_eq!(scan_run(&run, &card), 1);
+    let leaky =
+        phiprobe::report::pdf::render(&doc(format!("patient SSN {ssn} here")), "f").unwrap();
+    assert!(
+        !leaky.windows(ssn.len()).any(|w| w == ssn.as_bytes()),
+        "not visible in the raw bytes"
+    );
+    std::fs::write(run.join("report.pdf"), leaky).unwrap();
+    let caught = std::panic::catch_unwind(|| scan_run(&run, &card));
+    let message = caught
+        .err()
+        .and_then(|e| e.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    assert!(
+        message.contains("report.pdf") && message.contains("ssn"),
+        "{message}"
+    );
 }
