@@ -337,11 +337,14 @@ fn expiry(d: &Determination) -> String {
     }
 }
 
+/// The data and target-model inputs (reference models and the rest are listed in "Information
+/// sources").
 fn data_hashes(file: &FindingsFile) -> String {
-    let shown: Vec<String> = file
-        .manifest
-        .inputs
+    let inputs = &file.manifest.inputs;
+    let main: Vec<String> = inputs
         .iter()
+        .filter(|i| !i.path.contains("/references/") && !i.path.contains("/ref-"))
+        .take(6)
         .map(|i| {
             format!(
                 "{} (sha256 {}…)",
@@ -350,10 +353,15 @@ fn data_hashes(file: &FindingsFile) -> String {
             )
         })
         .collect();
-    if shown.is_empty() {
-        "none recorded".into()
-    } else {
-        shown.join("; ")
+    let rest = inputs.len() - main.len();
+    match (main.is_empty(), rest) {
+        (true, 0) => "none recorded".into(),
+        (_, 0) => main.join("; "),
+        _ => format!(
+            "{}{}{rest} more (reference models, plan, policy…) in \"Information sources\"",
+            main.join("; "),
+            if main.is_empty() { "" } else { "; " }
+        ),
     }
 }
 
