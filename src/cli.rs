@@ -570,7 +570,11 @@ fn attach_determination(
         return Ok(file);
     };
     let (d, h) = crate::config::load_determination(p)?;
-    file.manifest.inputs.retain(|i| i.path != h.path);
+    // The facts replace any attached before: so does their entry among the inputs.
+    let old = file.determination.as_ref().and_then(|o| o.source.clone());
+    file.manifest
+        .inputs
+        .retain(|i| i.path != h.path && Some(i) != old.as_ref());
     file.manifest.inputs.push(h);
     file.determination = Some(d);
     report::rewrite(run_dir, &file)?;

@@ -16,6 +16,11 @@ pub(crate) fn set_run_log(p: Option<PathBuf>) {
     let _ = RUN_LOG.set(p);
 }
 
+/// The run log of a run folder (`--run-log`, else beside the folder).
+fn log_path(run_dir: &Path) -> PathBuf {
+    runlog::path_for(run_dir, RUN_LOG.get().and_then(|p| p.as_deref()))
+}
+
 /// Appends an entry for `run_dir` to the run log; returns the log's path.
 pub(crate) fn log_event(
     run_dir: &Path,
@@ -115,7 +120,7 @@ pub struct SignArgs {
 
 /// `phiprobe sign`.
 pub fn sign_cmd(a: &SignArgs, quiet: bool) -> Result<u8> {
-    let s = sign::sign(&a.run_dir, &a.key)?;
+    let s = sign::sign(&a.run_dir, &a.key, Some(&log_path(&a.run_dir)))?;
     let file = crate::report::read_findings(&a.run_dir)?;
     log_event(
         &a.run_dir,
@@ -128,7 +133,7 @@ pub fn sign_cmd(a: &SignArgs, quiet: bool) -> Result<u8> {
         eprintln!(
             "signed {} (manifest sha256 {}…) with key {}",
             a.run_dir.display(),
-            &s.manifest_sha256[..16],
+            crate::integrity::short(&s.manifest_sha256),
             s.key_id
         );
     }
@@ -151,7 +156,8 @@ pub struct VerifyArgs {
 /// `phiprobe verify`: exit 0 when the signature, every file and the run log check out, 1 when
 /// anything does not (each problem named), 2 when the folder or key cannot be read.
 pub fn verify_cmd(a: &VerifyArgs, quiet: bool) -> Result<u8> {
-    let v = sign::verify(&a.run_dir, &a.pubkey)?;
+    let log = log_path(&a.run_dir);
+    let v = sign::verify(&a.run_dir, &a.pubkey, Some(&log))?;
     let mut problems: Vec<String> = v.signature.clone();
     problems.extend(v.files.iter().map(ToString::to_string));
     let (bytes, m) = manifest::read_manifest(&a.run_dir)?;
@@ -168,13 +174,12 @@ pub fn verify_cmd(a: &VerifyArgs, quiet: bool) -> Result<u8> {
                 problems.push(format!(
                     "input changed: {} (sha256 {}… at run time, {}… now)",
                     i.path,
-                    &i.sha256[..16],
-                    &now.sha256[..16]
+                    crate::integrity::short(&i.sha256),
+                    crate::integrity::short(&now.sha256)
                 ));
             }
         }
     }
-    let log = runlog::path_for(&a.run_dir, RUN_LOG.get().and_then(|p| p.as_deref()));
     let mut logged = None;
     if log.is_file() {
         let rep = runlog::check(&log)?;
@@ -184,20 +189,25 @@ pub fn verify_cmd(a: &VerifyArgs, quiet: bool) -> Result<u8> {
                 .map(|p| format!("{}: {p}", log.display())),
         );
         let sha = crate::integrity::sha256_hex(&bytes);
-        logged = rep
+        // The folder's current manifest must be one the log recorded; runs of other folders
+        // may share its run id (same inputs and seed).
+        let here = a.run_dir.display().to_string();
+        let matching = rep
             .entries
             .iter()
             .rev()
-            .find(|e| e.body.run_id == m.run_id && e.body.manifest_sha256.is_some())
-            .map(|e| (e.body.seq, e.body.manifest_sha256 == Some(sha.clone())));
-        match logged {
-            Some((seq, false)) => problems.push(format!(
-                "{}: the latest entry of run {} (seq {seq}) logged a different manifest",
+            .find(|e| e.body.manifest_sha256.as_deref() == Some(sha.as_str()));
+        let this_folder = rep.entries.iter().rev().find(|e| {
+            e.body.run_id == m.run_id && e.body.run_dir == here && e.body.manifest_sha256.is_some()
+        });
+        match (matching, this_folder) {
+            (Some(e), _) => logged = Some((e.body.seq, true)),
+            (None, Some(e)) => problems.push(format!(
+                "{}: the latest entry of this folder (seq {}) logged a different manifest",
                 log.display(),
-                m.run_id
+                e.body.seq
             )),
-            None => notes.push(format!("run {} is not in {}", m.run_id, log.display())),
-            _ => {}
+            (None, None) => notes.push(format!("no entry of {} logs this manifest", log.display())),
         }
     } else {
         notes.push(format!("no run log at {}", log.display()));
@@ -251,6 +261,24 @@ pub struct GateArgs {
 /// The run folder is not modified (it may be signed).
 pub fn gate_cmd(a: &GateArgs, quiet: bool) -> Result<u8> {
     let policy = crate::gate::Policy::load(&a.policy)?;
+    // Gate only what the run wrote: a folder that no longer matches its manifest is refused.
+    if a.run_dir.join(manifest::MANIFEST).is_file() {
+        let (_, m) = manifest::read_manifest(&a.run_dir)?;
+        let problems = manifest::check(&a.run_dir, &m)?;
+        if !problems.is_empty() {
+            anyhow::bail!(crate::Error::Report {
+                path: a.run_dir.clone(),
+                message: format!(
+                    "does not match its manifest, nothing gated: {}",
+                    problems
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+            });
+        }
+    }
     let mut file = crate::report::read_findings(&a.run_dir)?;
     crate::gate::reset(&mut file.findings);
     let outcome = crate::gate::apply(&policy, &a.policy, &mut file.findings)?;

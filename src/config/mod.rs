@@ -162,7 +162,11 @@ pub fn load_determination(
         message,
     };
     let text = std::str::from_utf8(&bytes).map_err(|_| bad("not UTF-8 text".into()))?;
-    let d: crate::evidence::Determination = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+    let mut d: crate::evidence::Determination =
+        toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+    if d.source.is_some() {
+        return Err(bad("`source` is set by phiprobe; remove it".into()));
+    }
     if let Some(m) = &d.release.model
         && !["public", "dua", "enclave", "model-api"].contains(&m.as_str())
     {
@@ -196,10 +200,9 @@ pub fn load_determination(
             )));
         }
     }
-    Ok((
-        d,
-        crate::evidence::FileHash::of(&path.display().to_string(), &bytes),
-    ))
+    let hash = crate::evidence::FileHash::of(&path.display().to_string(), &bytes);
+    d.source = Some(hash.clone());
+    Ok((d, hash))
 }
 
 #[cfg(test)]

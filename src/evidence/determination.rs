@@ -129,4 +129,7 @@ pub struct Determination {
     /// Privacy-impact-assessment facts.
     #[serde(default)]
     pub pia: Pia,
+    /// The file these facts were read from (set by phiprobe, not written in the TOML).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<super::FileHash>,
 }

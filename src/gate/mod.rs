@@ -220,6 +220,12 @@ impl Severity {
 }
 
 fn pick(bound: Bound, is_max: bool, f: &Finding) -> (Option<f64>, &'static str) {
+    let (n, what) = pick_raw(bound, is_max, f);
+    // A non-finite number is no number: the rule fails closed.
+    (n.filter(|v| v.is_finite()), what)
+}
+
+fn pick_raw(bound: Bound, is_max: bool, f: &Finding) -> (Option<f64>, &'static str) {
     let interval = f.interval.as_ref();
     match (bound, interval) {
         (Bound::Value, _) | (_, None) => (f.value, "value"),
@@ -276,14 +282,19 @@ pub fn apply(policy: &Policy, path: &Path, findings: &mut [Finding]) -> Result<O
             if shown.0.is_none() && !f.caveats.iter().any(|c| c.starts_with(NO_VALUE)) {
                 f.caveats.push(format!("{NO_VALUE}: failed closed"));
             }
-            f.threshold = rule.max.or(rule.min);
             let verdict = match (breach, severity) {
                 (false, _) => Verdict::Pass,
                 (true, Severity::Error) => Verdict::Fail,
                 (true, Severity::Warning) => Verdict::Warn,
             };
-            if verdict.rank() > f.verdict.rank() {
+            // The finding shows the threshold of the rule behind its worst verdict.
+            if verdict.rank() >= f.verdict.rank() {
                 f.verdict = verdict;
+                f.threshold = if breach && rule.min.is_some_and(|m| shown.0.is_none_or(|v| v < m)) {
+                    rule.min
+                } else {
+                    rule.max.or(rule.min)
+                };
             }
             out.evaluations.push(Evaluation {
                 rule: ri + 1,

@@ -51,7 +51,7 @@ impl Key {
                     Error::Usage(format!("{KEY_ENV} must hold 64 hex digits (32 bytes)"))
                 }),
                 Err(_) => Err(Error::Usage(format!(
-                    "no bundle key: pass --bundle-key FILE or set {KEY_ENV} (make one with `phiprobe keygen --bundle --out FILE`)"
+                    "no bundle key: pass the key file (audit --bundle-key FILE, decrypt --key FILE) or set {KEY_ENV} (make one with `phiprobe keygen --bundle --out FILE`)"
                 ))),
             },
         }

@@ -71,8 +71,8 @@ impl std::fmt::Display for Problem {
             } => write!(
                 f,
                 "changed: {path} (sha256 {} in the manifest, {} now)",
-                &expected[..expected.len().min(16)],
-                &found[..found.len().min(16)]
+                super::short(expected),
+                super::short(found)
             ),
             Problem::NotAFile(p) => write!(f, "not a regular file: {p}"),
         }

@@ -21,6 +21,11 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The first 16 characters of a (hash) string, safely for any input.
+pub fn short(s: &str) -> &str {
+    s.char_indices().nth(16).map_or(s, |(i, _)| &s[..i])
+}
+
 /// Bytes of a hex string (`None` unless every pair is valid hex).
 pub fn unhex(s: &str) -> Option<Vec<u8>> {
     let s = s.trim();

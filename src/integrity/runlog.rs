@@ -4,7 +4,10 @@
 //! which result, and carries `prev` (the previous entry's hash; 64 zeros for the first) and
 //! `hash` = SHA-256 of the entry's JSON without `hash`. Editing, removing or reordering any
 //! entry breaks the chain from that line on, which [`check`] reports by line. Appends hold an
-//! exclusive lock on the file, so concurrent runs do not fork the chain.
+//! exclusive lock on the file, so concurrent runs do not fork the chain. The chain alone does
+//! not reveal a log truncated after its last entry or rewritten wholesale with fresh hashes;
+//! `phiprobe sign` therefore signs the log's head with the manifest, and `verify` checks that
+//! the signed head is still in the log.
 //!
 //! The log lives beside the run folders (`<parent of the run folder>/runs.log.jsonl`) unless
 //! `--run-log` names another file.
@@ -92,14 +95,16 @@ pub struct Event {
 
 /// The log file for a run folder: `explicit`, else beside the folder.
 pub fn path_for(run_dir: &Path, explicit: Option<&Path>) -> PathBuf {
-    match explicit {
-        Some(p) => p.to_owned(),
-        None => run_dir
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."))
-            .join(LOG),
+    if let Some(p) = explicit {
+        return p.to_owned();
     }
+    // `.` or `run/` must not put the log inside the run folder (the manifest would no longer
+    // match it): resolve the folder first.
+    let dir = std::fs::canonicalize(run_dir).unwrap_or_else(|_| run_dir.to_owned());
+    dir.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .join(LOG)
 }
 
 fn user() -> String {

@@ -8,7 +8,7 @@
 use super::manifest::{self, MANIFEST, Problem, SIGNATURE};
 use super::{hex, read, sha256_hex, unhex};
 use crate::error::{Error, Result};
-use ed25519_dalek::{Signer as _, SigningKey, Verifier as _, VerifyingKey};
+use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -103,6 +103,25 @@ pub(crate) fn write_new(path: &Path, bytes: &[u8], secret: bool) -> Result<()> {
     f.sync_all().map_err(werr)
 }
 
+/// The run log's last entry when a run was signed; bound into the signature, so a log truncated
+/// or rewritten after signing no longer matches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogAnchor {
+    /// Sequence number of the entry.
+    pub seq: u64,
+    /// Its hash.
+    pub hash: String,
+}
+
+/// The signed message: the exact bytes of `manifest.json`, then the log anchor if any.
+fn message(manifest: &[u8], anchor: Option<&LogAnchor>) -> Vec<u8> {
+    let mut m = manifest.to_vec();
+    if let Some(a) = anchor {
+        m.extend_from_slice(format!("\nphiprobe-runlog-head {} {}", a.seq, a.hash).as_bytes());
+    }
+    m
+}
+
 /// `manifest.sig`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SignatureFile {
@@ -116,14 +135,18 @@ pub struct SignatureFile {
     pub public_key: String,
     /// SHA-256 of the signed `manifest.json`.
     pub manifest_sha256: String,
-    /// Signature over the exact bytes of `manifest.json` (hex).
+    /// The run log's head at signing time (signed with the manifest).
+    #[serde(default)]
+    pub log: Option<LogAnchor>,
+    /// Signature over the exact bytes of `manifest.json` and the log anchor (hex).
     pub signature: String,
     /// UTC time of signing.
     pub signed_at: String,
 }
 
-/// Signs a run folder's manifest after checking the folder still matches it.
-pub fn sign(run: &Path, key: &Path) -> Result<SignatureFile> {
+/// Signs a run folder's manifest after checking the folder still matches it; with a run log,
+/// its current head (after checking the chain) is signed with it.
+pub fn sign(run: &Path, key: &Path, log: Option<&Path>) -> Result<SignatureFile> {
     let seed = parse_key(key, SECRET_TAG)?;
     let (bytes, m) = manifest::read_manifest(run)?;
     let problems = manifest::check(run, &m)?;
@@ -140,6 +163,22 @@ pub fn sign(run: &Path, key: &Path) -> Result<SignatureFile> {
             ),
         });
     }
+    let anchor = match log.filter(|l| l.is_file()) {
+        None => None,
+        Some(l) => {
+            let rep = super::runlog::check(l)?;
+            if let Some(p) = rep.problems.first() {
+                return Err(Error::Report {
+                    path: l.to_owned(),
+                    message: format!("the run log is damaged, refusing to sign: {p}"),
+                });
+            }
+            rep.entries.last().map(|e| LogAnchor {
+                seq: e.body.seq,
+                hash: e.hash.clone(),
+            })
+        }
+    };
     let sk = SigningKey::from_bytes(&seed);
     let pk = sk.verifying_key().to_bytes();
     let sig = SignatureFile {
@@ -148,7 +187,8 @@ pub fn sign(run: &Path, key: &Path) -> Result<SignatureFile> {
         key_id: key_id(&pk),
         public_key: hex(&pk),
         manifest_sha256: sha256_hex(&bytes),
-        signature: hex(&sk.sign(&bytes).to_bytes()),
+        signature: hex(&sk.sign(&message(&bytes, anchor.as_ref())).to_bytes()),
+        log: anchor,
         signed_at: crate::date::now_rfc3339(),
     };
     let out = serde_json::to_vec_pretty(&sig).map_err(|e| Error::Report {
@@ -179,9 +219,10 @@ impl Verification {
     }
 }
 
-/// Verifies a run folder: the signature over `manifest.json` with the given public key, then
-/// every file against the manifest.
-pub fn verify(run: &Path, public: &Path) -> Result<Verification> {
+/// Verifies a run folder: the signature over `manifest.json` (and the run-log head it was
+/// signed with, which must still be in `log`) with the given public key, then every file
+/// against the manifest.
+pub fn verify(run: &Path, public: &Path, log: Option<&Path>) -> Result<Verification> {
     let pk_bytes = parse_key(public, PUBLIC_TAG)?;
     let vk = VerifyingKey::from_bytes(&pk_bytes).map_err(|e| Error::Parse {
         path: public.to_owned(),
@@ -202,6 +243,20 @@ pub fn verify(run: &Path, public: &Path) -> Result<Verification> {
             Err(e) => signature.push(format!("{SIGNATURE}: unreadable: {e}")),
             Ok(s) => {
                 signed_by = Some(s.key_id.clone());
+                // Without the log at hand (a folder sent to the expert alone) the anchor is
+                // still signed but cannot be looked up; the caller notes the missing log.
+                if let (Some(anchor), Some(l)) = (&s.log, log.filter(|l| l.is_file())) {
+                    let found = super::runlog::check(l)?
+                        .entries
+                        .iter()
+                        .any(|e| e.body.seq == anchor.seq && e.hash == anchor.hash);
+                    if !found {
+                        signature.push(format!(
+                            "run log: entry {} that was the log's head when the run was signed is missing or changed (the log was truncated, replaced or rewritten)",
+                            anchor.seq
+                        ));
+                    }
+                }
                 let want = key_id(&pk_bytes);
                 if s.key_id != want {
                     signature.push(format!(
@@ -220,7 +275,10 @@ pub fn verify(run: &Path, public: &Path) -> Result<Verification> {
                 match sig {
                     None => signature.push(format!("{SIGNATURE}: malformed signature")),
                     Some(sig) => {
-                        if vk.verify(&bytes, &sig).is_err() {
+                        if vk
+                            .verify_strict(&message(&bytes, s.log.as_ref()), &sig)
+                            .is_err()
+                        {
                             signature.push(format!(
                                 "{MANIFEST}: the signature does not verify with the given public key"
                             ));

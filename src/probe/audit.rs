@@ -960,6 +960,17 @@ pub fn run(
     if let Some(f) = &spec.canaries {
         inputs.push(crate::model::hash_file(f)?);
     }
+    // The dataset card and the plan file say what the numbers mean: pinned like the data.
+    if let Some(card) = &spec.data {
+        inputs.push(crate::model::hash_file(card)?);
+    }
+    if let Some(plan) = spec
+        .plan
+        .get("plan_file")
+        .and_then(serde_json::Value::as_str)
+    {
+        inputs.push(crate::model::hash_file(Path::new(plan))?);
+    }
     if let Some((d, h)) = &spec.determination {
         inputs.push(h.clone());
         file.determination = Some(d.clone());
@@ -1217,6 +1228,22 @@ pub fn reanalyze(run: &Path, settings: Option<&Settings>) -> Result<FindingsFile
     }
     file.manifest = manifest;
     file.determination = old.determination.clone();
+    // The run's gate is re-applied to the new findings when its policy file is still there,
+    // unchanged; otherwise it no longer describes them and is dropped, loudly.
+    if let Some(g) = &old.gate {
+        let p = Path::new(&g.policy.path);
+        match crate::model::hash_file(p) {
+            Ok(h) if h.sha256 == g.policy.sha256 => {
+                let policy = crate::gate::Policy::load(p)?;
+                let outcome = crate::gate::apply(&policy, p, &mut file.findings)?;
+                file.gate = Some(outcome.record(h));
+            }
+            _ => tracing::warn!(
+                "the run's release gate ({}) was dropped: its policy file is missing or changed; gate the re-analysed run with `phiprobe gate`",
+                g.policy.path
+            ),
+        }
+    }
     crate::report::rewrite(run, &file)?;
     Ok(file)
 }

@@ -88,7 +88,29 @@ fn num3(x: f64) -> String {
     num((x * 1000.0).round() / 1000.0)
 }
 
-/// The criteria the measured conclusion rests on.
+/// Margin within which a leakage measure counts as negligible: an AUC within 0.5 ± 0.1, a
+/// member − non-member difference or residual risk up to 0.05.
+pub const AUC_MARGIN: f64 = 0.1;
+/// See [`AUC_MARGIN`].
+pub const RATE_MARGIN: f64 = 0.05;
+
+/// Met when the whole interval is within the margin, not met when it excludes "no leakage",
+/// otherwise inconclusive (`None`: the sample cannot tell).
+fn three_way(lo: f64, hi: f64, leak: bool, within: bool) -> Option<bool> {
+    if !(lo.is_finite() && hi.is_finite()) {
+        None
+    } else if leak {
+        Some(false)
+    } else if within {
+        Some(true)
+    } else {
+        None
+    }
+}
+
+/// The criteria the measured conclusion rests on. A leakage criterion is met only when its
+/// whole confidence interval lies within the stated margin: a wide interval from a small
+/// sample is inconclusive, never evidence of safety.
 pub fn criteria(file: &FindingsFile) -> Vec<Criterion> {
     let (t, _) = threshold(file);
     let d = det(file);
@@ -98,19 +120,40 @@ pub fn criteria(file: &FindingsFile) -> Vec<Criterion> {
     } else {
         d.threat.attempt_probability.unwrap_or(1.0)
     };
-    let mut out = Vec::new();
-    for r in &file.reid {
-        if d.release.qi_set.as_ref().is_some_and(|q| *q != r.label) {
-            continue;
+    let scaled = |v: f64| {
+        if public {
+            num3(v)
+        } else {
+            format!("{} × {} = {}", num3(v), num(attempt), num3(v * attempt))
         }
+    };
+    let mut out = Vec::new();
+    let sets: Vec<_> = file
+        .reid
+        .iter()
+        .filter(|r| d.release.qi_set.as_ref().is_none_or(|q| *q == r.label))
+        .collect();
+    if sets.is_empty() {
+        out.push(Criterion {
+            name: match &d.release.qi_set {
+                Some(q) if !file.reid.is_empty() => format!(
+                    "Re-identification risk of the released data on QI set [{q}] (named in determination.toml, not evaluated by this run)"
+                ),
+                _ => "Re-identification risk of the released data".into(),
+            },
+            measured: "not measured in this run (run `phiprobe risk` on the release and attach both runs to the determination)".into(),
+            requirement: format!("≤ {}", num(t)),
+            met: None,
+        });
+    }
+    for r in sets {
         let label = r.label.as_str();
         let metric = if public {
             "reid.prosecutor.max"
         } else {
             "reid.prosecutor.avg"
         };
-        let f = find(file, metric, &[("qi_set", label)]).or_else(|| find(file, metric, &[]));
-        let value = f.and_then(|f| f.value);
+        let value = find(file, metric, &[("qi_set", label)]).and_then(|f| f.value);
         out.push(Criterion {
             name: format!(
                 "{} prosecutor re-identification risk of the data on ({}){}",
@@ -122,36 +165,40 @@ pub fn criteria(file: &FindingsFile) -> Vec<Criterion> {
                     format!(" × Pr(attempt) {}", num(attempt))
                 }
             ),
-            measured: value.map_or_else(
-                || "not computed".into(),
-                |v| {
-                    if public {
-                        num3(v)
-                    } else {
-                        format!("{} × {} = {}", num3(v), num(attempt), num3(v * attempt))
-                    }
-                },
-            ),
+            measured: value.map_or_else(|| "not computed".into(), scaled),
             requirement: format!("≤ {}", num(t)),
             met: value.map(|v| v * attempt <= t),
         });
     }
+    let linkage_metric = if public {
+        "linkage.identification.max"
+    } else {
+        "linkage.identification.mean"
+    };
     if let Some(f) = find(
         file,
-        "linkage.identification.mean",
+        linkage_metric,
         &[("arm", "attack"), ("basis", "model")],
     ) {
         let base = find(
             file,
-            "linkage.identification.mean",
+            linkage_metric,
             &[("arm", "attack"), ("basis", "release")],
         )
         .and_then(|b| b.value);
         out.push(Criterion {
-            name: "Mean identification probability of member patients with the model's answers (release quasi-identifiers + attribute inference)".into(),
+            name: format!(
+                "{} identification probability of member patients with the model's answers (release quasi-identifiers + attribute inference){}",
+                if public { "Maximum" } else { "Mean" },
+                if public {
+                    String::new()
+                } else {
+                    format!(" × Pr(attempt) {}", num(attempt))
+                }
+            ),
             measured: format!(
                 "{}{}",
-                f.value.map_or_else(|| "not computed".into(), num3),
+                f.value.map_or_else(|| "not computed".into(), scaled),
                 base.map_or_else(String::new, |b| format!(" (release alone: {})", num3(b)))
             ),
             requirement: format!("≤ {}", num(t)),
@@ -161,20 +208,33 @@ pub fn criteria(file: &FindingsFile) -> Vec<Criterion> {
     let aucs: Vec<&Finding> = file
         .findings
         .iter()
-        .filter(|f| f.metric == "mia.auc" && f.value.is_some())
+        .filter(|f| f.metric == "mia.auc")
         .collect();
     if !aucs.is_empty() {
+        let state = |f: &Finding| match (&f.interval, f.value) {
+            (Some(i), Some(_)) => three_way(
+                i.lo,
+                i.hi,
+                i.lo > 0.5 || i.hi < 0.5,
+                i.lo >= 0.5 - AUC_MARGIN && i.hi <= 0.5 + AUC_MARGIN,
+            ),
+            _ => None,
+        };
+        let states: Vec<Option<bool>> = aucs.iter().map(|f| state(f)).collect();
         let worst = aucs
             .iter()
             .max_by(|a, b| {
-                let lo = |f: &Finding| f.interval.as_ref().map_or(f64::NAN, |i| i.lo);
-                lo(a).total_cmp(&lo(b))
+                let gap = |f: &Finding| {
+                    f.interval
+                        .as_ref()
+                        .map_or(f64::NEG_INFINITY, |i| (i.lo - 0.5).max(0.5 - i.hi))
+                };
+                gap(a).total_cmp(&gap(b))
             })
             .expect("non-empty");
-        let lo = worst.interval.as_ref().map(|i| i.lo);
         out.push(Criterion {
             name: format!(
-                "Membership inference: no attack tells members from non-members better than chance ({} attacks; strongest by its lower bound: {})",
+                "Membership inference: no attack tells members from non-members better than chance ({} attacks; shown: {})",
                 aucs.len(),
                 worst
                     .params
@@ -183,61 +243,81 @@ pub fn criteria(file: &FindingsFile) -> Vec<Criterion> {
                     .unwrap_or("?")
             ),
             measured: format!("AUC {}", with_ci(worst)),
-            requirement: "lower bound of the AUC interval ≤ 0.5".into(),
-            met: lo.map(|lo| lo <= 0.5),
+            requirement: format!(
+                "every AUC interval within [{}, {}]",
+                num(0.5 - AUC_MARGIN),
+                num(0.5 + AUC_MARGIN)
+            ),
+            met: combine(&states),
         });
     }
-    let excess: Vec<&Finding> = file
-        .findings
-        .iter()
-        .filter(|f| f.metric == "extraction.excess" && f.interval.is_some())
-        .collect();
-    if !excess.is_empty() {
-        let hits: Vec<String> = excess
+    for (metric, name, key) in [
+        (
+            "extraction.excess",
+            "Extraction: no identifier type is reproduced more often for members than for non-members",
+            "phi_type",
+        ),
+        (
+            "inference.residual_risk",
+            "Attribute inference: the model infers no field of members better than of non-members (Anonymeter residual risk)",
+            "field",
+        ),
+    ] {
+        let fs: Vec<&Finding> = file
+            .findings
             .iter()
-            .filter(|f| f.interval.as_ref().is_some_and(|i| i.lo > 0.0))
-            .map(|f| f.key())
+            .filter(|f| f.metric == metric)
             .collect();
-        out.push(Criterion {
-            name: "Extraction: no identifier type is reproduced more often for members than for non-members".into(),
-            measured: if hits.is_empty() {
-                format!("{} comparisons, none with a lower bound above 0", excess.len())
-            } else {
-                format!("{} of {} above 0: {}", hits.len(), excess.len(), hits.join("; "))
-            },
-            requirement: "lower bound of every member − non-member difference ≤ 0".into(),
-            met: Some(hits.is_empty()),
-        });
-    }
-    let residual: Vec<&Finding> = file
-        .findings
-        .iter()
-        .filter(|f| f.metric == "inference.residual_risk" && f.interval.is_some())
-        .collect();
-    if !residual.is_empty() {
-        let hits: Vec<String> = residual
+        if fs.is_empty() {
+            continue;
+        }
+        let states: Vec<Option<bool>> = fs
             .iter()
-            .filter(|f| f.interval.as_ref().is_some_and(|i| i.lo > 0.0))
-            .map(|f| {
-                format!(
-                    "{} {}",
-                    f.params
-                        .get("field")
-                        .and_then(serde_json::Value::as_str)
-                        .unwrap_or("?"),
-                    with_ci(f)
-                )
+            .map(|f| match &f.interval {
+                Some(i) => three_way(i.lo, i.hi, i.lo > 0.0, i.hi <= RATE_MARGIN),
+                None => None,
             })
             .collect();
+        let label = |f: &Finding| {
+            format!(
+                "{} {}",
+                f.params
+                    .get(key)
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or("?"),
+                with_ci(f)
+            )
+        };
+        let leaks: Vec<String> = fs
+            .iter()
+            .zip(&states)
+            .filter(|(_, s)| **s == Some(false))
+            .map(|(f, _)| label(f))
+            .collect();
+        let open = states.iter().filter(|s| s.is_none()).count();
         out.push(Criterion {
-            name: "Attribute inference: the model infers no field of members better than of non-members (Anonymeter residual risk)".into(),
-            measured: if hits.is_empty() {
-                format!("{} fields, none with a lower bound above 0", residual.len())
-            } else {
-                format!("{} of {} fields above 0: {}", hits.len(), residual.len(), hits.join("; "))
-            },
-            requirement: "lower bound of every residual risk ≤ 0".into(),
-            met: Some(hits.is_empty()),
+            name: name.into(),
+            measured: format!(
+                "{} comparison(s): {} above 0{}{}",
+                fs.len(),
+                leaks.len(),
+                if leaks.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", leaks.join("; "))
+                },
+                if open > 0 {
+                    format!(", {open} inconclusive (interval wider than the margin)")
+                } else {
+                    String::new()
+                }
+            ),
+            requirement: format!(
+                "every interval within [−∞, {}]: lower bound ≤ 0 and upper bound ≤ {}",
+                num(RATE_MARGIN),
+                num(RATE_MARGIN)
+            ),
+            met: combine(&states),
         });
     }
     if let Some(g) = &file.gate {
@@ -252,6 +332,17 @@ pub fn criteria(file: &FindingsFile) -> Vec<Criterion> {
         });
     }
     out
+}
+
+/// Not met if any is not met; met if all are met; otherwise inconclusive.
+fn combine(states: &[Option<bool>]) -> Option<bool> {
+    if states.contains(&Some(false)) {
+        Some(false)
+    } else if states.iter().all(|s| *s == Some(true)) {
+        Some(true)
+    } else {
+        None
+    }
 }
 
 /// The measured conclusion in words.
@@ -275,7 +366,7 @@ pub fn conclusion(c: &[Criterion]) -> (&'static str, String) {
         (
             "INCOMPLETE",
             format!(
-                "{unknown} of {} criteria could not be measured; no conclusion can be drawn until they are.",
+                "{unknown} of {} criteria were not measured or are inconclusive (their intervals are too wide to show the risk is negligible); no conclusion can be drawn until they are measured with enough data.",
                 c.len()
             ),
         )
@@ -305,7 +396,7 @@ fn criteria_table(c: &[Criterion]) -> Block {
                     match c.met {
                         Some(true) => "yes".into(),
                         Some(false) => "FAIL: no".into(),
-                        None => "not measured".into(),
+                        None => "not shown (not measured or inconclusive)".into(),
                     },
                 ]
             })
@@ -349,7 +440,7 @@ fn data_hashes(file: &FindingsFile) -> String {
             format!(
                 "{} (sha256 {}…)",
                 i.path,
-                &i.sha256[..i.sha256.len().min(16)]
+                crate::integrity::short(&i.sha256)
             )
         })
         .collect();
@@ -550,7 +641,7 @@ pub fn front(file: &FindingsFile) -> Vec<Section> {
                 "Extraction: prefix prompts, identifier prompts and untargeted generation (Carlini et al. 2021; Lukas et al. 2023), members against a non-member control, Newcombe intervals of the difference.".into(),
                 "Attribute inference and linkage: candidate ranking by the model against a non-member control and a prior (Fredrikson et al. 2015; Giomi et al. 2023), Wilson intervals; identification probabilities combining class sizes with the model's answers.".into(),
                 "Intervals: exact Clopper–Pearson for proportions, Wilson / Newcombe for rates and differences, at the stated confidence level; maxima over several attacks are not corrected for multiplicity unless stated.".into(),
-                "Decision rule: each criterion in the determination statement compares the stated number with the threshold; the measured conclusion is \"very small\" only when every criterion is met.".into(),
+                format!("Decision rule: each criterion in the determination statement compares the stated number with the threshold; a leakage criterion is met only when its whole confidence interval lies within the margin (AUC within 0.5 ± {}, differences and residual risks ≤ {}), not met when the interval excludes no leakage, and inconclusive otherwise. The measured conclusion is \"very small\" only when every criterion is met.", num(AUC_MARGIN), num(RATE_MARGIN)),
             ]),
         ],
     });
@@ -720,9 +811,9 @@ pub fn back(file: &FindingsFile) -> Vec<Section> {
     out.push(Section {
         title: "Appendix B. Reproduction".into(),
         blocks: vec![
-            Block::Para("Re-create the findings from the same inputs (the hashes must match) with the same phiprobe version; re-render the views from findings.json alone; check the signed manifest:".into()),
+            Block::Para("Check the signed folder first; then re-create the findings from the same inputs (the hashes must match) with the same phiprobe version. Re-rendering the views from findings.json rewrites the manifest and removes the signature (sign again afterwards):".into()),
             Block::Code(format!(
-                "{}\nphiprobe report <run-folder>\nphiprobe verify <run-folder> --pubkey <signer.pub>",
+                "phiprobe verify <run-folder> --pubkey <signer.pub>\n{}\nphiprobe report <run-folder>",
                 reproduce(m)
             )),
         ],
@@ -838,7 +929,7 @@ pub fn gate_section(file: &FindingsFile) -> Option<Section> {
             Block::Para(format!(
                 "Policy {} (sha256 {}…): {} — {} finding(s) fail, {} warn. By default a rule compares the conservative end of the confidence interval (upper bound for a maximum, lower bound for a minimum).",
                 g.policy.path,
-                &g.policy.sha256[..g.policy.sha256.len().min(16)],
+                crate::integrity::short(&g.policy.sha256),
                 if g.passed { "PASS" } else { "FAIL" },
                 g.failed,
                 g.warned
@@ -875,4 +966,102 @@ pub fn gate_section(file: &FindingsFile) -> Option<Section> {
             },
         ],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::evidence::{FileHash, RunManifest};
+
+    fn file(findings: Vec<Finding>) -> FindingsFile {
+        FindingsFile {
+            schema_version: crate::evidence::SCHEMA_VERSION,
+            manifest: RunManifest {
+                schema_version: crate::evidence::SCHEMA_VERSION,
+                tool_version: "t".into(),
+                git_commit: None,
+                run_id: "r".into(),
+                command: "audit".into(),
+                seed: 1,
+                plan: serde_json::Value::Null,
+                inputs: vec![FileHash::of("d.csv", b"x")],
+                started_at: String::new(),
+            },
+            findings,
+            reid: vec![],
+            membership: None,
+            canary: None,
+            extraction: None,
+            inversion: None,
+            gate: None,
+            determination: None,
+        }
+    }
+
+    fn auc(lo: f64, hi: f64) -> Finding {
+        Finding::new("membership", "mia.auc", Some((lo + hi) / 2.0))
+            .with_param("attack", "loss")
+            .with_interval(0.95, lo, hi, "bootstrap")
+    }
+
+    fn mia(c: &[Criterion]) -> Option<bool> {
+        c.iter()
+            .find(|c| c.name.starts_with("Membership"))
+            .expect("criterion")
+            .met
+    }
+
+    #[test]
+    fn leakage_criteria_need_the_whole_interval_within_the_margin() {
+        assert_eq!(mia(&criteria(&file(vec![auc(0.45, 0.55)]))), Some(true));
+        assert_eq!(mia(&criteria(&file(vec![auc(0.52, 0.70)]))), Some(false));
+        // Significantly below chance leaks too (an inverted attack).
+        assert_eq!(mia(&criteria(&file(vec![auc(0.20, 0.45)]))), Some(false));
+        // Wide: inconclusive, never "met".
+        assert_eq!(mia(&criteria(&file(vec![auc(0.30, 0.70)]))), None);
+        // One leaking attack among safe ones fails; one without an interval is inconclusive.
+        let bare = Finding::new("membership", "mia.auc", Some(0.5)).with_param("attack", "x");
+        assert_eq!(
+            mia(&criteria(&file(vec![
+                auc(0.45, 0.55),
+                auc(0.6, 0.7),
+                bare.clone()
+            ]))),
+            Some(false)
+        );
+        assert_eq!(mia(&criteria(&file(vec![auc(0.45, 0.55), bare]))), None);
+        let residual = |lo: f64, hi: f64| {
+            Finding::new("inversion", "inference.residual_risk", Some(lo.max(0.0)))
+                .with_param("field", "dx")
+                .with_interval(0.95, lo, hi, "wilson")
+        };
+        let met = |f: Finding| {
+            criteria(&file(vec![f]))
+                .into_iter()
+                .find(|c| c.name.starts_with("Attribute"))
+                .unwrap()
+                .met
+        };
+        assert_eq!(met(residual(0.0, 0.04)), Some(true));
+        assert_eq!(met(residual(0.0, 0.2)), None);
+        assert_eq!(met(residual(0.02, 0.2)), Some(false));
+    }
+
+    #[test]
+    fn the_conclusion_is_very_small_only_when_everything_is_met() {
+        // An audit without a re-identification analysis cannot conclude.
+        let c = criteria(&file(vec![auc(0.45, 0.55)]));
+        assert_eq!(c[0].met, None, "{:?}", c[0]);
+        assert_eq!(conclusion(&c).0, "INCOMPLETE");
+        let c = criteria(&file(vec![auc(0.6, 0.7)]));
+        assert_eq!(conclusion(&c).0, "NOT VERY SMALL");
+        let all_met = [Criterion {
+            name: "x".into(),
+            measured: "0".into(),
+            requirement: "≤ 1".into(),
+            met: Some(true),
+        }];
+        assert_eq!(conclusion(&all_met).0, "VERY SMALL");
+        assert_eq!(conclusion(&[]).0, "NOT ASSESSED");
+    }
 }

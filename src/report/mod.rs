@@ -188,6 +188,36 @@ pub fn rerender(dir: &Path) -> Result<FindingsFile> {
 /// Rewrites the findings and every view of a run folder in place, one file at a time
 /// (atomically), so anything else in it (an audit's observations/) stays; then the manifest.
 pub fn rewrite(dir: &Path, file: &FindingsFile) -> Result<()> {
+    // Never pin changes nobody made through phiprobe: the folder must still match its manifest.
+    if dir.join(MANIFEST).is_file() {
+        let (_, m) = crate::integrity::manifest::read_manifest(dir)?;
+        // Views are derived from findings.json and rewritten here: a missing or changed view
+        // is repaired, not pinned. Everything else must match.
+        use crate::integrity::manifest::Problem;
+        let views = [MARKDOWN, HTML, PDF, JUNIT];
+        let problems: Vec<Problem> = crate::integrity::manifest::check(dir, &m)?
+            .into_iter()
+            .filter(|p| match p {
+                Problem::Missing(f) | Problem::Changed { path: f, .. } => {
+                    !views.contains(&f.as_str())
+                }
+                _ => true,
+            })
+            .collect();
+        if !problems.is_empty() {
+            return Err(Error::Report {
+                path: dir.to_owned(),
+                message: format!(
+                    "does not match its manifest ({}); re-rendering would pin these changes. Check it with `phiprobe verify`; to accept the changes deliberately, delete its manifest.json first",
+                    problems
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+            });
+        }
+    }
     if file.schema_version > crate::evidence::SCHEMA_VERSION {
         return Err(Error::Report {
             path: dir.join(FINDINGS),

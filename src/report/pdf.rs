@@ -47,12 +47,13 @@ impl Font {
         })
     }
 
+    /// The character actually set: tabs and control characters become spaces.
+    fn shown(c: char) -> char {
+        if c == '\t' || c.is_control() { ' ' } else { c }
+    }
+
     fn glyph(&mut self, c: char) -> u16 {
-        let c = match c {
-            '\t' => ' ',
-            c if c.is_control() => ' ',
-            c => c,
-        };
+        let c = Self::shown(c);
         if let Some(&g) = self.gid.get(&c) {
             return g;
         }
@@ -86,6 +87,7 @@ impl Font {
         out.push('<');
         for c in s.chars() {
             let g = self.glyph(c);
+            let c = Self::shown(c);
             let shown = if g == self.fallback && c != '?' {
                 '?'
             } else {
@@ -965,7 +967,8 @@ mod svg {
                     doc.height = n("height")?;
                     continue;
                 }
-                "g" => continue,
+                // plotters writes no groups; one with attributes would style its children.
+                "g" if a.is_empty() => continue,
                 "rect" => Shape::Rect {
                     x: n("x")?,
                     y: n("y")?,
@@ -982,6 +985,9 @@ mod svg {
                 },
                 "text" => {
                     let close = rest.find("</text>").ok_or("unterminated <text>")?;
+                    if rest[..close].contains('<') {
+                        return Err("markup inside <text> (tspan) is not supported".into());
+                    }
                     let text = unescape(&rest[..close]);
                     rest = &rest[close + 7..];
                     let size = n("font-size")?;

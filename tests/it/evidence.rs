@@ -149,14 +149,25 @@ fn signed_runs_verify_and_every_tampering_is_named() {
     );
     std::fs::rename(d.join("report.pdf"), d.join("run/report.pdf")).unwrap();
     std::fs::remove_file(d.join("run/extra.txt")).unwrap();
-    // An edited manifest (listing a forged hash) breaks the signature.
+    // An edited manifest that still matches every file (another seed), with the signature file's
+    // manifest hash updated to it: only the ed25519 check can catch it.
     let mtext = std::fs::read_to_string(d.join("run/manifest.json")).unwrap();
-    let forged = mtext.replacen("\"bytes\": ", "\"bytes\": 1", 1);
+    let stext = std::fs::read_to_string(d.join("run/manifest.sig")).unwrap();
+    let forged = mtext.replacen("\"seed\": 7", "\"seed\": 8", 1);
+    assert_ne!(forged, mtext);
+    let mut sig: Value = serde_json::from_str(&stext).unwrap();
+    sig["manifest_sha256"] = phiprobe::integrity::sha256_hex(forged.as_bytes()).into();
     std::fs::write(d.join("run/manifest.json"), &forged).unwrap();
+    std::fs::write(d.join("run/manifest.sig"), sig.to_string()).unwrap();
     let (code, err) = verify(d, "run");
-    assert_eq!(code, Some(1));
-    assert!(err.contains("manifest.json"), "{err}");
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("does not verify") && !err.contains("changed:"),
+        "{err}"
+    );
     std::fs::write(d.join("run/manifest.json"), &mtext).unwrap();
+    std::fs::write(d.join("run/manifest.sig"), &stext).unwrap();
+    assert_eq!(verify(d, "run").0, Some(0));
     // Another key does not verify it.
     assert_eq!(
         phiprobe(d, &["keygen", "--out", "other"]).status.code(),
@@ -186,6 +197,30 @@ fn signed_runs_verify_and_every_tampering_is_named() {
     assert!(err.contains("line 1") && err.contains("altered"), "{err}");
     std::fs::write(&log, &text).unwrap();
     assert_eq!(verify(d, "run").0, Some(0));
+    // A log cut back before the head it had when the run was signed (or replaced) fails.
+    std::fs::write(&log, "").unwrap();
+    let (code, err) = verify(d, "run");
+    assert_eq!(code, Some(1));
+    assert!(err.contains("truncated"), "{err}");
+    std::fs::write(&log, &text).unwrap();
+    // Re-rendering a folder whose findings were edited is refused: it would pin the change.
+    let findings = d.join("run/findings.json");
+    let kept = std::fs::read(&findings).unwrap();
+    std::fs::write(
+        &findings,
+        String::from_utf8(kept.clone())
+            .unwrap()
+            .replacen("\"value\": 1", "\"value\": 0", 1),
+    )
+    .unwrap();
+    let o = phiprobe(d, &["report", "run"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("changed: findings.json"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::write(&findings, &kept).unwrap();
     // Re-rendering rewrites the manifest and drops the stale signature.
     assert_eq!(phiprobe(d, &["-q", "report", "run"]).status.code(), Some(0));
     assert!(!d.join("run/manifest.sig").exists());
@@ -215,6 +250,7 @@ fn the_gate_exits_0_1_2_and_writes_junit() {
     policy("nomatch.toml", "[[rule]]\nmetric = 'mia.auc'\nmax = 0.6\n");
     policy("bad.toml", "[[rule]]\nmetric = 'reid.k'\nmax = 'x'\n");
 
+    let manifest_before = std::fs::read(d.join("run/manifest.json")).unwrap();
     let o = phiprobe(d, &["gate", "run", "--policy", "pass.toml"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stdout(&o).contains("gate: PASS"), "{}", stdout(&o));
@@ -259,8 +295,10 @@ fn the_gate_exits_0_1_2_and_writes_junit() {
         assert!(stderr(&o).contains(needle), "{p}: {}", stderr(&o));
     }
     // The gate does not touch the run folder; the log records each decision.
-    let m = std::fs::read_to_string(d.join("run/manifest.json")).unwrap();
-    assert!(!m.contains("gate.xml"));
+    assert_eq!(
+        std::fs::read(d.join("run/manifest.json")).unwrap(),
+        manifest_before
+    );
     let log = std::fs::read_to_string(d.join("runs.log.jsonl")).unwrap();
     assert_eq!(log.matches("\"event\":\"gate\"").count(), 3, "{log}");
     // Gating while the run is made records the gate in the findings and the views.
@@ -273,6 +311,49 @@ fn the_gate_exits_0_1_2_and_writes_junit() {
     assert!(d.join("gated/gate.junit.xml").is_file());
     let md = std::fs::read_to_string(d.join("gated/report.md")).unwrap();
     assert!(md.contains("## Release gate"), "{md}");
+    assert!(super::schema::validate(&published_schema(), &f).is_empty());
+    // `gated` and `run` share a run id (same data and seed); each verifies against its own
+    // logged manifest.
+    assert_eq!(
+        f["manifest"]["run_id"],
+        serde_json::from_str::<Value>(
+            &std::fs::read_to_string(d.join("run/findings.json")).unwrap()
+        )
+        .unwrap()["manifest"]["run_id"]
+    );
+    assert_eq!(
+        phiprobe(d, &["-q", "keygen", "--out", "k"]).status.code(),
+        Some(0)
+    );
+    for run in ["run", "gated"] {
+        assert_eq!(
+            phiprobe(d, &["-q", "sign", run, "--key", "k"])
+                .status
+                .code(),
+            Some(0)
+        );
+        let (code, err) = verify(d, run);
+        assert_eq!(code, Some(0), "{run}: {err}");
+    }
+    // A tampered folder is not gated.
+    std::fs::write(d.join("run/findings.json"), b"{}").unwrap();
+    let o = phiprobe(d, &["gate", "run", "--policy", "pass.toml"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("changed: findings.json"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+fn published_schema() -> Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/findings.schema.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -339,6 +420,8 @@ fn determination_facts_are_shown_and_missing_ones_marked() {
             .iter()
             .any(|i| i["path"] == "determination.toml")
     );
+    let errors = super::schema::validate(&published_schema(), &f);
+    assert!(errors.is_empty(), "{errors:#?}");
     // Without one, nothing is invented.
     assert_eq!(risk(d, "bare", &[]).status.code(), Some(0));
     let md = std::fs::read_to_string(d.join("bare/report.md")).unwrap();

@@ -59,6 +59,17 @@ pub fn pdf_text(pdf: &[u8]) -> String {
         }
     }
     assert!(!map.is_empty(), "the PDF has no ToUnicode map");
+    // Document and bookmark titles: UTF-16BE hex strings.
+    let raw = String::from_utf8_lossy(pdf);
+    let mut titles = String::new();
+    for part in raw.split("<FEFF").skip(1) {
+        let hex: String = part.chars().take_while(char::is_ascii_hexdigit).collect();
+        let units: Vec<u16> = (0..hex.len() / 4)
+            .filter_map(|i| u16::from_str_radix(&hex[4 * i..4 * i + 4], 16).ok())
+            .collect();
+        titles.push_str(&String::from_utf16_lossy(&units));
+        titles.push('\n');
+    }
     let mut text = String::new();
     for s in &streams {
         let t = String::from_utf8_lossy(s);
@@ -76,6 +87,7 @@ pub fn pdf_text(pdf: &[u8]) -> String {
             text.push('\n');
         }
     }
+    text.push_str(&titles);
     text
 }
 
@@ -139,7 +151,10 @@ pub fn scan_run(run: &Path, card: &Path) -> usize {
     for p in &all {
         let bytes = std::fs::read(p).unwrap();
         let text = if p.extension().is_some_and(|e| e == "pdf") {
-            pdf_text(&bytes)
+            // Lines of the PDF are joined too, so a value wrapped across lines is found.
+            let t = pdf_text(&bytes);
+            let joined = t.split_whitespace().collect::<Vec<_>>().join(" ");
+            format!("{t}\n{joined}")
         } else {
             String::from_utf8_lossy(&bytes).into_owned()
         };
