@@ -400,20 +400,20 @@ pub fn table(outcome: &GateRecord) -> String {
     s
 }
 
+/// XML text: control characters (not allowed in XML 1.0) become spaces, then HTML escaping
+/// (which is valid XML).
 fn xml(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && c != '\n' && c != '\t' => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
+    let clean: String = s
+        .chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect();
+    crate::report::render::esc(&clean)
 }
 
 /// JUnit XML of the gate for CI systems: one test case per (rule, finding); a breach of error

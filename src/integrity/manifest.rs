@@ -5,7 +5,7 @@
 //! its signature `manifest.sig`. [`check`] re-hashes the folder and names every file that
 //! changed, went missing or was added.
 
-use super::{hex, read};
+use super::read;
 use crate::error::{Error, Result};
 use crate::evidence::{FileHash, RunManifest};
 use serde::{Deserialize, Serialize};
@@ -128,32 +128,6 @@ fn walk(
     Ok(())
 }
 
-fn hash(rel: &str, path: &Path) -> Result<FileHash> {
-    use sha2::{Digest, Sha256};
-    use std::io::Read as _;
-    let err = |source| Error::Read {
-        path: path.to_owned(),
-        source,
-    };
-    let mut f = std::fs::File::open(path).map_err(err)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    let mut n = 0u64;
-    loop {
-        let k = f.read(&mut buf).map_err(err)?;
-        if k == 0 {
-            break;
-        }
-        h.update(&buf[..k]);
-        n += k as u64;
-    }
-    Ok(FileHash {
-        path: rel.to_owned(),
-        bytes: n,
-        sha256: hex(&h.finalize()),
-    })
-}
-
 /// Hashes every file of a run folder (except the manifest and its signature).
 pub fn hash_folder(dir: &Path) -> Result<(Vec<FileHash>, Vec<String>)> {
     let mut files = Vec::new();
@@ -161,7 +135,7 @@ pub fn hash_folder(dir: &Path) -> Result<(Vec<FileHash>, Vec<String>)> {
     walk(dir, "", &mut files, &mut odd)?;
     let hashes = files
         .iter()
-        .map(|(rel, p)| hash(rel, p))
+        .map(|(rel, p)| super::hash_file(p, rel))
         .collect::<Result<Vec<_>>>()?;
     Ok((hashes, odd))
 }

@@ -44,6 +44,33 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 
+/// Streams a file through SHA-256; `shown` is the path recorded in the hash.
+pub fn hash_file(path: &Path, shown: &str) -> Result<crate::evidence::FileHash> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read as _;
+    let err = |source| Error::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let mut f = std::fs::File::open(path).map_err(err)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let k = f.read(&mut buf).map_err(err)?;
+        if k == 0 {
+            break;
+        }
+        h.update(&buf[..k]);
+        n += k as u64;
+    }
+    Ok(crate::evidence::FileHash {
+        path: shown.to_owned(),
+        bytes: n,
+        sha256: hex(&h.finalize()),
+    })
+}
+
 /// Reads a whole file, naming it on error.
 pub(crate) fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|source| Error::Read {

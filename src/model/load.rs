@@ -28,30 +28,9 @@ fn model_err(path: &Path, message: impl Into<String>) -> crate::Error {
     }
 }
 
-/// Streams a file through SHA-256.
+/// Streams a file through SHA-256 (the path recorded as given).
 pub(crate) fn hash_file(path: &Path) -> crate::Result<FileHash> {
-    use sha2::{Digest, Sha256};
-    let read_err = |source| crate::Error::Read {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut f = File::open(path).map_err(read_err)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut n = 0u64;
-    loop {
-        let k = f.read(&mut buf).map_err(read_err)?;
-        if k == 0 {
-            break;
-        }
-        h.update(&buf[..k]);
-        n += k as u64;
-    }
-    Ok(FileHash {
-        path: path.display().to_string(),
-        bytes: n,
-        sha256: h.finalize().iter().map(|b| format!("{b:02x}")).collect(),
-    })
+    crate::integrity::hash_file(path, &path.display().to_string())
 }
 
 fn read_json(path: &Path) -> crate::Result<serde_json::Value> {

@@ -137,7 +137,7 @@ fn werr(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     }
 }
 
-fn read_json<T: for<'de> Deserialize<'de>>(path: &Path, format: &str) -> Result<T> {
+pub(crate) fn read_json<T: for<'de> Deserialize<'de>>(path: &Path, format: &str) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
         path: path.to_owned(),
         source,

@@ -4,9 +4,9 @@
 //! AES-256-GCM encrypted bundle (`integrity::bundle`), never into a report.
 
 use super::audit::{EXTRACTION_FILE, INVERSION_FILE};
+use crate::Result;
 use crate::data::text::TextRecords;
 use crate::evidence::FindingsFile;
-use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -80,17 +80,7 @@ fn read<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>> {
     if !path.is_file() {
         return Ok(None);
     }
-    let bytes = std::fs::read(path).map_err(|source| Error::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|e| Error::Parse {
-            path: path.to_owned(),
-            format: "observations".into(),
-            message: e.to_string(),
-        })
+    super::audit::read_json(path, "observations").map(Some)
 }
 
 /// Collects the examples of a finished audit from its findings and observations.
