@@ -21,6 +21,7 @@
 //! max = 0.05
 //! bound = "value"                  # compare the point value (default: "conservative")
 //! severity = "warning"             # overrides [severity] for this rule
+//! missing = "skip"                 # a finding without a number: not measured (default: fail)
 //! ```
 //!
 //! By default a rule compares the **conservative end of the confidence interval**: the upper
@@ -97,6 +98,21 @@ pub struct Rule {
     /// Severity of a breach (default: the probe's entry in `[severity]`, else `error`).
     #[serde(default)]
     pub severity: Option<Severity>,
+    /// A matching finding without a number (nothing to measure, e.g. no record holds that
+    /// identifier type): `fail` (default, fail closed) or `skip` (reported as not measured).
+    #[serde(default)]
+    pub missing: Missing,
+}
+
+/// What a rule does with a finding that has no number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Missing {
+    /// The rule fails closed.
+    #[default]
+    Fail,
+    /// The finding is listed as not measured and does not count.
+    Skip,
 }
 
 /// A release policy.
@@ -279,16 +295,18 @@ pub fn apply(policy: &Policy, path: &Path, findings: &mut [Finding]) -> Result<O
                     shown = (n, what);
                 }
             }
-            if shown.0.is_none() && !f.caveats.iter().any(|c| c.starts_with(NO_VALUE)) {
+            let skipped = shown.0.is_none() && rule.missing == Missing::Skip;
+            if shown.0.is_none() && !skipped && !f.caveats.iter().any(|c| c.starts_with(NO_VALUE)) {
                 f.caveats.push(format!("{NO_VALUE}: failed closed"));
             }
-            let verdict = match (breach, severity) {
+            let verdict = match (breach && !skipped, severity) {
+                _ if skipped => Verdict::Info,
                 (false, _) => Verdict::Pass,
                 (true, Severity::Error) => Verdict::Fail,
                 (true, Severity::Warning) => Verdict::Warn,
             };
             // The finding shows the threshold of the rule behind its worst verdict.
-            if verdict.rank() >= f.verdict.rank() {
+            if !skipped && verdict.rank() >= f.verdict.rank() {
                 f.verdict = verdict;
                 f.threshold = if breach && rule.min.is_some_and(|m| shown.0.is_none_or(|v| v < m)) {
                     rule.min
@@ -300,10 +318,12 @@ pub fn apply(policy: &Policy, path: &Path, findings: &mut [Finding]) -> Result<O
                 rule: ri + 1,
                 probe: f.probe.clone(),
                 finding: f.key(),
-                compared: if rule.bound == Bound::Conservative || rule.bound == Bound::Value {
-                    shown.1.to_owned()
-                } else {
-                    format!("{} ({})", shown.1, rule.bound.name())
+                compared: match (rule.bound, shown.1) {
+                    _ if shown.0.is_none() => "no value".to_owned(),
+                    (Bound::Upper | Bound::Lower, "value") => {
+                        format!("value (no interval for the {} bound)", rule.bound.name())
+                    }
+                    _ => shown.1.to_owned(),
                 },
                 number: shown.0,
                 condition: conditions.join(" and "),
@@ -335,7 +355,7 @@ pub fn apply(policy: &Policy, path: &Path, findings: &mut [Finding]) -> Result<O
 
 fn verdict_word(v: Verdict) -> &'static str {
     match v {
-        Verdict::Info => "info",
+        Verdict::Info => "not measured",
         Verdict::Pass => "pass",
         Verdict::Warn => "WARN",
         Verdict::Fail => "FAIL",
@@ -352,7 +372,10 @@ pub fn table(outcome: &GateRecord) -> String {
             [
                 e.rule.to_string(),
                 e.finding.clone(),
-                format!("{} {}", e.compared, num(e.number)),
+                match e.number {
+                    Some(_) => format!("{} {}", e.compared, num(e.number)),
+                    None => "no value".into(),
+                },
                 e.condition.clone(),
                 e.severity.clone(),
                 verdict_word(e.verdict).into(),
@@ -427,6 +450,11 @@ pub fn junit(outcome: &GateRecord, run_id: &str) -> String {
         .filter(|e| e.verdict == Verdict::Fail)
         .count();
     let n = outcome.evaluations.len();
+    let skipped = outcome
+        .evaluations
+        .iter()
+        .filter(|e| e.verdict == Verdict::Info)
+        .count();
     let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         s,
@@ -434,16 +462,19 @@ pub fn junit(outcome: &GateRecord, run_id: &str) -> String {
     );
     let _ = writeln!(
         s,
-        "  <testsuite name=\"{}\" tests=\"{n}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\">",
+        "  <testsuite name=\"{}\" tests=\"{n}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\">",
         xml(&format!("{policy_name} on {run_id}"))
     );
     for e in &outcome.evaluations {
-        let what = format!(
-            "{} {} (required {})",
-            e.compared,
-            num(e.number),
-            e.condition
-        );
+        let what = match e.number {
+            Some(_) => format!(
+                "{} {} (required {})",
+                e.compared,
+                num(e.number),
+                e.condition
+            ),
+            None => format!("no value (required {})", e.condition),
+        };
         let _ = write!(
             s,
             "    <testcase classname=\"phiprobe.{}\" name=\"{}\"",
@@ -465,7 +496,13 @@ pub fn junit(outcome: &GateRecord, run_id: &str) -> String {
                     xml(&format!("warning: {what}"))
                 );
             }
-            _ => {
+            Verdict::Info => {
+                let _ = writeln!(
+                    s,
+                    ">\n      <skipped message=\"not measured: no value\"/>\n    </testcase>"
+                );
+            }
+            Verdict::Pass => {
                 let _ = writeln!(s, "/>");
             }
         }
@@ -576,6 +613,32 @@ mod tests {
         reset(&mut fs);
         assert_eq!(fs[0].verdict, Verdict::Info);
         assert!(fs[0].caveats.is_empty() && fs[0].threshold.is_none());
+    }
+
+    #[test]
+    fn missing_values_fail_closed_unless_skipped() {
+        let mut fs = vec![
+            Finding::new("extraction", "e", None),
+            Finding::new("extraction", "e", Some(0.5)),
+        ];
+        let out = apply(
+            &policy("[[rule]]\nmetric='e'\nmax=1\nmissing='skip'\n"),
+            Path::new("p"),
+            &mut fs,
+        )
+        .unwrap();
+        assert_eq!(fs[0].verdict, Verdict::Info);
+        assert!(fs[0].caveats.is_empty());
+        assert_eq!(fs[1].verdict, Verdict::Pass);
+        assert!(out.passed());
+        assert!(table(&out.record(FileHash::of("p", b""))).contains("not measured"));
+        let out = apply(
+            &policy("[[rule]]\nmetric='e'\nmax=1\n"),
+            Path::new("p"),
+            &mut fs,
+        )
+        .unwrap();
+        assert!(!out.passed());
     }
 
     #[test]

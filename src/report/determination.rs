@@ -947,10 +947,9 @@ pub fn gate_section(file: &FindingsFile) -> Option<Section> {
                         vec![
                             e.rule.to_string(),
                             e.finding.clone(),
-                            format!(
-                                "{} {}",
-                                e.compared,
-                                e.number.map_or_else(|| "no value".into(), num)
+                            e.number.map_or_else(
+                                || "no value".into(),
+                                |v| format!("{} {}", e.compared, num(v)),
                             ),
                             e.condition.clone(),
                             e.severity.clone(),
@@ -958,7 +957,7 @@ pub fn gate_section(file: &FindingsFile) -> Option<Section> {
                                 Verdict::Fail => "FAIL".into(),
                                 Verdict::Warn => "WARN".into(),
                                 Verdict::Pass => "pass".into(),
-                                Verdict::Info => "info".into(),
+                                Verdict::Info => "not measured".into(),
                             },
                         ]
                     })
