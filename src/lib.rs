@@ -1,9 +1,9 @@
 //! # phiprobe
 //!
 //! A privacy-evaluation harness for models trained on protected health information (PHI):
-//! re-identification risk of the data, membership inference against the model (and, in later
-//! releases, canary exposure, extraction and attribute inference), written up as evidence for
-//! HIPAA Expert Determination and Privacy Impact Assessments.
+//! re-identification risk of the data; membership inference, canary exposure, extraction and
+//! attribute inference against the model; written up as signed evidence for HIPAA Expert
+//! Determination and Privacy Impact Assessments, and gated by release policies.
 //!
 //! ## Map
 //!
@@ -12,8 +12,11 @@
 //!                                                              │
 //!            seed, settings ──► evidence (Finding, RunManifest) ◄┘
 //!                                     │
-//!                                     ├──► gate (policy → verdicts → exit code)
-//!                                     └──► report (findings.json → Markdown, HTML + SVG)
+//!                                     ├──► gate (policy → verdicts, JUnit → exit code)
+//!                                     └──► report (findings.json → Markdown, HTML + SVG,
+//!                                          PDF) ──► integrity (manifest.json last; ed25519
+//!                                          sign / verify; hash-chained run log; AES-GCM
+//!                                          bundle of PHI examples)
 //!
 //! dataset card ──► data::text (records, split) ──► train (BPE, Llama, AdamW / DP-SGD, canaries,
 //!                                                   fleets, accountant) ──► HF checkpoint folder
@@ -33,7 +36,8 @@
 //! - `stats/` and `evidence/` are pure: no I/O, no ML types, no polars;
 //! - `probe::membership` (analysis) is pure; `probe::audit` does the I/O and talks to models
 //!   only through the `LanguageModel` trait;
-//! - `cli` is the only place that uses `anyhow`; the library returns [`error::Error`].
+//! - `cli` is the only place that uses `anyhow`; the library returns [`error::Error`];
+//! - only `integrity/` touches cryptography (ed25519, AES-GCM); only `report/` embeds fonts.
 
 pub mod cli;
 pub mod config;
