@@ -6,6 +6,7 @@
 pub mod epsilon;
 pub mod exposure;
 pub mod interval;
+pub mod one_run;
 pub mod rng;
 pub mod roc;
 pub mod skewnorm;
