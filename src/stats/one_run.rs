@@ -72,12 +72,19 @@ pub fn p_value(m: u64, r: u64, v: u64, eps: f64, delta: f64) -> f64 {
     let q = logistic(eps);
     let beta = sf_ge(v, r, q);
     let mut alpha = 0.0f64;
-    if delta > 0.0 {
-        // P[v − i ≤ X < v] = Σ_{j = v−i}^{v−1} pmf(j), accumulated as i grows.
+    if delta > 0.0 && v > 0 {
+        // P[v − i ≤ X < v] = Σ_{j = v−i}^{v−1} pmf(j), accumulated as i grows; pmf(j − 1)
+        // follows from pmf(j) by the ratio j (1 − q) / ((r − j + 1) q).
+        let ratio = (1.0 - q) / q;
+        let mut pmf = ln_pmf(v - 1, r, q).exp();
         let mut mass = 0.0;
         for i in 1..=v {
-            mass += ln_pmf(v - i, r, q).exp();
+            let j = v - i;
+            mass += pmf;
             alpha = alpha.max(mass / i as f64);
+            if j > 0 {
+                pmf *= j as f64 * ratio / (r - j + 1) as f64;
+            }
         }
     }
     (beta + 2.0 * m as f64 * delta * alpha).min(1.0)
@@ -87,10 +94,16 @@ pub fn p_value(m: u64, r: u64, v: u64, eps: f64, delta: f64) -> f64 {
 /// ε = 0 cannot be rejected). Found by growing an upper end by 1 while it is still rejected
 /// (capped at 100), then bisection to 1e-9.
 pub fn epsilon_lower_bound(m: u64, r: u64, v: u64, delta: f64, p: f64) -> f64 {
-    if r == 0 || p_value(m, r, v, 0.0, delta) >= p {
-        return 0.0;
+    epsilon_above(0.0, m, r, v, delta, p)
+}
+
+/// [`epsilon_lower_bound`] when only values above `floor` matter: `floor` when the claim is
+/// not rejected there (a cheap δ = 0 check first, since δ > 0 can only raise the p-value).
+fn epsilon_above(floor: f64, m: u64, r: u64, v: u64, delta: f64, p: f64) -> f64 {
+    if r == 0 || p_value(m, r, v, floor, 0.0) >= p || p_value(m, r, v, floor, delta) >= p {
+        return floor;
     }
-    let (mut lo, mut hi) = (0.0f64, 1.0f64);
+    let (mut lo, mut hi) = (floor, floor + 1.0);
     while p_value(m, r, v, hi, delta) < p {
         lo = hi;
         hi += 1.0;
@@ -107,6 +120,96 @@ pub fn epsilon_lower_bound(m: u64, r: u64, v: u64, delta: f64, p: f64) -> f64 {
         }
     }
     lo
+}
+
+/// The one-sided (k₋ = 0) one-run bound from attack scores of included (`in_scores`) and
+/// excluded (`out_scores`) canaries: guess "in" above a threshold, abstain below. Every
+/// threshold on the concave frontier of the ROC staircase is tried, with a Bonferroni
+/// correction over their number, as jax_privacy's `epsilon_one_run` does; m is all canaries.
+pub fn epsilon_from_scores(
+    in_scores: &[f64],
+    out_scores: &[f64],
+    significance: f64,
+    delta: f64,
+) -> f64 {
+    let mut ins: Vec<f64> = in_scores.iter().copied().filter(|x| !x.is_nan()).collect();
+    let mut outs: Vec<f64> = out_scores.iter().copied().filter(|x| !x.is_nan()).collect();
+    if ins.is_empty() || outs.is_empty() {
+        return 0.0;
+    }
+    ins.sort_by(f64::total_cmp);
+    outs.sort_by(f64::total_cmp);
+    let mut thresholds: Vec<f64> = ins.iter().chain(&outs).copied().collect();
+    thresholds.sort_by(f64::total_cmp);
+    thresholds.dedup();
+    thresholds.push(f64::INFINITY);
+    // (scores below the threshold among ins, among outs): false and true negatives.
+    let below = |v: &[f64], t: f64| v.partition_point(|x| *x < t) as f64;
+    let points: Vec<(f64, f64)> = thresholds
+        .iter()
+        .map(|&t| (below(&ins, t), below(&outs, t)))
+        .collect();
+    let frontier = concave_frontier(&points);
+    let (n_pos, n_neg) = (ins.len() as u64, outs.len() as u64);
+    let m = n_pos + n_neg;
+    let sig = significance / frontier.len() as f64;
+    // (guesses, correct), most precise first, so later thresholds are mostly skipped.
+    let mut cands: Vec<(u64, u64)> = frontier
+        .iter()
+        .map(|&i| {
+            let tp = n_pos - points[i].0 as u64;
+            let fp = n_neg - points[i].1 as u64;
+            (tp + fp, tp)
+        })
+        .filter(|&(r, _)| r > 0)
+        .collect();
+    cands.sort_by(|a, b| (b.1 as f64 / b.0 as f64).total_cmp(&(a.1 as f64 / a.0 as f64)));
+    let mut best = 0.0f64;
+    for (r, v) in cands {
+        // Raw precision at or below the accuracy ε = best implies cannot beat it.
+        if v as f64 / r as f64 <= logistic(best) {
+            continue;
+        }
+        best = best.max(epsilon_above(best, m, r, v, delta, sig));
+    }
+    best
+}
+
+/// Indices of the vertices of the upper concave frontier of a staircase sorted by x: points
+/// weakly below the chord of their neighbours are dropped, pass after pass, until none is.
+fn concave_frontier(points: &[(f64, f64)]) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..points.len()).collect();
+    loop {
+        if idx.len() <= 2 {
+            return idx;
+        }
+        let d: Vec<(f64, f64)> = idx
+            .windows(2)
+            .map(|w| {
+                (
+                    points[w[1]].0 - points[w[0]].0,
+                    points[w[1]].1 - points[w[0]].1,
+                )
+            })
+            .collect();
+        let mut keep = vec![true; idx.len()];
+        let mut any = false;
+        for k in 0..d.len() - 1 {
+            let cross = d[k].1 * d[k + 1].0 - d[k + 1].1 * d[k].0;
+            if cross <= 0.0 {
+                keep[k + 1] = false;
+                any = true;
+            }
+        }
+        if !any {
+            return idx;
+        }
+        idx = idx
+            .into_iter()
+            .zip(keep)
+            .filter_map(|(i, k)| k.then_some(i))
+            .collect();
+    }
 }
 
 #[cfg(test)]
@@ -158,6 +261,20 @@ mod tests {
             (1_000_000, 1000, 0.569),
         ] {
             close(epsilon_lower_bound(m, r, r, 1e-5, 0.05), want, 5e-4);
+        }
+    }
+
+    #[test]
+    fn jax_privacy_one_run_oracles() {
+        // google-deepmind/jax_privacy tests/auditing_test.py: 10,000 in- and 10,000 out-scores
+        // at normal quantiles, in-scores shifted; significance 0.05, δ = 1e-6, Bonferroni.
+        let n = 10_000;
+        let base: Vec<f64> = (0..n)
+            .map(|j| super::super::special::normal_quantile((j as f64 + 0.5) / n as f64))
+            .collect();
+        for (shift, want) in [(1.0, 1.13346), (2.0, 2.311945), (4.0, 4.395568)] {
+            let ins: Vec<f64> = base.iter().map(|x| x + shift).collect();
+            close(epsilon_from_scores(&ins, &base, 0.05, 1e-6), want, 2e-5);
         }
     }
 
