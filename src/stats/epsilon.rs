@@ -294,6 +294,24 @@ mod tests {
         }
     }
 
+    /// reference/dp.md §3.2: counts examples (privacy-estimates' "beta" method) and the
+    /// ceilings of a perfect attack with n trials per side, α = 0.05 (α/2 per rate), δ = 1e-5.
+    #[test]
+    fn dp_reference_counts_and_ceilings() {
+        let close = |got: f64, want: f64| assert!((got - want).abs() < 5e-4, "{got} vs {want}");
+        close(epsilon_lower_bound(900, 100, 100, 900, 1e-5, 0.95), 1.9897);
+        close(epsilon_lower_bound(990, 10, 10, 990, 1e-5, 0.95), 3.9816);
+        for (n, want) in [
+            (100u64, 3.281),
+            (500, 4.906),
+            (1000, 5.601),
+            (10_000, 7.905),
+            (100_000, 10.208),
+        ] {
+            close(epsilon_lower_bound(n, 0, 0, n, 1e-5, 0.95), want);
+        }
+    }
+
     #[test]
     fn closed_forms() {
         // Perfect separation of n = 1000 per class at 95 %: both upper bounds are
