@@ -5,6 +5,7 @@
 
 pub mod epsilon;
 pub mod exposure;
+pub mod gdp;
 pub mod interval;
 pub mod one_run;
 pub mod rng;

@@ -132,33 +132,19 @@ pub fn epsilon_from_scores(
     significance: f64,
     delta: f64,
 ) -> f64 {
-    let mut ins: Vec<f64> = in_scores.iter().copied().filter(|x| !x.is_nan()).collect();
-    let mut outs: Vec<f64> = out_scores.iter().copied().filter(|x| !x.is_nan()).collect();
-    if ins.is_empty() || outs.is_empty() {
+    let Some(roc) = Frontier::new(in_scores, out_scores) else {
         return 0.0;
-    }
-    ins.sort_by(f64::total_cmp);
-    outs.sort_by(f64::total_cmp);
-    let mut thresholds: Vec<f64> = ins.iter().chain(&outs).copied().collect();
-    thresholds.sort_by(f64::total_cmp);
-    thresholds.dedup();
-    thresholds.push(f64::INFINITY);
-    // (scores below the threshold among ins, among outs): false and true negatives.
-    let below = |v: &[f64], t: f64| v.partition_point(|x| *x < t) as f64;
-    let points: Vec<(f64, f64)> = thresholds
-        .iter()
-        .map(|&t| (below(&ins, t), below(&outs, t)))
-        .collect();
-    let frontier = concave_frontier(&points);
-    let (n_pos, n_neg) = (ins.len() as u64, outs.len() as u64);
+    };
+    let (n_pos, n_neg) = (roc.n_pos, roc.n_neg);
     let m = n_pos + n_neg;
-    let sig = significance / frontier.len() as f64;
+    let sig = significance / roc.counts.len() as f64;
     // (guesses, correct), most precise first, so later thresholds are mostly skipped.
-    let mut cands: Vec<(u64, u64)> = frontier
+    let mut cands: Vec<(u64, u64)> = roc
+        .counts
         .iter()
-        .map(|&i| {
-            let tp = n_pos - points[i].0 as u64;
-            let fp = n_neg - points[i].1 as u64;
+        .map(|&(fn_, tn)| {
+            let tp = n_pos - fn_;
+            let fp = n_neg - tn;
             (tp + fp, tp)
         })
         .filter(|&(r, _)| r > 0)
@@ -173,6 +159,50 @@ pub fn epsilon_from_scores(
         best = best.max(epsilon_above(best, m, r, v, delta, sig));
     }
     best
+}
+
+/// The thresholds worth testing on two score samples (higher = "in"): every distinct score and
+/// +∞, reduced to the vertices of the ROC staircase's concave frontier, as (false negatives,
+/// true negatives) counts — the same reduction jax_privacy applies before its Bonferroni
+/// corrections.
+pub(crate) struct Frontier {
+    /// Included canaries (NaN scores dropped).
+    pub n_pos: u64,
+    /// Excluded canaries.
+    pub n_neg: u64,
+    /// (in-scores below the threshold, out-scores below it) at each frontier threshold.
+    pub counts: Vec<(u64, u64)>,
+}
+
+impl Frontier {
+    /// `None` when either sample is empty.
+    pub fn new(in_scores: &[f64], out_scores: &[f64]) -> Option<Self> {
+        let mut ins: Vec<f64> = in_scores.iter().copied().filter(|x| !x.is_nan()).collect();
+        let mut outs: Vec<f64> = out_scores.iter().copied().filter(|x| !x.is_nan()).collect();
+        if ins.is_empty() || outs.is_empty() {
+            return None;
+        }
+        ins.sort_by(f64::total_cmp);
+        outs.sort_by(f64::total_cmp);
+        let mut thresholds: Vec<f64> = ins.iter().chain(&outs).copied().collect();
+        thresholds.sort_by(f64::total_cmp);
+        thresholds.dedup();
+        thresholds.push(f64::INFINITY);
+        let below = |v: &[f64], t: f64| v.partition_point(|x| *x < t) as f64;
+        let points: Vec<(f64, f64)> = thresholds
+            .iter()
+            .map(|&t| (below(&ins, t), below(&outs, t)))
+            .collect();
+        let counts = concave_frontier(&points)
+            .into_iter()
+            .map(|i| (points[i].0 as u64, points[i].1 as u64))
+            .collect();
+        Some(Self {
+            n_pos: ins.len() as u64,
+            n_neg: outs.len() as u64,
+            counts,
+        })
+    }
 }
 
 /// Indices of the vertices of the upper concave frontier of a staircase sorted by x: points
