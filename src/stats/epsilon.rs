@@ -145,6 +145,39 @@ pub fn epsilon_lower_bound(
     epsilon_from_rates(fpr_hi, fnr_hi, delta)
 }
 
+/// The many-trials Clopper–Pearson bound from attack scores (Nasr et al. 2021, "Adversary
+/// Instantiation"), one-sided (guess "in" above a threshold): at every threshold of the ROC
+/// frontier, ε ≥ ln(TPR_lb − δ) − ln(FPR_ub), with one-sided Clopper–Pearson bounds at
+/// significance / 2 each, Bonferroni-corrected over the thresholds; the largest. Each score is
+/// treated as an independent trial (as in a many-run audit).
+pub fn epsilon_from_scores(
+    in_scores: &[f64],
+    out_scores: &[f64],
+    significance: f64,
+    delta: f64,
+) -> f64 {
+    let Some(roc) = super::one_run::Frontier::new(in_scores, out_scores) else {
+        return 0.0;
+    };
+    let alpha = significance / roc.counts.len() as f64 / 2.0;
+    let upper = |k: u64, n: u64| {
+        if k >= n {
+            1.0
+        } else {
+            crate::stats::special::beta_quantile(k as f64 + 1.0, (n - k) as f64, 1.0 - alpha)
+        }
+    };
+    let mut best = 0.0f64;
+    for &(fn_, tn) in &roc.counts {
+        let tpr_lb = 1.0 - upper(fn_, roc.n_pos);
+        let fpr_ub = upper(roc.n_neg - tn, roc.n_neg);
+        if tpr_lb > delta && fpr_ub > 0.0 {
+            best = best.max((tpr_lb - delta).ln() - fpr_ub.ln());
+        }
+    }
+    best
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,5 +362,20 @@ mod tests {
             epsilon_lower_bound(100, 900, 1, 999, 1e-5, 0.95)
                 < epsilon_lower_bound(1000, 9000, 10, 9990, 1e-5, 0.95)
         );
+    }
+
+    #[test]
+    fn jax_privacy_clopper_pearson_bonferroni() {
+        // reference/dp.md §3.7: 10,000 + 10,000 scores at normal quantiles, significance 0.05,
+        // δ = 1e-6, Bonferroni over thresholds.
+        let n = 10_000;
+        let base: Vec<f64> = (0..n)
+            .map(|j| crate::stats::special::normal_quantile((j as f64 + 0.5) / n as f64))
+            .collect();
+        for (shift, want) in [(1.0, 1.787), (2.0, 3.828), (4.0, 6.413)] {
+            let ins: Vec<f64> = base.iter().map(|x| x + shift).collect();
+            let got = epsilon_from_scores(&ins, &base, 0.05, 1e-6);
+            assert!((got - want).abs() < 5e-4, "shift {shift}: {got} vs {want}");
+        }
     }
 }
