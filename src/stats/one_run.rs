@@ -308,6 +308,81 @@ mod tests {
         }
     }
 
+    /// The bare subsampled Gaussian mechanism, audited by an adversary who sees every noisy
+    /// update along the canary's direction (the strongest, white-box threat model): y_t =
+    /// b_t + N(0, σ²), b_t ~ Bernoulli(q) for an included canary and 0 otherwise; the score is
+    /// the log-likelihood ratio. Returns (in-scores, out-scores).
+    fn simulate(
+        sigma: f64,
+        q: f64,
+        steps: u64,
+        canaries: usize,
+        seed: u64,
+    ) -> (Vec<f64>, Vec<f64>) {
+        let mut rng = crate::stats::Rng::new(seed);
+        let mut ins = Vec::new();
+        let mut outs = Vec::new();
+        for _ in 0..canaries {
+            let included = rng.chance(0.5);
+            let mut score = 0.0;
+            for _ in 0..steps {
+                let b = if included && rng.chance(q) { 1.0 } else { 0.0 };
+                let y = b + sigma * rng.normal();
+                score += (1.0 - q + q * ((2.0 * y - 1.0) / (2.0 * sigma * sigma)).exp()).ln();
+            }
+            if included {
+                ins.push(score)
+            } else {
+                outs.push(score)
+            }
+        }
+        (ins, outs)
+    }
+
+    #[test]
+    fn lower_bounds_respect_the_accountant_and_catch_a_broken_mechanism() {
+        use crate::train::accountant::{Setting, default_orders, epsilon_of};
+        let delta = 1e-5;
+        for (seed, (sigma, q, steps)) in [(0.6, 1.0, 1), (0.8, 0.5, 4), (1.0, 0.2, 10)]
+            .into_iter()
+            .enumerate()
+        {
+            let theory = epsilon_of(
+                Setting {
+                    noise: sigma,
+                    sample_rate: q,
+                    steps,
+                },
+                delta,
+                &default_orders(),
+            );
+            let (ins, outs) = simulate(sigma, q, steps, 4000, seed as u64);
+            let one_run = epsilon_from_scores(&ins, &outs, 0.05, delta);
+            let cp = crate::stats::epsilon::epsilon_from_scores(&ins, &outs, 0.05, delta);
+            assert!(
+                one_run > 0.0 && cp > 0.0,
+                "the audit finds something: {one_run} {cp}"
+            );
+            assert!(
+                one_run <= theory && cp <= theory,
+                "σ {sigma} q {q} T {steps}: one-run {one_run}, CP {cp} vs accountant {theory}"
+            );
+        }
+        // A mechanism that adds a quarter of the noise it claims: the audit exceeds the claim.
+        let claimed = epsilon_of(
+            Setting {
+                noise: 2.0,
+                sample_rate: 1.0,
+                steps: 1,
+            },
+            delta,
+            &default_orders(),
+        );
+        let (ins, outs) = simulate(0.5, 1.0, 1, 4000, 99);
+        let cp = crate::stats::epsilon::epsilon_from_scores(&ins, &outs, 0.05, delta);
+        assert!(cp > claimed, "CP {cp} vs claimed {claimed}");
+    }
+
     #[test]
     fn accuracy_table() {
         // m = r = 1000 guesses at a given accuracy, p = 0.05 (reference/dp.md §3.5).
