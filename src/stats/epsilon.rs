@@ -368,10 +368,7 @@ mod tests {
     fn jax_privacy_clopper_pearson_bonferroni() {
         // reference/dp.md §3.7: 10,000 + 10,000 scores at normal quantiles, significance 0.05,
         // δ = 1e-6, Bonferroni over thresholds.
-        let n = 10_000;
-        let base: Vec<f64> = (0..n)
-            .map(|j| crate::stats::special::normal_quantile((j as f64 + 0.5) / n as f64))
-            .collect();
+        let base = crate::stats::one_run::normal_grid(10_000);
         for (shift, want) in [(1.0, 1.787), (2.0, 3.828), (4.0, 6.413)] {
             let ins: Vec<f64> = base.iter().map(|x| x + shift).collect();
             let got = epsilon_from_scores(&ins, &base, 0.05, 1e-6);

@@ -33,19 +33,11 @@ pub fn gdp_epsilon(mu: f64, delta: f64) -> f64 {
     if mu <= 0.0 || gdp_delta(0.0, mu) <= delta {
         return 0.0;
     }
-    let (mut lo, mut hi) = (0.0f64, 100.0f64);
+    let (lo, hi) = (0.0f64, 100.0f64);
     if gdp_delta(hi, mu) >= delta {
         return hi;
     }
-    while hi - lo > 1e-10 {
-        let mid = 0.5 * (lo + hi);
-        if gdp_delta(mid, mu) > delta {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    lo
+    super::one_run::last_true(lo, hi, 1e-10, |e| gdp_delta(e, mu) > delta)
 }
 
 /// The GDP estimate of ε from the scores of included and excluded canaries (higher = "in").
@@ -88,10 +80,7 @@ mod tests {
     #[test]
     fn jax_privacy_gdp_estimates() {
         // §3.7: 10,000 + 10,000 scores at normal quantiles, significance 0.05, δ = 1e-6.
-        let n = 10_000;
-        let base: Vec<f64> = (0..n)
-            .map(|j| normal_quantile((j as f64 + 0.5) / n as f64))
-            .collect();
+        let base = super::super::one_run::normal_grid(10_000);
         for (shift, want) in [(1.0, 4.335), (2.0, 10.241), (4.0, 24.691)] {
             let ins: Vec<f64> = base.iter().map(|x| x + shift).collect();
             let got = epsilon_estimate(&ins, &base, 0.05, 1e-6);

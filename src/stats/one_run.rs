@@ -111,15 +111,30 @@ fn epsilon_above(floor: f64, m: u64, r: u64, v: u64, delta: f64, p: f64) -> f64 
             return 100.0;
         }
     }
-    while hi - lo > 1e-9 {
+    last_true(lo, hi, 1e-9, |e| p_value(m, r, v, e, delta) < p)
+}
+
+/// Bisection for a monotone predicate, true at `lo` and false at `hi`: the last x where it
+/// holds, to within `tol`.
+pub(crate) fn last_true(mut lo: f64, mut hi: f64, tol: f64, holds: impl Fn(f64) -> bool) -> f64 {
+    while hi - lo > tol {
         let mid = 0.5 * (lo + hi);
-        if p_value(m, r, v, mid, delta) < p {
+        if holds(mid) {
             lo = mid;
         } else {
             hi = mid;
         }
     }
     lo
+}
+
+/// Scores at the normal quantiles Φ⁻¹((j + ½)/n), j < n: the deterministic samples of
+/// jax_privacy's auditing tests.
+#[cfg(test)]
+pub(crate) fn normal_grid(n: usize) -> Vec<f64> {
+    (0..n)
+        .map(|j| super::special::normal_quantile((j as f64 + 0.5) / n as f64))
+        .collect()
 }
 
 /// The one-sided (k₋ = 0) one-run bound from attack scores of included (`in_scores`) and
@@ -298,10 +313,7 @@ mod tests {
     fn jax_privacy_one_run_oracles() {
         // google-deepmind/jax_privacy tests/auditing_test.py: 10,000 in- and 10,000 out-scores
         // at normal quantiles, in-scores shifted; significance 0.05, δ = 1e-6, Bonferroni.
-        let n = 10_000;
-        let base: Vec<f64> = (0..n)
-            .map(|j| super::super::special::normal_quantile((j as f64 + 0.5) / n as f64))
-            .collect();
+        let base = normal_grid(10_000);
         for (shift, want) in [(1.0, 1.13346), (2.0, 2.311945), (4.0, 4.395568)] {
             let ins: Vec<f64> = base.iter().map(|x| x + shift).collect();
             close(epsilon_from_scores(&ins, &base, 0.05, 1e-6), want, 2e-5);
