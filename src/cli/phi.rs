@@ -51,12 +51,7 @@ pub fn detect_cmd(a: &DetectArgs, quiet: bool) -> Result<u8> {
     let texts: Vec<&str> = recs.texts.iter().map(String::as_str).collect();
     let mut truth = Vec::new();
     if let Some(p) = &spans_path {
-        let index: std::collections::HashMap<&str, usize> = recs
-            .ids
-            .iter()
-            .enumerate()
-            .map(|(i, id)| (id.as_str(), i))
-            .collect();
+        let index = recs.index();
         for (line, s) in crate::data::synth::read_spans(p)?.into_iter().enumerate() {
             let Some(&i) = index.get(s.record_id.as_str()) else {
                 continue;

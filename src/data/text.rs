@@ -321,6 +321,15 @@ impl TextRecords {
             .collect())
     }
 
+    /// Position of every record id.
+    pub fn index(&self) -> std::collections::HashMap<&str, usize> {
+        self.ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.as_str(), i))
+            .collect()
+    }
+
     /// Number of records.
     pub fn len(&self) -> usize {
         self.ids.len()

@@ -835,16 +835,7 @@ pub fn run(
                 "canary observations",
             )?),
             Some((source, specs, groups)) => {
-                let model = crate::model::load(
-                    &spec.model,
-                    &LoadOptions {
-                        adapter: spec.adapter.clone(),
-                        threads: spec.threads,
-                    },
-                )?;
-                if target_card.is_none() {
-                    target_card = Some(model.card().clone());
-                }
+                let model = load_target(spec, &mut target_card)?;
                 let mut p = |done: usize, total: usize| progress("canaries", done, total);
                 let o = super::canary::observe(
                     model.as_ref(),
@@ -943,14 +934,7 @@ pub fn run(
         file.inversion = Some(detail);
     }
     if target_card.is_none() {
-        let model = crate::model::load(
-            &spec.model,
-            &LoadOptions {
-                adapter: spec.adapter.clone(),
-                threads: spec.threads,
-            },
-        )?;
-        target_card = Some(model.card().clone());
+        load_target(spec, &mut target_card)?;
     }
     if file.membership.is_none()
         && let Some(c) = &target_card
@@ -1039,12 +1023,7 @@ fn extracted_patients(
     let Some(o) = obs else {
         return HashSet::new();
     };
-    let index: HashMap<&str, usize> = recs
-        .ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| (id.as_str(), i))
-        .collect();
+    let index = recs.index();
     o.attempts
         .iter()
         .filter(|a| {

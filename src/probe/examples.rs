@@ -8,7 +8,7 @@ use crate::Result;
 use crate::data::text::TextRecords;
 use crate::evidence::FindingsFile;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::path::Path;
 
 /// Format tag of the bundle's content.
@@ -100,12 +100,7 @@ pub fn collect(
     let Some(recs) = recs else {
         return Ok(ex);
     };
-    let index: HashMap<&str, usize> = recs
-        .ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| (id.as_str(), i))
-        .collect();
+    let index = recs.index();
     if let Some(m) = &file.membership {
         let mut by_record: std::collections::BTreeMap<&str, BTreeSet<&str>> = Default::default();
         for a in &m.attacks {
