@@ -160,13 +160,8 @@ pub fn epsilon_from_scores(
         return 0.0;
     };
     let alpha = significance / roc.counts.len() as f64 / 2.0;
-    let upper = |k: u64, n: u64| {
-        if k >= n {
-            1.0
-        } else {
-            crate::stats::special::beta_quantile(k as f64 + 1.0, (n - k) as f64, 1.0 - alpha)
-        }
-    };
+    // One-sided upper bounds at α: the two-sided interval at confidence 1 − 2α.
+    let upper = |k: u64, n: u64| clopper_pearson(k, n, 1.0 - 2.0 * alpha).1;
     let mut best = 0.0f64;
     for &(fn_, tn) in &roc.counts {
         let tpr_lb = 1.0 - upper(fn_, roc.n_pos);

@@ -10,17 +10,12 @@
 //! an **estimate**, not a bound. Pure maths.
 
 use super::one_run::Frontier;
-use super::special::{beta_quantile, normal_cdf, normal_quantile};
+use super::special::{normal_cdf, normal_quantile};
 
-/// One-sided Clopper–Pearson upper bound on a proportion k/n at significance `alpha`.
+/// One-sided Clopper–Pearson upper bound on k/n at significance `alpha`: the upper end of the
+/// two-sided interval at confidence 1 − 2α.
 fn cp_upper(k: u64, n: u64, alpha: f64) -> f64 {
-    if k >= n {
-        1.0
-    } else if k == 0 {
-        1.0 - alpha.powf(1.0 / n as f64)
-    } else {
-        beta_quantile(k as f64 + 1.0, (n - k) as f64, 1.0 - alpha)
-    }
+    super::clopper_pearson(k, n, 1.0 - 2.0 * alpha).1
 }
 
 /// δ(ε) of μ-GDP.
