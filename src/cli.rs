@@ -857,16 +857,11 @@ fn risk_cmd(a: &RiskArgs, quiet: bool) -> Result<u8> {
         .clone()
         .unwrap_or_else(|| PathBuf::from("reports").join(&id));
     let file = FindingsFile {
-        schema_version: SCHEMA_VERSION,
-        manifest: manifest(&id, "risk", a.seed, plan, inputs),
         findings,
         reid: vec![analysis.detail],
-        membership: None,
-        canary: None,
-        extraction: None,
-        inversion: None,
         gate,
         determination: determination.map(|d| d.0),
+        ..FindingsFile::new(manifest(&id, "risk", a.seed, plan, inputs))
     };
     report::write_run(&out, &file)?;
     let (result, code) = evidence::run_result(&file);
@@ -1108,16 +1103,9 @@ fn demo(a: &DemoArgs, quiet: bool) -> Result<u8> {
     let plan = serde_json::json!({ "data": s.card.display().to_string(), "patients": a.patients, "risk": plans });
     let id = run_id("demo", &plan, &inputs, a.seed);
     let file = FindingsFile {
-        schema_version: SCHEMA_VERSION,
-        manifest: manifest(&id, "demo", a.seed, plan, inputs),
         findings,
         reid: details,
-        membership: None,
-        canary: None,
-        extraction: None,
-        inversion: None,
-        gate: None,
-        determination: None,
+        ..FindingsFile::new(manifest(&id, "demo", a.seed, plan, inputs))
     };
     report::write_run(&a.out, &file)?;
     evidence::log_event(

@@ -248,6 +248,24 @@ pub struct FindingsFile {
     pub determination: Option<Determination>,
 }
 
+impl FindingsFile {
+    /// A findings file of `manifest` with no findings or detail yet.
+    pub fn new(manifest: RunManifest) -> Self {
+        Self {
+            schema_version: SCHEMA_VERSION,
+            manifest,
+            findings: Vec::new(),
+            reid: Vec::new(),
+            membership: None,
+            canary: None,
+            extraction: None,
+            inversion: None,
+            gate: None,
+            determination: None,
+        }
+    }
+}
+
 /// The JSON Schema (draft 2020-12) of `findings.json` for this [`SCHEMA_VERSION`], derived from
 /// these types; published as `schemas/findings.schema.json` (`phiprobe schema` prints it).
 pub fn json_schema() -> serde_json::Value {

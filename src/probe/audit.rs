@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use super::membership::{self, ModelObservations, Observations, Settings, TokenRows, Total};
 use crate::data::observations::{read_chunk, write_chunk};
 use crate::data::text::TextRecords;
-use crate::evidence::{FileHash, FindingsFile, ModelCard, RunManifest, SCHEMA_VERSION};
+use crate::evidence::{FileHash, FindingsFile, ModelCard, RunManifest};
 use crate::model::{LanguageModel, LoadOptions};
 use crate::train::run::Fleet;
 use crate::{Error, Result};
@@ -506,22 +506,6 @@ pub fn analyze_membership(
     Ok((findings, detail))
 }
 
-/// An empty findings file for `manifest`.
-fn empty_file(manifest: RunManifest) -> FindingsFile {
-    FindingsFile {
-        schema_version: SCHEMA_VERSION,
-        manifest,
-        findings: Vec::new(),
-        reid: Vec::new(),
-        membership: None,
-        canary: None,
-        extraction: None,
-        inversion: None,
-        gate: None,
-        determination: None,
-    }
-}
-
 /// Where a probe's canaries come from: a `--canaries` file, or the training record of a model
 /// phiprobe trained (`training.json` beside the weights).
 pub fn canary_source(
@@ -644,7 +628,7 @@ pub fn run(
         adapter: spec.adapter.as_ref().map(|a| a.display().to_string()),
         membership: None,
     };
-    let mut file = empty_file(manifest.clone());
+    let mut file = FindingsFile::new(manifest.clone());
     let mut inputs = data_hashes.clone();
     let mut scored = Vec::new();
     let mut key = ResumeKey {
@@ -1146,7 +1130,7 @@ pub fn reanalyze(run: &Path, settings: Option<&Settings>) -> Result<FindingsFile
         )));
     }
     let mut manifest = old.manifest.clone();
-    let mut file = empty_file(manifest.clone());
+    let mut file = FindingsFile::new(manifest.clone());
     if has_membership {
         let (rec, obs) = load_observations(&obs_dir)?;
         let settings = match settings {

@@ -974,8 +974,8 @@ mod tests {
 
     fn file(findings: Vec<Finding>) -> FindingsFile {
         FindingsFile {
-            schema_version: crate::evidence::SCHEMA_VERSION,
-            manifest: RunManifest {
+            findings,
+            ..FindingsFile::new(RunManifest {
                 schema_version: crate::evidence::SCHEMA_VERSION,
                 tool_version: "t".into(),
                 git_commit: None,
@@ -985,15 +985,7 @@ mod tests {
                 plan: serde_json::Value::Null,
                 inputs: vec![FileHash::of("d.csv", b"x")],
                 started_at: String::new(),
-            },
-            findings,
-            reid: vec![],
-            membership: None,
-            canary: None,
-            extraction: None,
-            inversion: None,
-            gate: None,
-            determination: None,
+            })
         }
     }
 

@@ -24,8 +24,9 @@ fn fixture() -> FindingsFile {
     };
     let a = analyze(&ds, &settings).unwrap();
     FindingsFile {
-        schema_version: SCHEMA_VERSION,
-        manifest: RunManifest {
+        findings: a.findings,
+        reid: vec![a.detail],
+        ..FindingsFile::new(RunManifest {
             schema_version: SCHEMA_VERSION,
             tool_version: "0.0.0-test".into(),
             git_commit: None,
@@ -35,15 +36,7 @@ fn fixture() -> FindingsFile {
             plan: serde_json::json!({"risk": [settings]}),
             inputs: vec![],
             started_at: "1970-01-01T00:00:00Z".into(),
-        },
-        findings: a.findings,
-        reid: vec![a.detail],
-        membership: None,
-        canary: None,
-        extraction: None,
-        inversion: None,
-        gate: None,
-        determination: None,
+        })
     }
 }
 
