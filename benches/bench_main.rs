@@ -156,6 +156,7 @@ fn bench_training(c: &mut Criterion) {
         sample_rate: 0.01,
         delta: 1e-5,
         target_epsilon: None,
+        expected_size: None,
     };
     let mut g = c.benchmark_group("train/tiny_16x128");
     g.sample_size(10);

@@ -195,6 +195,7 @@ pub(super) fn train_cmd(a: &super::TrainArgs, quiet: bool) -> Result<u8> {
             sample_rate: a.dp_sample_rate.unwrap_or(0.0),
             delta: a.dp_delta,
             target_epsilon: a.dp_epsilon,
+            expected_size: None,
         })
     } else {
         None
@@ -332,6 +333,7 @@ pub(super) fn bench_train_cmd(a: &super::BenchTrainArgs) -> Result<u8> {
         sample_rate: 0.01,
         delta: 1e-5,
         target_epsilon: None,
+        expected_size: None,
     };
     let private = seconds_per_step(&cfg, &seqs, a.steps, a.repeat, Some(dp))?;
     let tokens = (a.batch * a.tokens) as f64;

@@ -13,6 +13,7 @@ pub mod ops;
 pub mod optim;
 pub mod run;
 pub mod trainer;
+pub mod whitebox;
 
 /// Helpers shared by the training tests.
 #[cfg(test)]

@@ -9,6 +9,7 @@ use super::accountant::{self, Setting};
 use super::dp;
 use super::llama::{self, Batch, LlamaConfig, Params, Tape};
 use super::optim::{self, AdamW, AdamWConfig};
+use super::whitebox::{GradientCanaries, Observations};
 use crate::error::{Error, Result};
 use crate::fsx::write_atomic;
 use crate::stats::Rng;
@@ -31,6 +32,11 @@ pub struct DpConfig {
     /// When set, σ was (or is to be) calibrated so that ε at δ is at most this.
     #[serde(default)]
     pub target_epsilon: Option<f64>,
+    /// The public dataset size N of the normaliser q·N (default: the training split's size).
+    /// Set when coin-included canaries make the realised size depend on the coins: the
+    /// normaliser must not (reference/dp.md (b) 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_size: Option<usize>,
 }
 
 /// Hyper-parameters of one training run.
@@ -107,6 +113,9 @@ pub struct TrainLog {
     pub privacy: Option<accountant::Statement>,
     /// Step the run resumed from, if it did.
     pub resumed_from: Option<u64>,
+    /// What the auditor observed of the white-box gradient canaries (DP runs with canaries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub white_box: Option<Observations>,
 }
 
 /// Summary of realised Poisson batch sizes.
@@ -152,6 +161,8 @@ struct CheckpointMeta {
     epochs: Vec<EpochLog>,
     epoch_loss: (f64, u64),
     batch: BatchAcc,
+    #[serde(default)]
+    white_box: Option<Observations>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -296,6 +307,8 @@ pub struct Corpus {
     pub val: Vec<Vec<u32>>,
     /// Fingerprint of the data (hash of all sequences), tied to checkpoints.
     pub fingerprint: String,
+    /// White-box gradient canaries planted into DP-SGD's batches (see [`super::whitebox`]).
+    pub gradient_canaries: Option<GradientCanaries>,
 }
 
 impl Corpus {
@@ -313,7 +326,20 @@ impl Corpus {
             train,
             val,
             fingerprint,
+            gradient_canaries: None,
         }
+    }
+
+    /// Adds white-box gradient canaries (part of the data: they change the fingerprint).
+    pub fn with_gradient_canaries(mut self, canaries: GradientCanaries) -> Self {
+        let text = serde_json::to_string(&canaries).expect("canaries serialise");
+        self.fingerprint = crate::evidence::FileHash::of(
+            "",
+            format!("{}\n{text}", self.fingerprint).as_bytes(),
+        )
+        .sha256;
+        self.gradient_canaries = Some(canaries);
+        self
     }
 }
 
@@ -374,6 +400,10 @@ pub fn train(
                 epochs: Vec::new(),
                 epoch_loss: (0.0, 0),
                 batch: BatchAcc::default(),
+                white_box: match (&corpus.gradient_canaries, cfg.dp) {
+                    (Some(g), Some(_)) => Some(Observations::new(g.coords.len())),
+                    _ => None,
+                },
             };
             (params, opt, meta)
         }
@@ -422,7 +452,8 @@ pub fn train(
                 }
                 let seqs: Vec<&[u32]> =
                     chosen.iter().map(|&i| corpus.train[i].as_slice()).collect();
-                let (loss, toks) = dp_step(cfg, dp, &params, &mut opt, &seqs, n, step, lr)?;
+                let wb = corpus.gradient_canaries.as_ref().zip(meta.white_box.as_mut());
+                let (loss, toks) = dp_step(cfg, dp, &params, &mut opt, &seqs, n, step, lr, wb)?;
                 meta.tokens += toks as u64;
                 loss
             }
@@ -455,7 +486,7 @@ pub fn train(
             c.write(&params, &opt, &meta)?;
         }
     }
-    let privacy = cfg.dp.map(|dp| {
+    let privacy = cfg.dp.filter(|dp| dp.noise > 0.0).map(|dp| {
         accountant::statement(
             Setting {
                 noise: dp.noise,
@@ -485,6 +516,7 @@ pub fn train(
             batch_sizes,
             privacy,
             resumed_from,
+            white_box: meta.white_box,
         },
     ))
 }
@@ -532,7 +564,8 @@ fn plain_step(
     Ok(value)
 }
 
-/// One DP-SGD step on the Poisson batch `seqs` (possibly empty) out of `n` examples.
+/// One DP-SGD step on the Poisson batch `seqs` (possibly empty) out of `n` examples, with the
+/// white-box gradient canaries drawn into the batch and observed in the noisy update.
 /// Returns the mean per-example loss (NaN for an empty batch) and the tokens processed.
 #[allow(clippy::too_many_arguments)]
 fn dp_step(
@@ -544,6 +577,7 @@ fn dp_step(
     n: usize,
     step: u64,
     lr: f64,
+    white_box: Option<(&GradientCanaries, &mut Observations)>,
 ) -> Result<(f64, usize)> {
     let (mut sums, loss, toks) = if seqs.is_empty() {
         (BTreeMap::new(), f64::NAN, 0)
@@ -561,9 +595,86 @@ fn dp_step(
             dp::clipped_sums(&tape, &grads, &batch, &c, cfg.model.vocab_size).map_err(compute)?;
         (sums, value, batch.tokens())
     };
+    if let Some((canaries, _)) = &white_box {
+        plant_gradient_canaries(params, &mut sums, canaries, dp, cfg.seed, step)?;
+    }
     let noisy = noisy_gradient(params, &mut sums, dp, n, cfg.seed, step)?;
+    if let Some((canaries, obs)) = white_box {
+        let g = noisy
+            .get(&canaries.param)
+            .ok_or_else(|| Error::Compute(format!("no parameter {}", canaries.param)))?
+            .flatten_all()
+            .and_then(|t| t.to_vec1::<f32>())
+            .map_err(compute)?;
+        // Undo the normaliser: xₜ = bₜ + σ·zₜ in units of C.
+        let scale = dp.sample_rate * dp.expected_size.unwrap_or(n) as f64 / dp.clip;
+        let x: Vec<f64> = canaries
+            .coords
+            .iter()
+            .map(|&c| f64::from(g[c]) * scale)
+            .collect();
+        obs.add(&x, dp.sample_rate, dp.noise);
+    }
     opt.update(params, &noisy, lr).map_err(compute)?;
     Ok((loss, toks))
+}
+
+/// Adds the clipped Dirac gradient of every canary drawn into this step's batch to the clipped
+/// sum, after checking that no training example put a gradient on a canary's coordinate.
+fn plant_gradient_canaries(
+    params: &Params,
+    sums: &mut BTreeMap<String, Tensor>,
+    canaries: &GradientCanaries,
+    dp: DpConfig,
+    seed: u64,
+    step: u64,
+) -> Result<()> {
+    let var = params.vars.get(&canaries.param).ok_or_else(|| {
+        Error::Compute(format!(
+            "gradient canaries: the model has no parameter {}",
+            canaries.param
+        ))
+    })?;
+    let shape = var.as_tensor().shape().clone();
+    let mut vals = match sums.get(&canaries.param) {
+        Some(t) => t
+            .flatten_all()
+            .and_then(|t| t.to_vec1::<f32>())
+            .map_err(compute)?,
+        None => vec![0.0; shape.elem_count()],
+    };
+    for &c in &canaries.coords {
+        match vals.get(c) {
+            Some(&v) if v == 0.0 => {}
+            Some(&v) => {
+                return Err(Error::Compute(format!(
+                    "step {step}: the gradient canary coordinate {c} of {} received {v} from the training data; it must be untouched (a per-example gradient leaks outside its token's row)",
+                    canaries.param
+                )));
+            }
+            None => {
+                return Err(Error::Compute(format!(
+                    "gradient canary coordinate {c} is outside {} ({} values)",
+                    canaries.param,
+                    vals.len()
+                )));
+            }
+        }
+    }
+    // A Dirac gradient of norm C, clipped by the same rule as every example.
+    let clipped = (dp.clip * (dp.clip / (dp.clip + 1e-6)).min(1.0)) as f32;
+    for (&c, drawn) in canaries
+        .coords
+        .iter()
+        .zip(canaries.drawn(seed, step, dp.sample_rate))
+    {
+        if drawn {
+            vals[c] += clipped;
+        }
+    }
+    let t = Tensor::from_vec(vals, shape, &Device::Cpu).map_err(compute)?;
+    sums.insert(canaries.param.clone(), t);
+    Ok(())
 }
 
 /// Seconds per optimisation step on the fixed batch `seqs` (best of `repeat` timings of `steps`
@@ -584,7 +695,7 @@ pub fn seconds_per_step(
     let mut one = |step: u64| -> Result<()> {
         match dp {
             None => plain_step(cfg, &params, &mut opt, &batch, cfg.lr).map(|_| ()),
-            Some(d) => dp_step(cfg, d, &params, &mut opt, &refs, n, step, cfg.lr).map(|_| ()),
+            Some(d) => dp_step(cfg, d, &params, &mut opt, &refs, n, step, cfg.lr, None).map(|_| ()),
         }
     };
     one(0)?;
@@ -614,7 +725,7 @@ pub fn noisy_gradient(
     } else {
         dp.noise * dp.clip
     };
-    let denom = dp.sample_rate * n as f64;
+    let denom = dp.sample_rate * dp.expected_size.unwrap_or(n) as f64;
     let mut out = BTreeMap::new();
     for (name, var) in &params.vars {
         let shape = var.as_tensor().shape().clone();
@@ -699,6 +810,7 @@ mod tests {
                 sample_rate: 0.3,
                 delta: 1e-5,
                 target_epsilon: None,
+                expected_size: None,
             }),
         ] {
             let c = cfg(dp);
@@ -747,6 +859,7 @@ mod tests {
             sample_rate: 0.25,
             delta: 1e-5,
             target_epsilon: None,
+            expected_size: None,
         };
         let noisy = noisy_gradient(&params, &mut sums, dpc, 12, 1, 0).unwrap();
         // Reference: plain backward of Σᵢ Lᵢ with the weights tracked.
@@ -779,6 +892,7 @@ mod tests {
             sample_rate: 0.1,
             delta: 1e-5,
             target_epsilon: None,
+            expected_size: None,
         };
         let noisy = noisy_gradient(&params, &mut BTreeMap::new(), dpc, 50, 2, 7).unwrap();
         let xs: Vec<f64> = noisy
@@ -809,6 +923,7 @@ mod tests {
             sample_rate: 0.25,
             delta: 1e-5,
             target_epsilon: None,
+            expected_size: None,
         }));
         let (_, log) = train(&c, &corpus(), None, &mut |_, _, _| {}).unwrap();
         assert_eq!(log.steps, 8);
@@ -825,5 +940,99 @@ mod tests {
         assert_eq!(p.epsilon, want);
         let b = log.batch_sizes.unwrap();
         assert!(b.min <= b.max && b.mean > 0.0);
+    }
+
+    fn canary_corpus(used_row: bool, count: usize) -> Corpus {
+        let mut used = vec![false; 300];
+        for s in &corpus().train {
+            for &t in s {
+                used[t as usize] = true;
+            }
+        }
+        let mut plan =
+            GradientCanaries::plan("model.embed_tokens.weight", 300, 16, &used, count, 0.5, 4)
+                .unwrap();
+        if used_row {
+            // A bug of the kind the check exists for: a coordinate real examples update.
+            plan.coords[0] = 16 + 3; // row 1: the first token of the first sequence
+        }
+        corpus().with_gradient_canaries(plan)
+    }
+
+    fn dp(noise: f64) -> DpConfig {
+        DpConfig {
+            noise,
+            clip: 1.0,
+            sample_rate: 0.25,
+            delta: 1e-5,
+            target_epsilon: None,
+            expected_size: None,
+        }
+    }
+
+    #[test]
+    fn gradient_canaries_are_observed_exactly_without_noise() {
+        let corpus = canary_corpus(false, 40);
+        let g = corpus.gradient_canaries.clone().unwrap();
+        // The canaries sit in rows no sequence contains.
+        assert!(
+            g.rows
+                .iter()
+                .all(|&r| corpus.train.iter().all(|s| !s.contains(&r)))
+        );
+        let mut c = cfg(Some(dp(0.0)));
+        c.epochs = 4.0;
+        let (_, log) = train(&c, &corpus, None, &mut |_, _, _| {}).unwrap();
+        assert!(log.privacy.is_none(), "σ = 0 has no guarantee");
+        let obs = log.white_box.unwrap();
+        assert_eq!(obs.steps, 16);
+        // Without noise every observation is exactly bₜ (to f32 rounding): the score counts the
+        // steps the canary was drawn, which only included canaries can be.
+        let mut drawn = vec![0.0; g.coords.len()];
+        for step in 0..16 {
+            for (j, d) in g.drawn(c.seed, step, 0.25).into_iter().enumerate() {
+                drawn[j] += f64::from(u8::from(d));
+            }
+        }
+        assert_eq!(obs.scores, drawn);
+        for (j, &inc) in g.included.iter().enumerate() {
+            assert!((obs.sum[j] - drawn[j]).abs() < 1e-4, "canary {j}");
+            if !inc {
+                assert_eq!(obs.scores[j], 0.0);
+            }
+        }
+        assert!(drawn.iter().sum::<f64>() > 0.0);
+    }
+
+    #[test]
+    fn gradient_canary_noise_matches_the_claimed_mechanism() {
+        let corpus = canary_corpus(false, 160);
+        let g = corpus.gradient_canaries.clone().unwrap();
+        let mut c = cfg(Some(dp(0.7)));
+        c.epochs = 10.0;
+        let (_, log) = train(&c, &corpus, None, &mut |_, _, _| {}).unwrap();
+        let obs = log.white_box.unwrap();
+        let check = super::super::whitebox::noise_check(&obs, &g.included, 0.25, 0.7).unwrap();
+        assert!(check.passes(5.0), "{check:?}");
+        // Included canaries score higher on average.
+        let mean = |inc: bool| {
+            let v: Vec<f64> = (0..g.coords.len())
+                .filter(|&j| g.included[j] == inc)
+                .map(|j| obs.scores[j])
+                .collect();
+            v.iter().sum::<f64>() / v.len() as f64
+        };
+        assert!(mean(true) > mean(false) + 1.0, "{} {}", mean(true), mean(false));
+    }
+
+    #[test]
+    fn a_canary_on_a_coordinate_the_data_updates_is_an_error() {
+        let corpus = canary_corpus(true, 8);
+        let c = cfg(Some(dp(1.0)));
+        let Err(err) = train(&c, &corpus, None, &mut |_, _, _| {}) else {
+            panic!("a gradient on a canary coordinate went unnoticed");
+        };
+        let err = err.to_string();
+        assert!(err.contains("coordinate 19") && err.contains("training data"), "{err}");
     }
 }
