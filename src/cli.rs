@@ -313,6 +313,12 @@ pub struct TrainArgs {
     /// δ of the DP statement.
     #[arg(long, default_value_t = 1e-5)]
     pub dp_delta: f64,
+    /// Plant the DP audit's instruments into the target: 256 standalone canary records and
+    /// (under DP-SGD) 1,000 white-box gradient canaries, each included by a fair coin, and train
+    /// the tokenizer on the whole audit pool; `phiprobe audit` then reports empirical ε lower
+    /// bounds next to the accountant's ε.
+    #[arg(long)]
+    pub dp_audit: bool,
     /// Also train K reference models on complementary random halves of the audit pool (K even).
     #[arg(long, default_value_t = 0)]
     pub references: usize,

@@ -140,6 +140,10 @@ pub enum Error {
         /// What is wrong and what to do.
         message: String,
     },
+    /// Numbers that must agree do not (e.g. an empirical ε lower bound above the accountant's
+    /// ε): a bug in the training, the accounting or the audit.
+    #[error("{0}")]
+    Inconsistent(String),
     /// The model computation itself failed (tensor shape or backend error).
     #[error("model computation failed: {0}")]
     Compute(String),

@@ -215,6 +215,10 @@ pub fn audit_cmd(a: &AuditArgs, quiet: bool) -> Result<u8> {
         "extraction": extraction,
         "inversion": inversion,
     });
+    let mut plan_json = plan_json;
+    if let Some(d) = &plan.dp_audit {
+        plan_json["dp_audit"] = serde_json::json!(d);
+    }
     let id = {
         use sha2::{Digest, Sha256};
         let mut h = Sha256::new();
@@ -246,6 +250,7 @@ pub fn audit_cmd(a: &AuditArgs, quiet: bool) -> Result<u8> {
         canaries: a.canaries.clone(),
         extraction,
         inversion,
+        dp_audit: plan.dp_audit,
         out: out.clone(),
         seed,
         threads: a.threads,
@@ -278,6 +283,7 @@ pub fn audit_cmd(a: &AuditArgs, quiet: bool) -> Result<u8> {
         print_canary(&mut err, &outcome.file)?;
         print_extraction(&mut err, &outcome.file)?;
         print_inversion(&mut err, &outcome.file)?;
+        print_dp(&mut err, &outcome.file)?;
         if let Some(g) = &outcome.file.gate {
             eprintln!("release gate ({}):", g.policy.path);
             eprint!("{}", crate::gate::table(g));
@@ -290,11 +296,71 @@ pub fn audit_cmd(a: &AuditArgs, quiet: bool) -> Result<u8> {
         }
         eprintln!("report: {}", out.join(crate::report::HTML).display());
     }
+    if let Some(e) = outcome
+        .file
+        .dp
+        .as_ref()
+        .and_then(crate::probe::dp_audit::violation_error)
+    {
+        return Err(e.into());
+    }
     Ok(if outcome.failed > 0 {
         exit::POLICY_BREACHED
     } else {
         exit::PASS
     })
+}
+
+/// The DP audit on a terminal: the setting, the accountant's ε and every empirical ε.
+pub fn print_dp(w: &mut impl std::io::Write, file: &crate::evidence::FindingsFile) -> Result<()> {
+    let Some(d) = &file.dp else {
+        return Ok(());
+    };
+    let s = &d.setting;
+    writeln!(
+        w,
+        "DP audit: σ {}, C {}, q {:.4}, {} steps, δ {}: accountant ε = {}; validation perplexity {}",
+        s.noise,
+        s.clip,
+        s.sample_rate,
+        s.steps,
+        s.delta,
+        s.epsilon.map_or("∞ (no noise)".into(), |e| format!("{e:.3}")),
+        d.validation_perplexity
+            .map_or("n/a".into(), |p| format!("{p:.1}"))
+    )?;
+    for e in &d.estimates {
+        writeln!(
+            w,
+            "  {:<18} {:<16} {:>8.3}  ({} of {} included; {}, ceiling {:.2})",
+            e.instrument,
+            e.method_id,
+            e.value,
+            e.included,
+            e.canaries,
+            match e.kind {
+                crate::evidence::EpsilonKind::Bound =>
+                    format!("bound at {:.0}%", 100.0 * e.confidence),
+                crate::evidence::EpsilonKind::Estimate => "estimate".into(),
+            },
+            e.ceiling
+        )?;
+    }
+    if let Some(m) = &d.mechanism {
+        writeln!(
+            w,
+            "  white-box mechanism check: noise std {:.4} (σ {}), included mean {:.4} (q {:.4}): {}",
+            m.out_std,
+            s.noise,
+            m.in_mean,
+            s.sample_rate,
+            if m.passed { "consistent" } else { "INCONSISTENT" }
+        )?;
+    }
+    for n in &d.notes {
+        writeln!(w, "  note: {n}")?;
+    }
+    Ok(())
 }
 
 /// Runs an audit with progress bars.

@@ -50,6 +50,12 @@ pub(crate) fn log_event(
 
 /// The result words of a run for the log.
 pub(crate) fn run_result(file: &FindingsFile) -> (String, u8) {
+    if let Some(d) = file.dp.as_ref().filter(|d| !d.violations.is_empty()) {
+        return (
+            format!("DP audit inconsistent: {}", d.violations.join("; ")),
+            exit::ERROR,
+        );
+    }
     match &file.gate {
         Some(g) if !g.passed => (
             format!(

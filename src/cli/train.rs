@@ -241,6 +241,9 @@ pub(super) fn train_cmd(a: &super::TrainArgs, quiet: bool) -> Result<u8> {
         canaries,
         references: a.references,
         shard: a.shard,
+        audit: a
+            .dp_audit
+            .then(crate::train::run::AuditPlan::default),
     };
     let pb = super::progress_bar(0, quiet, "training");
     let mut current = String::new();
@@ -437,6 +440,7 @@ pub(super) fn demo_target(
             canaries: Some(plan),
             references: k,
             shard: None,
+            audit: None,
         };
         let pb = super::progress_bar(0, quiet, "training");
         let summary = crate::train::run::run(&spec, &mut |name, step, total, _| {
@@ -578,6 +582,7 @@ fn demo_audit(
         canaries: None,
         extraction: Some(extraction),
         inversion: Some(inversion),
+        dp_audit: None,
         out: out.clone(),
         seed: a.seed,
         threads: 0,

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::probe::{canary, extraction, inversion, membership};
+use crate::probe::{canary, dp_audit, extraction, inversion, membership};
 use crate::{Error, Result};
 
 /// `[run]`: settings shared by every probe.
@@ -32,6 +32,9 @@ pub struct Plan {
     pub extraction: Option<extraction::Settings>,
     /// The inversion probe's settings, when the plan has one.
     pub inversion: Option<inversion::Settings>,
+    /// The DP audit's settings, when the plan has one.
+    #[serde(default)]
+    pub dp_audit: Option<dp_audit::Settings>,
 }
 
 impl Default for Plan {
@@ -42,6 +45,7 @@ impl Default for Plan {
             canary: Some(canary::Settings::default()),
             extraction: Some(extraction::Settings::default()),
             inversion: Some(inversion::Settings::default()),
+            dp_audit: Some(dp_audit::Settings::default()),
         }
     }
 }
@@ -56,7 +60,7 @@ struct RawPlan {
 }
 
 /// Probe kinds this release runs.
-pub const KINDS: [&str; 4] = ["membership", "canary", "extraction", "inversion"];
+pub const KINDS: [&str; 5] = ["membership", "canary", "extraction", "inversion", "dp_audit"];
 
 impl Plan {
     /// Parses a plan's text; `path` names it in errors.
@@ -73,6 +77,7 @@ impl Plan {
             canary: None,
             extraction: None,
             inversion: None,
+            dp_audit: None,
         };
         for (i, mut t) in raw.probe.into_iter().enumerate() {
             let kind = match t.remove("kind") {
@@ -123,6 +128,17 @@ impl Plan {
                     s.validate()
                         .map_err(|m| bad(format!("[[probe]] inversion: {m}")))?;
                     plan.inversion = Some(s);
+                }
+                "dp_audit" => {
+                    if plan.dp_audit.is_some() {
+                        return Err(bad("two dp_audit probes; merge them into one".into()));
+                    }
+                    let s: dp_audit::Settings = t
+                        .try_into()
+                        .map_err(|e| bad(format!("[[probe]] dp_audit: {e}")))?;
+                    s.validate()
+                        .map_err(|m| bad(format!("[[probe]] dp_audit: {m}")))?;
+                    plan.dp_audit = Some(s);
                 }
                 other => {
                     return Err(bad(format!(

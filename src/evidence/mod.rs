@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 mod canary;
 mod determination;
+mod dp;
 mod extraction;
 mod gate;
 mod inversion;
@@ -18,6 +19,7 @@ mod model;
 mod reid;
 pub use canary::*;
 pub use determination::*;
+pub use dp::*;
 pub use extraction::*;
 pub use gate::*;
 pub use inversion::*;
@@ -28,7 +30,8 @@ pub use reid::*;
 /// Version of the `findings.json` schema. Bumped whenever a field's meaning changes.
 ///
 /// History: 1 — first release; 2 — verdict `warn`, the `gate` and `determination` sections,
-/// `manifest.json` replaces `outputs.json`.
+/// `manifest.json` replaces `outputs.json`; the optional `dp` section (DP audits) was added
+/// within 2 (older readers ignore it).
 pub const SCHEMA_VERSION: u32 = 2;
 
 /// A confidence interval around a point estimate.
@@ -240,6 +243,9 @@ pub struct FindingsFile {
     /// Model-inversion detail, when probed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inversion: Option<InversionDetail>,
+    /// DP audit of a DP-SGD target: the accountant's ε beside empirical lower bounds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dp: Option<DpDetail>,
     /// The release gate's outcome, when a policy was applied while the run was made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gate: Option<GateRecord>,
@@ -260,6 +266,7 @@ impl FindingsFile {
             canary: None,
             extraction: None,
             inversion: None,
+            dp: None,
             gate: None,
             determination: None,
         }

@@ -73,6 +73,8 @@ pub struct AuditSpec {
     pub extraction: Option<super::extraction::Settings>,
     /// Inversion settings (None: no inversion probe).
     pub inversion: Option<super::inversion::Settings>,
+    /// DP-audit settings (None: no DP audit).
+    pub dp_audit: Option<super::dp_audit::Settings>,
     /// Output folder.
     pub out: PathBuf,
     /// Seed.
@@ -519,11 +521,9 @@ pub fn canary_source(
         return Ok(Some((format!("--canaries {}", f.display()), specs, groups)));
     }
     let tr = Path::new(model).join("training.json");
-    if !tr.is_file() {
+    let Some(rec) = training_record(model)? else {
         return Ok(None);
-    }
-    let rec: crate::train::run::TrainingRecord =
-        read_json(&tr, crate::train::run::TRAINING_FORMAT)?;
+    };
     Ok(rec.canaries.as_ref().map(|p| {
         let (specs, groups) = super::canary::from_planted(p);
         (format!("training record {}", tr.display()), specs, groups)
@@ -563,10 +563,15 @@ pub fn run(
         s.validate()
             .map_err(|m| Error::Usage(format!("plan: inversion: {m}")))?;
     }
+    if let Some(s) = &spec.dp_audit {
+        s.validate()
+            .map_err(|m| Error::Usage(format!("plan: dp_audit: {m}")))?;
+    }
     if spec.settings.is_none()
         && spec.canary.is_none()
         && spec.extraction.is_none()
         && spec.inversion.is_none()
+        && spec.dp_audit.is_none()
     {
         return Err(Error::Usage(
             "the plan has no probe to run; add a [[probe]] (kinds: `phiprobe probes`)".into(),
@@ -642,6 +647,7 @@ pub fn run(
             "inversion": spec.inversion,
             "reference_model": spec.reference_model,
             "canary": spec.canary,
+            "dp_audit": spec.dp_audit,
             "canaries": canaries.as_ref().map(|(src, specs, groups)| {
                 serde_json::json!({"source": src, "digest": digest_json(&(specs, groups))})
             }),
@@ -917,6 +923,36 @@ pub fn run(
         file.findings.extend(findings);
         file.inversion = Some(detail);
     }
+    if let Some(ds) = &spec.dp_audit {
+        let rec = training_record(&spec.model)?;
+        let text = rec
+            .as_ref()
+            .filter(|r| r.config.dp.is_some())
+            .and_then(|r| r.audit.as_ref())
+            .and_then(|a| a.text.as_ref());
+        let obs = match text {
+            None => None,
+            Some(t) => {
+                let path = obs_dir.join(DP_AUDIT_FILE);
+                if path.is_file() {
+                    Some(read_json::<super::dp_audit::Observations>(
+                        &path,
+                        "DP-audit observations",
+                    )?)
+                } else {
+                    let model = load_target(spec, &mut target_card)?;
+                    progress("dp-audit canaries", 0, t.canaries.len());
+                    let o = super::dp_audit::observe(model.as_ref(), t, spec.batch_tokens)?;
+                    progress("dp-audit canaries", t.canaries.len(), t.canaries.len());
+                    write_json(&path, &o)?;
+                    Some(o)
+                }
+            }
+        };
+        let (findings, detail) = super::dp_audit::analyze(rec.as_ref(), obs.as_ref(), ds);
+        file.findings.extend(findings);
+        file.dp = detail;
+    }
     if target_card.is_none() {
         load_target(spec, &mut target_card)?;
     }
@@ -990,8 +1026,19 @@ fn load_target(spec: &AuditSpec, card: &mut Option<ModelCard>) -> Result<Box<dyn
     Ok(model)
 }
 
+/// The training record beside a model phiprobe trained (`training.json`), if there is one.
+pub fn training_record(model: &str) -> Result<Option<crate::train::run::TrainingRecord>> {
+    let tr = Path::new(model).join("training.json");
+    if !tr.is_file() {
+        return Ok(None);
+    }
+    read_json(&tr, crate::train::run::TRAINING_FORMAT).map(Some)
+}
+
 /// Canary observations in a run folder.
 pub const CANARY_FILE: &str = "canary.json";
+/// DP-audit observations (text-canary scores) in a run folder.
+pub const DP_AUDIT_FILE: &str = "dp_audit.json";
 /// Extraction observations in a run folder.
 pub const EXTRACTION_FILE: &str = "extraction.json";
 /// Inversion observations in a run folder.

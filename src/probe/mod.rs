@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod canary;
+pub mod dp_audit;
 pub mod examples;
 pub mod extraction;
 pub mod inversion;

@@ -205,6 +205,9 @@ pub fn build(file: &FindingsFile) -> ReportDoc {
     if let Some(sec) = super::inversion::section(file) {
         sections.push(sec);
     }
+    if let Some(sec) = super::dp::section(file) {
+        sections.push(sec);
+    }
 
     // Findings.
     let rows: Vec<Vec<String>> = file

@@ -7,6 +7,7 @@
 pub mod canary;
 pub mod determination;
 pub mod doc;
+pub mod dp;
 pub mod extraction;
 pub mod figures;
 pub mod inversion;

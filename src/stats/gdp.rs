@@ -53,7 +53,9 @@ pub fn epsilon_estimate(
         if fnr.max(fpr) >= 1.0 - delta {
             continue;
         }
-        mu = mu.max((normal_quantile(1.0 - fpr) - normal_quantile(fnr)).abs());
+        // Only thresholds where the attack beats guessing count (μ ≤ 0 → ε = 0): a corner far
+        // below the diagonal is the attack reversed, not evidence for it.
+        mu = mu.max(normal_quantile(1.0 - fpr) - normal_quantile(fnr));
     }
     gdp_epsilon(mu, delta)
 }
@@ -81,5 +83,18 @@ mod tests {
             let got = epsilon_estimate(&ins, &base, 0.05, 1e-6);
             assert!((got - want).abs() < 5e-4, "shift {shift}: {got} vs {want}");
         }
+    }
+
+    #[test]
+    fn no_signal_gives_no_estimate() {
+        // Identical in- and out-distributions: the extreme corners (FNR upper bound near 1)
+        // have Φ⁻¹(1 − FPR_ub) − Φ⁻¹(FNR_ub) far below 0 and must not count.
+        let base = super::super::one_run::normal_grid(500);
+        let got = epsilon_estimate(&base, &base, 0.05, 1e-5);
+        assert_eq!(got, 0.0);
+        let mut rng = crate::stats::Rng::new(3);
+        let ins: Vec<f64> = (0..483).map(|_| rng.normal()).collect();
+        let outs: Vec<f64> = (0..517).map(|_| rng.normal()).collect();
+        assert!(epsilon_estimate(&ins, &outs, 0.05, 1e-5) < 0.5);
     }
 }

@@ -548,6 +548,101 @@ pub fn plant(
     })
 }
 
+/// Standalone canary records for the black-box one-run audit (Steinke, Nasr & Jagielski 2023):
+/// `count` secrets of one kind, each its own training record when an independent coin with
+/// `include_probability` comes up heads. A record added or removed is exactly the add/remove
+/// adjacency the accountant analyses (a canary sentence inserted into an existing note would be
+/// a replace-one change, worth about twice the ε).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TextCanaries {
+    /// Kind (a built-in one).
+    pub kind: String,
+    /// Format (the randomness space).
+    pub format: String,
+    /// log₂ of the space size.
+    pub log2_space: f64,
+    /// Sentence with `{secret}`; a record is the sentence with its secret filled in.
+    pub context: String,
+    /// Probability of each coin.
+    pub include_probability: f64,
+    /// Every canary, included or not.
+    pub canaries: Vec<TextCanary>,
+}
+
+/// One standalone canary record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TextCanary {
+    /// Id (`audit-0000`, …), never a record id of the data.
+    pub id: String,
+    /// The secret (synthetic).
+    pub secret: String,
+    /// The record's text.
+    pub sentence: String,
+    /// Whether its coin put it in the training data.
+    pub included: bool,
+}
+
+impl TextCanaries {
+    /// Draws `count` distinct secrets of the built-in `kind` and their coins from `seed`.
+    pub fn draw(kind: &str, count: usize, include_probability: f64, seed: u64) -> Result<Self, String> {
+        if !(include_probability > 0.0 && include_probability < 1.0) {
+            return Err(format!(
+                "the audit canaries' inclusion probability must be in (0, 1) (got {include_probability})"
+            ));
+        }
+        let Some((ftext, context)) = defaults(kind) else {
+            return Err(format!(
+                "audit canaries use a built-in kind (ssn, mrn, phone, dob, email, account); got '{kind}'"
+            ));
+        };
+        let format = Format::parse(ftext)?;
+        if format.log2_space() < ((2 * count.max(1)) as f64).log2() {
+            return Err(format!(
+                "{count} audit canaries need more than the {:.0} secrets of '{ftext}'",
+                format.log2_space().exp2()
+            ));
+        }
+        let mut rng = Rng::derive(seed, "audit-canary", 0);
+        let mut seen = HashSet::new();
+        let mut canaries = Vec::with_capacity(count);
+        for j in 0..count {
+            let secret = loop {
+                let s = format.sample(&mut rng);
+                if seen.insert(s.clone()) {
+                    break s;
+                }
+            };
+            canaries.push(TextCanary {
+                id: format!("audit-{j:04}"),
+                sentence: context.replace("{secret}", &secret),
+                secret,
+                included: Rng::derive(seed, "audit-canary-coin", j as u64)
+                    .chance(include_probability),
+            });
+        }
+        Ok(Self {
+            kind: kind.to_owned(),
+            format: ftext.to_owned(),
+            log2_space: format.log2_space(),
+            context: context.to_owned(),
+            include_probability,
+            canaries,
+        })
+    }
+
+    /// The text before the secret (shared by every canary).
+    pub fn prefix(&self) -> &str {
+        self.context
+            .find("{secret}")
+            .map_or(self.context.as_str(), |at| &self.context[..at])
+    }
+
+    /// The records the coins put into the training data.
+    pub fn included(&self) -> impl Iterator<Item = &TextCanary> {
+        self.canaries.iter().filter(|c| c.included)
+    }
+}
+
 /// Inserts `sentence` after a random sentence boundary (". ") of `note`, or at its end.
 fn insert_sentence(note: &mut String, sentence: &str, rng: &mut Rng) {
     let bounds: Vec<usize> = note.match_indices(". ").map(|(i, _)| i + 2).collect();
@@ -681,5 +776,24 @@ mod tests {
             .unwrap();
         let e = plant(&plan, &ids, &mut texts, 1).unwrap_err();
         assert!(e.contains("too few"), "{e}");
+    }
+
+    #[test]
+    fn text_canaries_are_distinct_seeded_and_coin_included() {
+        let a = TextCanaries::draw("account", 400, 0.5, 9).unwrap();
+        assert_eq!(a, TextCanaries::draw("account", 400, 0.5, 9).unwrap());
+        let secrets: HashSet<&str> = a.canaries.iter().map(|c| c.secret.as_str()).collect();
+        assert_eq!(secrets.len(), 400);
+        let f = Format::parse(&a.format).unwrap();
+        for c in &a.canaries {
+            assert!(f.contains(&c.secret));
+            assert_eq!(c.sentence, a.context.replace("{secret}", &c.secret));
+            assert!(c.sentence.starts_with(a.prefix()));
+        }
+        let inc = a.included().count() as f64;
+        // 400 fair coins: within ±5 sd of 200.
+        assert!((inc - 200.0).abs() < 50.0, "{inc}");
+        assert!(TextCanaries::draw("pin", 4, 0.5, 1).is_err());
+        assert!(TextCanaries::draw("ssn", 4, 1.0, 1).is_err());
     }
 }

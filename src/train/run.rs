@@ -7,7 +7,8 @@
 //! complete; the working folder also holds the checkpoints an interrupted run resumes from.
 
 use super::bpe;
-use super::canary::{self, Plan, Planted};
+use super::canary::{self, Plan, Planted, TextCanaries};
+use super::whitebox::GradientCanaries;
 use super::llama::LlamaConfig;
 use super::trainer::{self, CheckpointDir, Corpus, TrainConfig, TrainLog};
 use crate::data::text::TextRecords;
@@ -40,6 +41,54 @@ pub struct RunSpec {
     pub references: usize,
     /// Train only jobs j with j mod n = i (job 0 is the target, job k the k-th reference).
     pub shard: Option<(usize, usize)>,
+    /// Canaries and settings for auditing the target's DP-SGD (`phiprobe sweep`).
+    pub audit: Option<AuditPlan>,
+}
+
+/// Instruments for auditing a DP-SGD target (reference/dp.md §3, (c) 6).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AuditPlan {
+    /// Standalone canary records, each included by an independent coin (the black-box
+    /// one-run audit of the final model).
+    pub text_canaries: usize,
+    /// White-box gradient canaries (DP-SGD runs only; see [`super::whitebox`]).
+    pub gradient_canaries: usize,
+    /// Probability of every coin (½ for the one-run audit).
+    pub include_probability: f64,
+    /// Train the tokenizer on the whole audit pool (members and held-out records alike), so
+    /// that it carries no membership signal and the audit measures the weights only.
+    pub pool_tokenizer: bool,
+}
+
+impl Default for AuditPlan {
+    /// 256 text canaries, 1,000 gradient canaries, fair coins, pool tokenizer.
+    fn default() -> Self {
+        Self {
+            text_canaries: 256,
+            gradient_canaries: 1000,
+            include_probability: 0.5,
+            pool_tokenizer: true,
+        }
+    }
+}
+
+/// The audit instruments of a trained target, as drawn (in `training.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// The plan as given.
+    pub plan: AuditPlan,
+    /// What the tokenizer was trained on.
+    pub tokenizer: String,
+    /// The standalone canary records and their coins.
+    pub text: Option<TextCanaries>,
+    /// The gradient canaries and their coins (their observations are in the training log).
+    pub gradient: Option<GradientCanaries>,
+    /// Why there are no gradient canaries, when asked for and absent.
+    #[serde(default)]
+    pub gradient_note: Option<String>,
+    /// The public dataset size N of the DP normaliser q·N: the data's training records plus
+    /// the expected number of included text canaries (independent of the coins).
+    pub public_size: usize,
 }
 
 /// `training.json`: everything needed to audit how a model was made.
@@ -80,6 +129,9 @@ pub struct TrainingRecord {
     /// For DP runs: why this file must not travel with a released model.
     #[serde(default)]
     pub noise_secrecy: Option<String>,
+    /// Audit instruments of a target trained for a DP audit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditRecord>,
 }
 
 /// The data a model was trained from.
@@ -268,7 +320,9 @@ pub fn run(spec: &RunSpec, progress: Progress<'_>) -> Result<RunSummary> {
         .validate()
         .map_err(|m| Error::Usage(format!("model configuration: {m}")))?;
     if let Some(dp) = spec.train.dp {
-        let noise = if dp.target_epsilon.is_some() {
+        // σ = 0 is DP-SGD's clipping and sampling without noise (no guarantee; the baseline
+        // of a sweep); a target ε chooses σ later.
+        let noise = if dp.target_epsilon.is_some() || dp.noise == 0.0 {
             1.0
         } else {
             dp.noise
@@ -345,7 +399,22 @@ pub fn run(spec: &RunSpec, progress: Progress<'_>) -> Result<RunSummary> {
                 job.dir.display()
             )));
         }
-        let rec = train_job(spec, &recs, job, &jobs[0].train_rows, &data, progress)?;
+        // Without an audit plan the tokenizer is the target's (trained on its training notes);
+        // an audit plan may train it on the whole audit pool.
+        let tok_rows: Vec<usize> = match spec.audit {
+            Some(a) if a.pool_tokenizer => {
+                let mut rows: Vec<usize> = jobs[0]
+                    .train_rows
+                    .iter()
+                    .chain(&jobs[0].val_rows)
+                    .copied()
+                    .collect();
+                rows.sort_unstable();
+                rows
+            }
+            _ => jobs[0].train_rows.clone(),
+        };
+        let rec = train_job(spec, &recs, job, &tok_rows, &data, progress)?;
         summary.written.push(job.dir.clone());
         summary.records.push(rec);
     }
@@ -366,7 +435,7 @@ fn train_job(
     spec: &RunSpec,
     recs: &TextRecords,
     job: &Job,
-    target_rows: &[usize],
+    tok_rows: &[usize],
     data: &DataRecord,
     progress: Progress<'_>,
 ) -> Result<TrainingRecord> {
@@ -386,7 +455,7 @@ fn train_job(
     // notes, deterministically, so each shard rebuilds the same one): it ships with the target,
     // an attacker has it, and per-token signals are only comparable across models that
     // tokenize alike.
-    let tok_texts: Vec<&str> = target_rows
+    let tok_texts: Vec<&str> = tok_rows
         .iter()
         .map(|&r| recs.texts[r].as_str())
         .collect();
@@ -398,6 +467,27 @@ fn train_job(
         ),
         _ => None,
     };
+    // Standalone audit canaries join the target's training records after the ladder canaries
+    // were planted (they are records of their own, not part of any note).
+    let audit_plan = spec.audit.filter(|_| job.role == "target");
+    let text_canaries = match audit_plan {
+        Some(a) if a.text_canaries > 0 => {
+            let t = TextCanaries::draw(
+                "account",
+                a.text_canaries,
+                a.include_probability,
+                Rng::derive_seed(job.seed, "audit/text", 0),
+            )
+            .map_err(|m| Error::Usage(format!("audit canaries: {m}")))?;
+            texts.extend(t.included().map(|c| c.sentence.clone()));
+            Some(t)
+        }
+        _ => None,
+    };
+    let public_size = job.train_rows.len()
+        + text_canaries.as_ref().map_or(0, |t| {
+            (t.canaries.len() as f64 * t.include_probability).round() as usize
+        });
     let (_, bos, eos) = bpe::special_ids(&tok).map_err(Error::Compute)?;
     let max_tokens = spec.train.model.max_len + 1;
     let mut truncated = 0usize;
@@ -449,12 +539,54 @@ fn train_job(
         .take(256)
         .map(|&r| encode(&recs.texts[r]))
         .collect::<Result<Vec<_>>>()?;
-    let corpus = Corpus::new(train_seqs, val_seqs);
     let mut cfg = spec.train.clone();
     cfg.seed = job.seed;
+    // Gradient canaries sit in embedding rows of tokens no training sequence contains.
+    let (gradient, gradient_note) = match (audit_plan, cfg.dp) {
+        (Some(a), Some(_)) if a.gradient_canaries > 0 => {
+            let mut used = vec![false; cfg.model.vocab_size];
+            for &t in train_seqs.iter().flatten() {
+                if let Some(u) = used.get_mut(t as usize) {
+                    *u = true;
+                }
+            }
+            let g = GradientCanaries::plan(
+                "model.embed_tokens.weight",
+                cfg.model.vocab_size,
+                cfg.model.hidden,
+                &used,
+                a.gradient_canaries,
+                a.include_probability,
+                Rng::derive_seed(job.seed, "audit/gradient", 0),
+            )
+            .map_err(|m| Error::Usage(format!("gradient canaries: {m}")))?;
+            let note = (g.coords.len() < a.gradient_canaries).then(|| {
+                format!(
+                    "{} of {} gradient canaries: only {} embedding rows are free of training tokens",
+                    g.coords.len(),
+                    a.gradient_canaries,
+                    g.rows.len()
+                )
+            });
+            (Some(g), note)
+        }
+        (Some(a), None) if a.gradient_canaries > 0 => (
+            None,
+            Some("no gradient canaries: the target was not trained with DP-SGD".to_owned()),
+        ),
+        _ => (None, None),
+    };
+    let mut corpus = Corpus::new(train_seqs, val_seqs);
+    if let Some(g) = &gradient {
+        corpus = corpus.with_gradient_canaries(g.clone());
+    }
     if let Some(dp) = &mut cfg.dp {
         if dp.sample_rate <= 0.0 {
-            dp.sample_rate = (cfg.batch_size as f64 / corpus.train.len() as f64).min(1.0);
+            dp.sample_rate = (cfg.batch_size as f64 / public_size as f64).min(1.0);
+        }
+        if audit_plan.is_some() {
+            // The realised size depends on the coins; the normaliser must not.
+            dp.expected_size = Some(public_size);
         }
         if let Some(target) = dp.target_epsilon {
             let steps = trainer::dp_steps(cfg.epochs, dp.sample_rate);
@@ -511,6 +643,18 @@ fn train_job(
         .into(),
         config: cfg,
         canaries: planted,
+        audit: audit_plan.map(|plan| AuditRecord {
+            plan,
+            tokenizer: if plan.pool_tokenizer {
+                "the whole audit pool (members and held-out records alike)".into()
+            } else {
+                "the target's training notes".into()
+            },
+            text: text_canaries,
+            gradient,
+            gradient_note,
+            public_size,
+        }),
         noise_secrecy: spec.train.dp.map(|_| {
             "the DP guarantee assumes the noise is secret; the seed recorded here regenerates it, so keep training.json with the evidence, not with a released model".to_owned()
         }),

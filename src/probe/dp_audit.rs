@@ -1,0 +1,342 @@
+//! DP audit of a DP-SGD target that phiprobe trained: the accountant's ε beside empirical ε
+//! lower bounds from the canaries planted for the audit, and a safety net between the two.
+//!
+//! Papers: Jagielski, Ullman & Oprea 2020 ("Auditing Differentially Private Machine Learning:
+//! How Private is Private SGD?", arXiv 2006.07709) — Clopper–Pearson bounds from trials; Nasr,
+//! Song, Thakurta, Papernot & Carlini 2021 ("Adversary Instantiation", arXiv 2101.04535) and
+//! Nasr et al. 2023 ("Tight Auditing of Differentially Private Machine Learning", arXiv
+//! 2302.07956) — gradient canaries and the GDP estimate; Steinke, Nasr & Jagielski 2023
+//! ("Privacy Auditing with One (1) Training Run", arXiv 2305.08846) — the one-run bound.
+//! Formulas and oracles: reference/dp.md §3 and (a) 8–10 (tested in `stats`).
+//!
+//! Instruments (planted by `phiprobe train --dp-audit` or `phiprobe sweep`):
+//! - **gradient canaries** (white-box: the adversary plants gradients and sees every noisy
+//!   update): each is an independent run of the accountant's subsampled Gaussian mechanism, so
+//!   the one-run bound *and* the many-trials Clopper–Pearson bound apply, and the GDP estimate;
+//! - **text canaries** (black-box: the adversary sees the final model's likelihood of each
+//!   canary record): all share one training run, so only the one-run bound applies.
+//!
+//! Safety net: a *bound* above the accountant's ε (beyond its confidence), or white-box
+//! observations whose noise or sampling rate differ from the claimed mechanism, means a bug in
+//! the training, the accounting or the audit: it is recorded and the run fails.
+
+use crate::error::{Error, Result};
+use crate::evidence::{
+    DpDetail, DpSetting, EpsilonKind, EpsilonLb, Finding, MechanismCheck, Verdict,
+};
+use crate::model::LanguageModel;
+use crate::stats::{epsilon, gdp, one_run};
+use crate::train::canary::TextCanaries;
+use crate::train::run::TrainingRecord;
+use crate::train::whitebox;
+use serde::{Deserialize, Serialize};
+
+/// Settings of the DP audit.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Confidence of every lower bound (significance = 1 − confidence).
+    pub confidence: f64,
+    /// |z| above which a white-box mechanism check fails (5: a false alarm about once in
+    /// 3.5 million audits per test).
+    pub check_limit: f64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            confidence: 0.95,
+            check_limit: 5.0,
+        }
+    }
+}
+
+impl Settings {
+    /// Checks the ranges.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if !(self.confidence > 0.5 && self.confidence < 1.0) {
+            return Err(format!(
+                "confidence must be in (0.5, 1) (got {})",
+                self.confidence
+            ));
+        }
+        if !(self.check_limit.is_finite() && self.check_limit > 0.0) {
+            return Err(format!("check_limit must be > 0 (got {})", self.check_limit));
+        }
+        Ok(())
+    }
+}
+
+/// What the audit observed of the target (black-box scores of the text canaries).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Observations {
+    /// Log-likelihood of each text canary record under the target, in canary order.
+    pub text_scores: Vec<f64>,
+}
+
+/// Scores every text canary record (included or not) under the target: its total
+/// log-likelihood. All records share one context, so the score ranks the secrets.
+pub fn observe(
+    model: &dyn LanguageModel,
+    text: &TextCanaries,
+    batch_tokens: usize,
+) -> Result<Observations> {
+    let texts: Vec<&str> = text.canaries.iter().map(|c| c.sentence.as_str()).collect();
+    let scored = crate::model::score_texts(model, &texts, batch_tokens, |_| {})?;
+    Ok(Observations {
+        text_scores: scored.iter().map(|s| s.total()).collect(),
+    })
+}
+
+const WHITE_BOX: &str =
+    "white-box: the adversary plants crafted gradients and observes every noisy update";
+const BLACK_BOX: &str =
+    "black-box: the adversary observes the final model's likelihood of each canary record";
+
+/// Splits scores by the coins.
+fn split(scores: &[f64], included: impl Iterator<Item = bool>) -> (Vec<f64>, Vec<f64>) {
+    let mut ins = Vec::new();
+    let mut outs = Vec::new();
+    for (&s, inc) in scores.iter().zip(included) {
+        if inc { ins.push(s) } else { outs.push(s) }
+    }
+    (ins, outs)
+}
+
+/// The estimators applied to one instrument.
+fn estimates(
+    instrument: &str,
+    threat: &str,
+    ins: &[f64],
+    outs: &[f64],
+    independent_trials: bool,
+    settings: &Settings,
+    delta: f64,
+) -> Vec<EpsilonLb> {
+    let sig = 1.0 - settings.confidence;
+    let perfect_in = vec![1.0; ins.len()];
+    let perfect_out = vec![0.0; outs.len()];
+    let make = |method: &str, id: &str, kind: EpsilonKind, value: f64, ceiling: f64| EpsilonLb {
+        instrument: instrument.to_owned(),
+        threat_model: threat.to_owned(),
+        method: method.to_owned(),
+        method_id: id.to_owned(),
+        kind,
+        value,
+        confidence: settings.confidence,
+        canaries: (ins.len() + outs.len()) as u64,
+        included: ins.len() as u64,
+        ceiling,
+        delta,
+    };
+    let mut out = vec![make(
+        "one-run audit (Steinke, Nasr & Jagielski 2023): guesses above a threshold, abstention below, Bonferroni over the ROC frontier's thresholds; m = all canaries, the 2mδ term kept",
+        "one-run",
+        EpsilonKind::Bound,
+        one_run::epsilon_from_scores(ins, outs, sig, delta),
+        one_run::epsilon_from_scores(&perfect_in, &perfect_out, sig, delta),
+    )];
+    if independent_trials {
+        out.push(make(
+            "Clopper–Pearson over independent trials (Jagielski et al. 2020; Nasr et al. 2021): one-sided bounds on TPR and FPR at α/2 each, Bonferroni over the ROC frontier's thresholds",
+            "clopper-pearson",
+            EpsilonKind::Bound,
+            epsilon::epsilon_from_scores(ins, outs, sig, delta),
+            epsilon::epsilon_from_scores(&perfect_in, &perfect_out, sig, delta),
+        ));
+        out.push(make(
+            "GDP fit (Nasr et al. 2023): the largest μ over the frontier's Clopper–Pearson corners, converted to ε at δ; assumes a Gaussian trade-off curve — an estimate, not a bound",
+            "gdp",
+            EpsilonKind::Estimate,
+            gdp::epsilon_estimate(ins, outs, sig, delta),
+            gdp::epsilon_estimate(&perfect_in, &perfect_out, sig, delta),
+        ));
+    }
+    out
+}
+
+/// The DP audit's findings and detail for a target's training record (None when the target was
+/// not trained with DP-SGD by phiprobe: one "not measured" finding says why).
+pub fn analyze(
+    rec: Option<&TrainingRecord>,
+    obs: Option<&Observations>,
+    settings: &Settings,
+) -> (Vec<Finding>, Option<DpDetail>) {
+    let not_measured = |why: &str| {
+        vec![Finding::new("dp_audit", "dp.epsilon_lb", None).with_caveat(format!("not measured: {why}"))]
+    };
+    let Some(rec) = rec else {
+        return (
+            not_measured(
+                "the target has no training.json (only models phiprobe trains carry the DP setting and the audit canaries)",
+            ),
+            None,
+        );
+    };
+    let Some(dp) = rec.config.dp else {
+        return (
+            not_measured("the target was trained without DP-SGD (no accountant ε to compare with)"),
+            None,
+        );
+    };
+    let audit = rec.audit.as_ref();
+    let privacy = rec.log.privacy.as_ref();
+    let delta = dp.delta;
+    let public_size = audit.map_or_else(|| rec.membership.len(), |a| a.public_size);
+    let setting = DpSetting {
+        sampler: rec.sampler.clone(),
+        sample_rate: dp.sample_rate,
+        noise: dp.noise,
+        clip: dp.clip,
+        steps: rec.log.steps,
+        epochs: rec.config.epochs,
+        expected_batch: dp.sample_rate * public_size as f64,
+        public_size,
+        optimiser: format!(
+            "AdamW (β₁ {}, β₂ {}, weight decay {}), peak learning rate {}",
+            rec.config.adamw.beta1, rec.config.adamw.beta2, rec.config.adamw.weight_decay, rec.config.lr
+        ),
+        delta,
+        accountant: "RDP of the Poisson-subsampled Gaussian (Mironov 2017; Mironov, Talwar & Zhang 2019), integer and fractional orders, improved conversion to (ε, δ) (Balle et al. 2020); add/remove-one adjacency".into(),
+        epsilon: privacy.map(|p| p.epsilon),
+        epsilon_classic: privacy.map(|p| p.epsilon_classic),
+        order: privacy.map(|p| p.order),
+        tokenizer: audit.map_or_else(
+            || "the target's training notes".to_owned(),
+            |a| a.tokenizer.clone(),
+        ),
+    };
+    let last = rec.log.epochs.last();
+    let mut detail = DpDetail {
+        setting,
+        validation_loss: last.and_then(|e| e.val_loss),
+        validation_perplexity: last.and_then(|e| e.val_loss).map(f64::exp),
+        train_loss: last.map(|e| e.train_loss),
+        estimates: Vec::new(),
+        text_scores: None,
+        gradient_scores: None,
+        mechanism: None,
+        violations: Vec::new(),
+        notes: Vec::new(),
+    };
+    if audit.is_none() {
+        detail.notes.push(
+            "the target carries no audit canaries (train with --dp-audit, or use `phiprobe sweep`): only the accountant's ε is reported".into(),
+        );
+    }
+    if let Some(a) = audit {
+        if let Some(n) = &a.gradient_note {
+            detail.notes.push(n.clone());
+        }
+        if let (Some(g), Some(w)) = (&a.gradient, &rec.log.white_box) {
+            let (ins, outs) = split(&w.scores, g.included.iter().copied());
+            detail
+                .estimates
+                .extend(estimates("gradient canaries", WHITE_BOX, &ins, &outs, true, settings, delta));
+            detail.gradient_scores = Some((ins, outs));
+            if let Some(c) = whitebox::noise_check(w, &g.included, dp.sample_rate, dp.noise) {
+                let passed = c.passes(settings.check_limit);
+                if !passed {
+                    detail.violations.push(format!(
+                        "the white-box observations do not match the claimed mechanism: noise std {:.4} (σ = {}, z = {:.1}), noise mean {:.4} (z = {:.1}), included canaries' mean {:.4} (q = {:.4}, z = {:.1}); |z| ≥ {} means the clipping, sampling or noise code does not do what the accountant assumes",
+                        c.out_std, dp.noise, c.z_std, c.out_mean, c.z_out_mean, c.in_mean, dp.sample_rate, c.z_in_mean, settings.check_limit
+                    ));
+                }
+                detail.mechanism = Some(MechanismCheck {
+                    out_observations: c.out_observations,
+                    out_std: c.out_std,
+                    out_mean: c.out_mean,
+                    in_observations: c.in_observations,
+                    in_mean: c.in_mean,
+                    z: [c.z_std, c.z_out_mean, c.z_in_mean],
+                    passed,
+                    limit: settings.check_limit,
+                });
+            }
+        }
+        if let Some(t) = &a.text {
+            match obs {
+                Some(o) if o.text_scores.len() == t.canaries.len() => {
+                    let (ins, outs) = split(&o.text_scores, t.canaries.iter().map(|c| c.included));
+                    detail
+                        .estimates
+                        .extend(estimates("text canaries", BLACK_BOX, &ins, &outs, false, settings, delta));
+                    detail.text_scores = Some((ins, outs));
+                }
+                _ => detail
+                    .notes
+                    .push("the text canaries were not scored (no observations)".into()),
+            }
+        }
+    }
+    // The safety net: a bound above the accountant's ε.
+    if let Some(theory) = detail.setting.epsilon {
+        for e in detail.estimates.iter().filter(|e| e.kind == EpsilonKind::Bound) {
+            if e.value > theory + 1e-9 {
+                detail.violations.push(format!(
+                    "the {} lower bound from the {} is ε ≥ {:.4} at {:.0}% confidence, above the accountant's ε = {:.4} at δ = {}: a bug in the training, the accounting or the audit (or a {:.0}% chance event)",
+                    e.method_id,
+                    e.instrument,
+                    e.value,
+                    100.0 * e.confidence,
+                    theory,
+                    delta,
+                    100.0 * (1.0 - e.confidence)
+                ));
+            }
+        }
+    }
+    (findings(&detail), Some(detail))
+}
+
+/// The headline numbers of a DP audit.
+fn findings(d: &DpDetail) -> Vec<Finding> {
+    let s = &d.setting;
+    let mut out = vec![
+        Finding::new("dp_audit", "dp.epsilon", s.epsilon)
+            .with_param("accountant", "rdp")
+            .with_param("delta", s.delta),
+    ];
+    if s.epsilon.is_none() {
+        out[0].caveats.push(
+            "σ = 0: clipping without noise gives no differential-privacy guarantee (ε = ∞)".into(),
+        );
+    }
+    for e in &d.estimates {
+        let mut f = Finding::new("dp_audit", "dp.epsilon_lb", Some(e.value))
+            .with_param("instrument", e.instrument.as_str())
+            .with_param("method", e.method_id.as_str())
+            .with_counts(e.included, e.canaries);
+        if e.kind == EpsilonKind::Estimate {
+            f.caveats
+                .push("an estimate under a Gaussian trade-off assumption, not a lower bound".into());
+        }
+        out.push(f);
+    }
+    out.push(Finding::new(
+        "dp_audit",
+        "utility.validation_perplexity",
+        d.validation_perplexity,
+    ));
+    let mut c = Finding::new(
+        "dp_audit",
+        "dp.consistency_violations",
+        Some(d.violations.len() as f64),
+    );
+    if !d.violations.is_empty() {
+        c.verdict = Verdict::Fail;
+        c.caveats.extend(d.violations.iter().cloned());
+    }
+    out.push(c);
+    out
+}
+
+/// The error that fails a run whose DP audit found an inconsistency.
+pub fn violation_error(d: &DpDetail) -> Option<Error> {
+    (!d.violations.is_empty()).then(|| {
+        Error::Inconsistent(format!(
+            "DP audit inconsistency (the report was written): {}",
+            d.violations.join("; ")
+        ))
+    })
+}
