@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 mod audit;
 mod evidence;
 mod phi;
+mod sweep;
 mod train;
 
 pub use evidence::{DecryptArgs, GateArgs, KeygenArgs, SignArgs, VerifyArgs};
@@ -95,6 +96,14 @@ pub enum Command {
     /// benches/compare_training.py).
     #[command(hide = true)]
     BenchTrain(BenchTrainArgs),
+    /// Train and audit a grid of DP-SGD settings (noise, clipping, epochs, …) with
+    /// coin-included canaries, then compare them: accountant ε, empirical ε lower bounds,
+    /// attacks, exposure, extraction, utility. Resumable; `--shard i/n` for array jobs.
+    Sweep(sweep::SweepArgs),
+    /// Compare finished runs (e.g. a sweep's audits, or other tools' findings.json): the
+    /// privacy/utility frontier, empirical ε against the accountant's, attacks against ε,
+    /// exposure against repetition.
+    Compare(sweep::CompareArgs),
     /// Apply a release policy to a finished run: a verdict table, JUnit XML, exit 0 pass /
     /// 1 breached / 2 error.
     Gate(GateArgs),
@@ -678,6 +687,8 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Accountant(a) => train::accountant_cmd(&a),
         Command::BenchTrain(a) => train::bench_train_cmd(&a),
         Command::Train(a) => train::train_cmd(&a, cli.quiet),
+        Command::Sweep(a) => sweep::sweep_cmd(&a, cli.quiet),
+        Command::Compare(a) => sweep::compare_cmd(&a, cli.quiet),
         Command::Merge(a) => train::merge_cmd(&a, cli.quiet),
         Command::Completions(a) => {
             let mut cmd = Cli::command();

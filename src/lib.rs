@@ -56,4 +56,5 @@ pub mod probe;
 pub mod report;
 pub mod risk;
 pub mod stats;
+pub mod sweep;
 pub mod train;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 mod canary;
+mod compare;
 mod determination;
 mod dp;
 mod extraction;
@@ -18,6 +19,7 @@ mod membership;
 mod model;
 mod reid;
 pub use canary::*;
+pub use compare::*;
 pub use determination::*;
 pub use dp::*;
 pub use extraction::*;
@@ -246,6 +248,9 @@ pub struct FindingsFile {
     /// DP audit of a DP-SGD target: the accountant's ε beside empirical lower bounds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dp: Option<DpDetail>,
+    /// A comparison of runs (`phiprobe compare`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comparison: Option<ComparisonDetail>,
     /// The release gate's outcome, when a policy was applied while the run was made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gate: Option<GateRecord>,
@@ -267,6 +272,7 @@ impl FindingsFile {
             extraction: None,
             inversion: None,
             dp: None,
+            comparison: None,
             gate: None,
             determination: None,
         }

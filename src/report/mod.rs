@@ -5,6 +5,7 @@
 //! Only this module touches plotters (DESIGN.md §2).
 
 pub mod canary;
+pub mod compare;
 pub mod determination;
 pub mod doc;
 pub mod dp;
@@ -39,7 +40,11 @@ pub fn render_all(file: &FindingsFile) -> Result<Vec<(&'static str, Vec<u8>)>> {
         path: PathBuf::from(FINDINGS),
         message: e.to_string(),
     })?;
-    let doc = build(file);
+    let doc = if file.comparison.is_some() {
+        compare::build(file)
+    } else {
+        build(file)
+    };
     let footer = format!(
         "phiprobe {} · run {} · seed {}",
         file.manifest.tool_version, file.manifest.run_id, file.manifest.seed

@@ -1,0 +1,502 @@
+//! `phiprobe sweep` and `phiprobe compare`.
+
+use super::{exit, parse_shard};
+use crate::evidence::FindingsFile;
+use crate::sweep::{self, Point, SweepRecord, Timing};
+use crate::train::trainer::{DpConfig, TrainConfig};
+use anyhow::{Result, bail};
+use clap::Args;
+use std::path::{Path, PathBuf};
+
+/// The sweep's built-in probe plan: reference-free membership attacks (plus LiRA and RMIA with
+/// `--references`), canary exposure with a small search budget, a light extraction, the DP
+/// audit.
+pub const SWEEP_PLAN: &str = r#"
+[[probe]]
+kind = "membership"
+attacks = ["loss", "zlib", "min_k", "min_k_pp", "lira_online", "lira_offline", "rmia"]
+bootstrap = 200
+
+[[probe]]
+kind = "canary"
+max_expansions = 2000
+
+[[probe]]
+kind = "extraction"
+prefix_tokens = [16, 32]
+decodes = ["greedy"]
+records = 64
+identifiers_per_record = 2
+generations = 32
+sweep = [{ temperature = 1.0, top_k = 40 }]
+
+[[probe]]
+kind = "dp_audit"
+"#;
+
+/// Options of `sweep`.
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// Dataset card whose [membership] section marks members (trained on) and non-members.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// The grid: `key=v1,v2,…` terms separated by `;` (keys: noise, clip, epochs, batch, lr,
+    /// q), every combination; e.g. 'noise=0,0.5,1,2;clip=1;epochs=4'. σ = 0 trains with
+    /// clipping and Poisson sampling but no noise (no guarantee: the baseline).
+    #[arg(long)]
+    pub grid: String,
+    /// Reference models per setting (even; trained like the target) for LiRA and RMIA.
+    #[arg(long, default_value_t = 0)]
+    pub references: usize,
+    /// Seed of every setting (initialisation, data order, canaries, coins, noise).
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Output folder: sweep.json, settings/<setting>/{model,audit}, compare/.
+    #[arg(long, default_value = "reports/sweep")]
+    pub out: PathBuf,
+    /// Run only settings j with j mod n = i (array jobs); the last shard to finish writes
+    /// the comparison.
+    #[arg(long, value_parser = parse_shard)]
+    pub shard: Option<(usize, usize)>,
+    /// Model size.
+    #[arg(long, value_enum, default_value_t = crate::train::llama::Preset::Tiny)]
+    pub preset: crate::train::llama::Preset,
+    /// Epochs, where the grid does not set them.
+    #[arg(long, default_value_t = 4.0)]
+    pub epochs: f64,
+    /// Expected batch size q·N, where the grid does not set it.
+    #[arg(long, default_value_t = 16)]
+    pub batch_size: usize,
+    /// Peak learning rate, where the grid does not set it (default: the preset's).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Noise multiplier σ, where the grid does not set it.
+    #[arg(long, default_value_t = 1.0)]
+    pub noise: f64,
+    /// Clipping norm C, where the grid does not set it.
+    #[arg(long, default_value_t = 1.0)]
+    pub clip: f64,
+    /// δ of every ε (accountant and empirical).
+    #[arg(long, default_value_t = 1e-5)]
+    pub delta: f64,
+    /// Standalone text canaries per setting (coin-included; the black-box one-run audit).
+    #[arg(long, default_value_t = 256)]
+    pub text_canaries: usize,
+    /// White-box gradient canaries per setting (coin-included).
+    #[arg(long, default_value_t = 1000)]
+    pub gradient_canaries: usize,
+    /// Probe plan for every setting (default: the sweep's light plan; a DP audit is always added).
+    #[arg(long)]
+    pub plan: Option<PathBuf>,
+    /// Threads (0: all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+}
+
+/// Options of `compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Run folders (with findings.json) or findings.json files, e.g. the audits of a sweep or
+    /// of other tools writing the same schema.
+    #[arg(required = true)]
+    pub runs: Vec<PathBuf>,
+    /// Labels of the runs, in order (default: each run folder's name).
+    #[arg(long, value_delimiter = ',')]
+    pub labels: Vec<String>,
+    /// Output run folder for the comparison report.
+    #[arg(long, default_value = "reports/compare")]
+    pub out: PathBuf,
+}
+
+fn usage(m: String) -> anyhow::Error {
+    crate::Error::Usage(m).into()
+}
+
+fn write_json(path: &Path, v: &impl serde::Serialize) -> Result<()> {
+    crate::fsx::write_atomic(
+        path,
+        serde_json::to_string_pretty(v).expect("serialises").as_bytes(),
+    )?;
+    Ok(())
+}
+
+/// `phiprobe sweep`.
+pub(super) fn sweep_cmd(a: &SweepArgs, quiet: bool) -> Result<u8> {
+    use crate::train::llama::Preset;
+    if a.threads > 0 {
+        // SAFETY: set before any worker pool exists; no other thread reads the environment yet.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", a.threads.to_string()) };
+    }
+    let lr = a.lr.unwrap_or(match a.preset {
+        Preset::Micro | Preset::Tiny => 3e-3,
+        Preset::Small => 1.5e-3,
+        Preset::Base => 6e-4,
+    });
+    let base = Point {
+        noise: a.noise,
+        clip: a.clip,
+        epochs: a.epochs,
+        batch: a.batch_size,
+        lr,
+        q: None,
+    };
+    let grid = sweep::parse_grid(&a.grid, base).map_err(|m| usage(format!("--grid: {m}")))?;
+    if !(a.delta > 0.0 && a.delta < 1.0) {
+        bail!(usage(format!("--delta must be in (0, 1) (got {})", a.delta)));
+    }
+    let plan_text = match &a.plan {
+        Some(p) => std::fs::read_to_string(p).map_err(|source| crate::Error::Read {
+            path: p.clone(),
+            source,
+        })?,
+        None => SWEEP_PLAN.to_owned(),
+    };
+    let mut plan = crate::config::Plan::parse(
+        &plan_text,
+        a.plan.as_deref().unwrap_or(Path::new("<built-in sweep plan>")),
+    )?;
+    plan.dp_audit.get_or_insert_with(Default::default);
+    if let Some(m) = &mut plan.membership
+        && a.references == 0
+    {
+        // Without reference models only the reference-free attacks can run.
+        m.attacks
+            .retain(|x| matches!(x.as_str(), "loss" | "zlib" | "min_k" | "min_k_pp"));
+    }
+    let audit_plan = crate::train::run::AuditPlan {
+        text_canaries: a.text_canaries,
+        gradient_canaries: a.gradient_canaries,
+        ..Default::default()
+    };
+    let settings: Vec<(String, String, Point)> = grid
+        .points
+        .iter()
+        .map(|p| (p.label(&grid.keys), p.folder(&grid.keys), *p))
+        .collect();
+    let record = SweepRecord {
+        format: sweep::SWEEP_FORMAT.into(),
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        data: a.data.display().to_string(),
+        grid: a.grid.clone(),
+        seed: a.seed,
+        references: a.references,
+        preset: format!("{:?}", a.preset).to_lowercase(),
+        settings: settings.clone(),
+        options: serde_json::json!({
+            "delta": a.delta,
+            "audit": audit_plan,
+            "plan": plan,
+            "canaries": "built-in ladder (six kinds, 1–32 copies, 100 references), planted into notes",
+        }),
+    };
+    std::fs::create_dir_all(&a.out).map_err(|source| crate::Error::Write {
+        path: a.out.clone(),
+        source,
+    })?;
+    let rec_path = a.out.join("sweep.json");
+    if rec_path.is_file() {
+        let old: SweepRecord = crate::probe::audit::read_json(&rec_path, sweep::SWEEP_FORMAT)?;
+        if old.settings != record.settings
+            || old.data != record.data
+            || old.seed != record.seed
+            || old.references != record.references
+            || old.preset != record.preset
+            || old.options != record.options
+        {
+            bail!(usage(format!(
+                "{} holds a different sweep (grid, data, seed or options changed); choose another --out",
+                a.out.display()
+            )));
+        }
+    } else {
+        write_json(&rec_path, &record)?;
+    }
+    let started = std::time::Instant::now();
+    for (j, (label, folder, p)) in settings.iter().enumerate() {
+        if let Some((i, n)) = a.shard
+            && j % n != i
+        {
+            continue;
+        }
+        let dir = a.out.join("settings").join(folder);
+        let audit_dir = dir.join("audit");
+        if audit_dir.join(crate::report::FINDINGS).is_file()
+            && audit_dir.join(crate::report::MANIFEST).is_file()
+        {
+            if !quiet {
+                eprintln!("[{}/{}] {label}: done earlier", j + 1, settings.len());
+            }
+            continue;
+        }
+        if !quiet {
+            eprintln!("[{}/{}] {label}", j + 1, settings.len());
+        }
+        let mut timing = Timing::default();
+        let model_dir = dir.join("model");
+        let target_dir = if a.references > 0 {
+            model_dir.join("target")
+        } else {
+            model_dir.clone()
+        };
+        let trained = if a.references > 0 {
+            model_dir.join("fleet.json").is_file()
+        } else {
+            target_dir.join("training.json").is_file()
+        };
+        if !trained {
+            let t0 = std::time::Instant::now();
+            let mut ladder = crate::train::canary::Plan::default_plan();
+            ladder.references = 100;
+            let spec = crate::train::run::RunSpec {
+                data: a.data.clone(),
+                column: None,
+                out: model_dir.clone(),
+                train: TrainConfig {
+                    epochs: p.epochs,
+                    batch_size: p.batch,
+                    lr: p.lr,
+                    dp: Some(DpConfig {
+                        noise: p.noise,
+                        clip: p.clip,
+                        sample_rate: p.q.unwrap_or(0.0),
+                        delta: a.delta,
+                        target_epsilon: None,
+                        expected_size: None,
+                    }),
+                    checkpoint_every: 10,
+                    ..TrainConfig::defaults(a.preset.config(), a.seed)
+                },
+                canaries: Some(ladder),
+                references: a.references,
+                shard: None,
+                audit: Some(audit_plan),
+            };
+            let pb = super::progress_bar(0, quiet, "training");
+            crate::train::run::run(&spec, &mut |name, step, total, _| {
+                pb.set_message(format!("training {name}"));
+                pb.set_length(total);
+                pb.set_position(step);
+            })?;
+            pb.finish_and_clear();
+            timing.train_seconds = t0.elapsed().as_secs_f64();
+        }
+        let t0 = std::time::Instant::now();
+        let run_plan = serde_json::json!({
+            "sweep": a.out,
+            "setting": label,
+            "model": target_dir,
+            "data": a.data,
+            "references": if a.references > 0 { vec![&model_dir] } else { vec![] },
+            "plan": plan,
+        });
+        let id = format!("sweep-{folder}-{}", a.seed);
+        let spec = crate::probe::audit::AuditSpec {
+            data: Some(a.data.clone()),
+            column: None,
+            model: target_dir.display().to_string(),
+            adapter: None,
+            references: if a.references > 0 {
+                vec![model_dir.clone()]
+            } else {
+                Vec::new()
+            },
+            reference_manifest: None,
+            reference_model: None,
+            settings: plan.membership.clone(),
+            canary: plan.canary.clone(),
+            canaries: None,
+            extraction: plan.extraction.clone(),
+            inversion: plan.inversion.clone(),
+            dp_audit: plan.dp_audit,
+            out: audit_dir.clone(),
+            seed: a.seed,
+            threads: a.threads,
+            batch_tokens: 8192,
+            plan: run_plan.clone(),
+            policy: None,
+            determination: None,
+            phi_examples: None,
+        };
+        let manifest = super::manifest(&id, "sweep", a.seed, run_plan, Vec::new());
+        let outcome = super::audit::run_audit(&spec, manifest, quiet)?;
+        let (result, code) = super::evidence::run_result(&outcome.file);
+        super::evidence::log_event(&audit_dir, &outcome.file, "run", result, code)?;
+        timing.audit_seconds = t0.elapsed().as_secs_f64();
+        if let Some(tr) = crate::probe::audit::training_record(&target_dir.display().to_string())? {
+            timing.steps = tr.log.steps;
+        }
+        write_json(&dir.join("timing.json"), &timing)?;
+        if !quiet {
+            super::audit::print_dp(&mut std::io::stderr(), &outcome.file)?;
+            eprintln!(
+                "  trained in {:.1} s ({} steps), audited in {:.1} s",
+                timing.train_seconds, timing.steps, timing.audit_seconds
+            );
+        }
+        if let Some(e) = outcome
+            .file
+            .dp
+            .as_ref()
+            .and_then(crate::probe::dp_audit::violation_error)
+        {
+            return Err(e.into());
+        }
+    }
+    // The comparison, once every setting is done (by whichever shard finishes last).
+    let runs: Vec<(String, PathBuf)> = settings
+        .iter()
+        .map(|(l, f, _)| (l.clone(), a.out.join("settings").join(f).join("audit")))
+        .collect();
+    let missing: Vec<&String> = runs
+        .iter()
+        .filter(|(_, d)| !d.join(crate::report::MANIFEST).is_file())
+        .map(|(l, _)| l)
+        .collect();
+    if !missing.is_empty() {
+        if !quiet {
+            eprintln!(
+                "{} of {} settings still to run (other shards); the comparison is written when all are done",
+                missing.len(),
+                runs.len()
+            );
+        }
+        return Ok(exit::PASS);
+    }
+    let out = a.out.join("compare");
+    let file = write_comparison(&runs, &out, a.seed)?;
+    if !quiet {
+        print_comparison(&file);
+        eprintln!(
+            "sweep finished in {:.1} s; comparison: {}",
+            started.elapsed().as_secs_f64(),
+            out.join(crate::report::HTML).display()
+        );
+    }
+    Ok(exit::PASS)
+}
+
+/// Reads every run, writes the comparison run folder, logs it.
+fn write_comparison(runs: &[(String, PathBuf)], out: &Path, seed: u64) -> Result<FindingsFile> {
+    let mut loaded = Vec::new();
+    let mut inputs = Vec::new();
+    for (label, path) in runs {
+        let file = if path.is_dir() {
+            path.join(crate::report::FINDINGS)
+        } else {
+            path.clone()
+        };
+        let bytes = std::fs::read(&file).map_err(|source| crate::Error::Read {
+            path: file.clone(),
+            source,
+        })?;
+        let f: FindingsFile =
+            serde_json::from_slice(&bytes).map_err(|e| crate::Error::Parse {
+                path: file.clone(),
+                format: "findings.json".into(),
+                message: e.to_string(),
+            })?;
+        inputs.push(crate::evidence::FileHash::of(
+            &file.display().to_string(),
+            &bytes,
+        ));
+        loaded.push((label.clone(), file.display().to_string(), bytes, f));
+    }
+    let plan = serde_json::json!({
+        "runs": runs.iter().map(|(l, p)| serde_json::json!({"label": l, "path": p})).collect::<Vec<_>>(),
+    });
+    let id = {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for i in &inputs {
+            h.update(i.sha256.as_bytes());
+        }
+        let d = h.finalize();
+        format!(
+            "compare-{}",
+            d[..5].iter().map(|b| format!("{b:02x}")).collect::<String>()
+        )
+    };
+    let manifest = super::manifest(&id, "compare", seed, plan, inputs);
+    let file = sweep::compare(&loaded, manifest)?;
+    crate::report::write_run(out, &file)?;
+    super::evidence::log_event(
+        out,
+        &file,
+        "run",
+        "comparison written".into(),
+        exit::PASS,
+    )?;
+    Ok(file)
+}
+
+fn print_comparison(file: &FindingsFile) {
+    let Some(d) = &file.comparison else { return };
+    eprintln!(
+        "{:<32} {:>10} {:>12} {:>12} {:>12} {:>9} {:>11}",
+        "setting", "ε (RDP)", "ε wb 1-run", "ε wb CP", "ε bb 1-run", "best AUC", "perplexity"
+    );
+    for r in &d.runs {
+        let dp = r.dp.as_ref();
+        let est = |inst: &str, m: &str| {
+            dp.and_then(|d| {
+                d.estimates
+                    .iter()
+                    .find(|e| e.instrument == inst && e.method_id == m)
+            })
+            .map_or("–".to_owned(), |e| format!("{:.3}", e.value))
+        };
+        let auc = r
+            .attacks
+            .iter()
+            .filter_map(|a| a.auc)
+            .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
+        eprintln!(
+            "{:<32} {:>10} {:>12} {:>12} {:>12} {:>9} {:>11}",
+            r.label,
+            dp.map_or("–".into(), |d| d
+                .setting
+                .epsilon
+                .map_or("∞".into(), |e| format!("{e:.3}"))),
+            est("gradient canaries", "one-run"),
+            est("gradient canaries", "clopper-pearson"),
+            est("text canaries", "one-run"),
+            auc.map_or("–".into(), |v| format!("{v:.3}")),
+            dp.and_then(|d| d.validation_perplexity)
+                .map_or("–".into(), |p| format!("{p:.1}")),
+        );
+    }
+}
+
+/// `phiprobe compare`.
+pub(super) fn compare_cmd(a: &CompareArgs, quiet: bool) -> Result<u8> {
+    if !a.labels.is_empty() && a.labels.len() != a.runs.len() {
+        bail!(usage(format!(
+            "--labels gives {} label(s) for {} run(s)",
+            a.labels.len(),
+            a.runs.len()
+        )));
+    }
+    let runs: Vec<(String, PathBuf)> = a
+        .runs
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let label = a.labels.get(i).cloned().unwrap_or_else(|| {
+                let dir = if p.is_dir() {
+                    p.as_path()
+                } else {
+                    p.parent().unwrap_or(p)
+                };
+                dir.file_name()
+                    .map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned())
+            });
+            (label, p.clone())
+        })
+        .collect();
+    let file = write_comparison(&runs, &a.out, 0)?;
+    if !quiet {
+        print_comparison(&file);
+        eprintln!("comparison: {}", a.out.join(crate::report::HTML).display());
+    }
+    Ok(exit::PASS)
+}

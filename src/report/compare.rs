@@ -1,0 +1,553 @@
+//! The comparison report of DP-training settings (`phiprobe compare`, the end of `phiprobe
+//! sweep`): a table per setting, the privacy/utility frontier, empirical ε against the
+//! accountant's with y = x and each method's perfect-attack ceiling, attack AUC and TPR at low
+//! FPR against ε, and canary exposure against repetition — the reporting conventions of
+//! reference/dp.md §4.
+
+use plotters::prelude::*;
+
+use super::doc::{Block, ReportDoc, Section, num};
+use super::dp::{eps_text, estimate_rows, setting_rows};
+use super::figures::PALETTE;
+use crate::evidence::{ComparedRun, ComparisonDetail, EpsilonKind, FindingsFile};
+
+fn r3(v: f64) -> String {
+    num((v * 1000.0).round() / 1000.0)
+}
+
+/// Where settings without a guarantee (σ = 0) sit on an ε axis: twice the largest finite ε.
+fn infinity_at(d: &ComparisonDetail) -> f64 {
+    let max = d
+        .runs
+        .iter()
+        .filter_map(|r| r.dp.as_ref()?.setting.epsilon)
+        .fold(0.0f64, f64::max);
+    if max > 0.0 { max * 2.0 } else { 10.0 }
+}
+
+/// ε of a run on the figure's axis (None: not a DP run).
+fn eps_x(r: &ComparedRun, inf: f64) -> Option<(f64, bool)> {
+    let d = r.dp.as_ref()?;
+    Some(match d.setting.epsilon {
+        Some(e) => (e, false),
+        None => (inf, true),
+    })
+}
+
+type Series = (String, Vec<(f64, f64, bool)>);
+
+/// A scatter-and-line chart of `series` (x, y, drawn-at-infinity) with optional dashed
+/// horizontal `refs` (label, y) and the diagonal.
+#[allow(clippy::too_many_arguments)]
+fn chart(
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    x_max: f64,
+    y_range: (f64, f64),
+    series: &[Series],
+    refs: &[(String, f64)],
+    diagonal: bool,
+) -> Result<String, String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (720, 480)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let mut ch = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(44)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0f64..x_max, y_range.0..y_range.1)
+            .map_err(|e| e.to_string())?;
+        ch.configure_mesh()
+            .light_line_style(WHITE)
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        if diagonal {
+            let top = x_max.min(y_range.1);
+            ch.draw_series(LineSeries::new(
+                [(0.0, 0.0), (top, top)],
+                BLACK.mix(0.6).stroke_width(1),
+            ))
+            .map_err(|e| e.to_string())?
+            .label("y = x (tight)")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], BLACK.mix(0.6)));
+        }
+        for (i, (label, y)) in refs.iter().enumerate() {
+            let c = PALETTE[(i + 3) % PALETTE.len()];
+            ch.draw_series(DashedLineSeries::new(
+                [(0.0, *y), (x_max, *y)],
+                6,
+                4,
+                c.mix(0.6).stroke_width(1),
+            ))
+            .map_err(|e| e.to_string())?
+            .label(label.as_str())
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], c.mix(0.6)));
+        }
+        for (i, (label, pts)) in series.iter().enumerate() {
+            let c = PALETTE[i % PALETTE.len()];
+            let mut sorted = pts.clone();
+            sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+            ch.draw_series(LineSeries::new(
+                sorted.iter().map(|p| (p.0, p.1)),
+                c.mix(0.5).stroke_width(1),
+            ))
+            .map_err(|e| e.to_string())?;
+            ch.draw_series(sorted.iter().filter(|p| !p.2).map(|p| Circle::new((p.0, p.1), 4, c.filled())))
+                .map_err(|e| e.to_string())?
+                .label(label.as_str())
+                .legend(move |(x, y)| Circle::new((x + 8, y), 4, c.filled()));
+            ch.draw_series(
+                sorted
+                    .iter()
+                    .filter(|p| p.2)
+                    .map(|p| Cross::new((p.0, p.1), 5, c.stroke_width(2))),
+            )
+            .map_err(|e| e.to_string())?;
+        }
+        ch.configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.3))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(svg)
+}
+
+fn y_range(values: impl Iterator<Item = f64>, floor: f64) -> (f64, f64) {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((floor, floor), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let pad = ((hi - lo) * 0.08).max(0.05);
+    (lo - if lo < floor { pad } else { 0.0 }, hi + pad)
+}
+
+/// Privacy/utility frontier: validation perplexity against the accountant's ε.
+pub fn frontier_figure(d: &ComparisonDetail) -> Result<String, String> {
+    let inf = infinity_at(d);
+    let pts: Vec<(f64, f64, bool)> = d
+        .runs
+        .iter()
+        .filter_map(|r| {
+            let (x, at_inf) = eps_x(r, inf)?;
+            Some((x, r.dp.as_ref()?.validation_perplexity?, at_inf))
+        })
+        .collect();
+    if pts.is_empty() {
+        return Err("no run has both an ε and a validation perplexity".into());
+    }
+    let yr = y_range(pts.iter().map(|p| p.1), pts[0].1);
+    chart(
+        "Privacy / utility frontier",
+        "accountant ε (at the shared δ; × = no noise, ε = ∞)",
+        "validation perplexity",
+        inf * 1.1,
+        yr,
+        &[("settings".into(), pts)],
+        &[],
+        false,
+    )
+}
+
+/// Empirical ε against the accountant's ε, one series per (instrument, method), y = x and each
+/// series' ceiling.
+pub fn epsilon_figure(d: &ComparisonDetail) -> Result<String, String> {
+    let inf = infinity_at(d);
+    let mut series: Vec<Series> = Vec::new();
+    let mut refs: Vec<(String, f64)> = Vec::new();
+    for r in &d.runs {
+        let (Some((x, at_inf)), Some(dp)) = (eps_x(r, inf), r.dp.as_ref()) else {
+            continue;
+        };
+        for e in &dp.estimates {
+            let name = format!(
+                "{}, {}{}",
+                e.instrument,
+                e.method_id,
+                if e.kind == EpsilonKind::Estimate { " (estimate)" } else { "" }
+            );
+            match series.iter_mut().find(|s| s.0 == name) {
+                Some(s) => s.1.push((x, e.value, at_inf)),
+                None => series.push((name.clone(), vec![(x, e.value, at_inf)])),
+            }
+            let cname = format!("ceiling: {name}");
+            if e.kind == EpsilonKind::Bound && !refs.iter().any(|c| c.0 == cname) {
+                refs.push((cname, e.ceiling));
+            }
+        }
+    }
+    if series.is_empty() {
+        return Err("no run has an empirical ε".into());
+    }
+    let yr = y_range(
+        series
+            .iter()
+            .flat_map(|s| s.1.iter().map(|p| p.1))
+            .chain(refs.iter().map(|r| r.1)),
+        0.0,
+    );
+    chart(
+        "Empirical ε against the accountant's ε",
+        "accountant ε (× = no noise, ε = ∞)",
+        "empirical ε",
+        inf * 1.1,
+        (0.0, yr.1),
+        &series,
+        &refs,
+        true,
+    )
+}
+
+/// Attack AUC (or TPR at the lowest FPR) against ε, one series per attack.
+pub fn attack_figure(d: &ComparisonDetail, tpr: bool) -> Result<String, String> {
+    let inf = infinity_at(d);
+    let mut series: Vec<Series> = Vec::new();
+    let mut low_fpr = None;
+    for r in &d.runs {
+        let Some((x, at_inf)) = eps_x(r, inf) else {
+            continue;
+        };
+        for a in &r.attacks {
+            let y = if tpr {
+                low_fpr = low_fpr.or(a.low_fpr);
+                a.tpr_low
+            } else {
+                a.auc
+            };
+            let Some(y) = y else { continue };
+            match series.iter_mut().find(|s| s.0 == a.attack) {
+                Some(s) => s.1.push((x, y, at_inf)),
+                None => series.push((a.attack.clone(), vec![(x, y, at_inf)])),
+            }
+        }
+    }
+    if series.is_empty() {
+        return Err("no membership attack in these runs".into());
+    }
+    let (title, y_desc, floor) = if tpr {
+        (
+            format!(
+                "Membership TPR at FPR {} against ε",
+                low_fpr.map_or("n/a".into(), num)
+            ),
+            "TPR".to_owned(),
+            0.0,
+        )
+    } else {
+        (
+            "Membership-inference AUC against ε".to_owned(),
+            "AUC".to_owned(),
+            0.5,
+        )
+    };
+    let yr = y_range(series.iter().flat_map(|s| s.1.iter().map(|p| p.1)), floor);
+    let refs = if tpr {
+        vec![]
+    } else {
+        vec![("chance (0.5)".to_owned(), 0.5)]
+    };
+    chart(
+        &title,
+        "accountant ε (× = no noise, ε = ∞)",
+        &y_desc,
+        inf * 1.1,
+        (yr.0.min(floor), yr.1.max(floor + 0.05)),
+        &series,
+        &refs,
+        false,
+    )
+}
+
+/// Mean canary exposure against copies planted, one series per setting.
+pub fn exposure_figure(d: &ComparisonDetail) -> Result<String, String> {
+    let series: Vec<Series> = d
+        .runs
+        .iter()
+        .filter(|r| !r.exposure.is_empty())
+        .map(|r| {
+            (
+                r.label.clone(),
+                r.exposure
+                    .iter()
+                    .map(|&(k, v)| ((k.max(1) as f64).log2(), v, false))
+                    .collect(),
+            )
+        })
+        .collect();
+    if series.is_empty() {
+        return Err("no run measured canary exposure".into());
+    }
+    let x_max = series
+        .iter()
+        .flat_map(|s| s.1.iter().map(|p| p.0))
+        .fold(1.0f64, f64::max)
+        + 0.5;
+    let yr = y_range(series.iter().flat_map(|s| s.1.iter().map(|p| p.1)), 0.0);
+    chart(
+        "Canary exposure against repetition",
+        "log₂ copies planted",
+        "mean exposure (bits)",
+        x_max,
+        yr,
+        &series,
+        &[],
+        false,
+    )
+}
+
+fn figure(blocks: &mut Vec<Block>, svg: Result<String, String>, caption: &str) {
+    match svg {
+        Ok(svg) => blocks.push(Block::Figure {
+            svg,
+            caption: caption.to_owned(),
+        }),
+        Err(e) => blocks.push(Block::Para(format!("(figure unavailable: {e})"))),
+    }
+}
+
+fn pct(k: u64, n: u64) -> String {
+    if n == 0 {
+        "n/a".into()
+    } else {
+        format!("{k} of {n} ({}%)", num((1000.0 * k as f64 / n as f64).round() / 10.0))
+    }
+}
+
+/// The comparison report.
+pub fn build(file: &FindingsFile) -> ReportDoc {
+    let Some(d) = &file.comparison else {
+        return ReportDoc {
+            title: "phiprobe comparison".into(),
+            sections: Vec::new(),
+        };
+    };
+    let m = &file.manifest;
+    let mut sections = Vec::new();
+    let mut intro = vec![Block::Para(format!(
+        "Comparison of {} runs (phiprobe {}, run {}, seed {}). Every ε is at δ = {}. The accountant's ε is a guarantee; empirical ε are what attacks demonstrate — lower bounds at a stated confidence, or labelled estimates. An empirical lower bound above the accountant's ε would be a bug (each run checks this and fails if it happens).",
+        d.runs.len(),
+        m.tool_version,
+        m.run_id,
+        m.seed,
+        d.delta.map_or("(differs between runs)".into(), |x| format!("{x:e}"))
+    ))];
+    intro.push(Block::Table {
+        header: vec![
+            "setting".into(),
+            "σ".into(),
+            "C".into(),
+            "q".into(),
+            "steps".into(),
+            "ε (accountant)".into(),
+            "best ε bound".into(),
+            "best MIA AUC".into(),
+            "TPR @ low FPR".into(),
+            "max mean exposure (bits)".into(),
+            "identifiers extracted (members / non-members)".into(),
+            "validation perplexity".into(),
+        ],
+        rows: d
+            .runs
+            .iter()
+            .map(|r| {
+                let dp = r.dp.as_ref();
+                let best_bound = dp.and_then(|d| {
+                    d.estimates
+                        .iter()
+                        .filter(|e| e.kind == EpsilonKind::Bound)
+                        .max_by(|a, b| a.value.total_cmp(&b.value))
+                });
+                let best_auc = r
+                    .attacks
+                    .iter()
+                    .filter(|a| a.auc.is_some())
+                    .max_by(|a, b| a.auc.unwrap_or(0.0).total_cmp(&b.auc.unwrap_or(0.0)));
+                let best_tpr = r
+                    .attacks
+                    .iter()
+                    .filter(|a| a.tpr_low.is_some())
+                    .max_by(|a, b| a.tpr_low.unwrap_or(0.0).total_cmp(&b.tpr_low.unwrap_or(0.0)));
+                vec![
+                    r.label.clone(),
+                    dp.map_or("–".into(), |d| num(d.setting.noise)),
+                    dp.map_or("–".into(), |d| num(d.setting.clip)),
+                    dp.map_or("–".into(), |d| num((d.setting.sample_rate * 1e4).round() / 1e4)),
+                    dp.map_or("–".into(), |d| d.setting.steps.to_string()),
+                    dp.map_or("–".into(), |d| eps_text(d.setting.epsilon)),
+                    best_bound.map_or("–".into(), |e| {
+                        format!("{} ({}, {})", r3(e.value), e.instrument, e.method_id)
+                    }),
+                    best_auc.map_or("–".into(), |a| {
+                        format!("{} ({})", r3(a.auc.unwrap_or(f64::NAN)), a.attack)
+                    }),
+                    best_tpr.map_or("–".into(), |a| {
+                        format!(
+                            "{} at {} ({})",
+                            r3(a.tpr_low.unwrap_or(f64::NAN)),
+                            num(a.low_fpr.unwrap_or(f64::NAN)),
+                            a.attack
+                        )
+                    }),
+                    r.exposure
+                        .iter()
+                        .map(|e| e.1)
+                        .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
+                        .map_or("–".into(), |v| num((v * 100.0).round() / 100.0)),
+                    match (r.extraction_members, r.extraction_nonmembers) {
+                        (Some(a), Some(b)) => format!("{} / {}", pct(a.0, a.1), pct(b.0, b.1)),
+                        (Some(a), None) => pct(a.0, a.1),
+                        _ => "–".into(),
+                    },
+                    dp.and_then(|d| d.validation_perplexity).map_or("–".into(), r3),
+                ]
+            })
+            .collect(),
+    });
+    if !d.notes.is_empty() {
+        intro.push(Block::List(d.notes.clone()));
+    }
+    sections.push(Section {
+        title: "Settings compared".into(),
+        blocks: intro,
+    });
+
+    let mut fig = Vec::new();
+    figure(
+        &mut fig,
+        frontier_figure(d),
+        "Validation perplexity (utility; lower is better) against the accountant's ε (privacy; lower is better). Settings trained without noise have no guarantee and are drawn with a cross at the right edge.",
+    );
+    figure(
+        &mut fig,
+        epsilon_figure(d),
+        "Empirical ε against the accountant's ε. Points on y = x would mean the audit is tight; dashed lines are the largest value each bound could report with its number of canaries (a perfect attack). Bounds hold at their stated confidence; estimates (GDP) rest on a Gaussian trade-off assumption. Crosses: no noise (ε = ∞).",
+    );
+    figure(
+        &mut fig,
+        attack_figure(d, false),
+        "Membership-inference AUC of each attack against the accountant's ε (0.5 is chance).",
+    );
+    figure(
+        &mut fig,
+        attack_figure(d, true),
+        "True-positive rate of each attack at the lowest false-positive rate reported (the LiRA convention), against ε.",
+    );
+    figure(
+        &mut fig,
+        exposure_figure(d),
+        "Mean canary exposure per rung of the repetition ladder (canaries planted 1, 2, 4, … times into training notes), one line per setting. Exposure that grows with copies is memorisation.",
+    );
+    sections.push(Section {
+        title: "Figures".into(),
+        blocks: fig,
+    });
+
+    for r in &d.runs {
+        let mut blocks = vec![Block::Para(format!(
+            "Run {} ({}; findings.json SHA-256 {}).",
+            r.run_id,
+            r.source,
+            &r.findings_sha256[..16.min(r.findings_sha256.len())]
+        ))];
+        if let Some(dp) = &r.dp {
+            blocks.push(Block::Table {
+                header: vec!["setting".into(), "value".into()],
+                rows: setting_rows(dp),
+            });
+            if !dp.estimates.is_empty() {
+                blocks.push(Block::Table {
+                    header: vec![
+                        "instrument".into(),
+                        "method".into(),
+                        "kind".into(),
+                        "ε".into(),
+                        "ceiling".into(),
+                        "included / canaries".into(),
+                        "threat model".into(),
+                    ],
+                    rows: estimate_rows(dp),
+                });
+            }
+            if let Some(m) = &dp.mechanism {
+                blocks.push(Block::Para(format!(
+                    "White-box mechanism check: noise std {} C (σ = {}), included canaries' mean {} (q = {}): {}.",
+                    r3(m.out_std),
+                    num(dp.setting.noise),
+                    num((m.in_mean * 1e4).round() / 1e4),
+                    num((dp.setting.sample_rate * 1e4).round() / 1e4),
+                    if m.passed { "consistent" } else { "INCONSISTENT" }
+                )));
+            }
+            if !dp.violations.is_empty() {
+                blocks.push(Block::List(dp.violations.clone()));
+            }
+        }
+        if !r.attacks.is_empty() {
+            blocks.push(Block::Table {
+                header: vec![
+                    "attack".into(),
+                    "AUC [CI]".into(),
+                    "TPR at low FPR".into(),
+                ],
+                rows: r
+                    .attacks
+                    .iter()
+                    .map(|a| {
+                        vec![
+                            a.attack.clone(),
+                            match (a.auc, a.auc_interval) {
+                                (Some(v), Some((lo, hi))) => {
+                                    format!("{} [{}, {}]", r3(v), r3(lo), r3(hi))
+                                }
+                                (Some(v), None) => r3(v),
+                                _ => "n/a".into(),
+                            },
+                            match (a.tpr_low, a.low_fpr) {
+                                (Some(t), Some(f)) => format!("{} at FPR {}", r3(t), num(f)),
+                                _ => "n/a".into(),
+                            },
+                        ]
+                    })
+                    .collect(),
+            });
+        }
+        if let Some((k, n)) = r.extractable {
+            blocks.push(Block::Para(format!(
+                "Member records whose continuation was reproduced at the longest prefix: {}.",
+                pct(k, n)
+            )));
+        }
+        sections.push(Section {
+            title: format!("Setting {}", r.label),
+            blocks,
+        });
+    }
+    let mut methods: Vec<String> = Vec::new();
+    for e in d.runs.iter().filter_map(|r| r.dp.as_ref()).flat_map(|d| &d.estimates) {
+        let line = format!("{} — {}: {}", e.instrument, e.method_id, e.method);
+        if !methods.contains(&line) {
+            methods.push(line);
+        }
+    }
+    if !methods.is_empty() {
+        sections.push(Section {
+            title: "Methods".into(),
+            blocks: vec![
+                Block::List(methods),
+                Block::Para(
+                    "Threat models: gradient canaries — the adversary plants crafted per-example gradients and observes every noisy update (the strongest adversary DP-SGD's analysis covers; Nasr et al. 2021, 2023); text canaries — the adversary sees the final model's likelihood of each canary record (black-box). Canaries are included by independent fair coins and scored without looking at the coins (Steinke, Nasr & Jagielski 2023).".into(),
+                ),
+            ],
+        });
+    }
+    ReportDoc {
+        title: "phiprobe: comparison of DP-training settings".into(),
+        sections,
+    }
+}
