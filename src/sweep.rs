@@ -82,11 +82,17 @@ pub fn parse_grid(text: &str, base: Point) -> std::result::Result<Grid, String> 
     let mut values: Vec<Vec<f64>> = Vec::new();
     for term in text.split(';').map(str::trim).filter(|t| !t.is_empty()) {
         let Some((k, v)) = term.split_once('=') else {
-            return Err(format!("'{term}': a grid term is key=v1,v2,… (keys: {})", GRID_KEYS.join(", ")));
+            return Err(format!(
+                "'{term}': a grid term is key=v1,v2,… (keys: {})",
+                GRID_KEYS.join(", ")
+            ));
         };
         let k = k.trim();
         if !GRID_KEYS.contains(&k) {
-            return Err(format!("unknown grid key '{k}' (keys: {})", GRID_KEYS.join(", ")));
+            return Err(format!(
+                "unknown grid key '{k}' (keys: {})",
+                GRID_KEYS.join(", ")
+            ));
         }
         if keys.iter().any(|x| x == k) {
             return Err(format!("grid key '{k}' is given twice"));
@@ -292,7 +298,11 @@ pub fn compare(
         Some(_) => {
             notes.push(format!(
                 "the runs use different δ ({}); their ε are not comparable",
-                deltas.iter().map(|d| format!("{d:e}")).collect::<Vec<_>>().join(", ")
+                deltas
+                    .iter()
+                    .map(|d| format!("{d:e}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
             None
         }
@@ -310,13 +320,15 @@ pub fn compare(
     for r in &rows {
         let tag = |f: Finding| f.with_param("setting", r.label.as_str());
         if let Some(d) = &r.dp {
-            findings.push(tag(Finding::new("compare", "dp.epsilon", d.setting.epsilon)));
+            findings.push(tag(Finding::new(
+                "compare",
+                "dp.epsilon",
+                d.setting.epsilon,
+            )));
             for e in &d.estimates {
-                findings.push(tag(
-                    Finding::new("compare", "dp.epsilon_lb", Some(e.value))
-                        .with_param("instrument", e.instrument.as_str())
-                        .with_param("method", e.method_id.as_str()),
-                ));
+                findings.push(tag(Finding::new("compare", "dp.epsilon_lb", Some(e.value))
+                    .with_param("instrument", e.instrument.as_str())
+                    .with_param("method", e.method_id.as_str())));
             }
             findings.push(tag(Finding::new(
                 "compare",
@@ -325,9 +337,9 @@ pub fn compare(
             )));
         }
         for a in &r.attacks {
-            findings.push(tag(
-                Finding::new("compare", "mia.auc", a.auc).with_param("attack", a.attack.as_str()),
-            ));
+            findings
+                .push(tag(Finding::new("compare", "mia.auc", a.auc)
+                    .with_param("attack", a.attack.as_str())));
         }
     }
     let mut file = FindingsFile::new(manifest);
@@ -380,7 +392,7 @@ mod tests {
         let q = parse_grid("q=0.1;batch=32;lr=1e-3", base()).unwrap();
         assert_eq!(q.points[0].q, Some(0.1));
         assert_eq!(q.points[0].batch, 32);
-        assert_eq!(q.points[0].label(&q.keys), "q=0.1 batch=32 lr=1e-3");
+        assert_eq!(q.points[0].label(&q.keys), "q=0.1 batch=32 lr=0.001");
     }
 
     #[test]

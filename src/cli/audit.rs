@@ -325,7 +325,8 @@ pub fn print_dp(w: &mut impl std::io::Write, file: &crate::evidence::FindingsFil
         s.sample_rate,
         s.steps,
         s.delta,
-        s.epsilon.map_or("∞ (no noise)".into(), |e| format!("{e:.3}")),
+        s.epsilon
+            .map_or("∞ (no noise)".into(), |e| format!("{e:.3}")),
         d.validation_perplexity
             .map_or("n/a".into(), |p| format!("{p:.1}"))
     )?;
@@ -354,7 +355,11 @@ pub fn print_dp(w: &mut impl std::io::Write, file: &crate::evidence::FindingsFil
             s.noise,
             m.in_mean,
             s.sample_rate,
-            if m.passed { "consistent" } else { "INCONSISTENT" }
+            if m.passed {
+                "consistent"
+            } else {
+                "INCONSISTENT"
+            }
         )?;
     }
     for n in &d.notes {
@@ -923,6 +928,26 @@ pub fn probes_cmd() -> Result<u8> {
     for (k, d) in rows {
         let _ = writeln!(out, "  {k:<26} {d}");
     }
+    let p = crate::probe::dp_audit::Settings::default();
+    out.push('\n');
+    let _ = writeln!(
+        out,
+        "dp_audit — does the DP-SGD target leak more than its accountant's ε allows? (empirical ε lower bounds)"
+    );
+    let _ = writeln!(
+        out,
+        "  needs a target trained by `phiprobe train --dp-noise … --dp-audit` or by `phiprobe sweep` (audit canaries in training.json)"
+    );
+    let _ = writeln!(
+        out,
+        "  confidence   of every lower bound (default {})",
+        p.confidence
+    );
+    let _ = writeln!(
+        out,
+        "  check_limit  |z| at which a white-box mechanism check fails (default {})",
+        p.check_limit
+    );
     out.push('\n');
     let _ = writeln!(out, "See probes/default.toml for a commented plan.");
     super::write_output(None, &out)?;

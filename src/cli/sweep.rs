@@ -115,7 +115,9 @@ fn usage(m: String) -> anyhow::Error {
 fn write_json(path: &Path, v: &impl serde::Serialize) -> Result<()> {
     crate::fsx::write_atomic(
         path,
-        serde_json::to_string_pretty(v).expect("serialises").as_bytes(),
+        serde_json::to_string_pretty(v)
+            .expect("serialises")
+            .as_bytes(),
     )?;
     Ok(())
 }
@@ -142,7 +144,10 @@ pub(super) fn sweep_cmd(a: &SweepArgs, quiet: bool) -> Result<u8> {
     };
     let grid = sweep::parse_grid(&a.grid, base).map_err(|m| usage(format!("--grid: {m}")))?;
     if !(a.delta > 0.0 && a.delta < 1.0) {
-        bail!(usage(format!("--delta must be in (0, 1) (got {})", a.delta)));
+        bail!(usage(format!(
+            "--delta must be in (0, 1) (got {})",
+            a.delta
+        )));
     }
     let plan_text = match &a.plan {
         Some(p) => std::fs::read_to_string(p).map_err(|source| crate::Error::Read {
@@ -153,7 +158,9 @@ pub(super) fn sweep_cmd(a: &SweepArgs, quiet: bool) -> Result<u8> {
     };
     let mut plan = crate::config::Plan::parse(
         &plan_text,
-        a.plan.as_deref().unwrap_or(Path::new("<built-in sweep plan>")),
+        a.plan
+            .as_deref()
+            .unwrap_or(Path::new("<built-in sweep plan>")),
     )?;
     plan.dp_audit.get_or_insert_with(Default::default);
     if let Some(m) = &mut plan.membership
@@ -389,12 +396,11 @@ fn write_comparison(runs: &[(String, PathBuf)], out: &Path, seed: u64) -> Result
             path: file.clone(),
             source,
         })?;
-        let f: FindingsFile =
-            serde_json::from_slice(&bytes).map_err(|e| crate::Error::Parse {
-                path: file.clone(),
-                format: "findings.json".into(),
-                message: e.to_string(),
-            })?;
+        let f: FindingsFile = serde_json::from_slice(&bytes).map_err(|e| crate::Error::Parse {
+            path: file.clone(),
+            format: "findings.json".into(),
+            message: e.to_string(),
+        })?;
         inputs.push(crate::evidence::FileHash::of(
             &file.display().to_string(),
             &bytes,
@@ -413,19 +419,16 @@ fn write_comparison(runs: &[(String, PathBuf)], out: &Path, seed: u64) -> Result
         let d = h.finalize();
         format!(
             "compare-{}",
-            d[..5].iter().map(|b| format!("{b:02x}")).collect::<String>()
+            d[..5]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
         )
     };
     let manifest = super::manifest(&id, "compare", seed, plan, inputs);
     let file = sweep::compare(&loaded, manifest)?;
     crate::report::write_run(out, &file)?;
-    super::evidence::log_event(
-        out,
-        &file,
-        "run",
-        "comparison written".into(),
-        exit::PASS,
-    )?;
+    super::evidence::log_event(out, &file, "run", "comparison written".into(), exit::PASS)?;
     Ok(file)
 }
 
@@ -487,8 +490,10 @@ pub(super) fn compare_cmd(a: &CompareArgs, quiet: bool) -> Result<u8> {
                 } else {
                     p.parent().unwrap_or(p)
                 };
-                dir.file_name()
-                    .map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned())
+                dir.file_name().map_or_else(
+                    || p.display().to_string(),
+                    |n| n.to_string_lossy().into_owned(),
+                )
             });
             (label, p.clone())
         })

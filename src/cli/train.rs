@@ -241,9 +241,7 @@ pub(super) fn train_cmd(a: &super::TrainArgs, quiet: bool) -> Result<u8> {
         canaries,
         references: a.references,
         shard: a.shard,
-        audit: a
-            .dp_audit
-            .then(crate::train::run::AuditPlan::default),
+        audit: a.dp_audit.then(crate::train::run::AuditPlan::default),
     };
     let pb = super::progress_bar(0, quiet, "training");
     let mut current = String::new();

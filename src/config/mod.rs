@@ -60,7 +60,13 @@ struct RawPlan {
 }
 
 /// Probe kinds this release runs.
-pub const KINDS: [&str; 5] = ["membership", "canary", "extraction", "inversion", "dp_audit"];
+pub const KINDS: [&str; 5] = [
+    "membership",
+    "canary",
+    "extraction",
+    "inversion",
+    "dp_audit",
+];
 
 impl Plan {
     /// Parses a plan's text; `path` names it in errors.

@@ -61,7 +61,10 @@ impl Settings {
             ));
         }
         if !(self.check_limit.is_finite() && self.check_limit > 0.0) {
-            return Err(format!("check_limit must be > 0 (got {})", self.check_limit));
+            return Err(format!(
+                "check_limit must be > 0 (got {})",
+                self.check_limit
+            ));
         }
         Ok(())
     }
@@ -163,7 +166,10 @@ pub fn analyze(
     settings: &Settings,
 ) -> (Vec<Finding>, Option<DpDetail>) {
     let not_measured = |why: &str| {
-        vec![Finding::new("dp_audit", "dp.epsilon_lb", None).with_caveat(format!("not measured: {why}"))]
+        vec![
+            Finding::new("dp_audit", "dp.epsilon_lb", None)
+                .with_caveat(format!("not measured: {why}")),
+        ]
     };
     let Some(rec) = rec else {
         return (
@@ -230,9 +236,15 @@ pub fn analyze(
         }
         if let (Some(g), Some(w)) = (&a.gradient, &rec.log.white_box) {
             let (ins, outs) = split(&w.scores, g.included.iter().copied());
-            detail
-                .estimates
-                .extend(estimates("gradient canaries", WHITE_BOX, &ins, &outs, true, settings, delta));
+            detail.estimates.extend(estimates(
+                "gradient canaries",
+                WHITE_BOX,
+                &ins,
+                &outs,
+                true,
+                settings,
+                delta,
+            ));
             detail.gradient_scores = Some((ins, outs));
             if let Some(c) = whitebox::noise_check(w, &g.included, dp.sample_rate, dp.noise) {
                 let passed = c.passes(settings.check_limit);
@@ -258,9 +270,15 @@ pub fn analyze(
             match obs {
                 Some(o) if o.text_scores.len() == t.canaries.len() => {
                     let (ins, outs) = split(&o.text_scores, t.canaries.iter().map(|c| c.included));
-                    detail
-                        .estimates
-                        .extend(estimates("text canaries", BLACK_BOX, &ins, &outs, false, settings, delta));
+                    detail.estimates.extend(estimates(
+                        "text canaries",
+                        BLACK_BOX,
+                        &ins,
+                        &outs,
+                        false,
+                        settings,
+                        delta,
+                    ));
                     detail.text_scores = Some((ins, outs));
                 }
                 _ => detail
@@ -271,7 +289,11 @@ pub fn analyze(
     }
     // The safety net: a bound above the accountant's ε.
     if let Some(theory) = detail.setting.epsilon {
-        for e in detail.estimates.iter().filter(|e| e.kind == EpsilonKind::Bound) {
+        for e in detail
+            .estimates
+            .iter()
+            .filter(|e| e.kind == EpsilonKind::Bound)
+        {
             if e.value > theory + 1e-9 {
                 detail.violations.push(format!(
                     "the {} lower bound from the {} is ε ≥ {:.4} at {:.0}% confidence, above the accountant's ε = {:.4} at δ = {}: a bug in the training, the accounting or the audit (or a {:.0}% chance event)",
@@ -308,8 +330,9 @@ fn findings(d: &DpDetail) -> Vec<Finding> {
             .with_param("method", e.method_id.as_str())
             .with_counts(e.included, e.canaries);
         if e.kind == EpsilonKind::Estimate {
-            f.caveats
-                .push("an estimate under a Gaussian trade-off assumption, not a lower bound".into());
+            f.caveats.push(
+                "an estimate under a Gaussian trade-off assumption, not a lower bound".into(),
+            );
         }
         out.push(f);
     }
@@ -339,4 +362,167 @@ pub fn violation_error(d: &DpDetail) -> Option<Error> {
             d.violations.join("; ")
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::Rng;
+    use crate::train::accountant::{self, Setting};
+    use crate::train::run::{AuditPlan, AuditRecord, DataRecord};
+    use crate::train::trainer::{DpConfig, EpochLog, TrainConfig, TrainLog};
+    use crate::train::whitebox::{GradientCanaries, Observations as WbObs};
+
+    /// A training record of a DP run with gradient canaries whose observations were simulated
+    /// with noise `true_sigma` while the run claims `sigma` (the bare subsampled Gaussian
+    /// mechanism: xₜ = bₜ + σ·zₜ, bₜ ~ Bernoulli(q) for included canaries).
+    fn record(sigma: f64, true_sigma: f64, q: f64, steps: u64, m: usize) -> TrainingRecord {
+        let mut cfg = TrainConfig::defaults(crate::train::llama::Preset::Micro.config(), 1);
+        cfg.dp = Some(DpConfig {
+            noise: sigma,
+            clip: 1.0,
+            sample_rate: q,
+            delta: 1e-5,
+            target_epsilon: None,
+            expected_size: Some(100),
+        });
+        let gradient = GradientCanaries::plan("e", 4000, 1, &[false; 4000], m, 0.5, 11).unwrap();
+        let mut obs = WbObs::new(m);
+        let mut rng = Rng::new(5);
+        for _ in 0..steps {
+            let x: Vec<f64> = gradient
+                .included
+                .iter()
+                .map(|&inc| {
+                    let b = if inc && rng.chance(q) { 1.0 } else { 0.0 };
+                    b + true_sigma * rng.normal()
+                })
+                .collect();
+            obs.add(&x, q, sigma);
+        }
+        let privacy = accountant::statement(
+            Setting {
+                noise: sigma,
+                sample_rate: q,
+                steps,
+            },
+            1e-5,
+            &accountant::default_orders(),
+        );
+        TrainingRecord {
+            format: crate::train::run::TRAINING_FORMAT.into(),
+            tool_version: "test".into(),
+            role: "target".into(),
+            name: "target".into(),
+            data: DataRecord {
+                card: "card.toml".into(),
+                column: "note".into(),
+                files: Vec::new(),
+                records: 100,
+            },
+            split: "test".into(),
+            membership: Vec::new(),
+            validation_records: 0,
+            truncated_records: 0,
+            seed: 1,
+            config: cfg,
+            parameters: 0,
+            canaries: None,
+            log: TrainLog {
+                steps,
+                epochs: vec![EpochLog {
+                    epoch: 1,
+                    step: steps,
+                    train_loss: 3.0,
+                    val_loss: Some(4.0),
+                }],
+                tokens: 0,
+                seconds: 1.0,
+                batch_sizes: None,
+                privacy: Some(privacy),
+                resumed_from: None,
+                white_box: Some(obs),
+            },
+            tokens_per_second: 0.0,
+            sampler: "poisson".into(),
+            noise_secrecy: None,
+            audit: Some(AuditRecord {
+                plan: AuditPlan::default(),
+                tokenizer: "pool".into(),
+                text: None,
+                gradient: Some(gradient),
+                gradient_note: None,
+                public_size: 100,
+            }),
+        }
+    }
+
+    #[test]
+    fn the_claimed_mechanism_passes_and_its_bounds_stay_below_the_accountant() {
+        let rec = record(1.0, 1.0, 0.2, 10, 4000);
+        let (findings, d) = analyze(Some(&rec), None, &Settings::default());
+        let d = d.unwrap();
+        let theory = d.setting.epsilon.unwrap();
+        assert!(d.violations.is_empty(), "{:?}", d.violations);
+        assert!(d.mechanism.as_ref().unwrap().passed);
+        let bounds: Vec<&EpsilonLb> = d
+            .estimates
+            .iter()
+            .filter(|e| e.kind == EpsilonKind::Bound)
+            .collect();
+        assert_eq!(bounds.len(), 2);
+        for b in bounds {
+            assert!(
+                b.value > 0.3 && b.value < theory,
+                "{} {} vs {theory}",
+                b.method_id,
+                b.value
+            );
+            assert!(b.value <= b.ceiling);
+        }
+        assert!((d.validation_perplexity.unwrap() - 4f64.exp()).abs() < 1e-12);
+        let c = findings
+            .iter()
+            .find(|f| f.metric == "dp.consistency_violations")
+            .unwrap();
+        assert_eq!((c.value, c.verdict), (Some(0.0), Verdict::Info));
+        assert!(violation_error(&d).is_none());
+    }
+
+    #[test]
+    fn a_mechanism_with_a_quarter_of_the_claimed_noise_fails_naming_both_numbers() {
+        // Claims σ = 2 (ε ≈ 2.2 at q = 0.5, 4 steps) but adds σ = 0.5.
+        let rec = record(2.0, 0.5, 0.5, 4, 4000);
+        let (findings, d) = analyze(Some(&rec), None, &Settings::default());
+        let d = d.unwrap();
+        let theory = d.setting.epsilon.unwrap();
+        let cp = d
+            .estimates
+            .iter()
+            .find(|e| e.method_id == "clopper-pearson")
+            .unwrap();
+        assert!(cp.value > theory, "{} vs {theory}", cp.value);
+        assert!(!d.mechanism.as_ref().unwrap().passed);
+        let msg = violation_error(&d).unwrap().to_string();
+        assert!(
+            msg.contains(&format!("{:.4}", cp.value)) && msg.contains(&format!("{theory:.4}")),
+            "{msg}"
+        );
+        assert!(msg.contains("noise std"), "{msg}");
+        let c = findings
+            .iter()
+            .find(|f| f.metric == "dp.consistency_violations")
+            .unwrap();
+        assert_eq!(c.verdict, Verdict::Fail);
+    }
+
+    #[test]
+    fn targets_without_dp_are_not_measured() {
+        let (f, d) = analyze(None, None, &Settings::default());
+        assert!(d.is_none() && f[0].value.is_none() && f[0].caveats[0].contains("training.json"));
+        let mut rec = record(1.0, 1.0, 0.2, 2, 10);
+        rec.config.dp = None;
+        let (f, d) = analyze(Some(&rec), None, &Settings::default());
+        assert!(d.is_none() && f[0].caveats[0].contains("without DP-SGD"));
+    }
 }

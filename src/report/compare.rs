@@ -92,15 +92,21 @@ fn chart(
             let c = PALETTE[i % PALETTE.len()];
             let mut sorted = pts.clone();
             sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+            // Lines join finite settings only; a setting at ε = ∞ stands apart.
             ch.draw_series(LineSeries::new(
-                sorted.iter().map(|p| (p.0, p.1)),
+                sorted.iter().filter(|p| !p.2).map(|p| (p.0, p.1)),
                 c.mix(0.5).stroke_width(1),
             ))
             .map_err(|e| e.to_string())?;
-            ch.draw_series(sorted.iter().filter(|p| !p.2).map(|p| Circle::new((p.0, p.1), 4, c.filled())))
-                .map_err(|e| e.to_string())?
-                .label(label.as_str())
-                .legend(move |(x, y)| Circle::new((x + 8, y), 4, c.filled()));
+            ch.draw_series(
+                sorted
+                    .iter()
+                    .filter(|p| !p.2)
+                    .map(|p| Circle::new((p.0, p.1), 4, c.filled())),
+            )
+            .map_err(|e| e.to_string())?
+            .label(label.as_str())
+            .legend(move |(x, y)| Circle::new((x + 8, y), 4, c.filled()));
             ch.draw_series(
                 sorted
                     .iter()
@@ -142,7 +148,8 @@ pub fn frontier_figure(d: &ComparisonDetail) -> Result<String, String> {
     if pts.is_empty() {
         return Err("no run has both an ε and a validation perplexity".into());
     }
-    let yr = y_range(pts.iter().map(|p| p.1), pts[0].1);
+    // From 0, so that a setting far better than the rest stays off the axis.
+    let yr = (0.0, y_range(pts.iter().map(|p| p.1), 0.0).1);
     chart(
         "Privacy / utility frontier",
         "accountant ε (at the shared δ; × = no noise, ε = ∞)",
@@ -170,7 +177,11 @@ pub fn epsilon_figure(d: &ComparisonDetail) -> Result<String, String> {
                 "{}, {}{}",
                 e.instrument,
                 e.method_id,
-                if e.kind == EpsilonKind::Estimate { " (estimate)" } else { "" }
+                if e.kind == EpsilonKind::Estimate {
+                    " (estimate)"
+                } else {
+                    ""
+                }
             );
             match series.iter_mut().find(|s| s.0 == name) {
                 Some(s) => s.1.push((x, e.value, at_inf)),
@@ -315,7 +326,10 @@ fn pct(k: u64, n: u64) -> String {
     if n == 0 {
         "n/a".into()
     } else {
-        format!("{k} of {n} ({}%)", num((1000.0 * k as f64 / n as f64).round() / 10.0))
+        format!(
+            "{k} of {n} ({}%)",
+            num((1000.0 * k as f64 / n as f64).round() / 10.0)
+        )
     }
 }
 
@@ -335,7 +349,8 @@ pub fn build(file: &FindingsFile) -> ReportDoc {
         m.tool_version,
         m.run_id,
         m.seed,
-        d.delta.map_or("(differs between runs)".into(), |x| format!("{x:e}"))
+        d.delta
+            .map_or("(differs between runs)".into(), |x| format!("{x:e}"))
     ))];
     intro.push(Block::Table {
         header: vec![
@@ -372,12 +387,18 @@ pub fn build(file: &FindingsFile) -> ReportDoc {
                     .attacks
                     .iter()
                     .filter(|a| a.tpr_low.is_some())
-                    .max_by(|a, b| a.tpr_low.unwrap_or(0.0).total_cmp(&b.tpr_low.unwrap_or(0.0)));
+                    .max_by(|a, b| {
+                        a.tpr_low
+                            .unwrap_or(0.0)
+                            .total_cmp(&b.tpr_low.unwrap_or(0.0))
+                    });
                 vec![
                     r.label.clone(),
                     dp.map_or("–".into(), |d| num(d.setting.noise)),
                     dp.map_or("–".into(), |d| num(d.setting.clip)),
-                    dp.map_or("–".into(), |d| num((d.setting.sample_rate * 1e4).round() / 1e4)),
+                    dp.map_or("–".into(), |d| {
+                        num((d.setting.sample_rate * 1e4).round() / 1e4)
+                    }),
                     dp.map_or("–".into(), |d| d.setting.steps.to_string()),
                     dp.map_or("–".into(), |d| eps_text(d.setting.epsilon)),
                     best_bound.map_or("–".into(), |e| {
@@ -404,7 +425,8 @@ pub fn build(file: &FindingsFile) -> ReportDoc {
                         (Some(a), None) => pct(a.0, a.1),
                         _ => "–".into(),
                     },
-                    dp.and_then(|d| d.validation_perplexity).map_or("–".into(), r3),
+                    dp.and_then(|d| d.validation_perplexity)
+                        .map_or("–".into(), r3),
                 ]
             })
             .collect(),
@@ -490,11 +512,7 @@ pub fn build(file: &FindingsFile) -> ReportDoc {
         }
         if !r.attacks.is_empty() {
             blocks.push(Block::Table {
-                header: vec![
-                    "attack".into(),
-                    "AUC [CI]".into(),
-                    "TPR at low FPR".into(),
-                ],
+                header: vec!["attack".into(), "AUC [CI]".into(), "TPR at low FPR".into()],
                 rows: r
                     .attacks
                     .iter()
@@ -529,7 +547,12 @@ pub fn build(file: &FindingsFile) -> ReportDoc {
         });
     }
     let mut methods: Vec<String> = Vec::new();
-    for e in d.runs.iter().filter_map(|r| r.dp.as_ref()).flat_map(|d| &d.estimates) {
+    for e in d
+        .runs
+        .iter()
+        .filter_map(|r| r.dp.as_ref())
+        .flat_map(|d| &d.estimates)
+    {
         let line = format!("{} — {}: {}", e.instrument, e.method_id, e.method);
         if !methods.contains(&line) {
             methods.push(line);

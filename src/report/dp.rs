@@ -18,26 +18,52 @@ pub fn eps_text(e: Option<f64>) -> String {
 pub fn setting_rows(d: &DpDetail) -> Vec<Vec<String>> {
     let s = &d.setting;
     vec![
-        vec!["sampler".into(), format!("{} (each record independently with probability q per step; empty batches are noised and counted)", s.sampler)],
-        vec!["sampling rate q".into(), num((s.sample_rate * 1e6).round() / 1e6)],
+        vec![
+            "sampler".into(),
+            format!(
+                "{} (each record independently with probability q per step; empty batches are noised and counted)",
+                s.sampler
+            ),
+        ],
+        vec![
+            "sampling rate q".into(),
+            num((s.sample_rate * 1e6).round() / 1e6),
+        ],
         vec!["noise multiplier σ".into(), num(s.noise)],
         vec!["clipping norm C".into(), num(s.clip)],
-        vec!["steps".into(), format!("{} (round(epochs / q), {} epochs)", s.steps, num(s.epochs))],
-        vec!["expected batch q·N".into(), format!("{} (public N = {})", r3(s.expected_batch), s.public_size)],
+        vec![
+            "steps".into(),
+            format!("{} (round(epochs / q), {} epochs)", s.steps, num(s.epochs)),
+        ],
+        vec![
+            "expected batch q·N".into(),
+            format!("{} (public N = {})", r3(s.expected_batch), s.public_size),
+        ],
         vec!["optimiser".into(), s.optimiser.clone()],
         vec!["δ".into(), format!("{:e}", s.delta)],
         vec!["accountant".into(), s.accountant.clone()],
         vec![
             "ε (accountant)".into(),
             match (s.epsilon, s.epsilon_classic, s.order) {
-                (Some(e), Some(c), Some(o)) => format!("{} (optimal order {}; classic conversion {})", r3(e), num(o), r3(c)),
+                (Some(e), Some(c), Some(o)) => format!(
+                    "{} (optimal order {}; classic conversion {})",
+                    r3(e),
+                    num(o),
+                    r3(c)
+                ),
                 _ => eps_text(None),
             },
         ],
         vec!["tokenizer trained on".into(), s.tokenizer.clone()],
         vec![
             "validation perplexity".into(),
-            d.validation_perplexity.map_or("n/a".into(), |p| format!("{} (loss {} nats/token)", r3(p), r3(d.validation_loss.unwrap_or(f64::NAN)))),
+            d.validation_perplexity.map_or("n/a".into(), |p| {
+                format!(
+                    "{} (loss {} nats/token)",
+                    r3(p),
+                    r3(d.validation_loss.unwrap_or(f64::NAN))
+                )
+            }),
         ],
     ]
 }
@@ -51,7 +77,9 @@ pub fn estimate_rows(d: &DpDetail) -> Vec<Vec<String>> {
                 e.instrument.clone(),
                 e.method_id.clone(),
                 match e.kind {
-                    EpsilonKind::Bound => format!("lower bound at {:.0}% confidence", 100.0 * e.confidence),
+                    EpsilonKind::Bound => {
+                        format!("lower bound at {:.0}% confidence", 100.0 * e.confidence)
+                    }
                     EpsilonKind::Estimate => "estimate (not a bound)".into(),
                 },
                 r3(e.value),
@@ -76,7 +104,9 @@ pub fn section(file: &FindingsFile) -> Option<Section> {
         },
     ];
     if d.estimates.is_empty() {
-        blocks.push(Block::Para("No empirical ε: the target carries no audit canaries.".into()));
+        blocks.push(Block::Para(
+            "No empirical ε: the target carries no audit canaries.".into(),
+        ));
     } else {
         blocks.push(Block::Para(
             "Empirical ε. Canaries are included by independent fair coins (the one-run audit's requirement); scores are computed without looking at the coins; the ceiling is what the method would report for a perfect attack with the same counts. Gradient canaries are independent runs of the accountant's mechanism (disjoint coordinates, independent noise and sampling), so Clopper–Pearson over them is valid; text canaries share one run, so only the one-run bound applies to them.".into(),

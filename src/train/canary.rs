@@ -584,7 +584,12 @@ pub struct TextCanary {
 
 impl TextCanaries {
     /// Draws `count` distinct secrets of the built-in `kind` and their coins from `seed`.
-    pub fn draw(kind: &str, count: usize, include_probability: f64, seed: u64) -> Result<Self, String> {
+    pub fn draw(
+        kind: &str,
+        count: usize,
+        include_probability: f64,
+        seed: u64,
+    ) -> Result<Self, String> {
         if !(include_probability > 0.0 && include_probability < 1.0) {
             return Err(format!(
                 "the audit canaries' inclusion probability must be in (0, 1) (got {include_probability})"

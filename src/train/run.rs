@@ -8,9 +8,9 @@
 
 use super::bpe;
 use super::canary::{self, Plan, Planted, TextCanaries};
-use super::whitebox::GradientCanaries;
 use super::llama::LlamaConfig;
 use super::trainer::{self, CheckpointDir, Corpus, TrainConfig, TrainLog};
+use super::whitebox::GradientCanaries;
 use crate::data::text::TextRecords;
 use crate::error::{Error, Result};
 use crate::evidence::FileHash;
@@ -455,10 +455,7 @@ fn train_job(
     // notes, deterministically, so each shard rebuilds the same one): it ships with the target,
     // an attacker has it, and per-token signals are only comparable across models that
     // tokenize alike.
-    let tok_texts: Vec<&str> = tok_rows
-        .iter()
-        .map(|&r| recs.texts[r].as_str())
-        .collect();
+    let tok_texts: Vec<&str> = tok_rows.iter().map(|&r| recs.texts[r].as_str()).collect();
     let tok = bpe::train(&tok_texts, spec.train.model.vocab_size).map_err(Error::Compute)?;
     let mut planted = match (&spec.canaries, job.role) {
         (Some(plan), "target") => Some(

@@ -333,11 +333,9 @@ impl Corpus {
     /// Adds white-box gradient canaries (part of the data: they change the fingerprint).
     pub fn with_gradient_canaries(mut self, canaries: GradientCanaries) -> Self {
         let text = serde_json::to_string(&canaries).expect("canaries serialise");
-        self.fingerprint = crate::evidence::FileHash::of(
-            "",
-            format!("{}\n{text}", self.fingerprint).as_bytes(),
-        )
-        .sha256;
+        self.fingerprint =
+            crate::evidence::FileHash::of("", format!("{}\n{text}", self.fingerprint).as_bytes())
+                .sha256;
         self.gradient_canaries = Some(canaries);
         self
     }
@@ -452,7 +450,10 @@ pub fn train(
                 }
                 let seqs: Vec<&[u32]> =
                     chosen.iter().map(|&i| corpus.train[i].as_slice()).collect();
-                let wb = corpus.gradient_canaries.as_ref().zip(meta.white_box.as_mut());
+                let wb = corpus
+                    .gradient_canaries
+                    .as_ref()
+                    .zip(meta.white_box.as_mut());
                 let (loss, toks) = dp_step(cfg, dp, &params, &mut opt, &seqs, n, step, lr, wb)?;
                 meta.tokens += toks as u64;
                 loss
@@ -645,7 +646,7 @@ fn plant_gradient_canaries(
     };
     for &c in &canaries.coords {
         match vals.get(c) {
-            Some(&v) if v == 0.0 => {}
+            Some(&0.0) => {}
             Some(&v) => {
                 return Err(Error::Compute(format!(
                     "step {step}: the gradient canary coordinate {c} of {} received {v} from the training data; it must be untouched (a per-example gradient leaks outside its token's row)",
@@ -1022,7 +1023,12 @@ mod tests {
                 .collect();
             v.iter().sum::<f64>() / v.len() as f64
         };
-        assert!(mean(true) > mean(false) + 1.0, "{} {}", mean(true), mean(false));
+        assert!(
+            mean(true) > mean(false) + 1.0,
+            "{} {}",
+            mean(true),
+            mean(false)
+        );
     }
 
     #[test]
@@ -1033,6 +1039,9 @@ mod tests {
             panic!("a gradient on a canary coordinate went unnoticed");
         };
         let err = err.to_string();
-        assert!(err.contains("coordinate 19") && err.contains("training data"), "{err}");
+        assert!(
+            err.contains("coordinate 19") && err.contains("training data"),
+            "{err}"
+        );
     }
 }

@@ -252,7 +252,12 @@ mod tests {
 
     #[test]
     fn llr_matches_the_direct_formula_and_does_not_overflow() {
-        for &(x, q, s) in &[(0.3, 0.1, 1.0), (-2.0, 0.5, 0.7), (1.7, 0.02, 0.5), (0.9, 1.0, 2.0)] {
+        for &(x, q, s) in &[
+            (0.3, 0.1, 1.0),
+            (-2.0, 0.5, 0.7),
+            (1.7, 0.02, 0.5),
+            (0.9, 1.0, 2.0),
+        ] {
             let a: f64 = (2.0 * x - 1.0) / (2.0 * s * s);
             let direct = (1.0 - q + q * a.exp()).ln();
             assert!((step_llr(x, q, s) - direct).abs() < 1e-12, "{x} {q} {s}");

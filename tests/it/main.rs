@@ -11,6 +11,7 @@ mod oracles;
 mod phi_scan;
 mod report;
 mod schema;
+mod sweep;
 mod synth;
 mod train;
 
