@@ -307,6 +307,41 @@ fn bench_inversion(c: &mut Criterion) {
     );
 }
 
+/// DP audit (issue 9): the one-run, Clopper–Pearson and GDP estimators on 1,000 white-box
+/// gradient-canary scores of the subsampled Gaussian (σ 1, q 0.2, 10 steps, half included).
+/// The end-to-end sweep is timed by `benches/sweep_demo.py`.
+fn bench_dp_audit(c: &mut Criterion) {
+    use phiprobe::stats::{epsilon, gdp, one_run};
+    use phiprobe::train::whitebox::step_llr;
+    let mut rng = Rng::new(9);
+    let (mut ins, mut outs) = (Vec::new(), Vec::new());
+    for j in 0..1000 {
+        let included = j % 2 == 0;
+        let s: f64 = (0..10)
+            .map(|_| {
+                let b = if included && rng.chance(0.2) {
+                    1.0
+                } else {
+                    0.0
+                };
+                step_llr(b + rng.normal(), 0.2, 1.0)
+            })
+            .sum();
+        if included { ins.push(s) } else { outs.push(s) }
+    }
+    let mut g = c.benchmark_group("dp_audit");
+    g.bench_function("one_run_1000", |b| {
+        b.iter(|| black_box(one_run::epsilon_from_scores(&ins, &outs, 0.05, 1e-5)))
+    });
+    g.bench_function("clopper_pearson_1000", |b| {
+        b.iter(|| black_box(epsilon::epsilon_from_scores(&ins, &outs, 0.05, 1e-5)))
+    });
+    g.bench_function("gdp_1000", |b| {
+        b.iter(|| black_box(gdp::epsilon_estimate(&ins, &outs, 0.05, 1e-5)))
+    });
+    g.finish();
+}
+
 criterion_group!(
     benches,
     bench_adult,
@@ -315,6 +350,7 @@ criterion_group!(
     bench_training,
     bench_membership,
     bench_canary,
-    bench_inversion
+    bench_inversion,
+    bench_dp_audit
 );
 criterion_main!(benches);

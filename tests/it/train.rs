@@ -365,9 +365,19 @@ fn bad_training_inputs_exit_2() {
         "sampling rate",
     );
     assert_input_error(
-        &train(dir, &["--out", "x", "--dp-noise", "0"]),
+        &train(dir, &["--out", "x", "--dp-noise=-1"]),
         "noise multiplier",
     );
+    // σ = 0 is DP-SGD's clipping and sampling without noise (a sweep's baseline): trained,
+    // with a warning and no privacy statement.
+    let o = train(dir, &["--out", "nonoise", "--dp-noise", "0"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no privacy guarantee"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(json(&dir.join("nonoise/training.json"))["log"]["privacy"].is_null());
     assert_input_error(
         &train(dir, &["--out", "x", "--dp-noise", "1", "--dp-clip", "0"]),
         "clipping norm",
