@@ -333,10 +333,12 @@ pub fn print_dp(w: &mut impl std::io::Write, file: &crate::evidence::FindingsFil
     for e in &d.estimates {
         writeln!(
             w,
-            "  {:<18} {:<16} {:>8.3}  ({} of {} included; {}, ceiling {:.2})",
+            "  {:<18} {:<16} {:>8.3}{}  ({} of {} included; {}, ceiling {:.2})",
             e.instrument,
             e.method_id,
             e.value,
+            e.interval
+                .map_or(String::new(), |(lo, hi)| format!(" [{lo:.3}, {hi:.3}]")),
             e.included,
             e.canaries,
             match e.kind {

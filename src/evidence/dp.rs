@@ -73,6 +73,9 @@ pub struct EpsilonLb {
     pub ceiling: f64,
     /// δ.
     pub delta: f64,
+    /// A credible interval (lo, hi) where the method gives one (the Bayesian estimate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<(f64, f64)>,
 }
 
 /// The white-box noise and sampling checks (see `train::whitebox::NoiseCheck`).

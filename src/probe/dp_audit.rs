@@ -131,6 +131,7 @@ fn estimates(
         included: ins.len() as u64,
         ceiling,
         delta,
+        interval: None,
     };
     let mut out = vec![make(
         "one-run audit (Steinke, Nasr & Jagielski 2023): guesses above a threshold, abstention below, Bonferroni over the ROC frontier's thresholds; m = all canaries, the 2mδ term kept",
@@ -154,8 +155,64 @@ fn estimates(
             gdp::epsilon_estimate(ins, outs, sig, delta),
             gdp::epsilon_estimate(&perfect_in, &perfect_out, sig, delta),
         ));
+        if let Some((lo, hi)) = bayesian(ins, outs, settings.confidence, delta) {
+            let mut e = make(
+                "Bayesian joint-beta credible interval (Zanella-Béguelin et al. 2023): Jeffreys posteriors of FPR and FNR at one threshold, chosen on half the canaries (by index) and counted on the other half; the value is the interval's lower end",
+                "bayesian",
+                EpsilonKind::Estimate,
+                lo,
+                f64::NAN,
+            );
+            e.interval = Some((lo, hi));
+            e.canaries = (ins.len().div_ceil(2) + outs.len().div_ceil(2)) as u64;
+            e.included = ins.len().div_ceil(2) as u64;
+            e.ceiling = bayesian(&perfect_in, &perfect_out, settings.confidence, delta)
+                .map_or(f64::NAN, |c| c.0);
+            out.push(e);
+        }
     }
     out
+}
+
+/// The joint-beta interval at `confidence` (each end at 1 − confidence): the threshold that
+/// maximises the Clopper–Pearson bound on the even-indexed canaries, counted on the odd ones.
+fn bayesian(ins: &[f64], outs: &[f64], confidence: f64, delta: f64) -> Option<(f64, f64)> {
+    let half = |v: &[f64], r: usize| -> Vec<f64> { v.iter().skip(r).step_by(2).copied().collect() };
+    let (ia, oa, ib, ob) = (half(ins, 0), half(outs, 0), half(ins, 1), half(outs, 1));
+    if ia.is_empty() || oa.is_empty() || ib.is_empty() || ob.is_empty() {
+        return None;
+    }
+    let counts = |ins: &[f64], outs: &[f64], t: f64| {
+        let tp = ins.iter().filter(|&&s| s >= t).count() as u64;
+        let fp = outs.iter().filter(|&&s| s >= t).count() as u64;
+        (tp, ins.len() as u64 - tp, fp, outs.len() as u64 - fp)
+    };
+    let mut cands: Vec<f64> = ia
+        .iter()
+        .chain(&oa)
+        .copied()
+        .filter(|s| s.is_finite())
+        .collect();
+    cands.sort_by(f64::total_cmp);
+    cands.dedup();
+    let mut best = (f64::NEG_INFINITY, f64::INFINITY);
+    for &t in &cands {
+        let (tp, fn_, fp, tn) = counts(&ia, &oa, t);
+        let e = epsilon::epsilon_lower_bound(tp, fn_, fp, tn, delta, confidence);
+        if e > best.0 {
+            best = (e, t);
+        }
+    }
+    let (tp, fn_, fp, tn) = counts(&ib, &ob, best.1);
+    Some(crate::stats::bayes::joint_beta_interval(
+        tp,
+        fn_,
+        fp,
+        tn,
+        delta,
+        2.0 * (1.0 - confidence),
+        2000,
+    ))
 }
 
 /// The DP audit's findings and detail for a target's training record (None when the target was

@@ -82,7 +82,10 @@ pub fn estimate_rows(d: &DpDetail) -> Vec<Vec<String>> {
                     }
                     EpsilonKind::Estimate => "estimate (not a bound)".into(),
                 },
-                r3(e.value),
+                match e.interval {
+                    Some((lo, hi)) => format!("{} [{}, {}]", r3(e.value), r3(lo), r3(hi)),
+                    None => r3(e.value),
+                },
                 r3(e.ceiling),
                 format!("{} of {}", e.included, e.canaries),
                 e.threat_model.clone(),
