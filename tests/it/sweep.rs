@@ -117,6 +117,11 @@ fn a_micro_sweep_in_two_shards_compares_its_settings_and_resumes() {
         );
     }
 
+    // No PHI in the comparison or in an audit of the sweep (only synthetic canaries verbatim).
+    let card = dir.join("d/synthetic-ehr.toml");
+    assert!(crate::phi_scan::scan_run(&dir.join("sw/compare"), &card) >= 5);
+    assert!(crate::phi_scan::scan_run(&dir.join("sw/settings/noise-0_epochs-2/audit"), &card) >= 5);
+
     // Resumed: nothing is retrained or re-audited.
     let audit = dir.join("sw/settings/noise-2_epochs-2/audit/findings.json");
     let before = std::fs::read(&audit).unwrap();
