@@ -60,8 +60,11 @@ impl Point {
 }
 
 fn fmt(v: f64) -> String {
-    let s = format!("{v}");
-    if s.contains('e') { format!("{v:e}") } else { s }
+    if v != 0.0 && !(1e-4..1e6).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
 }
 
 /// A parsed grid: the keys as written and every point.
@@ -130,6 +133,9 @@ pub fn parse_grid(text: &str, base: Point) -> std::result::Result<Grid, String> 
     }
     if keys.is_empty() {
         return Err("the grid is empty; e.g. --grid 'noise=0,0.5,1,2;clip=1;epochs=4'".into());
+    }
+    if keys.iter().any(|k| k == "q") && keys.iter().any(|k| k == "batch") {
+        return Err("give q or batch, not both (q sets the sampling rate; batch is q·N)".into());
     }
     let total: usize = values.iter().map(Vec::len).product();
     if total > 256 {
@@ -309,6 +315,13 @@ pub fn compare(
         None => None,
     };
     for r in &rows {
+        if let Some(d) = r.dp.as_ref().filter(|d| !d.violations.is_empty()) {
+            notes.push(format!(
+                "{}: its DP audit is INCONSISTENT — {}",
+                r.label,
+                d.violations.join("; ")
+            ));
+        }
         if r.dp.is_none() {
             notes.push(format!(
                 "{}: no DP section (not a phiprobe DP-SGD audit); only its attack numbers are compared",
@@ -389,10 +402,10 @@ mod tests {
         assert!(g.points.iter().all(|p| p.epochs == 4.0 && p.batch == 16));
         assert_eq!(g.points[2].label(&g.keys), "noise=0.5 clip=1 epochs=4");
         assert_eq!(g.points[2].folder(&g.keys), "noise-0.5_clip-1_epochs-4");
-        let q = parse_grid("q=0.1;batch=32;lr=1e-3", base()).unwrap();
+        let q = parse_grid("q=0.1;lr=1e-3,1e-5", base()).unwrap();
         assert_eq!(q.points[0].q, Some(0.1));
-        assert_eq!(q.points[0].batch, 32);
-        assert_eq!(q.points[0].label(&q.keys), "q=0.1 batch=32 lr=0.001");
+        assert_eq!(q.points[0].label(&q.keys), "q=0.1 lr=0.001");
+        assert_eq!(q.points[1].folder(&q.keys), "q-0.1_lr-1e-5");
     }
 
     #[test]
@@ -407,6 +420,7 @@ mod tests {
             ("batch=1.5", "whole number"),
             ("q=0", "0 < q ≤ 1"),
             ("noise=1,1", "listed twice"),
+            ("q=0.1;batch=16,32", "not both"),
         ] {
             let e = parse_grid(g, base()).unwrap_err();
             assert!(e.contains(want), "{g}: {e}");

@@ -950,6 +950,11 @@ pub fn probes_cmd() -> Result<u8> {
         "  check_limit  |z| at which a white-box mechanism check fails (default {})",
         p.check_limit
     );
+    let _ = writeln!(
+        out,
+        "  net_significance  the safety net's level, split over the bounds it re-checks (default {})",
+        p.net_significance
+    );
     out.push('\n');
     let _ = writeln!(out, "See probes/default.toml for a commented plan.");
     super::write_output(None, &out)?;

@@ -190,6 +190,7 @@ pub(super) fn sweep_cmd(a: &SweepArgs, quiet: bool) -> Result<u8> {
         preset: format!("{:?}", a.preset).to_lowercase(),
         settings: settings.clone(),
         options: serde_json::json!({
+            "data_files": data_hashes(&a.data)?,
             "delta": a.delta,
             "audit": audit_plan,
             "plan": plan,
@@ -232,6 +233,18 @@ pub(super) fn sweep_cmd(a: &SweepArgs, quiet: bool) -> Result<u8> {
         {
             if !quiet {
                 eprintln!("[{}/{}] {label}: done earlier", j + 1, settings.len());
+            }
+            // A recorded inconsistency keeps failing the sweep.
+            let done: FindingsFile = crate::probe::audit::read_json(
+                &audit_dir.join(crate::report::FINDINGS),
+                "findings.json",
+            )?;
+            if let Some(e) = done
+                .dp
+                .as_ref()
+                .and_then(crate::probe::dp_audit::violation_error)
+            {
+                return Err(e.into());
             }
             continue;
         }
@@ -350,14 +363,19 @@ pub(super) fn sweep_cmd(a: &SweepArgs, quiet: bool) -> Result<u8> {
         }
     }
     // The comparison, once every setting is done (by whichever shard finishes last).
-    let runs: Vec<(String, PathBuf)> = settings
+    let runs: Vec<(Option<String>, PathBuf)> = settings
         .iter()
-        .map(|(l, f, _)| (l.clone(), a.out.join("settings").join(f).join("audit")))
+        .map(|(l, f, _)| {
+            (
+                Some(l.clone()),
+                a.out.join("settings").join(f).join("audit"),
+            )
+        })
         .collect();
-    let missing: Vec<&String> = runs
+    let missing: Vec<&str> = runs
         .iter()
         .filter(|(_, d)| !d.join(crate::report::MANIFEST).is_file())
-        .map(|(l, _)| l)
+        .map(|(l, _)| l.as_deref().unwrap_or_default())
         .collect();
     if !missing.is_empty() {
         if !quiet {
@@ -370,6 +388,22 @@ pub(super) fn sweep_cmd(a: &SweepArgs, quiet: bool) -> Result<u8> {
         return Ok(exit::PASS);
     }
     let out = a.out.join("compare");
+    // Two shards finishing together: one writes the comparison, the other leaves it.
+    let lock = a.out.join(".compare.lock");
+    let Ok(_guard) = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&lock)
+        .map(|f| LockFile(lock.clone(), f))
+    else {
+        if !quiet {
+            eprintln!(
+                "another shard is writing the comparison ({} exists)",
+                lock.display()
+            );
+        }
+        return Ok(exit::PASS);
+    };
     let file = write_comparison(&runs, &out, a.seed)?;
     if !quiet {
         print_comparison(&file);
@@ -382,9 +416,51 @@ pub(super) fn sweep_cmd(a: &SweepArgs, quiet: bool) -> Result<u8> {
     Ok(exit::PASS)
 }
 
+/// Removes its lock file when dropped.
+struct LockFile(PathBuf, #[allow(dead_code)] std::fs::File);
+
+impl Drop for LockFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// SHA-256 of the data files behind a card (pinned in sweep.json).
+fn data_hashes(card: &Path) -> Result<Vec<String>> {
+    let recs = crate::data::text::TextRecords::load(card, None)?;
+    Ok(recs
+        .files
+        .iter()
+        .map(|p| crate::model::hash_file(p).map(|h| h.sha256))
+        .collect::<crate::Result<_>>()?)
+}
+
+/// The label of a run: its sweep setting when it has one, else the run folder's name (the
+/// parent's when the folder is a sweep's `audit`).
+fn default_label(path: &Path, file: &FindingsFile) -> String {
+    if let Some(s) = file.manifest.plan.get("setting").and_then(|v| v.as_str()) {
+        return s.to_owned();
+    }
+    let dir = if path.is_dir() {
+        path
+    } else {
+        path.parent().unwrap_or(path)
+    };
+    let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
+    match name(dir) {
+        Some(n) if n == "audit" => dir.parent().and_then(name).unwrap_or(n),
+        Some(n) => n,
+        None => path.display().to_string(),
+    }
+}
+
 /// Reads every run, writes the comparison run folder, logs it.
-fn write_comparison(runs: &[(String, PathBuf)], out: &Path, seed: u64) -> Result<FindingsFile> {
-    let mut loaded = Vec::new();
+fn write_comparison(
+    runs: &[(Option<String>, PathBuf)],
+    out: &Path,
+    seed: u64,
+) -> Result<FindingsFile> {
+    let mut loaded: Vec<(String, String, Vec<u8>, FindingsFile)> = Vec::new();
     let mut inputs = Vec::new();
     for (label, path) in runs {
         let file = if path.is_dir() {
@@ -405,10 +481,18 @@ fn write_comparison(runs: &[(String, PathBuf)], out: &Path, seed: u64) -> Result
             &file.display().to_string(),
             &bytes,
         ));
-        loaded.push((label.clone(), file.display().to_string(), bytes, f));
+        let mut label = label.clone().unwrap_or_else(|| default_label(path, &f));
+        // Labels name figure series and sections: keep them distinct.
+        if loaded.iter().any(|l| l.0 == label) {
+            label = format!("{label} ({})", loaded.len() + 1);
+        }
+        loaded.push((label, file.display().to_string(), bytes, f));
     }
     let plan = serde_json::json!({
-        "runs": runs.iter().map(|(l, p)| serde_json::json!({"label": l, "path": p})).collect::<Vec<_>>(),
+        "runs": loaded
+            .iter()
+            .map(|(l, p, _, _)| serde_json::json!({"label": l, "path": p}))
+            .collect::<Vec<_>>(),
     });
     let id = {
         use sha2::{Digest, Sha256};
@@ -479,29 +563,32 @@ pub(super) fn compare_cmd(a: &CompareArgs, quiet: bool) -> Result<u8> {
             a.runs.len()
         )));
     }
-    let runs: Vec<(String, PathBuf)> = a
+    let runs: Vec<(Option<String>, PathBuf)> = a
         .runs
         .iter()
         .enumerate()
-        .map(|(i, p)| {
-            let label = a.labels.get(i).cloned().unwrap_or_else(|| {
-                let dir = if p.is_dir() {
-                    p.as_path()
-                } else {
-                    p.parent().unwrap_or(p)
-                };
-                dir.file_name().map_or_else(
-                    || p.display().to_string(),
-                    |n| n.to_string_lossy().into_owned(),
-                )
-            });
-            (label, p.clone())
-        })
+        .map(|(i, p)| (a.labels.get(i).cloned(), p.clone()))
         .collect();
     let file = write_comparison(&runs, &a.out, 0)?;
     if !quiet {
         print_comparison(&file);
         eprintln!("comparison: {}", a.out.join(crate::report::HTML).display());
+    }
+    // A run whose DP audit found an inconsistency fails the comparison too.
+    let bad: Vec<String> = file
+        .comparison
+        .iter()
+        .flat_map(|c| &c.runs)
+        .filter_map(|r| {
+            let v = &r.dp.as_ref()?.violations;
+            (!v.is_empty()).then(|| format!("{}: {}", r.label, v.join("; ")))
+        })
+        .collect();
+    if !bad.is_empty() {
+        bail!(crate::Error::Inconsistent(format!(
+            "the comparison was written, but DP audits of these runs are inconsistent: {}",
+            bad.join(" | ")
+        )));
     }
     Ok(exit::PASS)
 }

@@ -243,6 +243,11 @@ pub(super) fn train_cmd(a: &super::TrainArgs, quiet: bool) -> Result<u8> {
         shard: a.shard,
         audit: a.dp_audit.then(crate::train::run::AuditPlan::default),
     };
+    if a.dp_audit && dp.is_none() {
+        bail!(crate::Error::Usage(
+            "--dp-audit audits DP-SGD: give --dp-noise or --dp-epsilon too".into()
+        ));
+    }
     if a.dp_noise == Some(0.0) && a.dp_epsilon.is_none() {
         eprintln!(
             "warning: --dp-noise 0 trains with DP-SGD's clipping and Poisson sampling but no noise: no privacy guarantee (ε = ∞)"

@@ -91,8 +91,11 @@ pub struct MechanismCheck {
     pub in_observations: u64,
     /// Their mean (should be q).
     pub in_mean: f64,
-    /// z statistics of the three tests.
+    /// z statistics of the noise std, the noise mean and the included canaries' mean.
     pub z: [f64; 3],
+    /// z of the mean realised data batch against q·n (the data sampler).
+    #[serde(default)]
+    pub batch_z: Option<f64>,
     /// Whether every |z| is below the limit.
     pub passed: bool,
     /// The |z| limit.

@@ -648,6 +648,11 @@ pub fn run(
             "reference_model": spec.reference_model,
             "canary": spec.canary,
             "dp_audit": spec.dp_audit,
+            "training_record": spec.dp_audit.and_then(|_| {
+                crate::model::hash_file(&Path::new(&spec.model).join("training.json"))
+                    .ok()
+                    .map(|h| h.sha256)
+            }),
             "canaries": canaries.as_ref().map(|(src, specs, groups)| {
                 serde_json::json!({"source": src, "digest": digest_json(&(specs, groups))})
             }),
@@ -1236,6 +1241,15 @@ pub fn reanalyze(run: &Path, settings: Option<&Settings>) -> Result<FindingsFile
                 .cloned(),
         );
     }
+    // The DP audit depends on the target's training record, not on the membership settings:
+    // kept as recorded (violations included).
+    file.findings.extend(
+        old.findings
+            .iter()
+            .filter(|f| f.probe == "dp_audit")
+            .cloned(),
+    );
+    file.dp = old.dp.clone();
     file.manifest = manifest;
     file.determination = old.determination.clone();
     // The run's gate is re-applied to the new findings when its policy file is still there,

@@ -26,6 +26,7 @@ use crate::evidence::{
 };
 use crate::model::LanguageModel;
 use crate::stats::{epsilon, gdp, one_run};
+use crate::train::accountant;
 use crate::train::canary::TextCanaries;
 use crate::train::run::TrainingRecord;
 use crate::train::whitebox;
@@ -37,9 +38,13 @@ use serde::{Deserialize, Serialize};
 pub struct Settings {
     /// Confidence of every lower bound (significance = 1 − confidence).
     pub confidence: f64,
-    /// |z| above which a white-box mechanism check fails (5: a false alarm about once in
-    /// 3.5 million audits per test).
+    /// |z| above which a white-box mechanism check fails (5: a two-sided false alarm about once
+    /// in 1.7 million audits per test).
     pub check_limit: f64,
+    /// Significance of the safety net: every lower bound is recomputed at this level, split
+    /// (Bonferroni) over the bounds, before it is compared with the accountant's ε — so a run
+    /// fails by chance at most this often, not at each reported bound's 1 − confidence.
+    pub net_significance: f64,
 }
 
 impl Default for Settings {
@@ -47,6 +52,7 @@ impl Default for Settings {
         Self {
             confidence: 0.95,
             check_limit: 5.0,
+            net_significance: 1e-3,
         }
     }
 }
@@ -64,6 +70,12 @@ impl Settings {
             return Err(format!(
                 "check_limit must be > 0 (got {})",
                 self.check_limit
+            ));
+        }
+        if !(self.net_significance > 0.0 && self.net_significance < 0.5) {
+            return Err(format!(
+                "net_significance must be in (0, 0.5) (got {})",
+                self.net_significance
             ));
         }
         Ok(())
@@ -164,8 +176,9 @@ fn estimates(
                 f64::NAN,
             );
             e.interval = Some((lo, hi));
-            e.canaries = (ins.len().div_ceil(2) + outs.len().div_ceil(2)) as u64;
-            e.included = ins.len().div_ceil(2) as u64;
+            // Counted on the odd-indexed half.
+            e.canaries = (ins.len() / 2 + outs.len() / 2) as u64;
+            e.included = (ins.len() / 2) as u64;
             e.ceiling = bayesian(&perfect_in, &perfect_out, settings.confidence, delta)
                 .map_or(f64::NAN, |c| c.0);
             out.push(e);
@@ -242,9 +255,52 @@ pub fn analyze(
             None,
         );
     };
+    let valid = dp.noise.is_finite()
+        && dp.noise >= 0.0
+        && dp.sample_rate > 0.0
+        && dp.sample_rate <= 1.0
+        && dp.clip.is_finite()
+        && dp.clip > 0.0
+        && dp.delta > 0.0
+        && dp.delta < 1.0;
+    if !valid {
+        return (
+            not_measured(&format!(
+                "training.json holds an invalid DP setting (σ {}, q {}, C {}, δ {})",
+                dp.noise, dp.sample_rate, dp.clip, dp.delta
+            )),
+            None,
+        );
+    }
     let audit = rec.audit.as_ref();
-    let privacy = rec.log.privacy.as_ref();
     let delta = dp.delta;
+    // The accountant's ε, recomputed from the setting rather than trusted from the record.
+    let privacy = (dp.noise > 0.0).then(|| {
+        accountant::statement(
+            accountant::Setting {
+                noise: dp.noise,
+                sample_rate: dp.sample_rate,
+                steps: rec.log.steps,
+            },
+            delta,
+            &accountant::default_orders(),
+        )
+    });
+    let mut violations = Vec::new();
+    match (&privacy, &rec.log.privacy) {
+        (Some(p), Some(r)) if (p.epsilon - r.epsilon).abs() > 1e-9 * p.epsilon.max(1.0) => {
+            violations.push(format!(
+                "training.json records ε = {:.6}, but the accountant gives ε = {:.6} for σ = {}, q = {}, {} steps, δ = {}",
+                r.epsilon, p.epsilon, dp.noise, dp.sample_rate, rec.log.steps, delta
+            ));
+        }
+        (Some(p), None) => violations.push(format!(
+            "training.json records no ε for a run with noise (the accountant gives ε = {:.6})",
+            p.epsilon
+        )),
+        _ => {}
+    }
+    let privacy = privacy.as_ref();
     let public_size = audit.map_or_else(|| rec.membership.len(), |a| a.public_size);
     let setting = DpSetting {
         sampler: rec.sampler.clone(),
@@ -279,7 +335,7 @@ pub fn analyze(
         text_scores: None,
         gradient_scores: None,
         mechanism: None,
-        violations: Vec::new(),
+        violations,
         notes: Vec::new(),
     };
     if audit.is_none() {
@@ -287,11 +343,43 @@ pub fn analyze(
             "the target carries no audit canaries (train with --dp-audit, or use `phiprobe sweep`): only the accountant's ε is reported".into(),
         );
     }
+    // Scores of the instruments: (instrument, ins, outs, independent trials).
+    let mut scored: Vec<(&str, Vec<f64>, Vec<f64>, bool)> = Vec::new();
     if let Some(a) = audit {
         if let Some(n) = &a.gradient_note {
             detail.notes.push(n.clone());
         }
-        if let (Some(g), Some(w)) = (&a.gradient, &rec.log.white_box) {
+        let white_box = match (&a.gradient, &rec.log.white_box) {
+            (Some(g), Some(w)) => {
+                let m = g.included.len();
+                if g.coords.len() != m
+                    || w.scores.len() != m
+                    || w.sum.len() != m
+                    || w.sum_sq.len() != m
+                    || w.steps != rec.log.steps
+                    || w.scores.iter().any(|v| !v.is_finite())
+                {
+                    detail.violations.push(format!(
+                        "training.json is inconsistent: {m} gradient canaries, {} coordinates, {} scores over {} steps (the run took {}), or non-finite scores",
+                        g.coords.len(),
+                        w.scores.len(),
+                        w.steps,
+                        rec.log.steps
+                    ));
+                    None
+                } else {
+                    Some((g, w))
+                }
+            }
+            (Some(_), None) => {
+                detail.notes.push(
+                    "the gradient canaries were planted but not observed (no white-box log)".into(),
+                );
+                None
+            }
+            _ => None,
+        };
+        if let Some((g, w)) = white_box {
             let (ins, outs) = split(&w.scores, g.included.iter().copied());
             detail.estimates.extend(estimates(
                 "gradient canaries",
@@ -302,13 +390,36 @@ pub fn analyze(
                 settings,
                 delta,
             ));
-            detail.gradient_scores = Some((ins, outs));
             if let Some(c) = whitebox::noise_check(w, &g.included, dp.sample_rate, dp.noise) {
-                let passed = c.passes(settings.check_limit);
+                // The data sampler: realised batch sizes of the training records against
+                // Binomial(n, q) (n: the records trained on, included text canaries counted).
+                let n_real =
+                    rec.membership.len() + a.text.as_ref().map_or(0, |t| t.included().count());
+                let batch_z = rec.log.batch_sizes.as_ref().map(|b| {
+                    let n = n_real as f64;
+                    let q = dp.sample_rate;
+                    let sd = (q * (1.0 - q) * n / rec.log.steps.max(1) as f64).sqrt();
+                    if sd > 0.0 { (b.mean - q * n) / sd } else { 0.0 }
+                });
+                let passed = c.passes(settings.check_limit)
+                    && batch_z.is_none_or(|z| z.abs() < settings.check_limit);
                 if !passed {
                     detail.violations.push(format!(
-                        "the white-box observations do not match the claimed mechanism: noise std {:.4} (σ = {}, z = {:.1}), noise mean {:.4} (z = {:.1}), included canaries' mean {:.4} (q = {:.4}, z = {:.1}); |z| ≥ {} means the clipping, sampling or noise code does not do what the accountant assumes",
-                        c.out_std, dp.noise, c.z_std, c.out_mean, c.z_out_mean, c.in_mean, dp.sample_rate, c.z_in_mean, settings.check_limit
+                        "the white-box observations do not match the claimed mechanism: noise std {:.4} (σ = {}, z = {:.1}), noise mean {:.4} (z = {:.1}), included canaries' mean {:.4} (q = {:.4}, z = {:.1}), mean data batch {} (z = {}); |z| ≥ {} means the clipping, sampling, normalisation or noise code does not do what the accountant assumes",
+                        c.out_std,
+                        dp.noise,
+                        c.z_std,
+                        c.out_mean,
+                        c.z_out_mean,
+                        c.in_mean,
+                        dp.sample_rate,
+                        c.z_in_mean,
+                        rec.log
+                            .batch_sizes
+                            .as_ref()
+                            .map_or("n/a".into(), |b| format!("{:.2}", b.mean)),
+                        batch_z.map_or("n/a".into(), |z| format!("{z:.1}")),
+                        settings.check_limit
                     ));
                 }
                 detail.mechanism = Some(MechanismCheck {
@@ -318,10 +429,13 @@ pub fn analyze(
                     in_observations: c.in_observations,
                     in_mean: c.in_mean,
                     z: [c.z_std, c.z_out_mean, c.z_in_mean],
+                    batch_z,
                     passed,
                     limit: settings.check_limit,
                 });
             }
+            scored.push(("gradient canaries", ins.clone(), outs.clone(), true));
+            detail.gradient_scores = Some((ins, outs));
         }
         if let Some(t) = &a.text {
             match obs {
@@ -336,6 +450,7 @@ pub fn analyze(
                         settings,
                         delta,
                     ));
+                    scored.push(("text canaries", ins.clone(), outs.clone(), false));
                     detail.text_scores = Some((ins, outs));
                 }
                 _ => detail
@@ -344,24 +459,34 @@ pub fn analyze(
             }
         }
     }
-    // The safety net: a bound above the accountant's ε.
+    // The safety net: every bound recomputed at the net's own level (split over the bounds)
+    // against the accountant's ε.
     if let Some(theory) = detail.setting.epsilon {
-        for e in detail
-            .estimates
+        let bounds = scored
             .iter()
-            .filter(|e| e.kind == EpsilonKind::Bound)
-        {
-            if e.value > theory + 1e-9 {
-                detail.violations.push(format!(
-                    "the {} lower bound from the {} is ε ≥ {:.4} at {:.0}% confidence, above the accountant's ε = {:.4} at δ = {}: a bug in the training, the accounting or the audit (or a {:.0}% chance event)",
-                    e.method_id,
-                    e.instrument,
-                    e.value,
-                    100.0 * e.confidence,
-                    theory,
-                    delta,
-                    100.0 * (1.0 - e.confidence)
+            .map(|s| if s.3 { 2 } else { 1 })
+            .sum::<usize>()
+            .max(1);
+        let sig = settings.net_significance / bounds as f64;
+        for (instrument, ins, outs, independent) in &scored {
+            let mut checks = vec![(
+                "one-run",
+                one_run::epsilon_from_scores(ins, outs, sig, delta),
+            )];
+            if *independent {
+                checks.push((
+                    "clopper-pearson",
+                    epsilon::epsilon_from_scores(ins, outs, sig, delta),
                 ));
+            }
+            for (method, value) in checks {
+                if value > theory + 1e-9 {
+                    detail.violations.push(format!(
+                        "the {method} lower bound from the {instrument} is ε ≥ {value:.4} at {:.3}% confidence (the safety net's level over {bounds} bounds), above the accountant's ε = {theory:.4} at δ = {delta}: a bug in the training, the accounting or the audit (by chance in at most {:.1} of 1,000 runs)",
+                        100.0 * (1.0 - sig),
+                        1000.0 * settings.net_significance
+                    ));
+                }
             }
         }
     }
@@ -377,9 +502,11 @@ fn findings(d: &DpDetail) -> Vec<Finding> {
             .with_param("delta", s.delta),
     ];
     if s.epsilon.is_none() {
-        out[0].caveats.push(
-            "σ = 0: clipping without noise gives no differential-privacy guarantee (ε = ∞)".into(),
-        );
+        out[0].caveats.push(if s.noise == 0.0 {
+            "σ = 0: clipping without noise gives no differential-privacy guarantee (ε = ∞)".into()
+        } else {
+            "no ε: the setting could not be accounted".to_owned()
+        });
     }
     for e in &d.estimates {
         let mut f = Finding::new("dp_audit", "dp.epsilon_lb", Some(e.value))
@@ -561,8 +688,10 @@ mod tests {
         assert!(cp.value > theory, "{} vs {theory}", cp.value);
         assert!(!d.mechanism.as_ref().unwrap().passed);
         let msg = violation_error(&d).unwrap().to_string();
+        // Named at the safety net's own level: the net's bound and the accountant's ε.
         assert!(
-            msg.contains(&format!("{:.4}", cp.value)) && msg.contains(&format!("{theory:.4}")),
+            msg.contains("clopper-pearson lower bound from the gradient canaries is ε ≥ ")
+                && msg.contains(&format!("accountant's ε = {theory:.4}")),
             "{msg}"
         );
         assert!(msg.contains("noise std"), "{msg}");

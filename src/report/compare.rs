@@ -36,8 +36,9 @@ fn eps_x(r: &ComparedRun, inf: f64) -> Option<(f64, bool)> {
 
 type Series = (String, Vec<(f64, f64, bool)>);
 
-/// A scatter-and-line chart of `series` (x, y, drawn-at-infinity) with optional dashed
-/// horizontal `refs` (label, y) and the diagonal.
+/// A scatter chart of `series` (x, y, drawn-at-infinity), with lines through each series'
+/// finite points when `lines` (only where the points form a sequence), dashed grey horizontal
+/// `refs` (values; one legend entry `refs_label`), and the diagonal up to `diagonal`.
 #[allow(clippy::too_many_arguments)]
 fn chart(
     title: &str,
@@ -46,8 +47,9 @@ fn chart(
     x_max: f64,
     y_range: (f64, f64),
     series: &[Series],
-    refs: &[(String, f64)],
-    diagonal: bool,
+    refs: (&str, &[f64]),
+    diagonal: Option<f64>,
+    lines: bool,
 ) -> Result<String, String> {
     let mut svg = String::new();
     {
@@ -66,8 +68,9 @@ fn chart(
             .y_desc(y_desc)
             .draw()
             .map_err(|e| e.to_string())?;
-        if diagonal {
-            let top = x_max.min(y_range.1);
+        if let Some(end) = diagonal {
+            // Up to the largest finite ε: the ∞ column is not on the ε scale.
+            let top = end.min(y_range.1);
             ch.draw_series(LineSeries::new(
                 [(0.0, 0.0), (top, top)],
                 BLACK.mix(0.6).stroke_width(1),
@@ -76,28 +79,33 @@ fn chart(
             .label("y = x (tight)")
             .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], BLACK.mix(0.6)));
         }
-        for (i, (label, y)) in refs.iter().enumerate() {
-            let c = PALETTE[(i + 3) % PALETTE.len()];
-            ch.draw_series(DashedLineSeries::new(
-                [(0.0, *y), (x_max, *y)],
-                6,
-                4,
-                c.mix(0.6).stroke_width(1),
-            ))
-            .map_err(|e| e.to_string())?
-            .label(label.as_str())
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], c.mix(0.6)));
+        for (i, y) in refs.1.iter().enumerate() {
+            let grey = RGBColor(110, 110, 110);
+            let s = ch
+                .draw_series(DashedLineSeries::new(
+                    [(0.0, *y), (x_max, *y)],
+                    6,
+                    4,
+                    grey.stroke_width(1),
+                ))
+                .map_err(|e| e.to_string())?;
+            if i == 0 {
+                s.label(refs.0)
+                    .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], grey));
+            }
         }
         for (i, (label, pts)) in series.iter().enumerate() {
             let c = PALETTE[i % PALETTE.len()];
             let mut sorted = pts.clone();
             sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
-            // Lines join finite settings only; a setting at ε = ∞ stands apart.
-            ch.draw_series(LineSeries::new(
-                sorted.iter().filter(|p| !p.2).map(|p| (p.0, p.1)),
-                c.mix(0.5).stroke_width(1),
-            ))
-            .map_err(|e| e.to_string())?;
+            if lines {
+                // Lines join finite points only; a setting at ε = ∞ stands apart.
+                ch.draw_series(LineSeries::new(
+                    sorted.iter().filter(|p| !p.2).map(|p| (p.0, p.1)),
+                    c.mix(0.5).stroke_width(1),
+                ))
+                .map_err(|e| e.to_string())?;
+            }
             ch.draw_series(
                 sorted
                     .iter()
@@ -157,7 +165,8 @@ pub fn frontier_figure(d: &ComparisonDetail) -> Result<String, String> {
         inf * 1.1,
         yr,
         &[("settings".into(), pts)],
-        &[],
+        ("", &[]),
+        None,
         false,
     )
 }
@@ -167,7 +176,7 @@ pub fn frontier_figure(d: &ComparisonDetail) -> Result<String, String> {
 pub fn epsilon_figure(d: &ComparisonDetail) -> Result<String, String> {
     let inf = infinity_at(d);
     let mut series: Vec<Series> = Vec::new();
-    let mut refs: Vec<(String, f64)> = Vec::new();
+    let mut refs: Vec<f64> = Vec::new();
     for r in &d.runs {
         let (Some((x, at_inf)), Some(dp)) = (eps_x(r, inf), r.dp.as_ref()) else {
             continue;
@@ -187,9 +196,12 @@ pub fn epsilon_figure(d: &ComparisonDetail) -> Result<String, String> {
                 Some(s) => s.1.push((x, e.value, at_inf)),
                 None => series.push((name.clone(), vec![(x, e.value, at_inf)])),
             }
-            let cname = format!("ceiling: {name}");
-            if e.kind == EpsilonKind::Bound && !refs.iter().any(|c| c.0 == cname) {
-                refs.push((cname, e.ceiling));
+            // Every distinct ceiling of every run's bounds.
+            if e.kind == EpsilonKind::Bound
+                && e.ceiling.is_finite()
+                && !refs.iter().any(|c| (c - e.ceiling).abs() < 1e-9)
+            {
+                refs.push(e.ceiling);
             }
         }
     }
@@ -200,7 +212,7 @@ pub fn epsilon_figure(d: &ComparisonDetail) -> Result<String, String> {
         series
             .iter()
             .flat_map(|s| s.1.iter().map(|p| p.1))
-            .chain(refs.iter().map(|r| r.1)),
+            .chain(refs.iter().copied()),
         0.0,
     );
     chart(
@@ -210,8 +222,9 @@ pub fn epsilon_figure(d: &ComparisonDetail) -> Result<String, String> {
         inf * 1.1,
         (0.0, yr.1),
         &series,
-        &refs,
-        true,
+        ("ceilings: each bound's perfect-attack maximum", &refs),
+        Some(inf / 2.0),
+        false,
     )
 }
 
@@ -219,14 +232,18 @@ pub fn epsilon_figure(d: &ComparisonDetail) -> Result<String, String> {
 pub fn attack_figure(d: &ComparisonDetail, tpr: bool) -> Result<String, String> {
     let inf = infinity_at(d);
     let mut series: Vec<Series> = Vec::new();
-    let mut low_fpr = None;
+    let mut low_fprs: Vec<f64> = Vec::new();
     for r in &d.runs {
         let Some((x, at_inf)) = eps_x(r, inf) else {
             continue;
         };
         for a in &r.attacks {
             let y = if tpr {
-                low_fpr = low_fpr.or(a.low_fpr);
+                if let Some(f) = a.low_fpr
+                    && !low_fprs.contains(&f)
+                {
+                    low_fprs.push(f);
+                }
                 a.tpr_low
             } else {
                 a.auc
@@ -243,10 +260,10 @@ pub fn attack_figure(d: &ComparisonDetail, tpr: bool) -> Result<String, String> 
     }
     let (title, y_desc, floor) = if tpr {
         (
-            format!(
-                "Membership TPR at FPR {} against ε",
-                low_fpr.map_or("n/a".into(), num)
-            ),
+            match low_fprs.as_slice() {
+                [f] => format!("Membership TPR at FPR {} against ε", num(*f)),
+                _ => "Membership TPR at each run's lowest reported FPR against ε".to_owned(),
+            },
             "TPR".to_owned(),
             0.0,
         )
@@ -258,10 +275,11 @@ pub fn attack_figure(d: &ComparisonDetail, tpr: bool) -> Result<String, String> 
         )
     };
     let yr = y_range(series.iter().flat_map(|s| s.1.iter().map(|p| p.1)), floor);
-    let refs = if tpr {
-        vec![]
+    let chance = [0.5];
+    let refs: (&str, &[f64]) = if tpr {
+        ("", &[])
     } else {
-        vec![("chance (0.5)".to_owned(), 0.5)]
+        ("chance (0.5)", &chance)
     };
     chart(
         &title,
@@ -270,7 +288,8 @@ pub fn attack_figure(d: &ComparisonDetail, tpr: bool) -> Result<String, String> 
         inf * 1.1,
         (yr.0.min(floor), yr.1.max(floor + 0.05)),
         &series,
-        &refs,
+        refs,
+        None,
         false,
     )
 }
@@ -307,8 +326,9 @@ pub fn exposure_figure(d: &ComparisonDetail) -> Result<String, String> {
         x_max,
         yr,
         &series,
-        &[],
-        false,
+        ("", &[]),
+        None,
+        true,
     )
 }
 
@@ -344,7 +364,7 @@ pub fn build(file: &FindingsFile) -> ReportDoc {
     let m = &file.manifest;
     let mut sections = Vec::new();
     let mut intro = vec![Block::Para(format!(
-        "Comparison of {} runs (phiprobe {}, run {}, seed {}). Every ε is at δ = {}. The accountant's ε is a guarantee; empirical ε are what attacks demonstrate — lower bounds at a stated confidence, or labelled estimates. An empirical lower bound above the accountant's ε would be a bug (each run checks this and fails if it happens).",
+        "Comparison of {} runs (phiprobe {}, run {}, seed {}). Every ε is at δ = {}. The accountant's ε is a guarantee; empirical ε are what attacks demonstrate — lower bounds at a stated confidence, or labelled estimates. Each run's safety net recomputes its lower bounds at a stricter level (by default 0.1 %, split over the bounds) and fails when one exceeds the accountant's ε: a bug in the training, the accounting or the audit, or a chance event that rare.",
         d.runs.len(),
         m.tool_version,
         m.run_id,
@@ -402,7 +422,11 @@ pub fn build(file: &FindingsFile) -> ReportDoc {
                     dp.map_or("–".into(), |d| d.setting.steps.to_string()),
                     dp.map_or("–".into(), |d| eps_text(d.setting.epsilon)),
                     best_bound.map_or("–".into(), |e| {
-                        format!("{} ({}, {})", r3(e.value), e.instrument, e.method_id)
+                        if e.value > 0.0 {
+                            format!("{} ({}, {})", r3(e.value), e.instrument, e.method_id)
+                        } else {
+                            "0 (no bound above 0)".into()
+                        }
                     }),
                     best_auc.map_or("–".into(), |a| {
                         format!("{} ({})", r3(a.auc.unwrap_or(f64::NAN)), a.attack)
@@ -443,12 +467,12 @@ pub fn build(file: &FindingsFile) -> ReportDoc {
     figure(
         &mut fig,
         frontier_figure(d),
-        "Validation perplexity (utility; lower is better) against the accountant's ε (privacy; lower is better). Settings trained without noise have no guarantee and are drawn with a cross at the right edge.",
+        "Validation perplexity (utility; lower is better) against the accountant's ε (privacy; lower is better), one point per setting. Settings trained without noise have no guarantee and are drawn with a cross at the right edge (not on the ε scale).",
     );
     figure(
         &mut fig,
         epsilon_figure(d),
-        "Empirical ε against the accountant's ε. Points on y = x would mean the audit is tight; dashed lines are the largest value each bound could report with its number of canaries (a perfect attack). Bounds hold at their stated confidence; estimates (GDP) rest on a Gaussian trade-off assumption. Crosses: no noise (ε = ∞).",
+        "Empirical ε against the accountant's ε. Points on y = x (drawn up to the largest finite ε) would mean the audit is tight; dashed grey lines are the largest values the bounds could report with their numbers of canaries (a perfect attack). Bounds hold at their stated confidence; estimates (GDP, Bayesian) rest on modelling assumptions. Crosses: no noise (ε = ∞), drawn apart at the right; that column is not on the ε scale.",
     );
     figure(
         &mut fig,

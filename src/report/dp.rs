@@ -11,7 +11,7 @@ fn r3(v: f64) -> String {
 
 /// ε for display: ∞ when there is no guarantee.
 pub fn eps_text(e: Option<f64>) -> String {
-    e.map_or_else(|| "∞ (σ = 0)".into(), r3)
+    e.map_or_else(|| "∞ (σ = 0: no noise)".into(), r3)
 }
 
 /// The setting as report rows (shared with the comparison report).
@@ -99,7 +99,7 @@ pub fn section(file: &FindingsFile) -> Option<Section> {
     let d = file.dp.as_ref()?;
     let mut blocks = vec![
         Block::Para(
-            "The target was trained with DP-SGD by phiprobe. The accountant's ε is a guarantee (an upper bound on what any adversary can learn about one training record, at δ); the empirical ε below are what concrete attacks demonstrate — lower bounds at a stated confidence, or estimates. A lower bound above the accountant's ε means a bug in the training, the accounting or the audit, and fails the run. Formulas and oracles: reference/dp.md §3.".into(),
+            "The target was trained with DP-SGD by phiprobe. The accountant's ε is a guarantee (an upper bound on what any adversary can learn about one training record, at δ); the empirical ε below are what concrete attacks demonstrate — lower bounds at a stated confidence, or estimates. The safety net recomputes every lower bound at a stricter level (by default 0.1 %, split over the bounds) and fails the run when one exceeds the accountant's ε (recomputed from σ, q and the steps, not read from the record): that means a bug in the training, the accounting or the audit, or a chance event that rare. Formulas and oracles: reference/dp.md §3.".into(),
         ),
         Block::Table {
             header: vec!["setting".into(), "value".into()],
@@ -137,7 +137,7 @@ pub fn section(file: &FindingsFile) -> Option<Section> {
     }
     if let Some(m) = &d.mechanism {
         blocks.push(Block::Para(format!(
-            "White-box mechanism check ({}): over {} observations of left-out gradient canaries the noise has standard deviation {} C (σ = {}; z = {}) and mean {} (z = {}); over {} observations of included canaries the mean is {} (q = {}; z = {}). A |z| of {} or more would mean the clipping, sampling or noise code does not do what the accountant assumes.",
+            "White-box mechanism check ({}): over {} observations of left-out gradient canaries the noise has standard deviation {} C (σ = {}; z = {}) and mean {} (z = {}); over {} observations of included canaries the mean is {} (q = {}; z = {}). {} A |z| of {} or more would mean the clipping, sampling, normalisation or noise code does not do what the accountant assumes.",
             if m.passed { "consistent" } else { "INCONSISTENT" },
             num(m.out_observations as f64),
             r3(m.out_std),
@@ -149,6 +149,10 @@ pub fn section(file: &FindingsFile) -> Option<Section> {
             num((m.in_mean * 1e4).round() / 1e4),
             num((d.setting.sample_rate * 1e4).round() / 1e4),
             num((m.z[2] * 100.0).round() / 100.0),
+            m.batch_z.map_or(String::new(), |z| format!(
+                "The realised data batches have the mean Binomial(n, q) predicts (z = {}).",
+                num((z * 100.0).round() / 100.0)
+            )),
             num(m.limit),
         )));
     }

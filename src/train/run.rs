@@ -414,7 +414,17 @@ pub fn run(spec: &RunSpec, progress: Progress<'_>) -> Result<RunSummary> {
             }
             _ => jobs[0].train_rows.clone(),
         };
-        let rec = train_job(spec, &recs, job, &tok_rows, &data, progress)?;
+        let pool_rows: Vec<usize> = {
+            let mut rows: Vec<usize> = jobs[0]
+                .train_rows
+                .iter()
+                .chain(&jobs[0].val_rows)
+                .copied()
+                .collect();
+            rows.sort_unstable();
+            rows
+        };
+        let rec = train_job(spec, &recs, job, &tok_rows, &pool_rows, &data, progress)?;
         summary.written.push(job.dir.clone());
         summary.records.push(rec);
     }
@@ -436,6 +446,7 @@ fn train_job(
     recs: &TextRecords,
     job: &Job,
     tok_rows: &[usize],
+    pool_rows: &[usize],
     data: &DataRecord,
     progress: Progress<'_>,
 ) -> Result<TrainingRecord> {
@@ -452,7 +463,8 @@ fn train_job(
     // The tokenizer is trained before canaries are planted, so whether a canary was included
     // cannot change how its secret is tokenised (the one-run audit's coins stay hidden in it).
     // Every model of a fleet uses the target's tokenizer (trained on the target's training
-    // notes, deterministically, so each shard rebuilds the same one): it ships with the target,
+    // notes, or with an audit plan on the whole audit pool; deterministically, so each shard
+    // rebuilds the same one): it ships with the target,
     // an attacker has it, and per-token signals are only comparable across models that
     // tokenize alike.
     let tok_texts: Vec<&str> = tok_rows.iter().map(|&r| recs.texts[r].as_str()).collect();
@@ -538,14 +550,33 @@ fn train_job(
         .collect::<Result<Vec<_>>>()?;
     let mut cfg = spec.train.clone();
     cfg.seed = job.seed;
-    // Gradient canaries sit in embedding rows of tokens no training sequence contains.
+    // Gradient canaries sit in embedding rows of tokens that neither any record of the audit
+    // pool (members and held-out alike) nor any canary (included or not) nor a special token
+    // contains: a placement that membership and coins cannot change.
     let (gradient, gradient_note) = match (audit_plan, cfg.dp) {
         (Some(a), Some(_)) if a.gradient_canaries > 0 => {
             let mut used = vec![false; cfg.model.vocab_size];
-            for &t in train_seqs.iter().flatten() {
-                if let Some(u) = used.get_mut(t as usize) {
-                    *u = true;
+            let mut mark = |ids: &[u32]| {
+                for &t in ids {
+                    if let Some(u) = used.get_mut(t as usize) {
+                        *u = true;
+                    }
                 }
+            };
+            mark(&[0, bos, eos]);
+            let mut texts_all: Vec<&str> =
+                pool_rows.iter().map(|&r| recs.texts[r].as_str()).collect();
+            if let Some(p) = &planted {
+                texts_all.extend(p.canaries.iter().map(|c| c.sentence.as_str()));
+            }
+            if let Some(t) = &text_canaries {
+                texts_all.extend(t.canaries.iter().map(|c| c.sentence.as_str()));
+            }
+            for t in texts_all {
+                let enc = tok
+                    .encode(t, false)
+                    .map_err(|e| Error::Compute(format!("tokenizer failed: {e}")))?;
+                mark(enc.get_ids());
             }
             let g = GradientCanaries::plan(
                 "model.embed_tokens.weight",
@@ -557,6 +588,7 @@ fn train_job(
                 Rng::derive_seed(job.seed, "audit/gradient", 0),
             )
             .map_err(|m| Error::Usage(format!("gradient canaries: {m}")))?;
+            let g = GradientCanaries { public_size, ..g };
             let note = (g.coords.len() < a.gradient_canaries).then(|| {
                 format!(
                     "{} of {} gradient canaries: only {} embedding rows are free of training tokens",

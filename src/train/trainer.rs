@@ -440,6 +440,11 @@ pub fn train(
             Some(dp) => {
                 let mut rng = Rng::derive(cfg.seed, "dp/poisson", step);
                 let chosen: Vec<usize> = (0..n).filter(|_| rng.chance(dp.sample_rate)).collect();
+                // Gradient canaries are records n, n + 1, … of the same sampler.
+                let canaries_drawn = corpus
+                    .gradient_canaries
+                    .as_ref()
+                    .map(|g| g.drawn(&mut rng, dp.sample_rate));
                 let acc = &mut meta.batch;
                 acc.min = Some(acc.min.map_or(chosen.len(), |m| m.min(chosen.len())));
                 acc.max = acc.max.max(chosen.len());
@@ -450,10 +455,17 @@ pub fn train(
                 }
                 let seqs: Vec<&[u32]> =
                     chosen.iter().map(|&i| corpus.train[i].as_slice()).collect();
-                let wb = corpus
-                    .gradient_canaries
-                    .as_ref()
-                    .zip(meta.white_box.as_mut());
+                let wb = match (&corpus.gradient_canaries, meta.white_box.as_mut()) {
+                    (Some(g), Some(o)) if o.scores.len() == g.coords.len() => {
+                        Some((g, canaries_drawn.as_deref().unwrap_or_default(), o))
+                    }
+                    (None, None) => None,
+                    _ => {
+                        return Err(Error::Compute(
+                            "the checkpoint's white-box observations do not match the run's gradient canaries; delete the working folder to start afresh".into(),
+                        ));
+                    }
+                };
                 let (loss, toks) = dp_step(cfg, dp, &params, &mut opt, &seqs, n, step, lr, wb)?;
                 meta.tokens += toks as u64;
                 loss
@@ -578,7 +590,7 @@ fn dp_step(
     n: usize,
     step: u64,
     lr: f64,
-    white_box: Option<(&GradientCanaries, &mut Observations)>,
+    white_box: Option<(&GradientCanaries, &[bool], &mut Observations)>,
 ) -> Result<(f64, usize)> {
     let (mut sums, loss, toks) = if seqs.is_empty() {
         (BTreeMap::new(), f64::NAN, 0)
@@ -596,24 +608,35 @@ fn dp_step(
             dp::clipped_sums(&tape, &grads, &batch, &c, cfg.model.vocab_size).map_err(compute)?;
         (sums, value, batch.tokens())
     };
-    if let Some((canaries, _)) = &white_box {
-        plant_gradient_canaries(params, &mut sums, canaries, dp, cfg.seed, step)?;
+    if let Some((canaries, drawn, _)) = &white_box {
+        plant_gradient_canaries(params, &mut sums, canaries, drawn, dp, step)?;
     }
     let noisy = noisy_gradient(params, &mut sums, dp, n, cfg.seed, step)?;
-    if let Some((canaries, obs)) = white_box {
+    if let Some((canaries, _, obs)) = white_box {
         let g = noisy
             .get(&canaries.param)
             .ok_or_else(|| Error::Compute(format!("no parameter {}", canaries.param)))?
             .flatten_all()
             .and_then(|t| t.to_vec1::<f32>())
             .map_err(compute)?;
-        // Undo the normaliser: xₜ = bₜ + σ·zₜ in units of C.
-        let scale = dp.sample_rate * dp.expected_size.unwrap_or(n) as f64 / dp.clip;
+        // Undo the normaliser with the auditor's own public N (not the trainer's):
+        // xₜ = bₜ + σ·zₜ in units of C.
+        let public = if canaries.public_size > 0 {
+            canaries.public_size
+        } else {
+            dp.expected_size.unwrap_or(n)
+        };
+        let scale = dp.sample_rate * public as f64 / dp.clip;
         let x: Vec<f64> = canaries
             .coords
             .iter()
             .map(|&c| f64::from(g[c]) * scale)
             .collect();
+        if let Some(bad) = x.iter().find(|v| !v.is_finite()) {
+            return Err(Error::Compute(format!(
+                "step {step}: a gradient canary's noisy update is {bad}; the training diverged"
+            )));
+        }
         obs.add(&x, dp.sample_rate, dp.noise);
     }
     opt.update(params, &noisy, lr).map_err(compute)?;
@@ -626,8 +649,8 @@ fn plant_gradient_canaries(
     params: &Params,
     sums: &mut BTreeMap<String, Tensor>,
     canaries: &GradientCanaries,
+    drawn: &[bool],
     dp: DpConfig,
-    seed: u64,
     step: u64,
 ) -> Result<()> {
     let var = params.vars.get(&canaries.param).ok_or_else(|| {
@@ -662,14 +685,14 @@ fn plant_gradient_canaries(
             }
         }
     }
-    // A Dirac gradient of norm C, clipped by the same rule as every example.
-    let clipped = (dp.clip * (dp.clip / (dp.clip + 1e-6)).min(1.0)) as f32;
-    for (&c, drawn) in canaries
-        .coords
-        .iter()
-        .zip(canaries.drawn(seed, step, dp.sample_rate))
-    {
-        if drawn {
+    // A Dirac gradient of norm C, clipped by the code that clips every example.
+    let sq = Tensor::new(&[(dp.clip * dp.clip) as f32], &Device::Cpu).map_err(compute)?;
+    let factor = dp::clip_factors(&sq, dp.clip)
+        .and_then(|t| t.to_vec1::<f32>())
+        .map_err(compute)?[0];
+    let clipped = dp.clip as f32 * factor;
+    for (&c, &d) in canaries.coords.iter().zip(drawn) {
+        if d {
             vals[c] += clipped;
         }
     }
@@ -991,7 +1014,12 @@ mod tests {
         // steps the canary was drawn, which only included canaries can be.
         let mut drawn = vec![0.0; g.coords.len()];
         for step in 0..16 {
-            for (j, d) in g.drawn(c.seed, step, 0.25).into_iter().enumerate() {
+            // The sampler's stream: the 12 data records first, then the canaries.
+            let mut rng = Rng::derive(c.seed, "dp/poisson", step);
+            for _ in 0..corpus.train.len() {
+                rng.chance(0.25);
+            }
+            for (j, d) in g.drawn(&mut rng, 0.25).into_iter().enumerate() {
                 drawn[j] += f64::from(u8::from(d));
             }
         }

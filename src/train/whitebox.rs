@@ -38,6 +38,11 @@ pub struct GradientCanaries {
     pub included: Vec<bool>,
     /// Probability of each coin.
     pub include_probability: f64,
+    /// The public N the auditor uses to undo the update's normaliser q·N: recorded apart from
+    /// the trainer's own normaliser, so a trainer that divides by anything else (e.g. the
+    /// realised, coin-dependent size) shows up as a wrong noise std and inclusion rate.
+    #[serde(default)]
+    pub public_size: usize,
 }
 
 /// What the auditor observed of each canary over the run.
@@ -54,10 +59,11 @@ pub struct Observations {
 }
 
 impl GradientCanaries {
-    /// Plans `count` canaries on the embedding rows of tokens absent from `used` (token ids that
-    /// occur in any training sequence), `width` coordinates per row, rows taken from the highest
-    /// id down; coins from `seed`. Fewer canaries when fewer coordinates are free (an error if
-    /// none are).
+    /// Plans `count` canaries on the embedding rows of tokens absent from `used`, `width`
+    /// coordinates per row, rows taken from the highest id down; coins from `seed`. `used` must
+    /// not depend on membership or on any coin (the caller marks every token of the whole audit
+    /// pool and of every canary, included or not), or the placement itself would leak. Fewer
+    /// canaries when fewer coordinates are free (an error if none are).
     pub fn plan(
         param: &str,
         vocab: usize,
@@ -97,13 +103,14 @@ impl GradientCanaries {
             coords,
             included,
             include_probability,
+            public_size: 0,
         })
     }
 
-    /// Which included canaries enter the Poisson batch of `step` (rate `q`), one draw per
-    /// canary in index order from a stream of its own.
-    pub fn drawn(&self, seed: u64, step: u64, q: f64) -> Vec<bool> {
-        let mut rng = Rng::derive(seed, "whitebox/poisson", step);
+    /// Which included canaries enter this step's Poisson batch: the canaries are records
+    /// n, n + 1, … of the data sampler's own stream `rng` (drawn after the n data records, one
+    /// draw per canary whether its coin included it or not), so a sampler bug shows in them.
+    pub fn drawn(&self, rng: &mut Rng, q: f64) -> Vec<bool> {
         self.included
             .iter()
             .map(|&inc| {
@@ -140,7 +147,7 @@ impl Observations {
         }
     }
 
-    /// Adds one step's observations `x` (one per canary).
+    /// Adds one step's observations `x` (one per canary; as many as the accumulators).
     pub fn add(&mut self, x: &[f64], q: f64, sigma: f64) {
         self.steps += 1;
         for (j, &v) in x.iter().enumerate() {
@@ -171,8 +178,7 @@ pub struct NoiseCheck {
     pub in_mean: f64,
     /// Observations of included canaries.
     pub in_observations: u64,
-    /// |z| of the std test (χ² with n degrees of freedom, normal approximation), of the out
-    /// mean, and of the in mean against q.
+    /// z of the std test (Σx²/σ² against χ² with n degrees of freedom, normal approximation).
     pub z_std: f64,
     /// z of the out mean against 0.
     pub z_out_mean: f64,
@@ -187,6 +193,9 @@ pub fn noise_check(
     q: f64,
     sigma: f64,
 ) -> Option<NoiseCheck> {
+    if obs.sum.len() != included.len() || obs.sum_sq.len() != included.len() {
+        return None;
+    }
     let t = obs.steps as f64;
     let (mut n_out, mut s_out, mut ss_out, mut n_in, mut s_in) = (0.0, 0.0, 0.0, 0.0, 0.0);
     for (j, &inc) in included.iter().enumerate() {
@@ -240,7 +249,8 @@ pub fn noise_check(
 }
 
 impl NoiseCheck {
-    /// Whether every |z| is below `limit` (e.g. 5: a false alarm about once in 10⁶ runs).
+    /// Whether every |z| is below `limit` (5: a two-sided false alarm about once in 1.7 million
+    /// per test).
     pub fn passes(&self, limit: f64) -> bool {
         self.z_std.abs() < limit && self.z_out_mean.abs() < limit && self.z_in_mean.abs() < limit
     }

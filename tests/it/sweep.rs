@@ -159,6 +159,22 @@ fn a_micro_sweep_in_two_shards_compares_its_settings_and_resumes() {
         c2["comparison"]["runs"][1]["findings_sha256"],
         runs[1]["findings_sha256"]
     );
+    // Without labels, a sweep's audits are labelled by their setting.
+    let o = phiprobe(
+        dir,
+        &[
+            "-q",
+            "compare",
+            "sw/settings/noise-2_epochs-2/audit",
+            "sw/settings/noise-0_epochs-2/audit",
+            "--out",
+            "cmp2",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let c3 = json(&dir.join("cmp2/findings.json"));
+    assert_eq!(c3["comparison"]["runs"][0]["label"], "noise=2 epochs=2");
+    assert_eq!(c3["comparison"]["runs"][1]["label"], "noise=0 epochs=2");
 }
 
 #[test]

@@ -368,6 +368,10 @@ fn bad_training_inputs_exit_2() {
         &train(dir, &["--out", "x", "--dp-noise=-1"]),
         "noise multiplier",
     );
+    assert_input_error(
+        &train(dir, &["--out", "x", "--dp-audit"]),
+        "--dp-audit audits DP-SGD",
+    );
     // σ = 0 is DP-SGD's clipping and sampling without noise (a sweep's baseline): trained,
     // with a warning and no privacy statement.
     let o = train(dir, &["--out", "nonoise", "--dp-noise", "0"]);
