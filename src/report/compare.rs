@@ -7,7 +7,7 @@
 use plotters::prelude::*;
 
 use super::doc::{Block, ReportDoc, Section, num};
-use super::dp::{eps_text, estimate_rows, setting_rows};
+use super::dp::{eps_text, estimate_table, setting_rows};
 use super::figures::PALETTE;
 use crate::evidence::{ComparedRun, ComparisonDetail, EpsilonKind, FindingsFile};
 
@@ -507,18 +507,7 @@ pub fn build(file: &FindingsFile) -> ReportDoc {
                 rows: setting_rows(dp),
             });
             if !dp.estimates.is_empty() {
-                blocks.push(Block::Table {
-                    header: vec![
-                        "instrument".into(),
-                        "method".into(),
-                        "kind".into(),
-                        "ε".into(),
-                        "ceiling".into(),
-                        "included / canaries".into(),
-                        "threat model".into(),
-                    ],
-                    rows: estimate_rows(dp),
-                });
+                blocks.push(estimate_table(dp));
             }
             if let Some(m) = &dp.mechanism {
                 blocks.push(Block::Para(format!(

@@ -68,8 +68,24 @@ pub fn setting_rows(d: &DpDetail) -> Vec<Vec<String>> {
     ]
 }
 
+/// The estimates as a table (shared with the comparison report).
+pub fn estimate_table(d: &DpDetail) -> Block {
+    Block::Table {
+        header: vec![
+            "instrument".into(),
+            "method".into(),
+            "kind".into(),
+            "ε".into(),
+            "ceiling".into(),
+            "included / canaries".into(),
+            "threat model".into(),
+        ],
+        rows: estimate_rows(d),
+    }
+}
+
 /// The estimates as table rows.
-pub fn estimate_rows(d: &DpDetail) -> Vec<Vec<String>> {
+fn estimate_rows(d: &DpDetail) -> Vec<Vec<String>> {
     d.estimates
         .iter()
         .map(|e| {
@@ -114,18 +130,7 @@ pub fn section(file: &FindingsFile) -> Option<Section> {
         blocks.push(Block::Para(
             "Empirical ε. Canaries are included by independent fair coins (the one-run audit's requirement); scores are computed without looking at the coins; the ceiling is what the method would report for a perfect attack with the same counts. Gradient canaries are independent runs of the accountant's mechanism (disjoint coordinates, independent noise and sampling), so Clopper–Pearson over them is valid; text canaries share one run, so only the one-run bound applies to them.".into(),
         ));
-        blocks.push(Block::Table {
-            header: vec![
-                "instrument".into(),
-                "method".into(),
-                "kind".into(),
-                "ε".into(),
-                "ceiling".into(),
-                "included / canaries".into(),
-                "threat model".into(),
-            ],
-            rows: estimate_rows(d),
-        });
+        blocks.push(estimate_table(d));
         let mut methods: Vec<String> = Vec::new();
         for e in &d.estimates {
             let m = format!("{}: {}", e.method_id, e.method);

@@ -376,6 +376,23 @@ pub fn run(spec: &RunSpec, progress: Progress<'_>) -> Result<RunSummary> {
         records: Vec::new(),
         fleet: None,
     };
+    // The audit pool: the target's training and validation records.
+    let pool_rows: Vec<usize> = {
+        let mut rows: Vec<usize> = jobs[0]
+            .train_rows
+            .iter()
+            .chain(&jobs[0].val_rows)
+            .copied()
+            .collect();
+        rows.sort_unstable();
+        rows
+    };
+    // Without an audit plan the tokenizer is the target's (trained on its training notes);
+    // an audit plan may train it on the whole audit pool.
+    let tok_rows: Vec<usize> = match spec.audit {
+        Some(a) if a.pool_tokenizer => pool_rows.clone(),
+        _ => jobs[0].train_rows.clone(),
+    };
     for (j, job) in jobs.iter().enumerate() {
         if let Some((i, n)) = spec.shard
             && j % n != i
@@ -399,31 +416,6 @@ pub fn run(spec: &RunSpec, progress: Progress<'_>) -> Result<RunSummary> {
                 job.dir.display()
             )));
         }
-        // Without an audit plan the tokenizer is the target's (trained on its training notes);
-        // an audit plan may train it on the whole audit pool.
-        let tok_rows: Vec<usize> = match spec.audit {
-            Some(a) if a.pool_tokenizer => {
-                let mut rows: Vec<usize> = jobs[0]
-                    .train_rows
-                    .iter()
-                    .chain(&jobs[0].val_rows)
-                    .copied()
-                    .collect();
-                rows.sort_unstable();
-                rows
-            }
-            _ => jobs[0].train_rows.clone(),
-        };
-        let pool_rows: Vec<usize> = {
-            let mut rows: Vec<usize> = jobs[0]
-                .train_rows
-                .iter()
-                .chain(&jobs[0].val_rows)
-                .copied()
-                .collect();
-            rows.sort_unstable();
-            rows
-        };
         let rec = train_job(spec, &recs, job, &tok_rows, &pool_rows, &data, progress)?;
         summary.written.push(job.dir.clone());
         summary.records.push(rec);
