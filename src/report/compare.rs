@@ -123,12 +123,18 @@ fn chart(
             )
             .map_err(|e| e.to_string())?;
         }
-        ch.configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .draw()
-            .map_err(|e| e.to_string())?;
+        // A legend only where it tells series apart (one unlabelled series would only hide
+        // points in the corner it takes).
+        let entries =
+            series.len() + usize::from(!refs.1.is_empty()) + usize::from(diagonal.is_some());
+        if entries > 1 {
+            ch.configure_series_labels()
+                .position(SeriesLabelPosition::UpperLeft)
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK.mix(0.3))
+                .draw()
+                .map_err(|e| e.to_string())?;
+        }
         root.present().map_err(|e| e.to_string())?;
     }
     Ok(svg)
