@@ -129,6 +129,34 @@ fn a_micro_sweep_in_two_shards_compares_its_settings_and_resumes() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(std::fs::read(&audit).unwrap(), before);
 
+    // The safety net through the CLI: a model whose training.json misstates its ε fails its
+    // DP audit with exit 2, naming both numbers, after writing the report.
+    let src = dir.join("sw/settings/noise-2_epochs-2/model");
+    let bad = dir.join("tampered");
+    std::fs::create_dir_all(&bad).unwrap();
+    for e in std::fs::read_dir(&src).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), bad.join(e.file_name())).unwrap();
+    }
+    let mut t = json(&bad.join("training.json"));
+    t["log"]["privacy"]["epsilon"] = serde_json::json!(0.001);
+    std::fs::write(bad.join("training.json"), t.to_string()).unwrap();
+    std::fs::write(dir.join("dp.toml"), "[[probe]]\nkind = \"dp_audit\"\n").unwrap();
+    let o = phiprobe(
+        dir,
+        &[
+            "-q", "audit", "--model", "tampered", "--plan", "dp.toml", "--out", "bad-run",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("accountant gives ε = {eps:.6}"))
+            && stderr(&o).contains("records ε = 0.001000"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(dir.join("bad-run/report.html").is_file());
+
     // Another grid into the same folder is refused.
     let o = sweep(dir, "noise=0,1;epochs=2", &[]);
     assert_eq!(o.status.code(), Some(2));
