@@ -124,16 +124,11 @@ fn write_json(path: &Path, v: &impl serde::Serialize) -> Result<()> {
 
 /// `phiprobe sweep`.
 pub(super) fn sweep_cmd(a: &SweepArgs, quiet: bool) -> Result<u8> {
-    use crate::train::llama::Preset;
     if a.threads > 0 {
         // SAFETY: set before any worker pool exists; no other thread reads the environment yet.
         unsafe { std::env::set_var("RAYON_NUM_THREADS", a.threads.to_string()) };
     }
-    let lr = a.lr.unwrap_or(match a.preset {
-        Preset::Micro | Preset::Tiny => 3e-3,
-        Preset::Small => 1.5e-3,
-        Preset::Base => 6e-4,
-    });
+    let lr = a.lr.unwrap_or(a.preset.default_lr());
     let base = Point {
         noise: a.noise,
         clip: a.clip,

@@ -164,7 +164,6 @@ pub(super) fn accountant_cmd(a: &AccountantArgs) -> Result<u8> {
 
 /// `phiprobe train`.
 pub(super) fn train_cmd(a: &super::TrainArgs, quiet: bool) -> Result<u8> {
-    use crate::train::llama::Preset;
     use crate::train::trainer::{DpConfig, TrainConfig};
     if a.threads > 0 {
         // SAFETY: set before any worker pool exists; no other thread reads the environment yet.
@@ -183,11 +182,7 @@ pub(super) fn train_cmd(a: &super::TrainArgs, quiet: bool) -> Result<u8> {
     if let Some(m) = a.max_len {
         model.max_len = m;
     }
-    let lr = a.lr.unwrap_or(match a.preset {
-        Preset::Micro | Preset::Tiny => 3e-3,
-        Preset::Small => 1.5e-3,
-        Preset::Base => 6e-4,
-    });
+    let lr = a.lr.unwrap_or(a.preset.default_lr());
     let dp = if a.dp_noise.is_some() || a.dp_epsilon.is_some() {
         Some(DpConfig {
             noise: a.dp_noise.unwrap_or(0.0),

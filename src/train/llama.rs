@@ -61,6 +61,15 @@ pub enum Preset {
 }
 
 impl Preset {
+    /// The default peak learning rate of the preset (smaller for larger models).
+    pub fn default_lr(self) -> f64 {
+        match self {
+            Preset::Micro | Preset::Tiny => 3e-3,
+            Preset::Small => 1.5e-3,
+            Preset::Base => 6e-4,
+        }
+    }
+
     /// The architecture of the preset.
     pub fn config(self) -> LlamaConfig {
         let (vocab_size, hidden, layers, heads, intermediate) = match self {
