@@ -112,16 +112,6 @@ fn usage(m: String) -> anyhow::Error {
     crate::Error::Usage(m).into()
 }
 
-fn write_json(path: &Path, v: &impl serde::Serialize) -> Result<()> {
-    crate::fsx::write_atomic(
-        path,
-        serde_json::to_string_pretty(v)
-            .expect("serialises")
-            .as_bytes(),
-    )?;
-    Ok(())
-}
-
 /// `phiprobe sweep`.
 pub(super) fn sweep_cmd(a: &SweepArgs, quiet: bool) -> Result<u8> {
     if a.threads > 0 {
@@ -212,7 +202,7 @@ pub(super) fn sweep_cmd(a: &SweepArgs, quiet: bool) -> Result<u8> {
             )));
         }
     } else {
-        write_json(&rec_path, &record)?;
+        crate::probe::audit::write_json(&rec_path, &record)?;
     }
     let started = std::time::Instant::now();
     for (j, (label, folder, p)) in settings.iter().enumerate() {
@@ -340,7 +330,7 @@ pub(super) fn sweep_cmd(a: &SweepArgs, quiet: bool) -> Result<u8> {
         if let Some(tr) = crate::probe::audit::training_record(&target_dir.display().to_string())? {
             timing.steps = tr.log.steps;
         }
-        write_json(&dir.join("timing.json"), &timing)?;
+        crate::probe::audit::write_json(&dir.join("timing.json"), &timing)?;
         if !quiet {
             super::audit::print_dp(&mut std::io::stderr(), &outcome.file)?;
             eprintln!(

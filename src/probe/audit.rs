@@ -151,7 +151,8 @@ pub(crate) fn read_json<T: for<'de> Deserialize<'de>>(path: &Path, format: &str)
     })
 }
 
-fn write_json(path: &Path, v: &impl Serialize) -> Result<()> {
+/// Writes `v` as pretty JSON, atomically.
+pub(crate) fn write_json(path: &Path, v: &impl Serialize) -> Result<()> {
     let s = serde_json::to_string_pretty(v).map_err(|e| Error::Compute(e.to_string()))?;
     crate::fsx::write_atomic(path, s.as_bytes())
 }

@@ -548,6 +548,18 @@ pub fn plant(
     })
 }
 
+/// Checks the probability of an audit's inclusion coins: strictly between 0 and 1 (a coin
+/// that always or never includes carries no information for the one-run audit).
+pub(crate) fn coin_probability(what: &str, p: f64) -> Result<(), String> {
+    if p > 0.0 && p < 1.0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "the {what} inclusion probability must be in (0, 1) (got {p})"
+        ))
+    }
+}
+
 /// Standalone canary records for the black-box one-run audit (Steinke, Nasr & Jagielski 2023):
 /// `count` secrets of one kind, each its own training record when an independent coin with
 /// `include_probability` comes up heads. A record added or removed is exactly the add/remove
@@ -590,11 +602,7 @@ impl TextCanaries {
         include_probability: f64,
         seed: u64,
     ) -> Result<Self, String> {
-        if !(include_probability > 0.0 && include_probability < 1.0) {
-            return Err(format!(
-                "the audit canaries' inclusion probability must be in (0, 1) (got {include_probability})"
-            ));
-        }
+        coin_probability("audit canaries'", include_probability)?;
         let Some((ftext, context)) = defaults(kind) else {
             return Err(format!(
                 "audit canaries use a built-in kind (ssn, mrn, phone, dob, email, account); got '{kind}'"

@@ -73,11 +73,7 @@ impl GradientCanaries {
         include_probability: f64,
         seed: u64,
     ) -> Result<Self, String> {
-        if !(include_probability > 0.0 && include_probability < 1.0) {
-            return Err(format!(
-                "the gradient canaries' inclusion probability must be in (0, 1) (got {include_probability})"
-            ));
-        }
+        super::canary::coin_probability("gradient canaries'", include_probability)?;
         let free: Vec<u32> = (0..vocab as u32)
             .rev()
             .filter(|&t| !used.get(t as usize).copied().unwrap_or(false))
