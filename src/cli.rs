@@ -7,7 +7,7 @@ use crate::exit;
 use crate::gate::Policy;
 use crate::report;
 use crate::risk::{self, KRule, MissingPolicy, RiskSettings};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use sha2::{Digest, Sha256};
 use std::io::Write;
@@ -574,17 +574,17 @@ pub struct ReportArgs {
     pub determination: Option<PathBuf>,
 }
 
-/// Adds a determination.toml to a run folder's findings (its hash joins the inputs) and
-/// rewrites the views; the manifest is rewritten and an old signature removed.
+/// Adds the facts of a determination.toml (loaded and checked before anything is written) to
+/// a run folder's findings (its hash joins the inputs) and rewrites the views; the manifest is
+/// rewritten and an old signature removed.
 fn attach_determination(
     run_dir: &Path,
     mut file: FindingsFile,
-    path: Option<&Path>,
+    determination: Option<(crate::evidence::Determination, FileHash)>,
 ) -> Result<FindingsFile> {
-    let Some(p) = path else {
+    let Some((d, h)) = determination else {
         return Ok(file);
     };
-    let (d, h) = crate::config::load_determination(p)?;
     // The facts replace any attached before: so does their entry among the inputs.
     let old = file.determination.as_ref().and_then(|o| o.source.clone());
     file.manifest
@@ -594,6 +594,29 @@ fn attach_determination(
     file.determination = Some(d);
     report::rewrite(run_dir, &file)?;
     Ok(file)
+}
+
+/// Checks what `report` needs before it rewrites anything, and locks the run folder: the
+/// folder exists, the determination and plan parse, the run log takes entries.
+fn report_preflight(
+    a: &ReportArgs,
+) -> Result<(
+    crate::fsx::out::FolderLock,
+    Option<(crate::evidence::Determination, FileHash)>,
+)> {
+    if !a.run_dir.is_dir() {
+        anyhow::bail!(crate::Error::Usage(format!(
+            "{}: not a folder; give a run folder (it holds findings.json)",
+            a.run_dir.display()
+        )));
+    }
+    let determination = match &a.determination {
+        Some(p) => Some(crate::config::load_determination(p)?),
+        None => None,
+    };
+    evidence::preflight_log(&a.run_dir)?;
+    let lock = crate::fsx::out::FolderLock::acquire(&a.run_dir)?;
+    Ok((lock, determination))
 }
 
 /// Options of `completions`.
@@ -647,8 +670,9 @@ pub fn run(cli: Cli) -> Result<u8> {
                 Some(p) => crate::config::Plan::load(p)?.membership,
                 None => None,
             };
+            let (_lock, determination) = report_preflight(&a)?;
             let file = crate::probe::audit::reanalyze(&a.run_dir, settings.as_ref())?;
-            let file = attach_determination(&a.run_dir, file, a.determination.as_deref())?;
+            let file = attach_determination(&a.run_dir, file, determination)?;
             evidence::log_event(
                 &a.run_dir,
                 &file,
@@ -663,8 +687,9 @@ pub fn run(cli: Cli) -> Result<u8> {
             Ok(exit::PASS)
         }
         Command::Report(a) => {
+            let (_lock, determination) = report_preflight(&a)?;
             let file = report::rerender(&a.run_dir)?;
-            let file = attach_determination(&a.run_dir, file, a.determination.as_deref())?;
+            let file = attach_determination(&a.run_dir, file, determination)?;
             evidence::log_event(
                 &a.run_dir,
                 &file,
@@ -768,7 +793,7 @@ fn git_commit() -> Option<String> {
 }
 
 fn file_hash(path: &Path) -> Result<FileHash> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = crate::fsx::read_bytes(path, crate::fsx::input::data_limit())?;
     Ok(FileHash::of(&path.display().to_string(), &bytes))
 }
 
@@ -828,6 +853,11 @@ fn risk_cmd(a: &RiskArgs, quiet: bool) -> Result<u8> {
         Some(p) => Some(Policy::load(p)?),
         None => None,
     };
+    // Every input is read and checked before anything is written.
+    let determination = match &a.determination {
+        Some(p) => Some(crate::config::load_determination(p)?),
+        None => None,
+    };
     let ds = Dataset::open(&a.data, separator, a.input_format)?;
     let t_load = t0.elapsed().as_secs_f64();
     let (qi, sensitive) = resolve_columns(&ds, &a.qi, &a.sensitive)?;
@@ -858,10 +888,6 @@ fn risk_cmd(a: &RiskArgs, quiet: bool) -> Result<u8> {
     let mut findings = analysis.findings;
     let gate = apply_policy(policy.as_ref(), a.policy.as_deref(), &mut findings)?;
     let failed = gate.as_ref().map_or(0, |g| g.failed);
-    let determination = match &a.determination {
-        Some(p) => Some(crate::config::load_determination(p)?),
-        None => None,
-    };
     let id = run_id("risk", &plan, &inputs, a.seed);
     if let Some(g) = &gate {
         inputs.push(g.policy.clone());
@@ -880,7 +906,15 @@ fn risk_cmd(a: &RiskArgs, quiet: bool) -> Result<u8> {
         determination: determination.map(|d| d.0),
         ..FindingsFile::new(manifest(&id, "risk", a.seed, plan, inputs))
     };
-    report::write_run(&out, &file)?;
+    let mut input_paths = ds.files();
+    input_paths.extend(
+        [&a.population_file, &a.policy, &a.determination]
+            .into_iter()
+            .flatten()
+            .cloned(),
+    );
+    let folder = evidence::claim(&out, &input_paths)?;
+    report::write_run(&folder, &file)?;
     let (result, code) = evidence::run_result(&file);
     evidence::log_event(&out, &file, "run", result, code)?;
     let t_report = t0.elapsed().as_secs_f64() - t_load - t_analyze;
@@ -1088,6 +1122,8 @@ fn demo(a: &DemoArgs, quiet: bool) -> Result<u8> {
                 .file_name()
                 .map_or("demo".into(), |n| n.to_string_lossy().into_owned())
         ));
+    // The report folder is checked (and locked) before the data is synthesised.
+    let folder = evidence::claim(&a.out, &[])?;
     if !quiet {
         eprintln!(
             "synthesising {} patients (seed {}) into {} …",
@@ -1124,7 +1160,8 @@ fn demo(a: &DemoArgs, quiet: bool) -> Result<u8> {
         reid: details,
         ..FindingsFile::new(manifest(&id, "demo", a.seed, plan, inputs))
     };
-    report::write_run(&a.out, &file)?;
+    report::write_run(&folder, &file)?;
+    drop(folder);
     evidence::log_event(
         &a.out,
         &file,
@@ -1151,12 +1188,20 @@ fn demo(a: &DemoArgs, quiet: bool) -> Result<u8> {
     Ok(exit::PASS)
 }
 
-fn open_model(a: &ModelArgs) -> Result<Box<dyn crate::model::LanguageModel>> {
-    if a.threads > 0 {
-        // SAFETY: called before the model (and with it any worker pool) exists; the process has no
-        // other threads that read the environment at this point.
-        unsafe { std::env::set_var("RAYON_NUM_THREADS", a.threads.to_string()) };
+/// Applies `--threads` to the worker pools (checked against the machine first).
+pub(crate) fn set_threads(n: usize) -> Result<()> {
+    if crate::model::resolve_threads(n)? == 0 || n == 0 {
+        // All cores: the pools' own default (or the user's RAYON_NUM_THREADS).
+        return Ok(());
     }
+    // SAFETY: called at a command's start, before any worker pool exists; the process has no
+    // other threads that read the environment at this point.
+    unsafe { std::env::set_var("RAYON_NUM_THREADS", n.to_string()) };
+    Ok(())
+}
+
+fn open_model(a: &ModelArgs) -> Result<Box<dyn crate::model::LanguageModel>> {
+    set_threads(a.threads)?;
     let opts = crate::model::LoadOptions {
         adapter: a.adapter.clone(),
         threads: a.threads,
@@ -1182,6 +1227,18 @@ fn score_cmd(a: &ScoreArgs, quiet: bool) -> Result<u8> {
     }
     if a.batch_tokens == 0 {
         return Err(crate::Error::Usage("--batch-tokens must be at least 1".into()).into());
+    }
+    if let Some(out) = &a.out {
+        let mut inputs: Vec<PathBuf> = a.data.iter().cloned().collect();
+        if let Some(card) = &a.data
+            && let Ok(c) = crate::data::DatasetCard::load(card)
+        {
+            inputs.extend(c.files());
+        }
+        let m = &a.model.model;
+        inputs.push(PathBuf::from(m.strip_prefix("mock:").unwrap_or(m)));
+        inputs.extend(a.model.adapter.iter().cloned());
+        crate::fsx::out::check_file_output(out, &inputs)?;
     }
     // Read the data first: a bad card fails before a model is loaded.
     let records = match &a.data {

@@ -51,15 +51,18 @@ pub enum Error {
         /// The file.
         path: PathBuf,
     },
-    /// A named column does not exist.
-    #[error("{}: no column '{column}' (available: {available}); check the spelling, the separator (--separator) and the header row", path.display())]
+    /// A named column does not exist. The header's names are not listed: a file without a
+    /// header row makes its first record the header, and that record is data.
+    #[error("{}: no column '{column}' among the {columns} columns of the header (line 1){}; check the spelling, the separator (--separator) and that the file has a header row", path.display(), near.as_ref().map_or_else(String::new, |n| format!("; did you mean '{n}'?")))]
     UnknownColumn {
         /// The file.
         path: PathBuf,
         /// The missing column.
         column: String,
-        /// Columns that do exist.
-        available: String,
+        /// How many columns the header has.
+        columns: usize,
+        /// A header name within two edits of `column`, when it is a plain name.
+        near: Option<String>,
     },
     /// A column's values do not have the declared type.
     #[error("{}: column '{column}' is declared {expected} but row {row} does not parse as {expected}", path.display())]
@@ -121,6 +124,23 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// An output path is refused: it would replace something phiprobe did not write, it is an
+    /// input of the run, or another phiprobe process is writing it.
+    #[error("{}: {message}", path.display())]
+    Output {
+        /// The output path (or the file in it that stops the run).
+        path: PathBuf,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// Another phiprobe process holds the lock of an output folder.
+    #[error("{}: {message}", path.display())]
+    Busy {
+        /// The folder.
+        path: PathBuf,
+        /// Who holds it and what to do.
+        message: String,
+    },
     /// Invalid combination of options.
     #[error("{0}")]
     Usage(String),
@@ -147,4 +167,62 @@ pub enum Error {
     /// The model computation itself failed (tensor shape or backend error).
     #[error("model computation failed: {0}")]
     Compute(String),
+}
+
+impl Error {
+    /// [`Error::UnknownColumn`] for `column` in a file whose header is `header`.
+    pub fn unknown_column(path: &std::path::Path, column: &str, header: &[String]) -> Self {
+        let near = header
+            .iter()
+            .filter(|h| crate::redact::plain_name(h).is_some())
+            .map(|h| (edit_distance(h, column), h))
+            .filter(|(d, _)| *d <= 2)
+            .min_by_key(|(d, _)| *d)
+            .map(|(_, h)| h.clone());
+        Error::UnknownColumn {
+            path: path.to_owned(),
+            column: column.to_owned(),
+            columns: header.len(),
+            near,
+        }
+    }
+}
+
+/// Levenshtein distance of two short names (characters).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, &cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_column_names_a_near_plain_name_and_never_the_header() {
+        let header = [
+            "078-05-1120".to_owned(),
+            "Zebulon".to_owned(),
+            "zip".to_owned(),
+        ];
+        let e = Error::unknown_column(std::path::Path::new("d.csv"), "zipp", &header).to_string();
+        assert!(
+            e.contains("among the 3 columns") && e.contains("did you mean 'zip'"),
+            "{e}"
+        );
+        assert!(!e.contains("078-05") && !e.contains("Zebulon"), "{e}");
+        let e = Error::unknown_column(std::path::Path::new("d.csv"), "age", &header).to_string();
+        assert!(!e.contains("did you mean"), "{e}");
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
 }

@@ -38,6 +38,19 @@
 //!   only through the `LanguageModel` trait;
 //! - `cli` is the only place that uses `anyhow`; the library returns [`error::Error`];
 //! - only `integrity/` touches cryptography (ed25519, AES-GCM); only `report/` embeds fonts.
+//!
+//! ## Untrusted input and outputs (README "Data handling")
+//!
+//! - every input file read whole goes through [`fsx::input`]: regular files only, within a
+//!   documented size, checked before it is opened;
+//! - every run folder is claimed through [`fsx::out::RunFolder`] (the CLI's `claim` also checks
+//!   the run log): not an input, replaceable only when it is phiprobe's own manifested run, locked
+//!   for one writer, installed whole; in-place commands take [`fsx::out::FolderLock`];
+//! - a foreign parser's message (serde, toml, polars) never reaches an error as it is: it goes
+//!   through [`redact`], and `main` prints every error through [`redact::final_message`];
+//! - every number read from a file, plan or flag is range-checked where it enters (model
+//!   configurations, `TrainConfig::validate`, the probes' `Settings::validate`, the accountant),
+//!   before anything is allocated or written.
 
 pub mod cli;
 pub mod config;
@@ -53,6 +66,7 @@ pub mod integrity;
 pub mod model;
 pub mod phi;
 pub mod probe;
+pub mod redact;
 pub mod report;
 pub mod risk;
 pub mod stats;

@@ -32,15 +32,9 @@ fn main() -> ExitCode {
             if phiprobe::cli::is_broken_pipe(&e) {
                 return ExitCode::from(phiprobe::exit::PASS);
             }
-            // Library errors already quote their cause; add only causes not yet in the message.
-            let mut message = e.to_string();
-            for cause in e.chain().skip(1) {
-                let cause = cause.to_string();
-                if !message.contains(&cause) {
-                    message = format!("{message}: {cause}");
-                }
-            }
-            eprintln!("error: {message}");
+            // Every error leaves through one chokepoint: foreign parsers' words are reduced to
+            // the kind of problem and its position, never a value of the input.
+            eprintln!("error: {}", phiprobe::redact::final_message(&e));
             ExitCode::from(phiprobe::exit::ERROR)
         }
         Err(_) => {

@@ -391,7 +391,9 @@ pub(crate) fn run_audit(
             b.set_position(done as u64);
         }
     };
-    let outcome = audit::run(spec, manifest, &mut progress)?;
+    spec.check()?;
+    let folder = super::evidence::claim(&spec.out, &spec.input_paths())?;
+    let outcome = audit::run(spec, &folder, manifest, &mut progress)?;
     if let Some((_, b)) = bar {
         b.finish_and_clear();
     }

@@ -3,6 +3,7 @@
 
 use crate::evidence::FindingsFile;
 use crate::exit;
+use crate::fsx::out::RunFolder;
 use crate::integrity::{bundle, manifest, runlog, sign};
 use anyhow::Result;
 use clap::Args;
@@ -19,6 +20,38 @@ pub(crate) fn set_run_log(p: Option<PathBuf>) {
 /// The run log of a run folder (`--run-log`, else beside the folder).
 fn log_path(run_dir: &Path) -> PathBuf {
     runlog::path_for(run_dir, RUN_LOG.get().and_then(|p| p.as_deref()))
+}
+
+/// Claims `out` as the run folder of a command reading `inputs`, after checking that the run
+/// could be logged: the run log must be readable as a log, and may be neither an input nor
+/// inside the folder. Every run-writing command calls this after validating its arguments and
+/// inputs and before writing its first byte.
+pub(crate) fn claim(out: &Path, inputs: &[PathBuf]) -> Result<RunFolder> {
+    let log = log_path(out);
+    runlog::preflight(&log)?;
+    let l = crate::fsx::out::resolve(&log);
+    if l.starts_with(crate::fsx::out::resolve(out)) {
+        return Err(crate::Error::Usage(format!(
+            "--run-log {} lies inside the run folder {}; the log must live outside it",
+            log.display(),
+            out.display()
+        ))
+        .into());
+    }
+    if inputs.iter().any(|i| crate::fsx::out::resolve(i) == l) {
+        return Err(crate::Error::Usage(format!(
+            "--run-log {} is also an input of this run",
+            log.display()
+        ))
+        .into());
+    }
+    Ok(RunFolder::claim(out, inputs)?)
+}
+
+/// Checks, before an in-place command (report, sign) writes, that the run log could take its
+/// entry.
+pub(crate) fn preflight_log(run_dir: &Path) -> Result<()> {
+    Ok(runlog::preflight(&log_path(run_dir))?)
 }
 
 /// Appends an entry for `run_dir` to the run log; returns the log's path.
@@ -86,6 +119,8 @@ pub struct KeygenArgs {
 
 /// `phiprobe keygen`.
 pub fn keygen_cmd(a: &KeygenArgs, quiet: bool) -> Result<u8> {
+    // A secret key inside a run folder would be signed and shipped with the evidence.
+    crate::fsx::out::check_file_output(&a.out, &[])?;
     if a.bundle {
         if a.out.exists() {
             anyhow::bail!(crate::Error::Usage(format!(
@@ -126,6 +161,14 @@ pub struct SignArgs {
 
 /// `phiprobe sign`.
 pub fn sign_cmd(a: &SignArgs, quiet: bool) -> Result<u8> {
+    preflight_log(&a.run_dir)?;
+    if !a.run_dir.is_dir() {
+        anyhow::bail!(crate::Error::Usage(format!(
+            "{}: not a folder; give a run folder (it holds manifest.json)",
+            a.run_dir.display()
+        )));
+    }
+    let _lock = crate::fsx::out::FolderLock::acquire(&a.run_dir)?;
     let s = sign::sign(&a.run_dir, &a.key, Some(&log_path(&a.run_dir)))?;
     let file = crate::report::read_findings(&a.run_dir)?;
     log_event(
@@ -267,6 +310,10 @@ pub struct GateArgs {
 /// The run folder is not modified (it may be signed).
 pub fn gate_cmd(a: &GateArgs, quiet: bool) -> Result<u8> {
     let policy = crate::gate::Policy::load(&a.policy)?;
+    if let Some(j) = &a.junit {
+        crate::fsx::out::check_file_output(j, &[a.run_dir.clone(), a.policy.clone()])?;
+    }
+    preflight_log(&a.run_dir)?;
     // Gate only what the run wrote: a folder that no longer matches its manifest is refused.
     if a.run_dir.join(manifest::MANIFEST).is_file() {
         let (_, m) = manifest::read_manifest(&a.run_dir)?;
@@ -325,6 +372,12 @@ pub struct DecryptArgs {
 
 /// `phiprobe decrypt`.
 pub fn decrypt_cmd(a: &DecryptArgs, quiet: bool) -> Result<u8> {
+    if a.out != Path::new("-") {
+        let inputs: Vec<PathBuf> = std::iter::once(a.bundle.clone())
+            .chain(a.key.clone())
+            .collect();
+        crate::fsx::out::check_file_output(&a.out, &inputs)?;
+    }
     let key = bundle::Key::load(a.key.as_deref())?;
     let bytes = crate::integrity::read(&a.bundle)?;
     let (run_id, plain) = bundle::open(&key, &a.bundle, &bytes)?;

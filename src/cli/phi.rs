@@ -58,22 +58,23 @@ pub fn detect_cmd(a: &DetectArgs, quiet: bool) -> Result<u8> {
             };
             let category = SafeHarbor::from_id(&s.category).ok_or_else(|| {
                 crate::Error::Usage(format!(
-                    "{} line {}: unknown category '{}'",
+                    "{} line {}: unknown Safe Harbor category{}",
                     p.display(),
                     line + 1,
-                    s.category
+                    crate::redact::plain_name(&s.category)
+                        .map_or_else(String::new, |c| format!(" '{c}'"))
                 ))
             })?;
             let text = texts[i];
             let byte = |c: usize| text.char_indices().nth(c).map_or(text.len(), |(b, _)| b);
             if s.start >= s.end || s.end > text.chars().count() {
                 return Err(crate::Error::Usage(format!(
-                    "{} line {}: span {}..{} lies outside record {}'s text",
+                    "{} line {}: span {}..{} lies outside its record's text ({} characters)",
                     p.display(),
                     line + 1,
                     s.start,
                     s.end,
-                    s.record_id
+                    text.chars().count()
                 ))
                 .into());
             }

@@ -2,6 +2,7 @@
 
 use super::{exit, parse_shard};
 use crate::evidence::FindingsFile;
+use crate::fsx::out::RunFolder;
 use crate::sweep::{self, Point, SweepRecord, Timing};
 use crate::train::trainer::{DpConfig, TrainConfig};
 use anyhow::{Result, bail};
@@ -108,16 +109,75 @@ pub struct CompareArgs {
     pub out: PathBuf,
 }
 
+/// The training run of one setting.
+fn train_spec(
+    a: &SweepArgs,
+    p: &Point,
+    model_dir: &Path,
+    audit_plan: crate::train::run::AuditPlan,
+) -> crate::train::run::RunSpec {
+    let mut ladder = crate::train::canary::Plan::default_plan();
+    ladder.references = 100;
+    crate::train::run::RunSpec {
+        data: a.data.clone(),
+        column: None,
+        out: model_dir.to_owned(),
+        train: TrainConfig {
+            epochs: p.epochs,
+            batch_size: p.batch,
+            lr: p.lr,
+            dp: Some(DpConfig {
+                noise: p.noise,
+                clip: p.clip,
+                sample_rate: p.q.unwrap_or(0.0),
+                delta: a.delta,
+                target_epsilon: None,
+                expected_size: None,
+            }),
+            checkpoint_every: 10,
+            ..TrainConfig::defaults(a.preset.config(), a.seed)
+        },
+        canaries: Some(ladder),
+        references: a.references,
+        shard: None,
+        audit: Some(audit_plan),
+    }
+}
+
+/// The audit of a setting, before its model and folders are filled in.
+fn plan_spec(plan: &crate::config::Plan, a: &SweepArgs) -> crate::probe::audit::AuditSpec {
+    crate::probe::audit::AuditSpec {
+        data: Some(a.data.clone()),
+        column: None,
+        model: String::new(),
+        adapter: None,
+        references: Vec::new(),
+        reference_manifest: None,
+        reference_model: None,
+        settings: plan.membership.clone(),
+        canary: plan.canary.clone(),
+        canaries: None,
+        extraction: plan.extraction.clone(),
+        inversion: plan.inversion.clone(),
+        dp_audit: plan.dp_audit,
+        out: a.out.clone(),
+        seed: a.seed,
+        threads: a.threads,
+        batch_tokens: 8192,
+        plan: serde_json::Value::Null,
+        policy: None,
+        determination: None,
+        phi_examples: None,
+    }
+}
+
 fn usage(m: String) -> anyhow::Error {
     crate::Error::Usage(m).into()
 }
 
 /// `phiprobe sweep`.
 pub(super) fn sweep_cmd(a: &SweepArgs, quiet: bool) -> Result<u8> {
-    if a.threads > 0 {
-        // SAFETY: set before any worker pool exists; no other thread reads the environment yet.
-        unsafe { std::env::set_var("RAYON_NUM_THREADS", a.threads.to_string()) };
-    }
+    super::set_threads(a.threads)?;
     let lr = a.lr.unwrap_or(a.preset.default_lr());
     let base = Point {
         noise: a.noise,
@@ -135,10 +195,7 @@ pub(super) fn sweep_cmd(a: &SweepArgs, quiet: bool) -> Result<u8> {
         )));
     }
     let plan_text = match &a.plan {
-        Some(p) => std::fs::read_to_string(p).map_err(|source| crate::Error::Read {
-            path: p.clone(),
-            source,
-        })?,
+        Some(p) => crate::fsx::read_config(p)?,
         None => SWEEP_PLAN.to_owned(),
     };
     let mut plan = crate::config::Plan::parse(
@@ -182,6 +239,13 @@ pub(super) fn sweep_cmd(a: &SweepArgs, quiet: bool) -> Result<u8> {
             "canaries": "built-in ladder (six kinds, 1–32 copies, 100 references), planted into notes",
         }),
     };
+    // Every setting is checked before the first byte is written: a refused setting must not
+    // leave a sweep.json that blocks the corrected command.
+    for (label, _, p) in &settings {
+        crate::train::run::check(&train_spec(a, p, &a.out.join("check"), audit_plan))
+            .map_err(|e| usage(format!("setting {label}: {e}")))?;
+    }
+    plan_spec(&plan, a).check()?;
     std::fs::create_dir_all(&a.out).map_err(|source| crate::Error::Write {
         path: a.out.clone(),
         source,
@@ -236,6 +300,14 @@ pub(super) fn sweep_cmd(a: &SweepArgs, quiet: bool) -> Result<u8> {
         if !quiet {
             eprintln!("[{}/{}] {label}", j + 1, settings.len());
         }
+        // One process per setting (a shard run twice by mistake stops here).
+        if let Some(p) = dir.parent() {
+            std::fs::create_dir_all(p).map_err(|source| crate::Error::Write {
+                path: p.to_owned(),
+                source,
+            })?;
+        }
+        let _setting_lock = crate::fsx::out::FolderLock::acquire(&dir)?;
         let mut timing = Timing::default();
         let model_dir = dir.join("model");
         let target_dir = if a.references > 0 {
@@ -250,32 +322,7 @@ pub(super) fn sweep_cmd(a: &SweepArgs, quiet: bool) -> Result<u8> {
         };
         if !trained {
             let t0 = std::time::Instant::now();
-            let mut ladder = crate::train::canary::Plan::default_plan();
-            ladder.references = 100;
-            let spec = crate::train::run::RunSpec {
-                data: a.data.clone(),
-                column: None,
-                out: model_dir.clone(),
-                train: TrainConfig {
-                    epochs: p.epochs,
-                    batch_size: p.batch,
-                    lr: p.lr,
-                    dp: Some(DpConfig {
-                        noise: p.noise,
-                        clip: p.clip,
-                        sample_rate: p.q.unwrap_or(0.0),
-                        delta: a.delta,
-                        target_epsilon: None,
-                        expected_size: None,
-                    }),
-                    checkpoint_every: 10,
-                    ..TrainConfig::defaults(a.preset.config(), a.seed)
-                },
-                canaries: Some(ladder),
-                references: a.references,
-                shard: None,
-                audit: Some(audit_plan),
-            };
+            let spec = train_spec(a, p, &model_dir, audit_plan);
             let pb = super::progress_bar(0, quiet, "training");
             crate::train::run::run(&spec, &mut |name, step, total, _| {
                 pb.set_message(format!("training {name}"));
@@ -296,31 +343,15 @@ pub(super) fn sweep_cmd(a: &SweepArgs, quiet: bool) -> Result<u8> {
         });
         let id = format!("sweep-{folder}-{}", a.seed);
         let spec = crate::probe::audit::AuditSpec {
-            data: Some(a.data.clone()),
-            column: None,
             model: target_dir.display().to_string(),
-            adapter: None,
             references: if a.references > 0 {
                 vec![model_dir.clone()]
             } else {
                 Vec::new()
             },
-            reference_manifest: None,
-            reference_model: None,
-            settings: plan.membership.clone(),
-            canary: plan.canary.clone(),
-            canaries: None,
-            extraction: plan.extraction.clone(),
-            inversion: plan.inversion.clone(),
-            dp_audit: plan.dp_audit,
             out: audit_dir.clone(),
-            seed: a.seed,
-            threads: a.threads,
-            batch_tokens: 8192,
             plan: run_plan.clone(),
-            policy: None,
-            determination: None,
-            phi_examples: None,
+            ..plan_spec(&plan, a)
         };
         let manifest = super::manifest(&id, "sweep", a.seed, run_plan, Vec::new());
         let outcome = super::audit::run_audit(&spec, manifest, quiet)?;
@@ -373,23 +404,21 @@ pub(super) fn sweep_cmd(a: &SweepArgs, quiet: bool) -> Result<u8> {
         return Ok(exit::PASS);
     }
     let out = a.out.join("compare");
+    let loaded = load_runs(&runs)?;
+    let inputs: Vec<PathBuf> = runs.iter().map(|(_, p)| p.clone()).collect();
     // Two shards finishing together: one writes the comparison, the other leaves it.
-    let lock = a.out.join(".compare.lock");
-    let Ok(_guard) = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&lock)
-        .map(|f| LockFile(lock.clone(), f))
-    else {
-        if !quiet {
-            eprintln!(
-                "another shard is writing the comparison ({} exists)",
-                lock.display()
-            );
+    let folder = match super::evidence::claim(&out, &inputs) {
+        Ok(f) => f,
+        Err(e) if matches!(e.downcast_ref(), Some(crate::Error::Busy { .. })) => {
+            if !quiet {
+                eprintln!("another shard is writing the comparison ({e})");
+            }
+            return Ok(exit::PASS);
         }
-        return Ok(exit::PASS);
+        Err(e) => return Err(e),
     };
-    let file = write_comparison(&runs, &out, a.seed)?;
+    let file = write_comparison(loaded, &folder, a.seed)?;
+    drop(folder);
     if !quiet {
         print_comparison(&file);
         eprintln!(
@@ -399,15 +428,6 @@ pub(super) fn sweep_cmd(a: &SweepArgs, quiet: bool) -> Result<u8> {
         );
     }
     Ok(exit::PASS)
-}
-
-/// Removes its lock file when dropped.
-struct LockFile(PathBuf, #[allow(dead_code)] std::fs::File);
-
-impl Drop for LockFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
 
 /// SHA-256 of the data files behind a card (pinned in sweep.json).
@@ -439,12 +459,14 @@ fn default_label(path: &Path, file: &FindingsFile) -> String {
     }
 }
 
-/// Reads every run, writes the comparison run folder, logs it.
-fn write_comparison(
-    runs: &[(Option<String>, PathBuf)],
-    out: &Path,
-    seed: u64,
-) -> Result<FindingsFile> {
+/// Runs read for a comparison: (label, path shown, bytes, findings) and their hashes.
+type Loaded = (
+    Vec<(String, String, Vec<u8>, FindingsFile)>,
+    Vec<crate::evidence::FileHash>,
+);
+
+/// Reads and checks every run of a comparison (before anything is written).
+fn load_runs(runs: &[(Option<String>, PathBuf)]) -> Result<Loaded> {
     let mut loaded: Vec<(String, String, Vec<u8>, FindingsFile)> = Vec::new();
     let mut inputs = Vec::new();
     for (label, path) in runs {
@@ -453,14 +475,11 @@ fn write_comparison(
         } else {
             path.clone()
         };
-        let bytes = std::fs::read(&file).map_err(|source| crate::Error::Read {
-            path: file.clone(),
-            source,
-        })?;
+        let bytes = crate::fsx::read_bytes(&file, crate::fsx::input::MAX_TEXT_BYTES)?;
         let f: FindingsFile = serde_json::from_slice(&bytes).map_err(|e| crate::Error::Parse {
             path: file.clone(),
             format: "findings.json".into(),
-            message: e.to_string(),
+            message: crate::redact::json(&e),
         })?;
         inputs.push(crate::evidence::FileHash::of(
             &file.display().to_string(),
@@ -473,6 +492,16 @@ fn write_comparison(
         }
         loaded.push((label, file.display().to_string(), bytes, f));
     }
+    Ok((loaded, inputs))
+}
+
+/// Writes the comparison of `loaded` runs into the claimed folder and logs it.
+fn write_comparison(
+    (loaded, inputs): Loaded,
+    folder: &RunFolder,
+    seed: u64,
+) -> Result<FindingsFile> {
+    let out = folder.path();
     let plan = serde_json::json!({
         "runs": loaded
             .iter()
@@ -496,7 +525,7 @@ fn write_comparison(
     };
     let manifest = super::manifest(&id, "compare", seed, plan, inputs);
     let file = sweep::compare(&loaded, manifest)?;
-    crate::report::write_run(out, &file)?;
+    crate::report::write_run(folder, &file)?;
     super::evidence::log_event(out, &file, "run", "comparison written".into(), exit::PASS)?;
     Ok(file)
 }
@@ -554,7 +583,10 @@ pub(super) fn compare_cmd(a: &CompareArgs, quiet: bool) -> Result<u8> {
         .enumerate()
         .map(|(i, p)| (a.labels.get(i).cloned(), p.clone()))
         .collect();
-    let file = write_comparison(&runs, &a.out, 0)?;
+    let loaded = load_runs(&runs)?;
+    let folder = super::evidence::claim(&a.out, &a.runs)?;
+    let file = write_comparison(loaded, &folder, 0)?;
+    drop(folder);
     if !quiet {
         print_comparison(&file);
         eprintln!("comparison: {}", a.out.join(crate::report::HTML).display());

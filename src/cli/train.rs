@@ -14,10 +14,21 @@ pub(super) fn accountant_cmd(a: &AccountantArgs) -> Result<u8> {
     if let Err(m) = accountant::validate(a.noise.unwrap_or(1.0), a.sample_rate, Some(a.delta)) {
         bail!(crate::Error::Usage(m));
     }
+    if let Some(e) = a.epsilon
+        && !(e.is_finite() && e >= 0.0)
+    {
+        bail!(crate::Error::Usage(format!(
+            "--epsilon must be a finite number ≥ 0 (got {e})"
+        )));
+    }
+    let max = crate::train::trainer::MAX_STEPS;
     let steps = match (a.steps, a.epochs) {
+        (Some(s), _) if s == 0 || s > max => bail!(crate::Error::Usage(format!(
+            "--steps must be in 1..=2^53 (got {s})"
+        ))),
         (Some(s), _) => s,
         (None, Some(e)) if e.is_finite() && e > 0.0 => {
-            crate::train::trainer::dp_steps(e, a.sample_rate)
+            crate::train::trainer::dp_steps(e, a.sample_rate).map_err(crate::Error::Usage)?
         }
         (None, Some(e)) => bail!(crate::Error::Usage(format!(
             "--epochs must be a positive number (got {e})"
@@ -165,10 +176,7 @@ pub(super) fn accountant_cmd(a: &AccountantArgs) -> Result<u8> {
 /// `phiprobe train`.
 pub(super) fn train_cmd(a: &super::TrainArgs, quiet: bool) -> Result<u8> {
     use crate::train::trainer::{DpConfig, TrainConfig};
-    if a.threads > 0 {
-        // SAFETY: set before any worker pool exists; no other thread reads the environment yet.
-        unsafe { std::env::set_var("RAYON_NUM_THREADS", a.threads.to_string()) };
-    }
+    super::set_threads(a.threads)?;
     if !(a.epochs.is_finite() && a.epochs > 0.0) {
         bail!(crate::Error::Usage(format!(
             "--epochs must be > 0 (got {})",
@@ -207,10 +215,7 @@ pub(super) fn train_cmd(a: &super::TrainArgs, quiet: bool) -> Result<u8> {
         Some("default") => Some(crate::train::canary::Plan::default_plan()),
         Some(p) => {
             let path = std::path::Path::new(p);
-            let text = std::fs::read_to_string(path).map_err(|source| crate::Error::Read {
-                path: path.to_owned(),
-                source,
-            })?;
+            let text = crate::fsx::read_config(path)?;
             Some(
                 crate::train::canary::Plan::parse(&text).map_err(|m| crate::Error::Parse {
                     path: path.to_owned(),
@@ -317,10 +322,7 @@ pub(super) fn merge_cmd(a: &super::MergeArgs, quiet: bool) -> Result<u8> {
 /// `phiprobe bench-train`: seconds per plain and DP-SGD step on one random batch, as JSON.
 pub(super) fn bench_train_cmd(a: &super::BenchTrainArgs) -> Result<u8> {
     use crate::train::trainer::{DpConfig, TrainConfig, seconds_per_step};
-    if a.threads > 0 {
-        // SAFETY: set before any worker pool exists; no other thread reads the environment yet.
-        unsafe { std::env::set_var("RAYON_NUM_THREADS", a.threads.to_string()) };
-    }
+    super::set_threads(a.threads)?;
     let mut model = a.preset.config();
     model.max_len = model.max_len.max(a.tokens);
     let cfg = TrainConfig {
@@ -413,10 +415,7 @@ pub(super) fn demo_target(
             || model_dir.join("fleet.json").exists()
             || model_dir.join("target").join("training.json").exists()
         {
-            std::fs::remove_dir_all(&model_dir).map_err(|source| crate::Error::Write {
-                path: model_dir.clone(),
-                source,
-            })?;
+            crate::train::run::remove_trained(&model_dir)?;
         }
         if !quiet {
             eprintln!(

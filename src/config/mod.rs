@@ -59,6 +59,23 @@ struct RawPlan {
     probe: Vec<toml::Table>,
 }
 
+/// Largest count any plan setting may ask for (resamples, generations, records, candidates,
+/// expansions): a count from a plan file sizes work and memory, so each has a documented
+/// maximum, checked before anything runs.
+pub const MAX_COUNT: usize = 10_000_000;
+/// Largest token count (prefix, suffix, generated tokens) and batch a plan may ask for.
+pub const MAX_TOKENS: usize = 65_536;
+
+/// Checks plan counts: each `(name, value, max)` must be at most `max`.
+pub fn check_counts(counts: &[(&str, usize, usize)]) -> std::result::Result<(), String> {
+    for &(name, v, max) in counts {
+        if v > max {
+            return Err(format!("{name} = {v} is more than the maximum {max}"));
+        }
+    }
+    Ok(())
+}
+
 /// Probe kinds this release runs.
 pub const KINDS: [&str; 5] = [
     "membership",
@@ -68,6 +85,33 @@ pub const KINDS: [&str; 5] = [
     "dp_audit",
 ];
 
+/// A probe's settings from its `[[probe]]` table, checked; errors name the probe and the key,
+/// never a value.
+fn probe_settings<T: serde::de::DeserializeOwned>(
+    t: toml::Table,
+    kind: &str,
+    validate: impl FnOnce(&T) -> std::result::Result<(), String>,
+) -> std::result::Result<T, String> {
+    let s: T = t.try_into().map_err(|e: toml::de::Error| {
+        format!(
+            "[[probe]] {kind}: {}{}",
+            crate::redact::serde_kind(e.message()),
+            crate::redact::toml_key(&e)
+        )
+    })?;
+    validate(&s).map_err(|m| format!("[[probe]] {kind}: {m}"))?;
+    Ok(s)
+}
+
+/// Stores a probe's settings, refusing a second probe of the same kind.
+fn set_once<T>(slot: &mut Option<T>, s: T, kind: &str) -> std::result::Result<(), String> {
+    if slot.is_some() {
+        return Err(format!("two {kind} probes; merge them into one"));
+    }
+    *slot = Some(s);
+    Ok(())
+}
+
 impl Plan {
     /// Parses a plan's text; `path` names it in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
@@ -76,7 +120,7 @@ impl Plan {
             format: "probe plan (TOML)".into(),
             message: m,
         };
-        let raw: RawPlan = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+        let raw: RawPlan = toml::from_str(text).map_err(|e| bad(crate::redact::toml(&e, text)))?;
         let mut plan = Plan {
             run: raw.run,
             membership: None,
@@ -92,64 +136,39 @@ impl Plan {
             };
             match kind.as_str() {
                 "membership" => {
-                    if plan.membership.is_some() {
-                        return Err(bad("two membership probes; merge them into one".into()));
-                    }
-                    let s: membership::Settings = t
-                        .try_into()
-                        .map_err(|e| bad(format!("[[probe]] membership: {e}")))?;
-                    s.validate()
-                        .map_err(|m| bad(format!("[[probe]] membership: {m}")))?;
-                    plan.membership = Some(s);
+                    let s: membership::Settings =
+                        probe_settings(t, "membership", membership::Settings::validate)
+                            .map_err(bad)?;
+                    set_once(&mut plan.membership, s, "membership").map_err(bad)?;
                 }
                 "canary" => {
-                    if plan.canary.is_some() {
-                        return Err(bad("two canary probes; merge them into one".into()));
-                    }
-                    let s: canary::Settings = t
-                        .try_into()
-                        .map_err(|e| bad(format!("[[probe]] canary: {e}")))?;
-                    s.validate()
-                        .map_err(|m| bad(format!("[[probe]] canary: {m}")))?;
-                    plan.canary = Some(s);
+                    let s: canary::Settings =
+                        probe_settings(t, "canary", canary::Settings::validate).map_err(bad)?;
+                    set_once(&mut plan.canary, s, "canary").map_err(bad)?;
                 }
                 "extraction" => {
-                    if plan.extraction.is_some() {
-                        return Err(bad("two extraction probes; merge them into one".into()));
-                    }
-                    let s: extraction::Settings = t
-                        .try_into()
-                        .map_err(|e| bad(format!("[[probe]] extraction: {e}")))?;
-                    s.validate()
-                        .map_err(|m| bad(format!("[[probe]] extraction: {m}")))?;
-                    plan.extraction = Some(s);
+                    let s: extraction::Settings =
+                        probe_settings(t, "extraction", extraction::Settings::validate)
+                            .map_err(bad)?;
+                    set_once(&mut plan.extraction, s, "extraction").map_err(bad)?;
                 }
                 "inversion" => {
-                    if plan.inversion.is_some() {
-                        return Err(bad("two inversion probes; merge them into one".into()));
-                    }
-                    let s: inversion::Settings = t
-                        .try_into()
-                        .map_err(|e| bad(format!("[[probe]] inversion: {e}")))?;
-                    s.validate()
-                        .map_err(|m| bad(format!("[[probe]] inversion: {m}")))?;
-                    plan.inversion = Some(s);
+                    let s: inversion::Settings =
+                        probe_settings(t, "inversion", inversion::Settings::validate)
+                            .map_err(bad)?;
+                    set_once(&mut plan.inversion, s, "inversion").map_err(bad)?;
                 }
                 "dp_audit" => {
-                    if plan.dp_audit.is_some() {
-                        return Err(bad("two dp_audit probes; merge them into one".into()));
-                    }
-                    let s: dp_audit::Settings = t
-                        .try_into()
-                        .map_err(|e| bad(format!("[[probe]] dp_audit: {e}")))?;
-                    s.validate()
-                        .map_err(|m| bad(format!("[[probe]] dp_audit: {m}")))?;
-                    plan.dp_audit = Some(s);
+                    let s: dp_audit::Settings =
+                        probe_settings(t, "dp_audit", dp_audit::Settings::validate).map_err(bad)?;
+                    set_once(&mut plan.dp_audit, s, "dp_audit").map_err(bad)?;
                 }
                 other => {
                     return Err(bad(format!(
-                        "[[probe]] #{}: kind '{other}' is not available in this release (available: {})",
+                        "[[probe]] #{}: kind {} is not available in this release (available: {})",
                         i + 1,
+                        crate::redact::plain_name(other)
+                            .map_or_else(|| "(not a plain name)".to_owned(), |k| format!("'{k}'")),
                         KINDS.join(", ")
                     )));
                 }
@@ -160,10 +179,7 @@ impl Plan {
 
     /// Reads a plan file.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = crate::fsx::read_config(path)?;
         Self::parse(&text, path)
     }
 }
@@ -174,27 +190,33 @@ impl Plan {
 pub fn load_determination(
     path: &Path,
 ) -> Result<(crate::evidence::Determination, crate::evidence::FileHash)> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Read {
-        path: path.to_owned(),
-        source,
-    })?;
+    let bytes = crate::fsx::read_bytes(path, crate::fsx::input::MAX_TEXT_BYTES)?;
+    parse_determination(&bytes, path)
+}
+
+/// Parses and checks the bytes of a `determination.toml`; `path` names it in errors and in the
+/// hash recorded for the manifest.
+pub fn parse_determination(
+    bytes: &[u8],
+    path: &Path,
+) -> Result<(crate::evidence::Determination, crate::evidence::FileHash)> {
     let bad = |message: String| Error::Parse {
         path: path.to_owned(),
         format: "determination (TOML)".into(),
         message,
     };
-    let text = std::str::from_utf8(&bytes).map_err(|_| bad("not UTF-8 text".into()))?;
+    let text = std::str::from_utf8(bytes).map_err(|_| bad("not UTF-8 text".into()))?;
     let mut d: crate::evidence::Determination =
-        toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+        toml::from_str(text).map_err(|e| bad(crate::redact::toml(&e, text)))?;
     if d.source.is_some() {
         return Err(bad("`source` is set by phiprobe; remove it".into()));
     }
     if let Some(m) = &d.release.model
         && !["public", "dua", "enclave", "model-api"].contains(&m.as_str())
     {
-        return Err(bad(format!(
-            "release.model = '{m}': expected public, dua, enclave or model-api"
-        )));
+        return Err(bad(
+            "release.model: expected public, dua, enclave or model-api".into(),
+        ));
     }
     if let Some(t) = d.threat.threshold
         && !(t > 0.0 && t <= 1.0)
@@ -218,11 +240,11 @@ pub fn load_determination(
             && crate::date::parse_iso(v).is_none()
         {
             return Err(bad(format!(
-                "{name} = '{v}': expected an ISO 8601 date (YYYY-MM-DD)"
+                "{name}: expected an ISO 8601 date (YYYY-MM-DD)"
             )));
         }
     }
-    let hash = crate::evidence::FileHash::of(&path.display().to_string(), &bytes);
+    let hash = crate::evidence::FileHash::of(&path.display().to_string(), bytes);
     d.source = Some(hash.clone());
     Ok((d, hash))
 }

@@ -40,6 +40,9 @@ pub enum Format {
 }
 
 impl Format {
+    /// Every format.
+    pub const ALL: [Format; 3] = [Format::Csv, Format::Parquet, Format::Jsonl];
+
     /// Guesses the format from a file extension.
     pub fn from_path(path: &Path) -> Option<Self> {
         match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
@@ -173,6 +176,17 @@ pub struct Membership {
     pub non_members: Option<PathBuf>,
 }
 
+/// Reads a member-id list: one patient id per line, blank lines ignored.
+pub fn read_member_ids(path: &Path) -> Result<Vec<String>> {
+    let text = crate::fsx::read_text(path, crate::fsx::input::data_limit())?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect())
+}
+
 /// A dataset card.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -216,13 +230,16 @@ pub struct DatasetCard {
 impl DatasetCard {
     /// Reads and checks a card.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        let text = crate::fsx::read_config(path)?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and checks a card's text; `path` places it (its folder is the data's base) and
+    /// names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self> {
+        let mut card: DatasetCard = toml::from_str(text).map_err(|e| Error::Card {
             path: path.to_owned(),
-            source,
-        })?;
-        let mut card: DatasetCard = toml::from_str(&text).map_err(|e| Error::Card {
-            path: path.to_owned(),
-            message: e.to_string(),
+            message: crate::redact::toml(&e, text),
         })?;
         card.base_dir = path.parent().map(Path::to_owned).unwrap_or_default();
         card.path = path.to_owned();
@@ -290,6 +307,19 @@ impl DatasetCard {
     /// The resolved data file paths.
     pub fn data_paths(&self) -> Vec<PathBuf> {
         self.files.iter().map(|f| self.base_dir.join(f)).collect()
+    }
+
+    /// Every file the card makes phiprobe read: itself, its data files and its member-id lists
+    /// (the inputs an output may never overwrite).
+    pub fn files(&self) -> Vec<PathBuf> {
+        let mut out = vec![self.path.clone()];
+        out.extend(self.data_paths());
+        if let Some(m) = &self.membership {
+            for f in [&m.members, &m.non_members].into_iter().flatten() {
+                out.push(self.base_dir.join(f));
+            }
+        }
+        out
     }
 
     /// The data format.

@@ -6,6 +6,7 @@
 pub mod card;
 pub mod load;
 pub mod observations;
+mod scan;
 pub mod scores;
 pub mod synth;
 mod table;
@@ -83,11 +84,7 @@ impl Dataset {
         let names = source.column_names();
         for spec in &card.columns {
             if !names.contains(&spec.name) {
-                return Err(Error::UnknownColumn {
-                    path: source.path.clone(),
-                    column: spec.name.clone(),
-                    available: names.join(", "),
-                });
+                return Err(Error::unknown_column(&source.path, &spec.name, &names));
             }
         }
         if let Some(rid) = &card.record_id {
@@ -102,6 +99,14 @@ impl Dataset {
         };
         ds.check_membership()?;
         Ok(ds)
+    }
+
+    /// Every file read to open this dataset (the card, its data and member lists).
+    pub fn files(&self) -> Vec<PathBuf> {
+        match &self.card {
+            Some(c) => c.files(),
+            None => vec![self.path.clone()],
+        }
     }
 
     /// The patient-id column, if any.
@@ -199,21 +204,25 @@ impl Dataset {
                 });
             }
         } else if let (Some(mp), Some(np)) = (&m.members, &m.non_members) {
-            let read_ids = |p: &PathBuf| -> Result<Vec<String>> {
-                let full = card.base_dir.join(p);
-                let text = std::fs::read_to_string(&full).map_err(|source| Error::Read {
-                    path: full.clone(),
-                    source,
-                })?;
-                Ok(text
-                    .lines()
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty())
-                    .map(str::to_owned)
-                    .collect())
-            };
-            let members: std::collections::HashSet<String> = read_ids(mp)?.into_iter().collect();
+            let read_ids = |p: &PathBuf| card::read_member_ids(&card.base_dir.join(p));
+            let listed = read_ids(mp)?;
             let non = read_ids(np)?;
+            // Ids that match no patient are ignored; say how many (never which).
+            if let Some(p) = &patient {
+                let known: std::collections::HashSet<&str> =
+                    p.dictionary.iter().map(String::as_str).collect();
+                for (file, ids) in [(mp, &listed), (np, &non)] {
+                    let unmatched = ids.iter().filter(|i| !known.contains(i.as_str())).count();
+                    if unmatched > 0 {
+                        tracing::warn!(
+                            "{}: {unmatched} of {} listed patient id(s) match no patient of the data and are ignored",
+                            card.base_dir.join(file).display(),
+                            ids.len()
+                        );
+                    }
+                }
+            }
+            let members: std::collections::HashSet<String> = listed.into_iter().collect();
             let overlapping: Vec<usize> = non
                 .iter()
                 .enumerate()

@@ -132,13 +132,8 @@ impl TextRecords {
             Some(m) => match (&m.members, &m.non_members) {
                 (Some(mp), Some(np)) => {
                     let read = |p: &PathBuf| -> Result<HashSet<String>> {
-                        let full = c.base_dir.join(p);
-                        let s = std::fs::read_to_string(&full)
-                            .map_err(|source| Error::Read { path: full, source })?;
-                        Ok(s.lines()
-                            .map(str::trim)
-                            .filter(|l| !l.is_empty())
-                            .map(str::to_owned)
+                        Ok(super::card::read_member_ids(&c.base_dir.join(p))?
+                            .into_iter()
                             .collect())
                     };
                     let (yes, no) = (read(mp)?, read(np)?);

@@ -130,10 +130,7 @@ pub struct Policy {
 impl Policy {
     /// Reads and checks a policy file.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = crate::fsx::read_config(path)?;
         Self::parse(&text).map_err(|message| Error::Policy {
             path: path.to_owned(),
             message,
@@ -142,7 +139,7 @@ impl Policy {
 
     /// Parses and checks policy text.
     pub fn parse(text: &str) -> std::result::Result<Self, String> {
-        let p: Policy = toml::from_str(text).map_err(|e| e.to_string())?;
+        let p: Policy = toml::from_str(text).map_err(|e| crate::redact::toml(&e, text))?;
         if p.rules.is_empty() {
             return Err("no [[rule]] tables; a policy must state at least one threshold".into());
         }

@@ -183,7 +183,7 @@ pub fn read_manifest(dir: &Path) -> Result<(Vec<u8>, Manifest)> {
     let bytes = read(&p)?;
     let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| Error::Report {
         path: p.clone(),
-        message: format!("not a phiprobe manifest: {e}"),
+        message: format!("not a phiprobe manifest: {}", crate::redact::json(&e)),
     })?;
     if m.format != FORMAT {
         return Err(Error::Report {

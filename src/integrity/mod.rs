@@ -52,6 +52,8 @@ pub fn hash_file(path: &Path, shown: &str) -> Result<crate::evidence::FileHash> 
         path: path.to_owned(),
         source,
     };
+    // A device would stream forever and a pipe block: only regular files are hashed.
+    crate::fsx::input::regular_file(path)?;
     let mut f = std::fs::File::open(path).map_err(err)?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -73,10 +75,7 @@ pub fn hash_file(path: &Path, shown: &str) -> Result<crate::evidence::FileHash> 
 
 /// Reads a whole file, naming it on error.
 pub(crate) fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| Error::Read {
-        path: path.to_owned(),
-        source,
-    })
+    crate::fsx::read_bytes(path, crate::fsx::input::MAX_TEXT_BYTES)
 }
 
 /// Random bytes from the operating system (keys and nonces; never used for findings, which

@@ -127,12 +127,62 @@ fn host() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// Reads every entry line of an open log: the last entry and the number of entries. A line
+/// that is not an entry is an error naming it (the log is damaged; nothing may be appended).
+fn last_entry(f: &std::fs::File, log: &Path) -> Result<(Option<Entry>, u64)> {
+    let mut last: Option<Entry> = None;
+    let mut lines = 0u64;
+    for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
+        let line = line.map_err(|source| Error::Read {
+            path: log.to_owned(),
+            source,
+        })?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        lines += 1;
+        last = Some(serde_json::from_str(&line).map_err(|e| Error::Parse {
+            path: log.to_owned(),
+            format: "phiprobe run log".into(),
+            message: format!(
+                "line {}: not a log entry ({}); the log is damaged, run `phiprobe verify` on it, or name another file with --run-log",
+                i + 1,
+                crate::redact::json(&e)
+            ),
+        })?);
+    }
+    Ok((last, lines))
+}
+
+/// Checks, before a run writes anything, that an entry could be appended to `log`: it is
+/// absent, or a regular file within the size limit whose every line is a log entry.
+pub fn preflight(log: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(log) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        _ => {}
+    }
+    let size = crate::fsx::input::regular_file(log)?;
+    if size > crate::fsx::input::MAX_TEXT_BYTES {
+        return Err(Error::Usage(format!(
+            "{}: the run log is larger than {} bytes; start a new one with --run-log",
+            log.display(),
+            crate::fsx::input::MAX_TEXT_BYTES
+        )));
+    }
+    let f = std::fs::File::open(log).map_err(|source| Error::Read {
+        path: log.to_owned(),
+        source,
+    })?;
+    last_entry(&f, log).map(|_| ())
+}
+
 /// Appends an entry under an exclusive lock; returns it.
 pub fn append(log: &Path, ev: Event) -> Result<Entry> {
     let werr = |source| Error::Write {
         path: log.to_owned(),
         source,
     };
+    preflight(log)?;
     if let Some(parent) = log.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(werr)?;
     }
@@ -145,26 +195,7 @@ pub fn append(log: &Path, ev: Event) -> Result<Entry> {
     f.lock().map_err(werr)?;
     let res = (|| {
         f.rewind().map_err(werr)?;
-        let mut last: Option<Entry> = None;
-        let mut lines = 0u64;
-        for (i, line) in std::io::BufReader::new(&f).lines().enumerate() {
-            let line = line.map_err(|source| Error::Read {
-                path: log.to_owned(),
-                source,
-            })?;
-            if line.trim().is_empty() {
-                continue;
-            }
-            lines += 1;
-            last = Some(serde_json::from_str(&line).map_err(|e| Error::Parse {
-                path: log.to_owned(),
-                format: "phiprobe run log".into(),
-                message: format!(
-                    "line {}: {e}; the log is damaged, run `phiprobe verify` on it",
-                    i + 1
-                ),
-            })?);
-        }
+        let (last, lines) = last_entry(&f, log)?;
         let body = Body {
             format: FORMAT.into(),
             seq: last.as_ref().map_or(lines, |e| e.body.seq + 1),
@@ -210,10 +241,7 @@ pub struct ChainReport {
 
 /// Reads the log and checks every link of the chain.
 pub fn check(log: &Path) -> Result<ChainReport> {
-    let text = std::fs::read_to_string(log).map_err(|source| Error::Read {
-        path: log.to_owned(),
-        source,
-    })?;
+    let text = crate::fsx::read_config(log)?;
     let mut rep = ChainReport::default();
     let mut prev = GENESIS.to_owned();
     let mut seq = 0u64;
@@ -225,8 +253,10 @@ pub fn check(log: &Path) -> Result<ChainReport> {
         let e: Entry = match serde_json::from_str(line) {
             Ok(e) => e,
             Err(e) => {
-                rep.problems
-                    .push(format!("line {n}: not a log entry ({e})"));
+                rep.problems.push(format!(
+                    "line {n}: not a log entry ({})",
+                    crate::redact::json(&e)
+                ));
                 // The chain cannot be followed past an unreadable line.
                 return Ok(rep);
             }

@@ -240,7 +240,10 @@ pub fn verify(run: &Path, public: &Path, log: Option<&Path>) -> Result<Verificat
     } else {
         let raw = read(&sig_path)?;
         match serde_json::from_slice::<SignatureFile>(&raw) {
-            Err(e) => signature.push(format!("{SIGNATURE}: unreadable: {e}")),
+            Err(e) => signature.push(format!(
+                "{SIGNATURE}: unreadable: {}",
+                crate::redact::json(&e)
+            )),
             Ok(s) => {
                 signed_by = Some(s.key_id.clone());
                 // Without the log at hand (a folder sent to the expert alone) the anchor is

@@ -143,8 +143,10 @@ impl ArchConfig {
                 )));
             }
         };
-        let f64_field =
-            |k: &str, default: f64| field(cfg, k).and_then(|v| v.as_f64()).unwrap_or(default);
+        // Absent: the default; present but not a number: NaN, which `check` refuses by name.
+        let f64_field = |k: &str, default: f64| {
+            field(cfg, k).map_or(default, |v| v.as_f64().unwrap_or(f64::NAN))
+        };
         let bool_field =
             |k: &str, default: bool| field(cfg, k).and_then(|v| v.as_bool()).unwrap_or(default);
         let vocab_size = usize_field(cfg, &["vocab_size"], path)?;
@@ -187,7 +189,7 @@ impl ArchConfig {
                 if let Some(n) = field(cfg, "n_inner") {
                     c.intermediate = n
                         .as_u64()
-                        .filter(|&n| n > 0)
+                        .filter(|&n| n > 0 && n < 1 << 31)
                         .ok_or_else(|| bad("'n_inner' must be a positive integer".into()))?
                         as usize;
                 }
@@ -218,10 +220,12 @@ impl ArchConfig {
                 let rope_params = field(cfg, "rope_parameters");
                 c.rope_theta = field(cfg, "rope_theta")
                     .or_else(|| rope_params.and_then(|r| r.get("rope_theta")))
-                    .and_then(|v| v.as_f64())
-                    .unwrap_or(10_000.0);
-                c.max_positions =
-                    usize_field(cfg, &["max_position_embeddings"], path).unwrap_or(4096);
+                    .map_or(10_000.0, |v| v.as_f64().unwrap_or(f64::NAN));
+                // Absent: 4096; present, it must be valid (a bad value is never replaced).
+                c.max_positions = match field(cfg, "max_position_embeddings") {
+                    Some(_) => usize_field(cfg, &["max_position_embeddings"], path)?,
+                    None => 4096,
+                };
                 c.tied_embeddings = bool_field("tie_word_embeddings", false);
                 c.qkv_bias = family == Family::Qwen2 || bool_field("attention_bias", false);
                 c.out_bias = bool_field("attention_bias", false) && family == Family::Llama;
@@ -239,9 +243,10 @@ impl ArchConfig {
                 let uses_window =
                     family == Family::Llama || bool_field("use_sliding_window", false);
                 if uses_window {
-                    c.sliding_window = field(cfg, "sliding_window")
-                        .and_then(|v| v.as_u64())
-                        .map(|v| v as usize);
+                    c.sliding_window = match field(cfg, "sliding_window") {
+                        Some(_) => Some(usize_field(cfg, &["sliding_window"], path)?),
+                        None => None,
+                    };
                 }
                 if let Some(rs) = field(cfg, "rope_scaling").or(rope_params) {
                     let kind = rs
@@ -301,6 +306,33 @@ impl ArchConfig {
                     format!("metadata '{arch}.{k}' is missing or not a positive integer")
                 })
         };
+        // Optional keys: absent gives the default, present must be valid.
+        let opt = |k: &str, default: usize| -> Result<usize, String> {
+            if h.get(&format!("{arch}.{k}")).is_some() {
+                u(k)
+            } else {
+                Ok(default)
+            }
+        };
+        let float = |k: &str, default: f64| -> Result<f64, String> {
+            match h.get(&format!("{arch}.{k}")) {
+                None => Ok(default),
+                Some(v) => v
+                    .as_f64()
+                    .ok_or_else(|| format!("metadata '{arch}.{k}' is not a number")),
+            }
+        };
+        let token = |k: &str| -> Result<Option<u32>, String> {
+            match h.get(k) {
+                None => Ok(None),
+                Some(v) => v
+                    .as_u64()
+                    .and_then(|v| u32::try_from(v).ok())
+                    .filter(|&v| (v as usize) < vocab_size)
+                    .map(Some)
+                    .ok_or_else(|| format!("metadata '{k}' is not a token id below the vocabulary size {vocab_size}")),
+            }
+        };
         let hidden = u("embedding_length")?;
         let heads = u("attention.head_count")?;
         let c = ArchConfig {
@@ -310,42 +342,58 @@ impl ArchConfig {
             intermediate: u("feed_forward_length")?,
             layers: u("block_count")?,
             heads,
-            kv_heads: u("attention.head_count_kv").unwrap_or(heads),
-            head_dim: u("attention.key_length").unwrap_or(hidden / heads),
-            norm_eps: h
-                .get(&format!("{arch}.attention.layer_norm_rms_epsilon"))
-                .and_then(|v| v.as_f64())
-                .unwrap_or(1e-5),
-            rope_theta: h
-                .get(&format!("{arch}.rope.freq_base"))
-                .and_then(|v| v.as_f64())
-                .unwrap_or(10_000.0),
+            kv_heads: opt("attention.head_count_kv", heads)?,
+            head_dim: opt("attention.key_length", hidden / heads)?,
+            norm_eps: float("attention.layer_norm_rms_epsilon", 1e-5)?,
+            rope_theta: float("rope.freq_base", 10_000.0)?,
             rope_scaling: None,
-            max_positions: u("context_length").unwrap_or(2048),
+            max_positions: opt("context_length", 2048)?,
             sliding_window: None,
             tied_embeddings: !h.tensors.contains_key("output.weight"),
             qkv_bias: family == Family::Qwen2,
             out_bias: false,
-            bos: h
-                .get("tokenizer.ggml.bos_token_id")
-                .and_then(|v| v.as_u64())
-                .map(|v| v as u32),
-            eos: h
-                .get("tokenizer.ggml.eos_token_id")
-                .and_then(|v| v.as_u64())
-                .map(|v| v as u32)
-                .into_iter()
-                .collect(),
-            pad: h
-                .get("tokenizer.ggml.padding_token_id")
-                .and_then(|v| v.as_u64())
-                .map(|v| v as u32),
+            bos: token("tokenizer.ggml.bos_token_id")?,
+            eos: token("tokenizer.ggml.eos_token_id")?.into_iter().collect(),
+            pad: token("tokenizer.ggml.padding_token_id")?,
         };
         c.check()?;
         Ok(c)
     }
 
     fn check(&self) -> Result<(), String> {
+        // Every number is checked here, at the boundary: a zero RoPE base or a NaN epsilon
+        // would otherwise turn every log-probability into NaN without an error.
+        if !(self.norm_eps.is_finite() && self.norm_eps > 0.0 && self.norm_eps < 1.0) {
+            return Err(format!(
+                "the normalisation epsilon {} must be a number in (0, 1)",
+                self.norm_eps
+            ));
+        }
+        if self.family != Family::Gpt2 && !(self.rope_theta.is_finite() && self.rope_theta > 1.0) {
+            return Err(format!(
+                "the RoPE base (rope_theta) {} must be a finite number > 1",
+                self.rope_theta
+            ));
+        }
+        if let Some(s) = &self.rope_scaling {
+            let all = [
+                s.factor,
+                s.low_freq_factor,
+                s.high_freq_factor,
+                s.original_max_positions,
+            ];
+            if all.iter().any(|x| !(x.is_finite() && *x > 0.0))
+                || s.high_freq_factor <= s.low_freq_factor
+            {
+                return Err(
+                    "rope_scaling needs finite positive factors with high_freq_factor > low_freq_factor"
+                        .into(),
+                );
+            }
+        }
+        if self.kv_heads == 0 || self.heads == 0 || self.head_dim == 0 {
+            return Err("head counts and head width must be positive".into());
+        }
         if !self.heads.is_multiple_of(self.kv_heads) {
             return Err(format!(
                 "{} attention heads are not a multiple of {} key/value heads",

@@ -28,26 +28,34 @@ fn model_err(path: &Path, message: impl Into<String>) -> crate::Error {
     }
 }
 
+/// The worker threads for `--threads n`: 0 means every logical CPU; more threads than this
+/// machine has logical CPUs is refused (the count is bounded by the machine, never by the
+/// argument alone).
+pub fn resolve_threads(n: usize) -> crate::Result<usize> {
+    let cpus = std::thread::available_parallelism().map_or(1, |c| c.get());
+    match n {
+        0 => Ok(cpus),
+        n if n <= cpus => Ok(n),
+        n => Err(crate::Error::Usage(format!(
+            "--threads {n} is more than this machine's {cpus} logical CPU(s); use 1 to {cpus}, or 0 for all"
+        ))),
+    }
+}
+
 /// Streams a file through SHA-256 (the path recorded as given).
 pub(crate) fn hash_file(path: &Path) -> crate::Result<FileHash> {
     crate::integrity::hash_file(path, &path.display().to_string())
 }
 
 fn read_json(path: &Path) -> crate::Result<serde_json::Value> {
-    let text = std::fs::read_to_string(path).map_err(|source| crate::Error::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    serde_json::from_str(&text).map_err(|e| model_err(path, format!("not valid JSON: {e}")))
+    let text = crate::fsx::read_config(path)?;
+    serde_json::from_str(&text)
+        .map_err(|e| model_err(path, format!("not valid JSON: {}", crate::redact::json(&e))))
 }
 
 /// Opens the model at `spec`: `mock:<file>`, a checkpoint folder, or a `.gguf` file.
 pub fn load(spec: &str, opts: &LoadOptions) -> crate::Result<Box<dyn LanguageModel>> {
-    let threads = if opts.threads == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        opts.threads
-    };
+    let threads = resolve_threads(opts.threads)?;
     if let Some(file) = spec.strip_prefix("mock:") {
         if opts.adapter.is_some() {
             return Err(crate::Error::Usage(
@@ -65,6 +73,10 @@ pub fn load(spec: &str, opts: &LoadOptions) -> crate::Result<Box<dyn LanguageMod
             path: path.to_path_buf(),
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or folder"),
         });
+    }
+    // A device or pipe would block or never end: only folders and regular files are models.
+    if !path.is_dir() {
+        crate::fsx::input::regular_file(path)?;
     }
     let mut magic = [0u8; 4];
     let is_gguf = File::open(path)
@@ -162,10 +174,13 @@ impl Lora {
             .and_then(|v| v.as_u64())
             .filter(|&r| r > 0)
             .ok_or_else(|| bad("missing or invalid 'r'".into()))? as usize;
-        let alpha = cfg
-            .get("lora_alpha")
-            .and_then(|v| v.as_f64())
-            .unwrap_or(r as f64);
+        let alpha = match cfg.get("lora_alpha") {
+            None => r as f64,
+            Some(v) => v
+                .as_f64()
+                .filter(|a| a.is_finite())
+                .ok_or_else(|| bad("'lora_alpha' must be a finite number".into()))?,
+        };
         let rs = cfg
             .get("use_rslora")
             .and_then(|v| v.as_bool())

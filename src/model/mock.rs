@@ -45,13 +45,10 @@ pub struct MockModel {
 impl MockModel {
     /// Reads a mock fixture.
     pub fn open(path: &Path) -> crate::Result<Self> {
-        let bytes = std::fs::read(path).map_err(|source| crate::Error::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let bytes = crate::fsx::read_bytes(path, crate::fsx::input::MAX_TEXT_BYTES)?;
         let fx: Fixture = serde_json::from_slice(&bytes).map_err(|e| crate::Error::Model {
             path: path.to_path_buf(),
-            message: format!("not a mock-model fixture: {e}"),
+            message: format!("not a mock-model fixture: {}", crate::redact::json(&e)),
         })?;
         if fx.format != "phiprobe-mock" {
             return Err(crate::Error::Model {
@@ -186,7 +183,7 @@ impl LanguageModel for MockModel {
     }
     fn generate(&self, prompts: &[Vec<u32>], d: &Decoding) -> crate::Result<Vec<Vec<u32>>> {
         if let super::Strategy::Beam { width } = d.strategy {
-            let width = width.max(1);
+            super::check_beam(width, VOCAB)?;
             return Ok(prompts
                 .iter()
                 .map(|p| {

@@ -18,7 +18,22 @@ use candle_core::{Device, Tensor};
 
 pub use crate::evidence::ModelCard;
 pub(crate) use load::hash_file;
-pub use load::{LoadOptions, load};
+/// Most beams a beam search may keep (each is a row of every forward pass and a cache).
+pub const MAX_BEAM: usize = 1024;
+
+/// Checks a beam width against [`MAX_BEAM`] and the vocabulary (more beams than tokens cannot
+/// all differ after the first step).
+pub fn check_beam(width: usize, vocab: usize) -> crate::Result<()> {
+    if width == 0 || width > MAX_BEAM || width > vocab {
+        return Err(crate::Error::Usage(format!(
+            "a beam width of {width} is out of range: use 1 to {} (at most {MAX_BEAM}, and no more than the {vocab}-token vocabulary)",
+            MAX_BEAM.min(vocab)
+        )));
+    }
+    Ok(())
+}
+
+pub use load::{LoadOptions, load, resolve_threads};
 
 use transformer::{Transformer, ce};
 
@@ -337,11 +352,15 @@ impl Decoder {
     fn rows_logits(&self, hidden: &Tensor, rows: Vec<u32>) -> crate::Result<Vec<Vec<f32>>> {
         let n = rows.len();
         let rows = Tensor::from_vec(rows, n, &Device::Cpu).map_err(ce)?;
-        hidden
+        let logits: Vec<Vec<f32>> = hidden
             .index_select(&rows, 0)
             .and_then(|h| h.matmul(&self.net.head_t))
             .and_then(|l| l.to_vec2::<f32>())
-            .map_err(ce)
+            .map_err(ce)?;
+        if logits.iter().flatten().any(|v| !v.is_finite()) {
+            return Err(score::non_finite());
+        }
+        Ok(logits)
     }
 
     /// Beam search with a KV cache: every prompt runs `width` rows; after each step the cache
@@ -358,8 +377,9 @@ impl Decoder {
                 "prompt {i} has no tokens; give at least one"
             )));
         }
+        check_beam(width, self.net.cfg.vocab_size)?;
         let l = prompts.iter().map(Vec::len).max().unwrap_or(0);
-        self.check_len(l + d.max_new_tokens)?;
+        self.check_len(l.saturating_add(d.max_new_tokens))?;
         let rows_n = b * width;
         let pads: Vec<usize> = prompts
             .iter()
@@ -699,7 +719,7 @@ impl LanguageModel for Decoder {
             )));
         }
         let l = prompts.iter().map(Vec::len).max().unwrap_or(0);
-        self.check_len(l + d.max_new_tokens)?;
+        self.check_len(l.saturating_add(d.max_new_tokens))?;
         let pads: Vec<usize> = prompts.iter().map(|p| l - p.len()).collect();
         let pad = self.pad_id();
         let mut flat = Vec::with_capacity(b * l);

@@ -46,6 +46,13 @@ pub fn log_softmax(l: &[f32]) -> Vec<f32> {
         .collect()
 }
 
+/// The error for a forward pass that produced a NaN or infinite logit: never a score.
+pub fn non_finite() -> crate::Error {
+    crate::Error::Compute(
+        "the model produced a non-finite log-probability (NaN or infinite logits): its weights or configuration are invalid (NaN/inf weights, a zero RoPE base, a bad norm epsilon); nothing was concluded".into(),
+    )
+}
+
 /// Scores `rows` (`[n, hidden]` hidden states) against `targets` through `head_t` (`[hidden, vocab]`),
 /// `threads` workers on the per-row statistics.
 pub fn head_scores(
@@ -87,6 +94,13 @@ pub fn head_scores(
         });
         out.extend(parts.into_iter().flatten());
         start += len;
+    }
+    // A non-finite score would reach the findings as `null`: it is an error instead.
+    if out
+        .iter()
+        .any(|s| !(s.logprob.is_finite() && s.mean.is_finite() && s.var.is_finite()))
+    {
+        return Err(non_finite());
     }
     Ok(out)
 }

@@ -48,9 +48,17 @@ impl Tok {
         eos: Vec<u32>,
         pad: Option<u32>,
     ) -> crate::Result<Self> {
-        let inner = Tokenizer::from_file(path).map_err(|e| crate::Error::Model {
+        let bytes = crate::fsx::read_bytes(path, crate::fsx::input::MAX_TEXT_BYTES)?;
+        let inner = Tokenizer::from_bytes(&bytes).map_err(|e| crate::Error::Model {
             path: path.to_path_buf(),
-            message: format!("cannot load the tokenizer: {e}"),
+            // The tokenizers crate passes serde's words on, which quote the file's values.
+            message: format!(
+                "cannot load the tokenizer: {}",
+                e.downcast_ref::<serde_json::Error>().map_or_else(
+                    || crate::redact::detail(&e.to_string()),
+                    crate::redact::json
+                )
+            ),
         })?;
         let with = inner.encode("a", true).map(|e| e.get_ids().to_vec());
         let without = inner.encode("a", false).map(|e| e.get_ids().to_vec());

@@ -161,12 +161,32 @@ fn rope_tables(cfg: &ArchConfig) -> candle_core::Result<(Tensor, Tensor)> {
 impl Transformer {
     /// Loads the weights named for `cfg` from `src`.
     pub fn load(cfg: ArchConfig, src: &mut dyn WeightSource) -> crate::Result<Self> {
+        // The layer count comes from the configuration, which is untrusted: before anything is
+        // sized by it, the checkpoint must hold the last layer it claims.
+        let last = cfg.layers.saturating_sub(1);
+        let has_last = match cfg.family {
+            Family::Llama | Family::Qwen2 => {
+                src.has(&format!("model.layers.{last}.input_layernorm.weight"))
+            }
+            Family::Gpt2 => ["transformer.", ""]
+                .iter()
+                .any(|pre| src.has(&format!("{pre}h.{last}.ln_1.weight"))),
+        };
+        if cfg.layers == 0 || !has_last {
+            return Err(crate::Error::Model {
+                path: src.path().to_path_buf(),
+                message: format!(
+                    "the configuration claims {} layers but the weights hold no layer {last}; the configuration does not match the checkpoint",
+                    cfg.layers
+                ),
+            });
+        }
         let mut l = Loader { src };
         let (d, v, hd) = (cfg.hidden, cfg.vocab_size, cfg.head_dim);
         let (q_out, kv_out) = (cfg.heads * hd, cfg.kv_heads * hd);
         let eps = cfg.norm_eps as f32;
         let cat = |ts: &[Tensor]| Tensor::cat(ts, 1).map_err(ce);
-        let mut blocks = Vec::with_capacity(cfg.layers);
+        let mut blocks = Vec::new();
         let (embed, positions, final_norm, head_t);
         match cfg.family {
             Family::Llama | Family::Qwen2 => {

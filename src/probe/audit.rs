@@ -10,6 +10,7 @@
 //! `part-NNNNN.parquet` chunks per model). `phiprobe report RUN --reanalyze` re-derives every
 //! finding from `observations/` without a model.
 
+use crate::fsx::out::RunFolder;
 use std::collections::{HashMap, HashSet};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -94,6 +95,70 @@ pub struct AuditSpec {
     pub phi_examples: Option<crate::integrity::bundle::Key>,
 }
 
+impl AuditSpec {
+    /// Checks the settings of every probe and the options, without reading any input.
+    pub fn check(&self) -> Result<()> {
+        crate::model::resolve_threads(self.threads)?;
+        if let Some(s) = &self.settings {
+            s.validate()
+                .map_err(|m| Error::Usage(format!("plan: membership: {m}")))?;
+        }
+        if let Some(s) = &self.canary {
+            s.validate()
+                .map_err(|m| Error::Usage(format!("plan: canary: {m}")))?;
+        }
+        if let Some(s) = &self.extraction {
+            s.validate()
+                .map_err(|m| Error::Usage(format!("plan: extraction: {m}")))?;
+        }
+        if let Some(s) = &self.inversion {
+            s.validate()
+                .map_err(|m| Error::Usage(format!("plan: inversion: {m}")))?;
+        }
+        if let Some(s) = &self.dp_audit {
+            s.validate()
+                .map_err(|m| Error::Usage(format!("plan: dp_audit: {m}")))?;
+        }
+        if self.settings.is_none()
+            && self.canary.is_none()
+            && self.extraction.is_none()
+            && self.inversion.is_none()
+            && self.dp_audit.is_none()
+        {
+            return Err(Error::Usage(
+                "the plan has no probe to run; add a [[probe]] (kinds: `phiprobe probes`)".into(),
+            ));
+        }
+        if self.batch_tokens == 0 {
+            return Err(Error::Usage("--batch-tokens must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// Every file or folder the audit reads (its card and data, models, references, canaries),
+    /// which its output may not overwrite.
+    pub fn input_paths(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        if let Some(d) = &self.data {
+            match crate::data::DatasetCard::load(d) {
+                Ok(card) => out.extend(card.files()),
+                Err(_) => out.push(d.clone()),
+            }
+        }
+        for m in [Some(&self.model), self.reference_model.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            out.push(PathBuf::from(m.strip_prefix("mock:").unwrap_or(m)));
+        }
+        out.extend(self.adapter.iter().cloned());
+        out.extend(self.references.iter().cloned());
+        out.extend(self.reference_manifest.iter().cloned());
+        out.extend(self.canaries.iter().cloned());
+        out
+    }
+}
+
 /// `observations/audit.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuditRecord {
@@ -140,14 +205,11 @@ fn werr(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
 }
 
 pub(crate) fn read_json<T: for<'de> Deserialize<'de>>(path: &Path, format: &str) -> Result<T> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
-        path: path.to_owned(),
-        source,
-    })?;
+    let text = crate::fsx::read_text(path, crate::fsx::input::data_limit())?;
     serde_json::from_str(&text).map_err(|e| Error::Parse {
         path: path.to_owned(),
-        format: format.into(),
-        message: e.to_string(),
+        format: format.to_owned(),
+        message: crate::redact::json(&e),
     })
 }
 
@@ -244,13 +306,6 @@ fn reference_specs(spec: &AuditSpec, ids: &[String]) -> Result<Vec<ModelSpec>> {
         }
     }
     Ok(out)
-}
-
-fn working_dir(out: &Path) -> PathBuf {
-    let name = out
-        .file_name()
-        .map_or_else(|| "audit".into(), |n| n.to_string_lossy().into_owned());
-    out.with_file_name(format!(".{name}.partial"))
 }
 
 /// State that must match for a working folder to be resumed.
@@ -545,45 +600,15 @@ pub struct AuditOutcome {
 /// Runs an audit end to end; `manifest` is completed with the input hashes.
 pub fn run(
     spec: &AuditSpec,
-    mut manifest: RunManifest,
+    folder: &RunFolder,
+    manifest: RunManifest,
     progress: Progress<'_>,
 ) -> Result<AuditOutcome> {
-    if let Some(s) = &spec.settings {
-        s.validate()
-            .map_err(|m| Error::Usage(format!("plan: membership: {m}")))?;
-    }
-    if let Some(s) = &spec.canary {
-        s.validate()
-            .map_err(|m| Error::Usage(format!("plan: canary: {m}")))?;
-    }
-    if let Some(s) = &spec.extraction {
-        s.validate()
-            .map_err(|m| Error::Usage(format!("plan: extraction: {m}")))?;
-    }
-    if let Some(s) = &spec.inversion {
-        s.validate()
-            .map_err(|m| Error::Usage(format!("plan: inversion: {m}")))?;
-    }
-    if let Some(s) = &spec.dp_audit {
-        s.validate()
-            .map_err(|m| Error::Usage(format!("plan: dp_audit: {m}")))?;
-    }
-    if spec.settings.is_none()
-        && spec.canary.is_none()
-        && spec.extraction.is_none()
-        && spec.inversion.is_none()
-        && spec.dp_audit.is_none()
-    {
-        return Err(Error::Usage(
-            "the plan has no probe to run; add a [[probe]] (kinds: `phiprobe probes`)".into(),
-        ));
-    }
-    if spec.batch_tokens == 0 {
-        return Err(Error::Usage("--batch-tokens must be at least 1".into()));
-    }
-    if !crate::report::replaceable(&spec.out)? {
+    spec.check()?;
+    if folder.path() != spec.out {
         return Err(Error::Usage(format!(
-            "{} exists and is not a phiprobe run folder; choose another --out",
+            "internal: the claimed folder {} is not the audit's --out {}",
+            folder.path().display(),
             spec.out.display()
         )));
     }
@@ -620,13 +645,52 @@ pub fn run(
             "--canaries was given but the plan has no canary probe; add [[probe]] kind = \"canary\"".into(),
         ));
     }
-    let work = working_dir(&spec.out);
+    let work = folder.sibling("partial");
     let obs_dir = work.join("observations");
     if work.exists() && !work.join("resume.json").is_file() {
         // A working folder that does not say what it holds cannot be trusted: start over.
         std::fs::remove_dir_all(&work).map_err(werr(&work))?;
     }
+    let fresh = !work.exists();
     std::fs::create_dir_all(&obs_dir).map_err(werr(&obs_dir))?;
+    let outcome = observe_and_finish(
+        spec,
+        folder,
+        &work,
+        manifest,
+        canaries,
+        recs,
+        data_hashes,
+        progress,
+    );
+    // A working folder this run created and that holds no finished observation is not worth
+    // resuming: a refused model or a bad input leaves nothing behind.
+    if outcome.is_err() && fresh && !holds_finished_observation(&work) {
+        let _ = std::fs::remove_dir_all(&work);
+    }
+    outcome
+}
+
+/// Whether a working folder holds an observation worth resuming (a model scored to the end).
+fn holds_finished_observation(work: &Path) -> bool {
+    std::fs::read_dir(work.join("observations")).is_ok_and(|d| {
+        d.flatten()
+            .any(|e| e.path().join("done.json").is_file() || e.path().is_file())
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn observe_and_finish(
+    spec: &AuditSpec,
+    folder: &RunFolder,
+    work: &Path,
+    mut manifest: RunManifest,
+    canaries: Option<super::canary::CanarySet>,
+    recs: Option<TextRecords>,
+    data_hashes: Vec<FileHash>,
+    progress: Progress<'_>,
+) -> Result<AuditOutcome> {
+    let obs_dir = work.join("observations");
     let target_spec = ModelSpec {
         name: "target".into(),
         role: "target".into(),
@@ -676,8 +740,12 @@ pub fn run(
                 let mut seen = HashSet::new();
                 if let Some(dup) = ids.iter().find(|id| !seen.insert(id.as_str())) {
                     return Err(Error::Usage(format!(
-                        "{}: record id '{dup}' occurs twice; audit records need unique ids",
-                        spec.data.as_deref().unwrap_or(Path::new("data")).display()
+                        "{}: a record id occurs twice among the audit records (records {} and {}); audit records need unique ids",
+                        spec.data.as_deref().unwrap_or(Path::new("data")).display(),
+                        ids.iter().position(|i| i == dup).map_or(0, |p| rows[p] + 1),
+                        ids.iter()
+                            .rposition(|i| i == dup)
+                            .map_or(0, |p| rows[p] + 1)
                     )));
                 }
             }
@@ -1009,7 +1077,7 @@ pub fn run(
             crate::integrity::bundle::seal(key, &file.manifest.run_id, &bytes)?,
         ));
     }
-    finish(&work, &spec.out, &file, &extra)?;
+    finish(work, folder, &file, &extra)?;
     Ok(AuditOutcome {
         file,
         scored,
@@ -1120,7 +1188,12 @@ fn digest_json(v: &impl Serialize) -> String {
 /// Writes the report files into the working folder, renames it to `out`, then drops the resume
 /// markers (after the rename, so a crash before it leaves a working folder that still says what
 /// it holds).
-fn finish(work: &Path, out: &Path, file: &FindingsFile, extra: &[(&str, Vec<u8>)]) -> Result<()> {
+fn finish(
+    work: &Path,
+    folder: &RunFolder,
+    file: &FindingsFile,
+    extra: &[(&str, Vec<u8>)],
+) -> Result<()> {
     for (name, bytes) in crate::report::render_all(file)? {
         crate::fsx::write_atomic(&work.join(name), &bytes)?;
     }
@@ -1144,23 +1217,7 @@ fn finish(work: &Path, out: &Path, file: &FindingsFile, extra: &[(&str, Vec<u8>)
         }
     }
     crate::integrity::manifest::write(work, &file.manifest)?;
-    if out.exists() {
-        let old = out.with_file_name(format!(
-            ".{}.old-{}",
-            out.file_name()
-                .map_or("run".into(), |n| n.to_string_lossy()),
-            std::process::id()
-        ));
-        std::fs::rename(out, &old).map_err(werr(out))?;
-        if let Err(e) = std::fs::rename(work, out) {
-            let _ = std::fs::rename(&old, out);
-            return Err(werr(out)(e));
-        }
-        let _ = std::fs::remove_dir_all(&old);
-    } else {
-        std::fs::rename(work, out).map_err(werr(out))?;
-    }
-    Ok(())
+    folder.install(work)
 }
 
 /// Re-analyses a finished audit run from its observations (new membership settings optional)
@@ -1196,7 +1253,7 @@ pub fn reanalyze(run: &Path, settings: Option<&Settings>) -> Result<FindingsFile
                 .map_err(|e| Error::Parse {
                     path: run.join(crate::report::FINDINGS),
                     format: "membership settings".into(),
-                    message: e.to_string(),
+                    message: crate::redact::json(&e),
                 })?
                 .unwrap_or_default(),
         };

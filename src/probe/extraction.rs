@@ -156,11 +156,39 @@ impl Settings {
         if self.suffix_tokens == 0 {
             return Err("suffix_tokens must be at least 1".into());
         }
+        use crate::config::{MAX_COUNT, MAX_TOKENS};
+        crate::config::check_counts(&[
+            (
+                "prefix_tokens",
+                self.prefix_tokens.iter().copied().max().unwrap_or(0),
+                MAX_TOKENS,
+            ),
+            ("prefix_tokens (entries)", self.prefix_tokens.len(), 64),
+            ("suffix_tokens", self.suffix_tokens, MAX_TOKENS),
+            ("samples", self.samples, MAX_TOKENS),
+            ("records", self.records, MAX_COUNT),
+            (
+                "identifiers_per_record",
+                self.identifiers_per_record,
+                MAX_TOKENS,
+            ),
+            ("generations", self.generations, MAX_COUNT),
+            ("generation_tokens", self.generation_tokens, MAX_TOKENS),
+            ("batch", self.batch, MAX_TOKENS),
+            ("examples", self.examples, MAX_TOKENS),
+        ])?;
         if self.decodes.is_empty() {
             return Err("decodes must name at least one of greedy, beam, sample".into());
         }
         if self.beam_width == 0 || self.samples == 0 || self.batch == 0 {
             return Err("beam_width, samples and batch must be at least 1".into());
+        }
+        if self.beam_width > crate::model::MAX_BEAM {
+            return Err(format!(
+                "beam_width must be at most {} (got {})",
+                crate::model::MAX_BEAM,
+                self.beam_width
+            ));
         }
         if !(self.temperature > 0.0 && self.temperature.is_finite()) {
             return Err("temperature must be positive".into());

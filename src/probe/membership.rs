@@ -163,6 +163,9 @@ pub struct Settings {
     pub retokenize: bool,
 }
 
+/// Most bootstrap resamples a plan may ask for.
+pub const MAX_BOOTSTRAP: usize = 100_000;
+
 impl Default for Settings {
     fn default() -> Self {
         Self {
@@ -196,6 +199,11 @@ impl Settings {
         if self.attacks.is_empty() {
             return Err("attacks is empty; name at least one".into());
         }
+        crate::config::check_counts(&[
+            ("bootstrap", self.bootstrap, MAX_BOOTSTRAP),
+            ("vulnerable", self.vulnerable, crate::config::MAX_TOKENS),
+            ("fpr (entries)", self.fpr.len(), 64),
+        ])?;
         for &f in &self.fpr {
             if !(f > 0.0 && f < 1.0) {
                 return Err(format!("fpr {f} must lie in (0, 1)"));

@@ -20,6 +20,7 @@ pub use doc::{ReportDoc, build};
 
 use crate::error::{Error, Result};
 use crate::evidence::FindingsFile;
+use crate::fsx::out::RunFolder;
 use std::path::{Path, PathBuf};
 
 /// Files of a run folder.
@@ -68,14 +69,31 @@ pub fn render_all(file: &FindingsFile) -> Result<Vec<(&'static str, Vec<u8>)>> {
     Ok(files)
 }
 
-/// Writes a complete run folder at `dir` atomically: everything goes into a temporary sibling
-/// folder, `manifest.json` is written last over its content, and the folder is renamed into
-/// place once complete. An existing folder is replaced only when it
-/// is empty or is itself a phiprobe run folder (it holds `findings.json`); anything else is
-/// refused, so `--out` can never wipe an unrelated folder.
-pub fn write_run(dir: &Path, file: &FindingsFile) -> Result<()> {
+/// Writes a complete run folder into the claimed `folder` atomically: everything goes into a
+/// temporary sibling folder, `manifest.json` is written last over its content, and the folder
+/// is installed in place once complete ([`RunFolder::install`]: a previous run there loses
+/// only the files its manifest lists).
+pub fn write_run(folder: &RunFolder, file: &FindingsFile) -> Result<()> {
     let files = render_all(file)?;
-    write_files_atomically(dir, &files, file)
+    let tmp = folder.sibling(&format!("tmp-{}", std::process::id()));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(werr(&tmp))?;
+    }
+    let built = (|| -> Result<()> {
+        std::fs::create_dir(&tmp).map_err(werr(&tmp))?;
+        for (n, bytes) in &files {
+            let p = tmp.join(n);
+            let mut f = std::fs::File::create(&p).map_err(werr(&p))?;
+            std::io::Write::write_all(&mut f, bytes).map_err(werr(&p))?;
+            f.sync_all().map_err(werr(&p))?;
+        }
+        crate::integrity::manifest::write(&tmp, &file.manifest)?;
+        folder.install(&tmp)
+    })();
+    if built.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    built
 }
 
 fn werr(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -85,97 +103,13 @@ fn werr(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     }
 }
 
-/// Whether `dir` may be replaced by a run folder: absent, empty, or itself a run folder
-/// (it holds `findings.json`).
-pub(crate) fn replaceable(dir: &Path) -> Result<bool> {
-    if !dir.exists() {
-        return Ok(true);
-    }
-    if !dir.is_dir() {
-        return Ok(false);
-    }
-    let mut entries = std::fs::read_dir(dir).map_err(|source| Error::Read {
-        path: dir.to_owned(),
-        source,
-    })?;
-    Ok(entries.next().is_none() || dir.join(FINDINGS).is_file())
-}
-
-fn write_files_atomically(
-    dir: &Path,
-    files: &[(&str, Vec<u8>)],
-    file: &FindingsFile,
-) -> Result<()> {
-    if !replaceable(dir)? {
-        return Err(Error::Report {
-            path: dir.to_owned(),
-            message:
-                "exists and is not a phiprobe run folder (no findings.json); choose another --out"
-                    .into(),
-        });
-    }
-    let parent = dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(werr(parent))?;
-    let name = dir
-        .file_name()
-        .map_or_else(|| "run".into(), |n| n.to_string_lossy().into_owned());
-    let pid = std::process::id();
-    let tmp = parent.join(format!(".{name}.tmp-{pid}"));
-    let old = parent.join(format!(".{name}.old-{pid}"));
-    for stale in [&tmp, &old] {
-        if stale.exists() {
-            std::fs::remove_dir_all(stale).map_err(werr(stale))?;
-        }
-    }
-    let built = (|| -> Result<()> {
-        std::fs::create_dir(&tmp).map_err(werr(&tmp))?;
-        for (n, bytes) in files {
-            let p = tmp.join(n);
-            let mut f = std::fs::File::create(&p).map_err(werr(&p))?;
-            std::io::Write::write_all(&mut f, bytes).map_err(werr(&p))?;
-            f.sync_all().map_err(werr(&p))?;
-        }
-        crate::integrity::manifest::write(&tmp, &file.manifest)?;
-        Ok(())
-    })();
-    if let Err(e) = built {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(e);
-    }
-    if dir.exists() {
-        std::fs::rename(dir, &old).map_err(werr(dir))?;
-        if let Err(e) = std::fs::rename(&tmp, dir) {
-            // Put the previous run back rather than leave no folder at all.
-            let _ = std::fs::rename(&old, dir);
-            let _ = std::fs::remove_dir_all(&tmp);
-            return Err(werr(dir)(e));
-        }
-        if let Err(e) = std::fs::remove_dir_all(&old) {
-            tracing::warn!(
-                "could not remove the previous run folder {}: {e}",
-                old.display()
-            );
-        }
-    } else if let Err(e) = std::fs::rename(&tmp, dir) {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(werr(dir)(e));
-    }
-    Ok(())
-}
-
 /// Reads `findings.json` from a run folder.
 pub fn read_findings(dir: &Path) -> Result<FindingsFile> {
     let p = dir.join(FINDINGS);
-    let text = std::fs::read_to_string(&p).map_err(|source| Error::Read {
-        path: p.clone(),
-        source,
-    })?;
+    let text = crate::fsx::read_text(&p, crate::fsx::input::data_limit())?;
     serde_json::from_str(&text).map_err(|e| Error::Report {
         path: p,
-        message: format!("not a phiprobe findings file: {e}"),
+        message: format!("not a phiprobe findings file: {}", crate::redact::json(&e)),
     })
 }
 

@@ -393,7 +393,7 @@ pub fn bootstrap_auc(
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(resamples)
-        .min(1 + (np + nn) * resamples / 2_000_000);
+        .min(1 + (np + nn).saturating_mul(resamples) / 2_000_000);
     let mut aucs: Vec<f64> = std::thread::scope(|sc| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {

@@ -80,12 +80,75 @@ impl Plan {
         }
     }
 
-    /// Parses a TOML plan.
+    /// Parses a TOML plan (errors give line, column and the kind of problem, never a value).
     pub fn parse(text: &str) -> Result<Self, String> {
-        let p: Self = toml::from_str(text).map_err(|e| e.message().to_owned())?;
+        let p: Self = toml::from_str(text).map_err(|e| crate::redact::toml(&e, text))?;
         Ok(p)
     }
+
+    /// Checks the plan without any training data: counts within their documented maxima
+    /// ([`MAX_PER_RUNG`], [`MAX_CANARY_REFERENCES`], [`MAX_RUNGS`], copies ≤ [`MAX_COPIES`]),
+    /// formats that parse and leave room for every secret, contexts with `{secret}`.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.kinds.is_empty() {
+            return Err("the canary plan lists no [[canary]] kinds".into());
+        }
+        if self.repetitions.is_empty() || self.repetitions.contains(&0) || self.per_rung == 0 {
+            return Err(
+                "repetitions must be a non-empty list of positive counts, per_rung ≥ 1".into(),
+            );
+        }
+        if self.repetitions.len() > MAX_RUNGS
+            || self.repetitions.iter().any(|&r| r > MAX_COPIES)
+            || self.per_rung > MAX_PER_RUNG
+            || self.references > MAX_CANARY_REFERENCES
+        {
+            return Err(format!(
+                "the canary plan is too large: at most {MAX_RUNGS} rungs of at most {MAX_COPIES} copies, per_rung ≤ {MAX_PER_RUNG}, references ≤ {MAX_CANARY_REFERENCES}"
+            ));
+        }
+        if let Some(p) = self.include_probability
+            && !(p > 0.0 && p <= 1.0)
+        {
+            return Err(format!("include_probability must be in (0, 1] (got {p})"));
+        }
+        let needed = self.repetitions.len() * self.per_rung + self.references;
+        for spec in &self.kinds {
+            let (dfmt, dctx) = defaults(&spec.kind).unwrap_or(("", ""));
+            let ftext = spec.format.as_deref().unwrap_or(dfmt);
+            if ftext.is_empty() {
+                return Err(format!(
+                    "canary kind '{}' is not built in; give it a format",
+                    spec.kind
+                ));
+            }
+            let format = Format::parse(ftext)?;
+            let context = spec.context.as_deref().unwrap_or(dctx);
+            if !context.is_empty() && !context.contains("{secret}") {
+                return Err(format!("the context of '{}' has no {{secret}}", spec.kind));
+            }
+            if format.log2_space() < ((2 * needed) as f64).log2() {
+                return Err(format!(
+                    "the format '{ftext}' of canary kind '{}' has only {:.0} possible secrets, too few for {} canaries + {} references (at most half the space may be used)",
+                    spec.kind,
+                    format.log2_space().exp2(),
+                    self.repetitions.len() * self.per_rung,
+                    self.references
+                ));
+            }
+        }
+        Ok(())
+    }
 }
+
+/// Most rungs (entries of `repetitions`) a canary plan may have.
+pub const MAX_RUNGS: usize = 64;
+/// Most copies of one canary.
+pub const MAX_COPIES: usize = 1_000_000;
+/// Most canaries per rung and kind.
+pub const MAX_PER_RUNG: usize = 10_000;
+/// Most reference secrets per kind.
+pub const MAX_CANARY_REFERENCES: usize = 1_000_000;
 
 /// Default format and context of a built-in kind.
 fn defaults(kind: &str) -> Option<(&'static str, &'static str)> {
@@ -427,17 +490,7 @@ pub fn plant(
     texts: &mut [String],
     seed: u64,
 ) -> Result<Planted, String> {
-    if plan.kinds.is_empty() {
-        return Err("the canary plan lists no [[canary]] kinds".into());
-    }
-    if plan.repetitions.is_empty() || plan.repetitions.contains(&0) || plan.per_rung == 0 {
-        return Err("repetitions must be a non-empty list of positive counts, per_rung ≥ 1".into());
-    }
-    if let Some(p) = plan.include_probability
-        && !(p > 0.0 && p <= 1.0)
-    {
-        return Err(format!("include_probability must be in (0, 1] (got {p})"));
-    }
+    plan.validate()?;
     let mut kinds = std::collections::BTreeSet::new();
     for k in &plan.kinds {
         if !kinds.insert(k.kind.as_str()) {

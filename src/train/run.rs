@@ -243,12 +243,6 @@ fn plan_jobs(spec: &RunSpec, recs: &TextRecords) -> Result<Vec<Job>> {
         (0..n).collect()
     };
     if spec.references > 0 {
-        if !spec.references.is_multiple_of(2) {
-            return Err(Error::Usage(format!(
-                "--references must be even (complementary pairs); got {}",
-                spec.references
-            )));
-        }
         let patients: Vec<String> = pool
             .iter()
             .map(|&r| recs.patients[r].clone())
@@ -308,8 +302,10 @@ fn werr(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     }
 }
 
-/// Trains the jobs of this shard; assembles `fleet.json` when every job is present.
-pub fn run(spec: &RunSpec, progress: Progress<'_>) -> Result<RunSummary> {
+/// Checks a run's settings without reading its data or writing anything: the shard, the model
+/// configuration, every training number, the DP setting, the fleet size and the canary plan.
+/// [`run`] calls it first; a sweep calls it for every setting before it writes `sweep.json`.
+pub fn check(spec: &RunSpec) -> Result<()> {
     if let Some((i, n)) = spec.shard
         && (n == 0 || i >= n)
     {
@@ -319,6 +315,22 @@ pub fn run(spec: &RunSpec, progress: Progress<'_>) -> Result<RunSummary> {
         .model
         .validate()
         .map_err(|m| Error::Usage(format!("model configuration: {m}")))?;
+    spec.train.validate().map_err(Error::Usage)?;
+    if !spec.references.is_multiple_of(2) {
+        return Err(Error::Usage(format!(
+            "--references must be even (complementary pairs); got {}",
+            spec.references
+        )));
+    }
+    if spec.references > MAX_REFERENCES {
+        return Err(Error::Usage(format!(
+            "--references must be at most {MAX_REFERENCES} (got {})",
+            spec.references
+        )));
+    }
+    if let Some(plan) = &spec.canaries {
+        plan.validate().map_err(Error::Usage)?;
+    }
     if let Some(dp) = spec.train.dp {
         // σ = 0 is DP-SGD's clipping and sampling without noise (no guarantee; the baseline
         // of a sweep); a target ε chooses σ later.
@@ -345,6 +357,93 @@ pub fn run(spec: &RunSpec, progress: Progress<'_>) -> Result<RunSummary> {
             )));
         }
     }
+    Ok(())
+}
+
+/// The files a model folder written by `phiprobe train` holds.
+const MODEL_FILES: &[&str] = &[
+    "config.json",
+    "generation_config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "training.json",
+];
+
+/// Removes a model or fleet folder that `phiprobe train` wrote, deleting only the files such a
+/// folder consists of; anything else in it stops the removal (naming the file) before anything
+/// is deleted.
+pub fn remove_trained(dir: &Path) -> Result<()> {
+    fn plan(
+        dir: &Path,
+        fleet: bool,
+        files: &mut Vec<PathBuf>,
+        dirs: &mut Vec<PathBuf>,
+    ) -> Result<()> {
+        let rd = std::fs::read_dir(dir).map_err(|source| Error::Read {
+            path: dir.to_owned(),
+            source,
+        })?;
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let p = e.path();
+            let ft = e.file_type().map_err(|source| Error::Read {
+                path: p.clone(),
+                source,
+            })?;
+            if ft.is_file()
+                && (MODEL_FILES.contains(&name.as_str()) || fleet && name == "fleet.json")
+            {
+                files.push(p);
+            } else if ft.is_dir() && fleet && name == "target" {
+                plan(&p, false, files, dirs)?;
+            } else if ft.is_dir() && fleet && name == "references" {
+                for r in std::fs::read_dir(&p)
+                    .map_err(|source| Error::Read {
+                        path: p.clone(),
+                        source,
+                    })?
+                    .flatten()
+                {
+                    let rp = r.path();
+                    let ok = r.file_type().is_ok_and(|t| t.is_dir())
+                        && r.file_name().to_string_lossy().starts_with("ref-");
+                    if !ok {
+                        return Err(not_ours(&rp));
+                    }
+                    plan(&rp, false, files, dirs)?;
+                }
+                dirs.push(p);
+            } else {
+                return Err(not_ours(&p));
+            }
+        }
+        dirs.push(dir.to_owned());
+        Ok(())
+    }
+    fn not_ours(p: &Path) -> Error {
+        Error::Output {
+            path: p.to_owned(),
+            message: "is not part of a model phiprobe trained, so it is not phiprobe's to delete; move it or choose another --out".into(),
+        }
+    }
+    let (mut files, mut dirs) = (Vec::new(), Vec::new());
+    plan(dir, true, &mut files, &mut dirs)?;
+    for f in files {
+        std::fs::remove_file(&f).map_err(werr(&f))?;
+    }
+    for d in dirs {
+        std::fs::remove_dir(&d).map_err(werr(&d))?;
+    }
+    Ok(())
+}
+
+/// Most reference models a fleet may have.
+pub const MAX_REFERENCES: usize = 1024;
+
+/// Trains the jobs of this shard; assembles `fleet.json` when every job is present.
+pub fn run(spec: &RunSpec, progress: Progress<'_>) -> Result<RunSummary> {
+    check(spec)?;
     let recs = TextRecords::load(&spec.data, spec.column.as_deref())?;
     if recs.is_empty() {
         return Err(Error::Empty {
@@ -399,6 +498,11 @@ pub fn run(spec: &RunSpec, progress: Progress<'_>) -> Result<RunSummary> {
         {
             continue;
         }
+        if let Some(p) = job.dir.parent() {
+            std::fs::create_dir_all(p).map_err(werr(p))?;
+        }
+        // One writer per model folder (shards of a fleet train different folders).
+        let _lock = crate::fsx::out::FolderLock::acquire(&job.dir)?;
         if job.dir.join("training.json").exists() {
             if spec.references > 0 {
                 // A retried array job: this model of the fleet is already done.
@@ -610,7 +714,7 @@ fn train_job(
             dp.expected_size = Some(public_size);
         }
         if let Some(target) = dp.target_epsilon {
-            let steps = trainer::dp_steps(cfg.epochs, dp.sample_rate);
+            let steps = trainer::dp_steps(cfg.epochs, dp.sample_rate).map_err(Error::Usage)?;
             dp.noise = super::accountant::calibrate_noise(
                 target,
                 dp.delta,
@@ -755,14 +859,11 @@ fn write_checkpoint(
 /// `fleet.json`.
 pub fn merge(dir: &Path, external: &[(PathBuf, PathBuf)]) -> Result<(PathBuf, Fleet)> {
     let read = |p: &Path| -> Result<TrainingRecord> {
-        let text = std::fs::read_to_string(p).map_err(|source| Error::Read {
-            path: p.to_owned(),
-            source,
-        })?;
+        let text = crate::fsx::read_text(p, crate::fsx::input::data_limit())?;
         serde_json::from_str(&text).map_err(|e| Error::Parse {
             path: p.to_owned(),
             format: TRAINING_FORMAT.into(),
-            message: e.to_string(),
+            message: crate::redact::json(&e),
         })
     };
     let target = read(&dir.join("target").join("training.json"))?;
@@ -829,7 +930,7 @@ pub fn merge(dir: &Path, external: &[(PathBuf, PathBuf)]) -> Result<(PathBuf, Fl
     }
     // Balance: every pool record is IN for exactly half of the references.
     let k = refs.len();
-    for (i, id) in records.iter().enumerate() {
+    for i in 0..records.len() {
         let ins = models
             .iter()
             .filter(|m| m.role == "reference" && m.membership.as_bytes()[i] == b'1')
@@ -838,16 +939,15 @@ pub fn merge(dir: &Path, external: &[(PathBuf, PathBuf)]) -> Result<(PathBuf, Fl
             return Err(Error::Report {
                 path: dir.to_owned(),
                 message: format!(
-                    "record {id} is trained on by {ins} of {k} reference models; the fleet is not balanced (mixed runs?)"
+                    "audit record {} (of {}) is trained on by {ins} of {k} reference models; the fleet is not balanced (mixed runs?)",
+                    i + 1,
+                    records.len()
                 ),
             });
         }
     }
     for (model, ids_file) in external {
-        let text = std::fs::read_to_string(ids_file).map_err(|source| Error::Read {
-            path: ids_file.clone(),
-            source,
-        })?;
+        let text = crate::fsx::read_text(ids_file, crate::fsx::input::data_limit())?;
         let ids: BTreeSet<String> = text
             .lines()
             .map(str::trim)

@@ -131,19 +131,97 @@ pub struct BatchStats {
     pub empty: u64,
 }
 
-/// DP-SGD steps for `epochs` at sampling rate `q`: round(epochs / q), at least 1.
-pub fn dp_steps(epochs: f64, q: f64) -> u64 {
-    (epochs / q).round().max(1.0) as u64
+/// Most steps phiprobe plans or accounts for: 2⁵³, the largest count an `f64` holds exactly.
+/// A step count beyond it cannot be represented, and a silently saturated count would
+/// understate the accountant's ε.
+pub const MAX_STEPS: u64 = 1 << 53;
+
+/// A step count from a real number, refused when it is not finite or above [`MAX_STEPS`].
+fn steps_of(x: f64, what: &str) -> Result<u64, String> {
+    let s = x.round();
+    if !s.is_finite() || s > MAX_STEPS as f64 {
+        return Err(format!(
+            "{what} gives {x:e} steps, more than the 2^53 phiprobe can count exactly; lower the epochs or raise the sample rate"
+        ));
+    }
+    Ok(s.max(1.0) as u64)
+}
+
+/// DP-SGD steps for `epochs` at sampling rate `q`: round(epochs / q), at least 1; an error
+/// past [`MAX_STEPS`].
+pub fn dp_steps(epochs: f64, q: f64) -> Result<u64, String> {
+    steps_of(epochs / q, "epochs / q")
 }
 
 /// Number of optimisation steps of a run over `n` examples.
-pub fn total_steps(cfg: &TrainConfig, n: usize) -> u64 {
+pub fn total_steps(cfg: &TrainConfig, n: usize) -> Result<u64, String> {
     match cfg.dp {
         Some(dp) => dp_steps(cfg.epochs, dp.sample_rate),
         None => {
             let per_epoch = n.div_ceil(cfg.batch_size.max(1)) as u64;
-            ((cfg.epochs * per_epoch as f64).round() as u64).max(1)
+            steps_of(cfg.epochs * per_epoch as f64, "epochs × batches per epoch")
         }
+    }
+}
+
+/// Most epochs a training run may ask for.
+pub const MAX_EPOCHS: f64 = 1e6;
+/// Largest batch size.
+pub const MAX_BATCH: usize = 1 << 20;
+
+impl TrainConfig {
+    /// Checks every number of the configuration: finite, in range. Called before anything is
+    /// written, so a bad value never costs a folder or an hour.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.epochs.is_finite() && self.epochs > 0.0 && self.epochs <= MAX_EPOCHS) {
+            return Err(format!(
+                "--epochs must be a number in (0, {MAX_EPOCHS}] (got {})",
+                self.epochs
+            ));
+        }
+        if self.batch_size == 0 || self.batch_size > MAX_BATCH {
+            return Err(format!(
+                "--batch-size must be in 1..={MAX_BATCH} (got {})",
+                self.batch_size
+            ));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0 && self.lr <= 10.0) {
+            return Err(format!(
+                "--lr must be a number in (0, 10] (got {})",
+                self.lr
+            ));
+        }
+        if !(self.warmup.is_finite() && (0.0..1.0).contains(&self.warmup)) {
+            return Err(format!(
+                "--warmup is the fraction of steps spent warming up: a number in [0, 1) (got {})",
+                self.warmup
+            ));
+        }
+        if !(self.grad_clip.is_finite() && self.grad_clip > 0.0) {
+            return Err(format!(
+                "the gradient clipping norm must be a finite number > 0 (got {})",
+                self.grad_clip
+            ));
+        }
+        let a = &self.adamw;
+        if !((0.0..1.0).contains(&a.beta1)
+            && (0.0..1.0).contains(&a.beta2)
+            && a.eps.is_finite()
+            && a.eps > 0.0
+            && a.weight_decay.is_finite()
+            && a.weight_decay >= 0.0)
+        {
+            return Err(format!(
+                "AdamW settings out of range (β₁ {}, β₂ {}, ε {}, weight decay {})",
+                a.beta1, a.beta2, a.eps, a.weight_decay
+            ));
+        }
+        if let Some(dp) = self.dp
+            && dp.sample_rate > 0.0
+        {
+            dp_steps(self.epochs, dp.sample_rate)?;
+        }
+        Ok(())
     }
 }
 
@@ -253,10 +331,18 @@ impl CheckpointDir {
             path: pointer.clone(),
             message: format!("{m}; delete the folder to start afresh"),
         };
-        let v: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| bad(format!("unreadable checkpoint: {e}")))?;
-        let meta: CheckpointMeta = serde_json::from_value(v.clone())
-            .map_err(|e| bad(format!("unreadable checkpoint: {e}")))?;
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+            bad(format!(
+                "unreadable checkpoint: {}",
+                crate::redact::json(&e)
+            ))
+        })?;
+        let meta: CheckpointMeta = serde_json::from_value(v.clone()).map_err(|e| {
+            bad(format!(
+                "unreadable checkpoint: {}",
+                crate::redact::json(&e)
+            ))
+        })?;
         if meta.config_hash != hash {
             return Err(bad(
                 "the checkpoint belongs to a run with other settings or data".into(),
@@ -375,7 +461,7 @@ pub fn train(
             "the training split is empty; nothing to train on".into(),
         ));
     }
-    let total = total_steps(cfg, n);
+    let total = total_steps(cfg, n).map_err(Error::Usage)?;
     let warmup = ((cfg.warmup * total as f64).round() as u64)
         .max(1)
         .min(total);
@@ -415,7 +501,7 @@ pub fn train(
     while meta.step < total {
         let step = meta.step;
         let lr = optim::schedule(step, total, warmup, cfg.lr, 0.1);
-        let loss = match cfg.dp {
+        let (loss, toks) = match cfg.dp {
             None => {
                 let epoch = step / steps_per_epoch;
                 if order.as_ref().is_none_or(|(e, _, _)| *e != epoch) {
@@ -435,7 +521,10 @@ pub fn train(
                     .collect();
                 let batch = Batch::new(&seqs).map_err(compute)?;
                 meta.tokens += batch.tokens() as u64;
-                plain_step(cfg, &params, &mut opt, &batch, lr)?
+                (
+                    plain_step(cfg, &params, &mut opt, &batch, lr)?,
+                    batch.tokens(),
+                )
             }
             Some(dp) => {
                 let mut rng = Rng::derive(cfg.seed, "dp/poisson", step);
@@ -468,9 +557,18 @@ pub fn train(
                 };
                 let (loss, toks) = dp_step(cfg, dp, &params, &mut opt, &seqs, n, step, lr, wb)?;
                 meta.tokens += toks as u64;
-                loss
+                (loss, toks)
             }
         };
+        if !loss.is_finite() && toks > 0 {
+            // A diverged run would write a model of NaN weights whose every log-probability
+            // is undefined; nothing downstream may audit it. (An empty Poisson batch has no
+            // loss to speak of and is not divergence.)
+            return Err(Error::Compute(format!(
+                "training diverged at step {} of {total}: the loss is not a finite number; lower --lr or raise --warmup",
+                meta.step + 1
+            )));
+        }
         if loss.is_finite() {
             meta.epoch_loss.0 += loss;
             meta.epoch_loss.1 += 1;

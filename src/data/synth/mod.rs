@@ -43,10 +43,7 @@ pub struct SpanRow {
 
 /// Reads a `phi_spans.jsonl` ground-truth file.
 pub fn read_spans(path: &Path) -> Result<Vec<SpanRow>> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
-        path: path.to_owned(),
-        source,
-    })?;
+    let text = crate::fsx::read_text(path, crate::fsx::input::data_limit())?;
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
@@ -54,7 +51,12 @@ pub fn read_spans(path: &Path) -> Result<Vec<SpanRow>> {
             serde_json::from_str(l).map_err(|e| Error::Parse {
                 path: path.to_owned(),
                 format: "PHI span list (JSON lines)".into(),
-                message: format!("line {}: {e}", i + 1),
+                // serde's own line is always 1 here: the file's line replaces it.
+                message: format!(
+                    "line {}: {}",
+                    i + 1,
+                    crate::redact::json(&e).replacen("line 1, ", "", 1)
+                ),
             })
         })
         .collect()
@@ -331,6 +333,62 @@ fn write_records(df: &mut pl::DataFrame, format: Format, path: &Path) -> Result<
     w.flush().map_err(werr(path))
 }
 
+/// Checks that a dataset may be generated into `out`: absent, empty, or an earlier output of
+/// the generator (its card is the generator's and every file is one the generator writes).
+/// Anything else is named and nothing is written: the generator never overwrites a user's file.
+fn check_out(out: &Path) -> Result<()> {
+    let refuse = |p: &Path, why: &str| Error::Output {
+        path: p.to_owned(),
+        message: format!(
+            "{why}; `data synth` writes only into an empty folder or one it wrote before. Choose another --out"
+        ),
+    };
+    match std::fs::symlink_metadata(out) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(Error::Read {
+                path: out.to_owned(),
+                source,
+            });
+        }
+        Ok(m) if !m.is_dir() => return Err(refuse(out, "exists and is not a folder")),
+        Ok(_) => {}
+    }
+    let mut names: Vec<String> = std::fs::read_dir(out)
+        .map_err(|source| Error::Read {
+            path: out.to_owned(),
+            source,
+        })?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    names.sort();
+    let card = out.join("synthetic-ehr.toml");
+    let ours = std::fs::read_to_string(&card)
+        .is_ok_and(|t| Format::ALL.iter().any(|&f| t == card_text(f)));
+    if !ours {
+        return Err(refuse(
+            &out.join(&names[0]),
+            "is not part of a dataset phiprobe generated",
+        ));
+    }
+    let generated: Vec<String> = Format::ALL
+        .iter()
+        .map(|&f| records_file(f))
+        .chain(["phi_spans.jsonl", "split.csv", "synthetic-ehr.toml"].map(String::from))
+        .collect();
+    if let Some(other) = names.iter().find(|n| !generated.contains(n)) {
+        return Err(refuse(
+            &out.join(other),
+            "is not a file the generator writes",
+        ));
+    }
+    Ok(())
+}
+
 /// Generates a dataset into `opts.out` (files are written under temporary names and renamed
 /// into place, so a failed run leaves no half-written file).
 pub fn generate(opts: &SynthOptions, progress: &(dyn Fn(u64) + Sync)) -> Result<SynthSummary> {
@@ -342,6 +400,7 @@ pub fn generate(opts: &SynthOptions, progress: &(dyn Fn(u64) + Sync)) -> Result<
     if !(0.0..=1.0).contains(&opts.member_fraction) {
         return Err(Error::Usage("--member-fraction must be in [0, 1]".into()));
     }
+    check_out(&opts.out)?;
     std::fs::create_dir_all(&opts.out).map_err(werr(&opts.out))?;
     let rows = generate_all(opts, progress);
     let records = rows.age.len() as u64;

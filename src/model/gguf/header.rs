@@ -388,6 +388,12 @@ pub fn parse_header<R: Read>(reader: R, len: u64) -> Result<Header, String> {
             ));
         }
         let bytes = numel / ty.block as u64 * ty.bytes as u64;
+        // The specification requires every tensor's offset to be a multiple of the alignment.
+        if offset % alignment != 0 {
+            return Err(format!(
+                "tensor '{name}': data offset {offset} is not a multiple of the file's {alignment}-byte alignment; the file is corrupt"
+            ));
+        }
         let start = data_start
             .checked_add(offset)
             .filter(|s| s.checked_add(bytes).is_some_and(|e| e <= len))

@@ -37,6 +37,7 @@ pub fn read_header(path: &Path) -> crate::Result<(File, Header)> {
         path: path.to_path_buf(),
         source,
     };
+    crate::fsx::input::regular_file(path)?;
     let file = File::open(path).map_err(read_err)?;
     let len = file.metadata().map_err(read_err)?.len();
     let header =

@@ -93,7 +93,11 @@ pub fn parse_header(json: &[u8], file_len: u64) -> Result<Header, String> {
     }
     let data_len = file_len - data_start;
     let value: serde_json::Value = serde_json::from_slice(json).map_err(|e| {
-        format!("header is not valid JSON ({e}); the file is truncated or not safetensors")
+        format!(
+            "header is not valid JSON (line {}, column {}); the file is truncated or not safetensors",
+            e.line(),
+            e.column()
+        )
     })?;
     let map = value
         .as_object()

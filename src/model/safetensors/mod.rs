@@ -18,6 +18,7 @@ pub fn read_header(path: &Path) -> crate::Result<(File, Header)> {
         path: path.to_path_buf(),
         source,
     };
+    crate::fsx::input::regular_file(path)?;
     let mut file = File::open(path).map_err(read_err)?;
     let file_len = file.metadata().map_err(read_err)?.len();
     if file_len < 8 {

@@ -78,6 +78,15 @@ impl Settings {
         if self.references < 2 {
             return Err("references must be at least 2".into());
         }
+        crate::config::check_counts(&[
+            ("references", self.references, crate::config::MAX_COUNT),
+            (
+                "max_expansions",
+                usize::try_from(self.max_expansions).unwrap_or(usize::MAX),
+                crate::config::MAX_COUNT,
+            ),
+            ("batch", self.batch, crate::config::MAX_TOKENS),
+        ])?;
         if self.batch == 0 {
             return Err("batch must be at least 1".into());
         }
@@ -196,16 +205,13 @@ pub fn from_file(
     references: usize,
     seed: u64,
 ) -> Result<(Vec<CanarySpec>, Vec<RefGroup>)> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
-        path: path.to_owned(),
-        source,
-    })?;
+    let text = crate::fsx::read_config(path)?;
     let bad = |m: String| Error::Parse {
         path: path.to_owned(),
         format: "canary list (TOML)".into(),
         message: m,
     };
-    let file: UserFile = toml::from_str(&text).map_err(|e| bad(e.message().to_owned()))?;
+    let file: UserFile = toml::from_str(&text).map_err(|e| bad(crate::redact::toml(&e, &text)))?;
     if file.canaries.is_empty() {
         return Err(bad("no [[canary]] entries".into()));
     }
@@ -214,10 +220,12 @@ pub fn from_file(
     for (i, c) in file.canaries.into_iter().enumerate() {
         let f = Format::parse(&c.format).map_err(|m| bad(format!("canary {}: {m}", i + 1)))?;
         if !f.contains(&c.secret) {
+            // The secret is never printed: it is what the audit measures the model's
+            // knowledge of.
             return Err(bad(format!(
-                "canary {}: secret '{}' does not fit format '{}'",
+                "canary {}: its secret ({} characters) does not fit its format '{}'",
                 i + 1,
-                c.secret,
+                c.secret.chars().count(),
                 c.format
             )));
         }

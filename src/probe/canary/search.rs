@@ -305,7 +305,8 @@ impl<'m> Searcher<'m> {
     pub fn rank(&mut self, secret: &str, limits: Limits) -> Result<Outcome> {
         if !self.format.contains(secret) {
             return Err(Error::Usage(format!(
-                "canary secret '{secret}' does not fit its format '{}'",
+                "a canary secret ({} characters) does not fit its format '{}'",
+                secret.chars().count(),
                 self.format.text
             )));
         }

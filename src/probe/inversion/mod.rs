@@ -138,6 +138,25 @@ impl Settings {
         if self.max_candidates < 2 {
             return Err("max_candidates must be at least 2".into());
         }
+        use crate::config::{MAX_COUNT, MAX_TOKENS};
+        crate::config::check_counts(&[
+            ("records", self.records, MAX_COUNT),
+            ("max_candidates", self.max_candidates, MAX_COUNT),
+            ("top_k", self.top_k, MAX_COUNT),
+            ("prior_min", self.prior_min, MAX_COUNT),
+            ("reconstruct_tokens", self.reconstruct_tokens, MAX_TOKENS),
+            ("generations", self.generations, MAX_COUNT),
+            ("generation_tokens", self.generation_tokens, MAX_TOKENS),
+            ("min_match", self.min_match, MAX_TOKENS),
+            ("batch", self.batch, MAX_TOKENS),
+        ])?;
+        if self.beam_width > crate::model::MAX_BEAM {
+            return Err(format!(
+                "beam_width must be at most {} (got {})",
+                crate::model::MAX_BEAM,
+                self.beam_width
+            ));
+        }
         if self.top_k == 0 || self.beam_width == 0 || self.batch == 0 || self.min_match == 0 {
             return Err("top_k, beam_width, batch and min_match must be at least 1".into());
         }

@@ -1,6 +1,16 @@
-//! Atomic file writes: a temporary sibling with a process-unique name, flushed and fsynced, then
-//! renamed over the target, so a reader never sees a half-written file and a failed write leaves
-//! nothing behind.
+//! The file system at phiprobe's edges.
+//!
+//! - Atomic file writes (this module): a temporary sibling with a process-unique name, flushed
+//!   and fsynced, then renamed over the target, so a reader never sees a half-written file and
+//!   a failed write leaves nothing behind.
+//! - [`input`]: untrusted input files are read only when regular and within a documented size.
+//! - [`out`]: which output folders may be replaced, the lock on a run folder, and installing a
+//!   finished run.
+
+pub mod input;
+pub mod out;
+
+pub use input::{read_bytes, read_config, read_text};
 
 use crate::error::{Error, Result};
 use std::io::{BufWriter, Write};
