@@ -83,7 +83,7 @@ fn unknown_column() {
         dir.path(),
         &["risk", "--data", "d.csv", "--qi", "age,zipcode"],
     );
-    assert_input_error(&o, &["d.csv", "zipcode", "available"]);
+    assert_input_error(&o, &["d.csv", "zipcode", "columns of the header"]);
 }
 
 #[test]
@@ -485,7 +485,7 @@ fn out_never_replaces_an_unrelated_folder() {
             "risk", "--data", "d.csv", "--qi", "age", "--out", "precious",
         ],
     );
-    assert_input_error(&o, &["precious", "not a phiprobe run folder"]);
+    assert_input_error(&o, &["precious/thesis.tex", "not part of a phiprobe run"]);
     assert!(dir.path().join("precious/thesis.tex").is_file());
     // A previous run folder is replaced.
     for _ in 0..2 {

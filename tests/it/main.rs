@@ -5,6 +5,7 @@ mod canary;
 mod cli;
 mod evidence;
 mod extraction;
+mod hostile;
 mod inversion;
 mod models;
 mod oracles;
