@@ -162,8 +162,54 @@ pub fn jsonl(text: &str) -> Result<(), Problem> {
             };
             return Err(Problem { line: k + 1, what });
         }
+        if let Some(col) = wide_integer(l) {
+            return Err(Problem {
+                line: k + 1,
+                what: format!(
+                    "the integer at column {col} lies outside the 64-bit range; write it as a string (\"…\") or a decimal"
+                ),
+            });
+        }
     }
     Ok(())
+}
+
+/// The 1-based column of the first integer literal (outside strings) that does not fit an
+/// `i64` or `u64`; polars cannot hold such a column (it would need 128-bit integers).
+fn wide_integer(line: &str) -> Option<usize> {
+    let b = line.as_bytes();
+    let (mut i, mut in_str) = (0usize, false);
+    while i < b.len() {
+        let c = b[i];
+        if in_str {
+            match c {
+                b'\\' => i += 1,
+                b'"' => in_str = false,
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        if c == b'"' {
+            in_str = true;
+            i += 1;
+            continue;
+        }
+        if c == b'-' || c.is_ascii_digit() {
+            let start = i;
+            while i < b.len() && matches!(b[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') {
+                i += 1;
+            }
+            let tok = &line[start..i];
+            let integer = !tok.contains(['.', 'e', 'E']);
+            if integer && tok.parse::<i64>().is_err() && tok.parse::<u64>().is_err() {
+                return Some(line[..start].chars().count() + 1);
+            }
+            continue;
+        }
+        i += 1;
+    }
+    None
 }
 
 #[cfg(test)]
@@ -213,5 +259,10 @@ mod tests {
         let (l, w) = line_of(jsonl("{\"a\":1}\n[\"Zebulon\"]\n"));
         assert_eq!(l, 2);
         assert!(w.starts_with("not a JSON object"), "{w}");
+        // Integers beyond 64 bits (a fuzzing find: polars panicked on them).
+        jsonl("{\"a\":\"99999999999999999999\",\"b\":-9223372036854775808,\"c\":1e30}\n").unwrap();
+        let (l, w) = line_of(jsonl("{\"a\":1}\n{\"a\": 18446744073709551616}\n"));
+        assert_eq!(l, 2);
+        assert!(w.contains("column 7") && w.contains("64-bit"), "{w}");
     }
 }

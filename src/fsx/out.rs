@@ -164,18 +164,10 @@ pub fn replaceable(dir: &Path) -> Result<Existing> {
             "exists and is not a folder; choose another --out",
         ));
     }
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map_err(|source| Error::Read {
-            path: dir.to_owned(),
-            source,
-        })?
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
+    let names = entry_names(dir)?;
     if names.is_empty() {
         return Ok(Existing::Empty);
     }
-    names.sort();
     if !dir.join(MANIFEST).is_file() {
         let first = names.first().map_or("", String::as_str);
         return Err(out_err(
@@ -204,6 +196,20 @@ pub fn replaceable(dir: &Path) -> Result<Existing> {
     Ok(Existing::Run(
         m.outputs.iter().map(|h| h.path.clone()).collect(),
     ))
+}
+
+/// The names of a folder's entries, sorted.
+pub fn entry_names(dir: &Path) -> Result<Vec<String>> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|source| Error::Read {
+            path: dir.to_owned(),
+            source,
+        })?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    Ok(names)
 }
 
 /// An exclusive lock on a folder, held as `.<name>.lock` beside it; released (and the file
@@ -491,21 +497,7 @@ fn remove_listed(dir: &Path, listed: &[String]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::evidence::RunManifest;
-
-    fn run_manifest() -> RunManifest {
-        RunManifest {
-            schema_version: 2,
-            tool_version: "t".into(),
-            git_commit: None,
-            run_id: "r".into(),
-            command: "risk".into(),
-            seed: 1,
-            plan: serde_json::Value::Null,
-            inputs: vec![],
-            started_at: String::new(),
-        }
-    }
+    use crate::integrity::manifest::tests::run as run_manifest;
 
     fn fake_run(dir: &Path) {
         std::fs::create_dir_all(dir.join("observations")).unwrap();

@@ -224,10 +224,11 @@ pub fn check(dir: &Path, m: &Manifest) -> Result<Vec<Problem>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn run() -> RunManifest {
+    /// A run manifest for tests.
+    pub(crate) fn run() -> RunManifest {
         RunManifest {
             schema_version: 2,
             tool_version: "t".into(),

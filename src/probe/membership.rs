@@ -191,7 +191,9 @@ impl Settings {
         for a in &self.attacks {
             if !ATTACKS.contains(&a.as_str()) {
                 return Err(format!(
-                    "unknown attack '{a}' (known: {})",
+                    "unknown attack {} (known: {})",
+                    crate::redact::plain_name(a)
+                        .map_or_else(|| "(not a plain name)".to_owned(), |n| format!("'{n}'")),
                     ATTACKS.join(", ")
                 ));
             }

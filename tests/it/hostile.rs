@@ -1107,6 +1107,43 @@ fn cases() -> Vec<Case> {
             &["mock.json"],
         ),
         case(
+            "JSONL integer beyond 64 bits (a fuzzing find)",
+            |d| {
+                write(
+                    d,
+                    "w.jsonl",
+                    "{\"age\": 30}\n{\"age\": 444444444444444444444444}\n",
+                )
+            },
+            &[
+                "-q", "risk", "--data", "w.jsonl", "--qi", "age", "--out", "out",
+            ],
+            &["w.jsonl", "line 2", "64-bit"],
+        ),
+        case(
+            "plan naming an attack with a line break (a fuzzing find)",
+            |d| {
+                write(
+                    d,
+                    "plan.toml",
+                    "[[probe]]\nkind = \"membership\"\nattacks = [\"loss\\nQuixote\"]\n",
+                )
+            },
+            &[
+                "-q",
+                "audit",
+                "--model",
+                "m",
+                "--data",
+                "d/synthetic-ehr.toml",
+                "--plan",
+                "plan.toml",
+                "--out",
+                "out",
+            ],
+            &["plan.toml", "unknown attack (not a plain name)"],
+        ),
+        case(
             "tokenizer.json with planted values",
             tokenizer_planted,
             &["-q", "score", "--model", "tq", "--text", "hi"],

@@ -354,18 +354,10 @@ fn check_out(out: &Path) -> Result<()> {
         Ok(m) if !m.is_dir() => return Err(refuse(out, "exists and is not a folder")),
         Ok(_) => {}
     }
-    let mut names: Vec<String> = std::fs::read_dir(out)
-        .map_err(|source| Error::Read {
-            path: out.to_owned(),
-            source,
-        })?
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
+    let names = crate::fsx::out::entry_names(out)?;
     if names.is_empty() {
         return Ok(());
     }
-    names.sort();
     let card = out.join("synthetic-ehr.toml");
     let ours = std::fs::read_to_string(&card)
         .is_ok_and(|t| Format::ALL.iter().any(|&f| t == card_text(f)));
