@@ -1001,3 +1001,45 @@ pub fn in_counts(fleet: &Fleet) -> BTreeMap<String, usize> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fleet(dir: &Path) {
+        for sub in ["target", "references/ref-00", "references/ref-01"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+            for f in MODEL_FILES {
+                std::fs::write(dir.join(sub).join(f), b"x").unwrap();
+            }
+        }
+        std::fs::write(dir.join("fleet.json"), b"{}").unwrap();
+    }
+
+    #[test]
+    fn remove_trained_deletes_a_fleet_and_nothing_else() {
+        let d = tempfile::tempdir().unwrap();
+        let m = d.path().join("model");
+        fleet(&m);
+        std::fs::write(m.join("references/ref-01/notes.txt"), b"mine").unwrap();
+        let e = remove_trained(&m).unwrap_err().to_string();
+        assert!(
+            e.contains("ref-01/notes.txt") && e.contains("not phiprobe's"),
+            "{e}"
+        );
+        assert!(
+            m.join("target/model.safetensors").is_file(),
+            "nothing deleted"
+        );
+        std::fs::remove_file(m.join("references/ref-01/notes.txt")).unwrap();
+        remove_trained(&m).unwrap();
+        assert!(!m.exists());
+        let single = d.path().join("single");
+        std::fs::create_dir(&single).unwrap();
+        for f in MODEL_FILES {
+            std::fs::write(single.join(f), b"x").unwrap();
+        }
+        remove_trained(&single).unwrap();
+        assert!(!single.exists());
+    }
+}
