@@ -223,7 +223,8 @@ pub fn toml(e: &toml::de::Error, text: &str) -> String {
         let line = &text[start..s.start.min(text.len())];
         if let Some((k, _)) = line.split_once('=') {
             let k = k.trim();
-            if !k.is_empty() && k.split('.').all(|p| plain_name(p).is_some()) {
+            if !k.is_empty() && k.len() <= MAX_KEY && k.split('.').all(|p| plain_name(p).is_some())
+            {
                 key = format!(" (key {k})");
             }
         }
@@ -241,7 +242,7 @@ pub fn toml_key(e: &toml::de::Error) -> String {
     else {
         return String::new();
     };
-    if path.split('.').all(|k| plain_name(k).is_some()) {
+    if path.len() <= MAX_KEY && path.split('.').all(|k| plain_name(k).is_some()) {
         format!(" (key {path})")
     } else {
         String::new()

@@ -81,6 +81,57 @@ fn parse(bytes: Vec<u8>, path: &Path, opts: &ReadOptions) -> Result<DataFrame> {
             message: p.to_string(),
         });
     }
+    // JSON lines without their blank lines (polars' line sampler trips over some).
+    let bytes = if opts.format == Format::Jsonl {
+        let text = std::str::from_utf8(&bytes).unwrap_or_default();
+        let mut kept = String::with_capacity(text.len());
+        for l in text.lines().filter(|l| !l.trim().is_empty()) {
+            kept.push_str(l);
+            kept.push('\n');
+        }
+        kept.into_bytes()
+    } else {
+        bytes
+    };
+    // polars panics on some inputs it cannot represent; a panic there is a refused file, not
+    // a crash (the scan above refuses every case found so far).
+    let _quiet = ParserGuard::enter();
+    let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_frame(bytes, opts)));
+    match parsed {
+        Ok(r) => r.map_err(perr),
+        Err(_) => Err(Error::Parse {
+            path: path.to_owned(),
+            format: opts.format.name().to_owned(),
+            message: "the parser could not represent this file's content (an unsupported value or structure)".into(),
+        }),
+    }
+}
+
+/// Parsers running under [`ParserGuard`] (process-wide: polars panics on its worker threads).
+static GUARDED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Whether a third-party parser is running under a guard that turns its panics into errors; the
+/// binary's panic hook stays quiet then.
+pub fn parser_guarded() -> bool {
+    GUARDED.load(std::sync::atomic::Ordering::SeqCst) > 0
+}
+
+struct ParserGuard;
+
+impl ParserGuard {
+    fn enter() -> Self {
+        GUARDED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        ParserGuard
+    }
+}
+
+impl Drop for ParserGuard {
+    fn drop(&mut self) {
+        GUARDED.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+fn read_frame(bytes: Vec<u8>, opts: &ReadOptions) -> PolarsResult<DataFrame> {
     match opts.format {
         Format::Csv => CsvReadOptions::default()
             .with_has_header(true)
@@ -91,17 +142,13 @@ fn parse(bytes: Vec<u8>, path: &Path, opts: &ReadOptions) -> Result<DataFrame> {
                     .with_missing_is_null(true),
             )
             .into_reader_with_file_handle(Cursor::new(bytes))
-            .finish()
-            .map_err(perr),
-        Format::Parquet => ParquetReader::new(Cursor::new(bytes))
-            .finish()
-            .map_err(perr),
+            .finish(),
+        Format::Parquet => ParquetReader::new(Cursor::new(bytes)).finish(),
         Format::Jsonl => JsonReader::new(Cursor::new(bytes))
             .with_json_format(JsonFormat::JsonLines)
             // Infer the schema from every line: a column null in the first rows is common.
             .infer_schema_len(None)
-            .finish()
-            .map_err(perr),
+            .finish(),
     }
 }
 
@@ -361,5 +408,27 @@ mod tests {
             assert!(e.contains("d.x") && e.contains(line), "{what}: {e}");
             assert!(!e.contains("Zebulon") && !e.contains("1120"), "{what}: {e}");
         }
+    }
+
+    #[test]
+    fn fuzzing_finds_are_read_or_refused_by_line() {
+        // polars panicked on these: blank lines after an empty object; a 128-bit integer.
+        for (text, rows) in [("{}\n\n", 0), ("\n\n{\"a\":1}\n\n{\"a\":2}", 2)] {
+            let got = parse(
+                text.as_bytes().to_vec(),
+                Path::new("d"),
+                &opts(Format::Jsonl),
+            )
+            .map(|df| df.height());
+            assert_eq!(got.ok(), Some(rows), "{text:?}");
+        }
+        let e = parse(
+            b"{\"a\":1}\n{\"a\":444444444444444444444444}\n".to_vec(),
+            Path::new("d"),
+            &opts(Format::Jsonl),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("line 2") && e.contains("64-bit"), "{e}");
     }
 }
