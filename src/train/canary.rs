@@ -112,6 +112,8 @@ impl Plan {
         {
             return Err(format!("include_probability must be in (0, 1] (got {p})"));
         }
+        // Drawing every distinct secret must be easy and exposure meaningful: at most half the
+        // space of a format may be used.
         let needed = self.repetitions.len() * self.per_rung + self.references;
         for spec in &self.kinds {
             let (dfmt, dctx) = defaults(&spec.kind).unwrap_or(("", ""));
@@ -529,19 +531,7 @@ pub fn plant(
         let Some(at) = context.find("{secret}") else {
             return Err(format!("the context of '{}' has no {{secret}}", spec.kind));
         };
-        let needed = plan.repetitions.len() * plan.per_rung + plan.references;
-        // Drawing `needed` distinct secrets must be easy and exposure meaningful: at most half
-        // the space.
-        let log2_needed = ((2 * needed) as f64).log2();
-        if format.log2_space() < log2_needed {
-            return Err(format!(
-                "the format '{ftext}' of canary kind '{}' has only {:.0} possible secrets, too few for {} canaries + {} references (at most half the space may be used)",
-                spec.kind,
-                format.log2_space().exp2(),
-                plan.repetitions.len() * plan.per_rung,
-                plan.references
-            ));
-        }
+        // `validate` has checked that the format leaves room for every secret.
         let mut rng = Rng::derive(seed, &format!("canary/{}", spec.kind), ki as u64);
         let mut seen = HashSet::new();
         let mut draw = |rng: &mut Rng| loop {
