@@ -81,11 +81,12 @@ fn parse(bytes: Vec<u8>, path: &Path, opts: &ReadOptions) -> Result<DataFrame> {
             message: p.to_string(),
         });
     }
-    // JSON lines without their blank lines (polars' line sampler trips over some).
+    // JSON lines trimmed, without blank lines (polars' line sampler trips over blank lines
+    // and stray whitespace; neither means anything in JSON lines).
     let bytes = if opts.format == Format::Jsonl {
         let text = std::str::from_utf8(&bytes).unwrap_or_default();
         let mut kept = String::with_capacity(text.len());
-        for l in text.lines().filter(|l| !l.trim().is_empty()) {
+        for l in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
             kept.push_str(l);
             kept.push('\n');
         }
@@ -413,7 +414,12 @@ mod tests {
     #[test]
     fn fuzzing_finds_are_read_or_refused_by_line() {
         // polars panicked on these: blank lines after an empty object; a 128-bit integer.
-        for (text, rows) in [("{}\n\n", 0), ("\n\n{\"a\":1}\n\n{\"a\":2}", 2)] {
+        for (text, rows) in [
+            ("{}\n\n", 0),
+            ("\n\n{\"a\":1}\n\n{\"a\":2}", 2),
+            ("{}\n{}\t\n{}\n\t", 0),
+            (" {\"a\":1} \r\n\t{\"a\":2}\t", 2),
+        ] {
             let got = parse(
                 text.as_bytes().to_vec(),
                 Path::new("d"),
