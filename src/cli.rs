@@ -601,7 +601,7 @@ fn attach_determination(
 fn report_preflight(
     a: &ReportArgs,
 ) -> Result<(
-    crate::fsx::out::FolderLock,
+    crate::integrity::folder::FolderLock,
     Option<(crate::evidence::Determination, FileHash)>,
 )> {
     if !a.run_dir.is_dir() {
@@ -611,11 +611,11 @@ fn report_preflight(
         )));
     }
     let determination = match &a.determination {
-        Some(p) => Some(crate::config::load_determination(p)?),
+        Some(p) => Some(crate::run::plan::load_determination(p)?),
         None => None,
     };
     evidence::preflight_log(&a.run_dir)?;
-    let lock = crate::fsx::out::FolderLock::acquire(&a.run_dir)?;
+    let lock = crate::integrity::folder::FolderLock::acquire(&a.run_dir)?;
     Ok((lock, determination))
 }
 
@@ -667,11 +667,11 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::BenchInversion(a) => audit::bench_inversion_cmd(&a),
         Command::Report(a) if a.reanalyze => {
             let settings = match &a.plan {
-                Some(p) => crate::config::Plan::load(p)?.membership,
+                Some(p) => crate::run::plan::Plan::load(p)?.membership,
                 None => None,
             };
             let (_lock, determination) = report_preflight(&a)?;
-            let file = crate::probe::audit::reanalyze(&a.run_dir, settings.as_ref())?;
+            let file = crate::run::audit::reanalyze(&a.run_dir, settings.as_ref())?;
             let file = attach_determination(&a.run_dir, file, determination)?;
             evidence::log_event(
                 &a.run_dir,
@@ -855,7 +855,7 @@ fn risk_cmd(a: &RiskArgs, quiet: bool) -> Result<u8> {
     };
     // Every input is read and checked before anything is written.
     let determination = match &a.determination {
-        Some(p) => Some(crate::config::load_determination(p)?),
+        Some(p) => Some(crate::run::plan::load_determination(p)?),
         None => None,
     };
     let ds = Dataset::open(&a.data, separator, a.input_format)?;
@@ -1097,7 +1097,7 @@ fn print_summary(w: &mut impl Write, file: &FindingsFile) -> Result<()> {
     }
     if let Some(g) = &file.gate {
         writeln!(w, "release gate ({}):", g.policy.path)?;
-        write!(w, "{}", crate::gate::table(g))?;
+        write!(w, "{}", crate::report::gate::table(g))?;
     }
     Ok(())
 }
@@ -1238,7 +1238,7 @@ fn score_cmd(a: &ScoreArgs, quiet: bool) -> Result<u8> {
         let m = &a.model.model;
         inputs.push(PathBuf::from(m.strip_prefix("mock:").unwrap_or(m)));
         inputs.extend(a.model.adapter.iter().cloned());
-        crate::fsx::out::check_file_output(out, &inputs)?;
+        crate::integrity::folder::check_file_output(out, &inputs)?;
     }
     // Read the data first: a bad card fails before a model is loaded.
     let records = match &a.data {

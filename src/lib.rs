@@ -23,7 +23,7 @@
 //! HF folder / GGUF ──► model (LanguageModel: score, generate, card)
 //!
 //! plan (config: probes/*.toml) ─┐
-//! target + fleet + card ────────┴─► probe::audit (observe once: per-token scores, Parquet
+//! target + fleet + card ────────┴─► run::audit (observe once: per-token scores, Parquet
 //!                                    chunks via data::observations, resumable)
 //!                                      └─► probe::membership (pure: attacks → stats::roc,
 //!                                          stats::epsilon) ──► evidence ──► report
@@ -32,9 +32,9 @@
 //! ## Dependency rules
 //!
 //! - only `data/` and `risk/` touch polars; only `report/` touches plotters; only `model/` and
-//!   `train/` touch candle and tokenizers (`train::accountant` is pure maths);
+//!   `train/` touch candle and tokenizers (`stats::accountant` is pure maths);
 //! - `stats/` and `evidence/` are pure: no I/O, no ML types, no polars;
-//! - `probe::membership` (analysis) is pure; `probe::audit` does the I/O and talks to models
+//! - `probe::membership` (analysis) is pure; `run::audit` does the I/O and talks to models
 //!   only through the `LanguageModel` trait;
 //! - `cli` is the only place that uses `anyhow`; the library returns [`error::Error`];
 //! - only `integrity/` touches cryptography (ed25519, AES-GCM); only `report/` embeds fonts.
@@ -43,9 +43,9 @@
 //!
 //! - every input file read whole goes through [`fsx::input`]: regular files only, within a
 //!   documented size, checked before it is opened;
-//! - every run folder is claimed through [`fsx::out::RunFolder`] (the CLI's `claim` also checks
+//! - every run folder is claimed through [`integrity::folder::RunFolder`] (the CLI's `claim` also checks
 //!   the run log): not an input, replaceable only when it is phiprobe's own manifested run, locked
-//!   for one writer, installed whole; in-place commands take [`fsx::out::FolderLock`];
+//!   for one writer, installed whole; in-place commands take [`integrity::folder::FolderLock`];
 //! - a foreign parser's message (serde, toml, polars) never reaches an error as it is: it goes
 //!   through [`redact`], and `main` prints every error through [`redact::final_message`];
 //! - every number read from a file, plan or flag is range-checked where it enters (model
@@ -53,7 +53,6 @@
 //!   before anything is allocated or written.
 
 pub mod cli;
-pub mod config;
 pub mod data;
 pub mod date;
 pub mod error;
@@ -69,6 +68,7 @@ pub mod probe;
 pub mod redact;
 pub mod report;
 pub mod risk;
+pub mod run;
 pub mod stats;
 pub mod sweep;
 pub mod train;

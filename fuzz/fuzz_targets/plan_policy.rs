@@ -10,13 +10,13 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         return;
     };
     let mut messages = Vec::new();
-    if let Err(e) = phiprobe::config::Plan::parse(text, Path::new("plan.toml")) {
+    if let Err(e) = phiprobe::run::plan::Plan::parse(text, Path::new("plan.toml")) {
         messages.push(e.to_string());
     }
     if let Err(e) = phiprobe::gate::Policy::parse(text) {
         messages.push(e);
     }
-    if let Err(e) = phiprobe::config::parse_determination(data, Path::new("det.toml")) {
+    if let Err(e) = phiprobe::run::plan::parse_determination(data, Path::new("det.toml")) {
         messages.push(e.to_string());
     }
     match phiprobe::train::canary::Plan::parse(text) {

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
-use crate::config::Plan;
 use crate::exit;
-use crate::probe::audit::{self, AuditSpec};
 use crate::probe::membership;
+use crate::run::audit::{self, AuditSpec};
+use crate::run::plan::Plan;
 
 /// Options of `audit`.
 #[derive(Debug, Args)]
@@ -189,7 +189,7 @@ pub fn audit_cmd(a: &AuditArgs, quiet: bool) -> Result<u8> {
         None => None,
     };
     let determination = match &a.determination {
-        Some(p) => Some(crate::config::load_determination(p)?),
+        Some(p) => Some(crate::run::plan::load_determination(p)?),
         None => None,
     };
     // The key is checked before any model work, so a missing key fails fast.
@@ -286,7 +286,7 @@ pub fn audit_cmd(a: &AuditArgs, quiet: bool) -> Result<u8> {
         print_dp(&mut err, &outcome.file)?;
         if let Some(g) = &outcome.file.gate {
             eprintln!("release gate ({}):", g.policy.path);
-            eprint!("{}", crate::gate::table(g));
+            eprint!("{}", crate::report::gate::table(g));
         }
         if spec.phi_examples.is_some() {
             eprintln!(

@@ -3,7 +3,7 @@
 
 use crate::evidence::FindingsFile;
 use crate::exit;
-use crate::fsx::out::RunFolder;
+use crate::integrity::folder::RunFolder;
 use crate::integrity::{bundle, manifest, runlog, sign};
 use anyhow::Result;
 use clap::Args;
@@ -29,8 +29,8 @@ fn log_path(run_dir: &Path) -> PathBuf {
 pub(crate) fn claim(out: &Path, inputs: &[PathBuf]) -> Result<RunFolder> {
     let log = log_path(out);
     runlog::preflight(&log)?;
-    let l = crate::fsx::out::resolve(&log);
-    if l.starts_with(crate::fsx::out::resolve(out)) {
+    let l = crate::integrity::folder::resolve(&log);
+    if l.starts_with(crate::integrity::folder::resolve(out)) {
         return Err(crate::Error::Usage(format!(
             "--run-log {} lies inside the run folder {}; the log must live outside it",
             log.display(),
@@ -38,7 +38,10 @@ pub(crate) fn claim(out: &Path, inputs: &[PathBuf]) -> Result<RunFolder> {
         ))
         .into());
     }
-    if inputs.iter().any(|i| crate::fsx::out::resolve(i) == l) {
+    if inputs
+        .iter()
+        .any(|i| crate::integrity::folder::resolve(i) == l)
+    {
         return Err(crate::Error::Usage(format!(
             "--run-log {} is also an input of this run",
             log.display()
@@ -120,7 +123,7 @@ pub struct KeygenArgs {
 /// `phiprobe keygen`.
 pub fn keygen_cmd(a: &KeygenArgs, quiet: bool) -> Result<u8> {
     // A secret key inside a run folder would be signed and shipped with the evidence.
-    crate::fsx::out::check_file_output(&a.out, &[])?;
+    crate::integrity::folder::check_file_output(&a.out, &[])?;
     if a.bundle {
         if a.out.exists() {
             anyhow::bail!(crate::Error::Usage(format!(
@@ -168,7 +171,7 @@ pub fn sign_cmd(a: &SignArgs, quiet: bool) -> Result<u8> {
             a.run_dir.display()
         )));
     }
-    let _lock = crate::fsx::out::FolderLock::acquire(&a.run_dir)?;
+    let _lock = crate::integrity::folder::FolderLock::acquire(&a.run_dir)?;
     let s = sign::sign(&a.run_dir, &a.key, Some(&log_path(&a.run_dir)))?;
     let file = crate::report::read_findings(&a.run_dir)?;
     log_event(
@@ -311,7 +314,7 @@ pub struct GateArgs {
 pub fn gate_cmd(a: &GateArgs, quiet: bool) -> Result<u8> {
     let policy = crate::gate::Policy::load(&a.policy)?;
     if let Some(j) = &a.junit {
-        crate::fsx::out::check_file_output(j, &[a.run_dir.clone(), a.policy.clone()])?;
+        crate::integrity::folder::check_file_output(j, &[a.run_dir.clone(), a.policy.clone()])?;
     }
     preflight_log(&a.run_dir)?;
     // Gate only what the run wrote: a folder that no longer matches its manifest is refused.
@@ -336,11 +339,11 @@ pub fn gate_cmd(a: &GateArgs, quiet: bool) -> Result<u8> {
     crate::gate::reset(&mut file.findings);
     let outcome = crate::gate::apply(&policy, &a.policy, &mut file.findings)?;
     let record = outcome.record(crate::model::hash_file(&a.policy)?);
-    print!("{}", crate::gate::table(&record));
+    print!("{}", crate::report::gate::table(&record));
     if let Some(j) = &a.junit {
         crate::fsx::write_atomic(
             j,
-            crate::gate::junit(&record, &file.manifest.run_id).as_bytes(),
+            crate::report::gate::junit(&record, &file.manifest.run_id).as_bytes(),
         )?;
         if !quiet {
             eprintln!("junit: {}", j.display());
@@ -376,7 +379,7 @@ pub fn decrypt_cmd(a: &DecryptArgs, quiet: bool) -> Result<u8> {
         let inputs: Vec<PathBuf> = std::iter::once(a.bundle.clone())
             .chain(a.key.clone())
             .collect();
-        crate::fsx::out::check_file_output(&a.out, &inputs)?;
+        crate::integrity::folder::check_file_output(&a.out, &inputs)?;
     }
     let key = bundle::Key::load(a.key.as_deref())?;
     let bytes = crate::integrity::read(&a.bundle)?;

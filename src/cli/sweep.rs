@@ -2,7 +2,7 @@
 
 use super::{exit, parse_shard};
 use crate::evidence::FindingsFile;
-use crate::fsx::out::RunFolder;
+use crate::integrity::folder::RunFolder;
 use crate::sweep::{self, Point, SweepRecord, Timing};
 use crate::train::trainer::{DpConfig, TrainConfig};
 use anyhow::{Result, bail};
@@ -145,8 +145,8 @@ fn train_spec(
 }
 
 /// The audit of a setting, before its model and folders are filled in.
-fn plan_spec(plan: &crate::config::Plan, a: &SweepArgs) -> crate::probe::audit::AuditSpec {
-    crate::probe::audit::AuditSpec {
+fn plan_spec(plan: &crate::run::plan::Plan, a: &SweepArgs) -> crate::run::audit::AuditSpec {
+    crate::run::audit::AuditSpec {
         data: Some(a.data.clone()),
         column: None,
         model: String::new(),
@@ -198,7 +198,7 @@ pub(super) fn sweep_cmd(a: &SweepArgs, quiet: bool) -> Result<u8> {
         Some(p) => crate::fsx::read_config(p)?,
         None => SWEEP_PLAN.to_owned(),
     };
-    let mut plan = crate::config::Plan::parse(
+    let mut plan = crate::run::plan::Plan::parse(
         &plan_text,
         a.plan
             .as_deref()
@@ -252,7 +252,7 @@ pub(super) fn sweep_cmd(a: &SweepArgs, quiet: bool) -> Result<u8> {
     })?;
     let rec_path = a.out.join("sweep.json");
     if rec_path.is_file() {
-        let old: SweepRecord = crate::probe::audit::read_json(&rec_path, sweep::SWEEP_FORMAT)?;
+        let old: SweepRecord = crate::run::audit::read_json(&rec_path, sweep::SWEEP_FORMAT)?;
         if old.settings != record.settings
             || old.data != record.data
             || old.seed != record.seed
@@ -266,7 +266,7 @@ pub(super) fn sweep_cmd(a: &SweepArgs, quiet: bool) -> Result<u8> {
             )));
         }
     } else {
-        crate::probe::audit::write_json(&rec_path, &record)?;
+        crate::run::audit::write_json(&rec_path, &record)?;
     }
     let started = std::time::Instant::now();
     for (j, (label, folder, p)) in settings.iter().enumerate() {
@@ -284,7 +284,7 @@ pub(super) fn sweep_cmd(a: &SweepArgs, quiet: bool) -> Result<u8> {
                 eprintln!("[{}/{}] {label}: done earlier", j + 1, settings.len());
             }
             // A recorded inconsistency keeps failing the sweep.
-            let done: FindingsFile = crate::probe::audit::read_json(
+            let done: FindingsFile = crate::run::audit::read_json(
                 &audit_dir.join(crate::report::FINDINGS),
                 "findings.json",
             )?;
@@ -307,7 +307,7 @@ pub(super) fn sweep_cmd(a: &SweepArgs, quiet: bool) -> Result<u8> {
                 source,
             })?;
         }
-        let _setting_lock = crate::fsx::out::FolderLock::acquire(&dir)?;
+        let _setting_lock = crate::integrity::folder::FolderLock::acquire(&dir)?;
         let mut timing = Timing::default();
         let model_dir = dir.join("model");
         let target_dir = if a.references > 0 {
@@ -342,7 +342,7 @@ pub(super) fn sweep_cmd(a: &SweepArgs, quiet: bool) -> Result<u8> {
             "plan": plan,
         });
         let id = format!("sweep-{folder}-{}", a.seed);
-        let spec = crate::probe::audit::AuditSpec {
+        let spec = crate::run::audit::AuditSpec {
             model: target_dir.display().to_string(),
             references: if a.references > 0 {
                 vec![model_dir.clone()]
@@ -358,10 +358,10 @@ pub(super) fn sweep_cmd(a: &SweepArgs, quiet: bool) -> Result<u8> {
         let (result, code) = super::evidence::run_result(&outcome.file);
         super::evidence::log_event(&audit_dir, &outcome.file, "run", result, code)?;
         timing.audit_seconds = t0.elapsed().as_secs_f64();
-        if let Some(tr) = crate::probe::audit::training_record(&target_dir.display().to_string())? {
+        if let Some(tr) = crate::run::audit::training_record(&target_dir.display().to_string())? {
             timing.steps = tr.log.steps;
         }
-        crate::probe::audit::write_json(&dir.join("timing.json"), &timing)?;
+        crate::run::audit::write_json(&dir.join("timing.json"), &timing)?;
         if !quiet {
             super::audit::print_dp(&mut std::io::stderr(), &outcome.file)?;
             eprintln!(

@@ -2,7 +2,7 @@
 
 use super::{AccountantArgs, OrderGrid, PlainFormat};
 use crate::exit;
-use crate::train::accountant::{self, Setting};
+use crate::stats::accountant::{self, Setting};
 use anyhow::{Result, bail};
 
 /// `phiprobe accountant`.
@@ -567,7 +567,7 @@ fn demo_audit(
         "inversion": inversion,
     });
     let id = format!("demo-audit-{}", a.seed);
-    let spec = crate::probe::audit::AuditSpec {
+    let spec = crate::run::audit::AuditSpec {
         data: Some(card.to_owned()),
         column: None,
         model: target_dir.display().to_string(),

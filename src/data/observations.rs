@@ -11,7 +11,7 @@ use std::path::Path;
 use polars::prelude as pl;
 use polars::prelude::{IntoColumn, NamedFrom, SerReader};
 
-use crate::probe::membership::{TokenRows, Total};
+use crate::evidence::{TokenRows, Total};
 use crate::{Error, Result};
 
 /// Writes one chunk atomically; `rows` (the target's) may be empty for reference models.

@@ -84,3 +84,67 @@ pub struct MembershipDetail {
     /// Distribution-shift checks.
     pub shift: Vec<ShiftCheck>,
 }
+
+/// The per-token evidence of one record under the target, **without token order**: the scored
+/// log-probabilities and their Min-K%++ standardisations z_t = (log p(x_t) − μ_t)/σ_t, each
+/// sorted ascending. Every attack uses them order-free (sums and lowest-k means); dropping the
+/// order means a cache of them plus the model's weights cannot be decoded back into the text.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TokenRows {
+    /// log p(x_t | x_<t), ascending.
+    pub logprob: Vec<f32>,
+    /// z_t, ascending (0 where σ_t = 0).
+    pub z: Vec<f32>,
+}
+
+impl TokenRows {
+    /// From the scored positions: log p, and μ_t and σ_t² of log p under the next-token
+    /// distribution.
+    pub fn from_scores(logprob: &[f32], mean: &[f32], var: &[f32]) -> Self {
+        let mut z: Vec<f32> = logprob
+            .iter()
+            .zip(mean)
+            .zip(var)
+            .map(|((&lp, &mu), &v)| {
+                let sd = f64::from(v).sqrt();
+                if sd > 0.0 {
+                    ((f64::from(lp) - f64::from(mu)) / sd) as f32
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let mut logprob = logprob.to_vec();
+        logprob.sort_unstable_by(f32::total_cmp);
+        z.sort_unstable_by(f32::total_cmp);
+        Self { logprob, z }
+    }
+}
+
+/// A record's score under one model, reduced: scored tokens and Σ log p. This is all the
+/// reference-based attacks need, so a fleet's observations cost 12 bytes per record and model.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Total {
+    /// Scored tokens.
+    pub n: u32,
+    /// Σ log p over them (nats).
+    pub sum: f64,
+}
+
+impl Total {
+    /// The reduction of one record's per-token scores.
+    pub fn of(rows: &TokenRows) -> Self {
+        Self {
+            n: rows.logprob.len() as u32,
+            sum: rows.logprob.iter().map(|&v| f64::from(v)).sum(),
+        }
+    }
+    /// Mean log-probability per token (`NaN` when nothing was scored).
+    pub fn mean(&self) -> f64 {
+        if self.n == 0 {
+            f64::NAN
+        } else {
+            self.sum / f64::from(self.n)
+        }
+    }
+}

@@ -4,11 +4,13 @@
 //!   and fsynced, then renamed over the target, so a reader never sees a half-written file and
 //!   a failed write leaves nothing behind.
 //! - [`input`]: untrusted input files are read only when regular and within a documented size.
-//! - [`out`]: which output folders may be replaced, the lock on a run folder, and installing a
-//!   finished run.
+//! - [`hash`]: hex and SHA-256 of bytes and files.
+//!
+//! Which output folders may be replaced and the lock on a run folder are in
+//! the integrity layer (`integrity::folder`): a run folder is recognised by its manifest.
 
+pub mod hash;
 pub mod input;
-pub mod out;
 
 pub use input::{read_bytes, read_config, read_text};
 
@@ -49,6 +51,20 @@ pub fn write_with(
 /// Writes `bytes` to `path` atomically.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write_with(path, |w| w.write_all(bytes))
+}
+
+/// The names of a folder's entries, sorted.
+pub fn entry_names(dir: &Path) -> Result<Vec<String>> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|source| Error::Read {
+            path: dir.to_owned(),
+            source,
+        })?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    Ok(names)
 }
 
 #[cfg(test)]

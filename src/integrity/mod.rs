@@ -9,6 +9,7 @@
 //! - [`bundle`]: AES-256-GCM encrypted bundles for the PHI examples an expert may ask for.
 
 pub mod bundle;
+pub mod folder;
 pub mod manifest;
 pub mod runlog;
 pub mod sign;
@@ -16,62 +17,7 @@ pub mod sign;
 use crate::error::{Error, Result};
 use std::path::Path;
 
-/// Lower-case hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The first 16 characters of a (hash) string, safely for any input.
-pub fn short(s: &str) -> &str {
-    s.char_indices().nth(16).map_or(s, |(i, _)| &s[..i])
-}
-
-/// Bytes of a hex string (`None` unless every pair is valid hex).
-pub fn unhex(s: &str) -> Option<Vec<u8>> {
-    let s = s.trim();
-    if !s.len().is_multiple_of(2) || !s.is_ascii() {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
-        .collect()
-}
-
-/// SHA-256 of bytes as lower-case hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    hex(&Sha256::digest(bytes))
-}
-
-/// Streams a file through SHA-256; `shown` is the path recorded in the hash.
-pub fn hash_file(path: &Path, shown: &str) -> Result<crate::evidence::FileHash> {
-    use sha2::{Digest, Sha256};
-    use std::io::Read as _;
-    let err = |source| Error::Read {
-        path: path.to_owned(),
-        source,
-    };
-    // A device would stream forever and a pipe block: only regular files are hashed.
-    crate::fsx::input::regular_file(path)?;
-    let mut f = std::fs::File::open(path).map_err(err)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut n = 0u64;
-    loop {
-        let k = f.read(&mut buf).map_err(err)?;
-        if k == 0 {
-            break;
-        }
-        h.update(&buf[..k]);
-        n += k as u64;
-    }
-    Ok(crate::evidence::FileHash {
-        path: shown.to_owned(),
-        bytes: n,
-        sha256: hex(&h.finalize()),
-    })
-}
+pub use crate::fsx::hash::{hash_file, hex, sha256_hex, short, unhex};
 
 /// Reads a whole file, naming it on error.
 pub(crate) fn read(path: &Path) -> Result<Vec<u8>> {
@@ -85,22 +31,4 @@ pub(crate) fn random<const N: usize>() -> Result<[u8; N]> {
     getrandom::fill(&mut b)
         .map_err(|e| Error::Usage(format!("the operating system gave no random bytes: {e}")))?;
     Ok(b)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hex_round_trip() {
-        assert_eq!(hex(&[0, 15, 255]), "000fff");
-        assert_eq!(unhex("000fff"), Some(vec![0, 15, 255]));
-        assert_eq!(unhex("0g"), None);
-        assert_eq!(unhex("abc"), None);
-        // FIPS 180-2 test vector.
-        assert_eq!(
-            sha256_hex(b"abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-    }
 }

@@ -25,8 +25,8 @@ use crate::evidence::{
     DpDetail, DpSetting, EpsilonKind, EpsilonLb, Finding, MechanismCheck, Verdict,
 };
 use crate::model::LanguageModel;
+use crate::stats::accountant;
 use crate::stats::{epsilon, gdp, one_run};
-use crate::train::accountant;
 use crate::train::canary::TextCanaries;
 use crate::train::run::TrainingRecord;
 use crate::train::whitebox;
@@ -552,7 +552,7 @@ pub fn violation_error(d: &DpDetail) -> Option<Error> {
 mod tests {
     use super::*;
     use crate::stats::Rng;
-    use crate::train::accountant::{self, Setting};
+    use crate::stats::accountant::{self, Setting};
     use crate::train::run::{AuditPlan, AuditRecord, DataRecord};
     use crate::train::trainer::{DpConfig, EpochLog, TrainConfig, TrainLog};
     use crate::train::whitebox::{GradientCanaries, Observations as WbObs};

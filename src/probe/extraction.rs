@@ -156,8 +156,8 @@ impl Settings {
         if self.suffix_tokens == 0 {
             return Err("suffix_tokens must be at least 1".into());
         }
-        use crate::config::{MAX_COUNT, MAX_TOKENS};
-        crate::config::check_counts(&[
+        use crate::probe::{MAX_COUNT, MAX_TOKENS};
+        crate::probe::check_counts(&[
             (
                 "prefix_tokens",
                 self.prefix_tokens.iter().copied().max().unwrap_or(0),

@@ -47,33 +47,7 @@ pub struct ReportDoc {
     pub sections: Vec<Section>,
 }
 
-/// Formats a number for a report: integers plainly, others with up to 6 significant digits.
-pub fn num(v: f64) -> String {
-    if !v.is_finite() {
-        return "n/a".into();
-    }
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        let s = format!("{}", v as i64);
-        let neg = s.starts_with('-');
-        let digits = s.trim_start_matches('-');
-        let mut out = String::new();
-        for (i, ch) in digits.chars().enumerate() {
-            if i > 0 && (digits.len() - i) % 3 == 0 {
-                out.push(',');
-            }
-            out.push(ch);
-        }
-        return if neg { format!("-{out}") } else { out };
-    }
-    let mag = v.abs().log10().floor() as i32;
-    let decimals = (5 - mag).clamp(0, 10) as usize;
-    let s = format!("{v:.decimals$}");
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_owned()
-    } else {
-        s
-    }
-}
+pub use crate::evidence::num;
 
 fn value_cell(f: &Finding) -> String {
     match f.value {

@@ -11,6 +11,7 @@ pub mod doc;
 pub mod dp;
 pub mod extraction;
 pub mod figures;
+pub mod gate;
 pub mod inversion;
 pub mod membership;
 pub mod pdf;
@@ -20,7 +21,7 @@ pub use doc::{ReportDoc, build};
 
 use crate::error::{Error, Result};
 use crate::evidence::FindingsFile;
-use crate::fsx::out::RunFolder;
+use crate::integrity::folder::RunFolder;
 use std::path::{Path, PathBuf};
 
 /// Files of a run folder.
@@ -63,7 +64,7 @@ pub fn render_all(file: &FindingsFile) -> Result<Vec<(&'static str, Vec<u8>)>> {
     if let Some(g) = &file.gate {
         files.push((
             JUNIT,
-            crate::gate::junit(g, &file.manifest.run_id).into_bytes(),
+            crate::report::gate::junit(g, &file.manifest.run_id).into_bytes(),
         ));
     }
     Ok(files)

@@ -3,6 +3,7 @@
 //!
 //! No I/O, no ML types and no polars here (DESIGN.md §2).
 
+pub mod accountant;
 pub mod bayes;
 pub mod epsilon;
 pub mod exposure;

@@ -353,7 +353,7 @@ mod tests {
 
     #[test]
     fn lower_bounds_respect_the_accountant_and_catch_a_broken_mechanism() {
-        use crate::train::accountant::{Setting, default_orders, epsilon_of};
+        use crate::stats::accountant::{Setting, default_orders, epsilon_of};
         let delta = 1e-5;
         for (seed, (sigma, q, steps)) in [(0.6, 1.0, 1), (0.8, 0.5, 4), (1.0, 0.2, 10)]
             .into_iter()

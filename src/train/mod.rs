@@ -4,7 +4,6 @@
 //!
 //! Only this module and `model/` touch candle and tokenizers. The accountant is pure maths.
 
-pub mod accountant;
 pub mod bpe;
 pub mod canary;
 pub mod dp;

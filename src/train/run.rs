@@ -344,7 +344,7 @@ pub fn check(spec: &RunSpec) -> Result<()> {
         } else {
             dp.sample_rate
         };
-        super::accountant::validate(noise, q, Some(dp.delta)).map_err(Error::Usage)?;
+        crate::stats::accountant::validate(noise, q, Some(dp.delta)).map_err(Error::Usage)?;
         if let Some(e) = dp.target_epsilon
             && !(e.is_finite() && e > 0.0)
         {
@@ -502,7 +502,7 @@ pub fn run(spec: &RunSpec, progress: Progress<'_>) -> Result<RunSummary> {
             std::fs::create_dir_all(p).map_err(werr(p))?;
         }
         // One writer per model folder (shards of a fleet train different folders).
-        let _lock = crate::fsx::out::FolderLock::acquire(&job.dir)?;
+        let _lock = crate::integrity::folder::FolderLock::acquire(&job.dir)?;
         if job.dir.join("training.json").exists() {
             if spec.references > 0 {
                 // A retried array job: this model of the fleet is already done.
@@ -715,12 +715,12 @@ fn train_job(
         }
         if let Some(target) = dp.target_epsilon {
             let steps = trainer::dp_steps(cfg.epochs, dp.sample_rate).map_err(Error::Usage)?;
-            dp.noise = super::accountant::calibrate_noise(
+            dp.noise = crate::stats::accountant::calibrate_noise(
                 target,
                 dp.delta,
                 dp.sample_rate,
                 steps,
-                &super::accountant::default_orders(),
+                &crate::stats::accountant::default_orders(),
                 0.01,
             )
             .ok_or_else(|| {

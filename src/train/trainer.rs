@@ -5,7 +5,6 @@
 //! Every random draw comes from a stream derived from (seed, purpose, step or epoch), so a run
 //! resumed from a checkpoint replays exactly the draws an uninterrupted run would make.
 
-use super::accountant::{self, Setting};
 use super::dp;
 use super::llama::{self, Batch, LlamaConfig, Params, Tape};
 use super::optim::{self, AdamW, AdamWConfig};
@@ -13,6 +12,7 @@ use super::whitebox::{GradientCanaries, Observations};
 use crate::error::{Error, Result};
 use crate::fsx::write_atomic;
 use crate::stats::Rng;
+use crate::stats::accountant::{self, Setting};
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};

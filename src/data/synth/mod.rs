@@ -354,7 +354,7 @@ fn check_out(out: &Path) -> Result<()> {
         Ok(m) if !m.is_dir() => return Err(refuse(out, "exists and is not a folder")),
         Ok(_) => {}
     }
-    let names = crate::fsx::out::entry_names(out)?;
+    let names = crate::fsx::entry_names(out)?;
     if names.is_empty() {
         return Ok(());
     }

@@ -78,14 +78,14 @@ impl Settings {
         if self.references < 2 {
             return Err("references must be at least 2".into());
         }
-        crate::config::check_counts(&[
-            ("references", self.references, crate::config::MAX_COUNT),
+        crate::probe::check_counts(&[
+            ("references", self.references, crate::probe::MAX_COUNT),
             (
                 "max_expansions",
                 usize::try_from(self.max_expansions).unwrap_or(usize::MAX),
-                crate::config::MAX_COUNT,
+                crate::probe::MAX_COUNT,
             ),
-            ("batch", self.batch, crate::config::MAX_TOKENS),
+            ("batch", self.batch, crate::probe::MAX_TOKENS),
         ])?;
         if self.batch == 0 {
             return Err("batch must be at least 1".into());

@@ -138,8 +138,8 @@ impl Settings {
         if self.max_candidates < 2 {
             return Err("max_candidates must be at least 2".into());
         }
-        use crate::config::{MAX_COUNT, MAX_TOKENS};
-        crate::config::check_counts(&[
+        use crate::probe::{MAX_COUNT, MAX_TOKENS};
+        crate::probe::check_counts(&[
             ("records", self.records, MAX_COUNT),
             ("max_candidates", self.max_candidates, MAX_COUNT),
             ("top_k", self.top_k, MAX_COUNT),

@@ -59,23 +59,6 @@ struct RawPlan {
     probe: Vec<toml::Table>,
 }
 
-/// Largest count any plan setting may ask for (resamples, generations, records, candidates,
-/// expansions): a count from a plan file sizes work and memory, so each has a documented
-/// maximum, checked before anything runs.
-pub const MAX_COUNT: usize = 10_000_000;
-/// Largest token count (prefix, suffix, generated tokens) and batch a plan may ask for.
-pub const MAX_TOKENS: usize = 65_536;
-
-/// Checks plan counts: each `(name, value, max)` must be at most `max`.
-pub fn check_counts(counts: &[(&str, usize, usize)]) -> std::result::Result<(), String> {
-    for &(name, v, max) in counts {
-        if v > max {
-            return Err(format!("{name} = {v} is more than the maximum {max}"));
-        }
-    }
-    Ok(())
-}
-
 /// Probe kinds this release runs.
 pub const KINDS: [&str; 5] = [
     "membership",

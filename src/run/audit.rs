@@ -10,7 +10,7 @@
 //! `part-NNNNN.parquet` chunks per model). `phiprobe report RUN --reanalyze` re-derives every
 //! finding from `observations/` without a model.
 
-use crate::fsx::out::RunFolder;
+use crate::integrity::folder::RunFolder;
 use std::collections::{HashMap, HashSet};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -18,11 +18,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::membership::{self, ModelObservations, Observations, Settings, TokenRows, Total};
 use crate::data::observations::{read_chunk, write_chunk};
 use crate::data::text::TextRecords;
 use crate::evidence::{FileHash, FindingsFile, ModelCard, RunManifest};
 use crate::model::{LanguageModel, LoadOptions};
+use crate::probe::membership::{self, ModelObservations, Observations, Settings, TokenRows, Total};
 use crate::train::run::Fleet;
 use crate::{Error, Result};
 
@@ -67,15 +67,15 @@ pub struct AuditSpec {
     /// Membership settings (None: no membership probe).
     pub settings: Option<Settings>,
     /// Canary settings (None: no canary probe).
-    pub canary: Option<super::canary::Settings>,
+    pub canary: Option<crate::probe::canary::Settings>,
     /// A `--canaries` file for a model phiprobe did not train.
     pub canaries: Option<PathBuf>,
     /// Extraction settings (None: no extraction probe).
-    pub extraction: Option<super::extraction::Settings>,
+    pub extraction: Option<crate::probe::extraction::Settings>,
     /// Inversion settings (None: no inversion probe).
-    pub inversion: Option<super::inversion::Settings>,
+    pub inversion: Option<crate::probe::inversion::Settings>,
     /// DP-audit settings (None: no DP audit).
-    pub dp_audit: Option<super::dp_audit::Settings>,
+    pub dp_audit: Option<crate::probe::dp_audit::Settings>,
     /// Output folder.
     pub out: PathBuf,
     /// Seed.
@@ -571,9 +571,9 @@ pub fn canary_source(
     canaries: Option<&Path>,
     references: usize,
     seed: u64,
-) -> Result<Option<super::canary::CanarySet>> {
+) -> Result<Option<crate::probe::canary::CanarySet>> {
     if let Some(f) = canaries {
-        let (specs, groups) = super::canary::from_file(f, references, seed)?;
+        let (specs, groups) = crate::probe::canary::from_file(f, references, seed)?;
         return Ok(Some((format!("--canaries {}", f.display()), specs, groups)));
     }
     let tr = Path::new(model).join("training.json");
@@ -581,7 +581,7 @@ pub fn canary_source(
         return Ok(None);
     };
     Ok(rec.canaries.as_ref().map(|p| {
-        let (specs, groups) = super::canary::from_planted(p);
+        let (specs, groups) = crate::probe::canary::from_planted(p);
         (format!("training record {}", tr.display()), specs, groups)
     }))
 }
@@ -685,7 +685,7 @@ fn observe_and_finish(
     folder: &RunFolder,
     work: &Path,
     mut manifest: RunManifest,
-    canaries: Option<super::canary::CanarySet>,
+    canaries: Option<crate::probe::canary::CanarySet>,
     recs: Option<TextRecords>,
     data_hashes: Vec<FileHash>,
     progress: Progress<'_>,
@@ -894,14 +894,14 @@ fn observe_and_finish(
         let path = obs_dir.join(CANARY_FILE);
         let obs = match &canaries {
             None => None,
-            Some(_) if path.is_file() => Some(read_json::<super::canary::Observations>(
+            Some(_) if path.is_file() => Some(read_json::<crate::probe::canary::Observations>(
                 &path,
                 "canary observations",
             )?),
             Some((source, specs, groups)) => {
                 let model = load_target(spec, &mut target_card)?;
                 let mut p = |done: usize, total: usize| progress("canaries", done, total);
-                let o = super::canary::observe(
+                let o = crate::probe::canary::observe(
                     model.as_ref(),
                     specs,
                     groups,
@@ -916,7 +916,7 @@ fn observe_and_finish(
         };
         match obs {
             Some(o) => {
-                let (findings, detail) = super::canary::analyze(&o);
+                let (findings, detail) = crate::probe::canary::analyze(&o);
                 file.findings.extend(findings);
                 file.canary = Some(detail);
             }
@@ -927,11 +927,11 @@ fn observe_and_finish(
             ),
         }
     }
-    let mut extraction_obs: Option<super::extraction::Observations> = None;
+    let mut extraction_obs: Option<crate::probe::extraction::Observations> = None;
     if let (Some(es), Some(recs)) = (&spec.extraction, &recs) {
         let path = obs_dir.join(EXTRACTION_FILE);
         let obs = if path.is_file() {
-            read_json::<super::extraction::Observations>(&path, "extraction observations")?
+            read_json::<crate::probe::extraction::Observations>(&path, "extraction observations")?
         } else {
             let model = load_target(spec, &mut target_card)?;
             let reference = match &spec.reference_model {
@@ -945,7 +945,7 @@ fn observe_and_finish(
                 None => None,
             };
             let mut p = |stage: &str, done: usize, total: usize| progress(stage, done, total);
-            let o = super::extraction::observe(
+            let o = crate::probe::extraction::observe(
                 model.as_ref(),
                 spec.reference_model.as_deref().zip(reference.as_deref()),
                 recs,
@@ -956,7 +956,7 @@ fn observe_and_finish(
             write_json(&path, &o)?;
             o
         };
-        let (findings, detail) = super::extraction::analyze(&obs);
+        let (findings, detail) = crate::probe::extraction::analyze(&obs);
         file.findings.extend(findings);
         file.extraction = Some(detail);
         extraction_obs = Some(obs);
@@ -982,18 +982,24 @@ fn observe_and_finish(
     if let (Some(is), Some(recs), true) = (&spec.inversion, &recs, inversion_runs) {
         let path = obs_dir.join(INVERSION_FILE);
         let obs = if path.is_file() {
-            read_json::<super::inversion::Observations>(&path, "inversion observations")?
+            read_json::<crate::probe::inversion::Observations>(&path, "inversion observations")?
         } else {
             let model = load_target(spec, &mut target_card)?;
             let extracted = extracted_patients(extraction_obs.as_ref(), recs);
             let mut p = |stage: &str, done: usize, total: usize| progress(stage, done, total);
-            let o =
-                super::inversion::observe(model.as_ref(), recs, is, spec.seed, &extracted, &mut p)?;
+            let o = crate::probe::inversion::observe(
+                model.as_ref(),
+                recs,
+                is,
+                spec.seed,
+                &extracted,
+                &mut p,
+            )?;
             write_json(&path, &o)?;
             o
         };
         let (findings, detail) =
-            super::inversion::analyze(&obs, membership_epsilon(&file.findings));
+            crate::probe::inversion::analyze(&obs, membership_epsilon(&file.findings));
         file.findings.extend(findings);
         file.inversion = Some(detail);
     }
@@ -1009,21 +1015,21 @@ fn observe_and_finish(
             Some(t) => {
                 let path = obs_dir.join(DP_AUDIT_FILE);
                 if path.is_file() {
-                    Some(read_json::<super::dp_audit::Observations>(
+                    Some(read_json::<crate::probe::dp_audit::Observations>(
                         &path,
                         "DP-audit observations",
                     )?)
                 } else {
                     let model = load_target(spec, &mut target_card)?;
                     progress("dp-audit canaries", 0, t.canaries.len());
-                    let o = super::dp_audit::observe(model.as_ref(), t, spec.batch_tokens)?;
+                    let o = crate::probe::dp_audit::observe(model.as_ref(), t, spec.batch_tokens)?;
                     progress("dp-audit canaries", t.canaries.len(), t.canaries.len());
                     write_json(&path, &o)?;
                     Some(o)
                 }
             }
         };
-        let (findings, detail) = super::dp_audit::analyze(rec.as_ref(), obs.as_ref(), ds);
+        let (findings, detail) = crate::probe::dp_audit::analyze(rec.as_ref(), obs.as_ref(), ds);
         file.findings.extend(findings);
         file.dp = detail;
     }
@@ -1121,7 +1127,7 @@ pub const INVERSION_FILE: &str = "inversion.json";
 /// Patients one of whose direct identifiers (not a date or a place) an extraction attempt
 /// reproduced exactly.
 fn extracted_patients(
-    obs: Option<&super::extraction::Observations>,
+    obs: Option<&crate::probe::extraction::Observations>,
     recs: &TextRecords,
 ) -> HashSet<String> {
     use crate::phi::SafeHarbor as S;
@@ -1145,7 +1151,7 @@ fn extracted_patients(
 /// it was chosen from and their confidence level.
 fn membership_epsilon(
     findings: &[crate::evidence::Finding],
-) -> Option<super::inversion::EpsilonBound> {
+) -> Option<crate::probe::inversion::EpsilonBound> {
     let bounds: Vec<(String, f64, f64)> = findings
         .iter()
         .filter(|f| f.probe == "membership" && f.metric == "dp.epsilon_lb")
@@ -1170,7 +1176,7 @@ fn membership_epsilon(
         .into_iter()
         .max_by(|a, b| a.1.total_cmp(&b.1))
         .map(
-            |(attack, epsilon, confidence)| super::inversion::EpsilonBound {
+            |(attack, epsilon, confidence)| crate::probe::inversion::EpsilonBound {
                 attack,
                 epsilon,
                 attacks,
@@ -1268,8 +1274,8 @@ pub fn reanalyze(run: &Path, settings: Option<&Settings>) -> Result<FindingsFile
         file.membership = Some(detail);
     }
     if canary_path.is_file() {
-        let o: super::canary::Observations = read_json(&canary_path, "canary observations")?;
-        let (findings, detail) = super::canary::analyze(&o);
+        let o: crate::probe::canary::Observations = read_json(&canary_path, "canary observations")?;
+        let (findings, detail) = crate::probe::canary::analyze(&o);
         file.findings.extend(findings);
         file.canary = Some(detail);
     } else {
@@ -1278,16 +1284,17 @@ pub fn reanalyze(run: &Path, settings: Option<&Settings>) -> Result<FindingsFile
             .extend(old.findings.iter().filter(|f| f.probe == "canary").cloned());
     }
     if extraction_path.is_file() {
-        let o: super::extraction::Observations =
+        let o: crate::probe::extraction::Observations =
             read_json(&extraction_path, "extraction observations")?;
-        let (findings, detail) = super::extraction::analyze(&o);
+        let (findings, detail) = crate::probe::extraction::analyze(&o);
         file.findings.extend(findings);
         file.extraction = Some(detail);
     }
     if inversion_path.is_file() {
-        let o: super::inversion::Observations =
+        let o: crate::probe::inversion::Observations =
             read_json(&inversion_path, "inversion observations")?;
-        let (findings, detail) = super::inversion::analyze(&o, membership_epsilon(&file.findings));
+        let (findings, detail) =
+            crate::probe::inversion::analyze(&o, membership_epsilon(&file.findings));
         file.findings.extend(findings);
         file.inversion = Some(detail);
     } else {

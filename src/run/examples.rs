@@ -121,7 +121,8 @@ pub fn collect(
             }
         }
     }
-    if let Some(o) = read::<super::extraction::Observations>(&obs_dir.join(EXTRACTION_FILE))? {
+    if let Some(o) = read::<crate::probe::extraction::Observations>(&obs_dir.join(EXTRACTION_FILE))?
+    {
         for a in &o.attempts {
             let Some(id) = o.records.get(a.record) else {
                 continue;
@@ -148,7 +149,7 @@ pub fn collect(
             }
         }
     }
-    if let Some(o) = read::<super::inversion::Observations>(&obs_dir.join(INVERSION_FILE))? {
+    if let Some(o) = read::<crate::probe::inversion::Observations>(&obs_dir.join(INVERSION_FILE))? {
         let names: Vec<String> = o.fields.iter().map(|f| f.name.clone()).collect();
         let columns = recs.read_columns(&names)?;
         for t in o.targets.iter().filter(|t| t.rank == 1) {

@@ -12,8 +12,9 @@
 //!   folder) from its first check to its last byte; a second phiprobe process with the same
 //!   `--out` exits 2 at once, naming the holder's process id.
 
+use super::manifest::{self, MANIFEST, Problem, SIGNATURE};
 use crate::error::{Error, Result};
-use crate::integrity::manifest::{self, MANIFEST, Problem, SIGNATURE};
+pub use crate::fsx::entry_names;
 use std::fs::File;
 use std::path::{Component, Path, PathBuf};
 
@@ -196,20 +197,6 @@ pub fn replaceable(dir: &Path) -> Result<Existing> {
     Ok(Existing::Run(
         m.outputs.iter().map(|h| h.path.clone()).collect(),
     ))
-}
-
-/// The names of a folder's entries, sorted.
-pub fn entry_names(dir: &Path) -> Result<Vec<String>> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map_err(|source| Error::Read {
-            path: dir.to_owned(),
-            source,
-        })?
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    Ok(names)
 }
 
 /// An exclusive lock on a folder, held as `.<name>.lock` beside it; released (and the file
