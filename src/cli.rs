@@ -2,14 +2,13 @@
 //! command. This is the only module that uses `anyhow`.
 
 use crate::data::{Dataset, Format, Role, synth};
-use crate::evidence::{FileHash, Finding, FindingsFile, RunManifest, SCHEMA_VERSION, Verdict};
+use crate::evidence::{FileHash, Finding, FindingsFile};
 use crate::exit;
 use crate::gate::Policy;
 use crate::report;
 use crate::risk::{self, KRule, MissingPolicy, RiskSettings};
 use anyhow::Result;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
-use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -592,7 +591,7 @@ fn attach_determination(
         .retain(|i| i.path != h.path && Some(i) != old.as_ref());
     file.manifest.inputs.push(h);
     file.determination = Some(d);
-    report::rewrite(run_dir, &file)?;
+    report::rewrite(run_dir, &file, &crate::probe::sections)?;
     Ok(file)
 }
 
@@ -614,7 +613,7 @@ fn report_preflight(
         Some(p) => Some(crate::run::plan::load_determination(p)?),
         None => None,
     };
-    evidence::preflight_log(&a.run_dir)?;
+    crate::run::folder::preflight_log(&a.run_dir)?;
     let lock = crate::integrity::folder::FolderLock::acquire(&a.run_dir)?;
     Ok((lock, determination))
 }
@@ -644,7 +643,7 @@ fn init_logging(verbose: u8) {
 /// Runs a parsed command line; returns the exit code.
 pub fn run(cli: Cli) -> Result<u8> {
     init_logging(cli.verbose);
-    evidence::set_run_log(cli.run_log.clone());
+    crate::run::folder::set_run_log(cli.run_log.clone());
     match cli.command {
         Command::Gate(a) => evidence::gate_cmd(&a, cli.quiet),
         Command::Schema => {
@@ -666,14 +665,21 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::BenchCanary(a) => audit::bench_canary_cmd(&a),
         Command::BenchInversion(a) => audit::bench_inversion_cmd(&a),
         Command::Report(a) if a.reanalyze => {
-            let settings = match &a.plan {
-                Some(p) => crate::run::plan::Plan::load(p)?.membership,
-                None => None,
-            };
+            // A plan given for re-analysis changes the membership attacks' settings (the other
+            // probes' analyses are fixed by their observations).
+            use crate::probe::membership::Membership;
+            let mut overrides = crate::run::plan::Plan::empty();
+            if let Some(p) = &a.plan {
+                overrides.set::<Membership>(
+                    crate::run::plan::Plan::load(p)?
+                        .get::<Membership>()
+                        .cloned(),
+                );
+            }
             let (_lock, determination) = report_preflight(&a)?;
-            let file = crate::run::audit::reanalyze(&a.run_dir, settings.as_ref())?;
+            let file = crate::run::audit::reanalyze(&a.run_dir, &overrides)?;
             let file = attach_determination(&a.run_dir, file, determination)?;
-            evidence::log_event(
+            crate::run::folder::log_event(
                 &a.run_dir,
                 &file,
                 "reanalyze",
@@ -681,16 +687,16 @@ pub fn run(cli: Cli) -> Result<u8> {
                 exit::PASS,
             )?;
             if !cli.quiet {
-                audit::print_membership(&mut std::io::stderr(), &file)?;
+                crate::report::terminal::membership(&mut std::io::stderr(), &file)?;
                 eprintln!("re-analysed {} from its observations", a.run_dir.display());
             }
             Ok(exit::PASS)
         }
         Command::Report(a) => {
             let (_lock, determination) = report_preflight(&a)?;
-            let file = report::rerender(&a.run_dir)?;
+            let file = report::rerender(&a.run_dir, &crate::probe::sections)?;
             let file = attach_determination(&a.run_dir, file, determination)?;
-            evidence::log_event(
+            crate::run::folder::log_event(
                 &a.run_dir,
                 &file,
                 "report",
@@ -786,33 +792,9 @@ fn synth_cmd(a: &SynthArgs, quiet: bool) -> Result<u8> {
     Ok(exit::PASS)
 }
 
-fn git_commit() -> Option<String> {
-    option_env!("PHIPROBE_GIT_COMMIT")
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-}
-
 fn file_hash(path: &Path) -> Result<FileHash> {
     let bytes = crate::fsx::read_bytes(path, crate::fsx::input::data_limit())?;
     Ok(FileHash::of(&path.display().to_string(), &bytes))
-}
-
-fn run_id(command: &str, plan: &serde_json::Value, inputs: &[FileHash], seed: u64) -> String {
-    let mut h = Sha256::new();
-    h.update(command.as_bytes());
-    h.update(plan.to_string().as_bytes());
-    for i in inputs {
-        h.update(i.sha256.as_bytes());
-    }
-    h.update(seed.to_le_bytes());
-    let d = h.finalize();
-    format!(
-        "{command}-{}",
-        d[..5]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    )
 }
 
 /// Resolves the QI and sensitive lists from flags or the card.
@@ -888,7 +870,7 @@ fn risk_cmd(a: &RiskArgs, quiet: bool) -> Result<u8> {
     let mut findings = analysis.findings;
     let gate = apply_policy(policy.as_ref(), a.policy.as_deref(), &mut findings)?;
     let failed = gate.as_ref().map_or(0, |g| g.failed);
-    let id = run_id("risk", &plan, &inputs, a.seed);
+    let id = crate::run::run_id("risk", &plan, &inputs, a.seed);
     if let Some(g) = &gate {
         inputs.push(g.policy.clone());
     }
@@ -904,7 +886,7 @@ fn risk_cmd(a: &RiskArgs, quiet: bool) -> Result<u8> {
         reid: vec![analysis.detail],
         gate,
         determination: determination.map(|d| d.0),
-        ..FindingsFile::new(manifest(&id, "risk", a.seed, plan, inputs))
+        ..FindingsFile::new(crate::run::manifest(&id, "risk", a.seed, plan, inputs))
     };
     let mut input_paths = ds.files();
     input_paths.extend(
@@ -913,10 +895,10 @@ fn risk_cmd(a: &RiskArgs, quiet: bool) -> Result<u8> {
             .flatten()
             .cloned(),
     );
-    let folder = evidence::claim(&out, &input_paths)?;
-    report::write_run(&folder, &file)?;
-    let (result, code) = evidence::run_result(&file);
-    evidence::log_event(&out, &file, "run", result, code)?;
+    let folder = crate::run::folder::claim(&out, &input_paths)?;
+    report::write_run(&folder, &file, &crate::probe::sections)?;
+    let (result, code) = crate::run::folder::run_result(&file);
+    crate::run::folder::log_event(&out, &file, "run", result, code)?;
     let t_report = t0.elapsed().as_secs_f64() - t_load - t_analyze;
     let printed = (|| -> Result<()> {
         let mut stdout = std::io::stdout().lock();
@@ -929,10 +911,10 @@ fn risk_cmd(a: &RiskArgs, quiet: bool) -> Result<u8> {
                 write!(
                     stdout,
                     "{}",
-                    report::render::markdown(&report::build(&file))
+                    report::render::markdown(&report::build(&file, Vec::new()))
                 )?;
             }
-            OutputFormat::Text => print_summary(&mut stdout, &file)?,
+            OutputFormat::Text => crate::report::terminal::risk(&mut stdout, &file)?,
         }
         Ok(())
     })();
@@ -982,126 +964,6 @@ fn apply_policy(
     }
 }
 
-pub(crate) fn manifest(
-    id: &str,
-    command: &str,
-    seed: u64,
-    plan: serde_json::Value,
-    inputs: Vec<FileHash>,
-) -> RunManifest {
-    RunManifest {
-        schema_version: SCHEMA_VERSION,
-        tool_version: env!("CARGO_PKG_VERSION").to_owned(),
-        git_commit: git_commit(),
-        run_id: id.to_owned(),
-        command: command.to_owned(),
-        seed,
-        plan,
-        inputs,
-        started_at: crate::date::now_rfc3339(),
-    }
-}
-
-fn print_summary(w: &mut impl Write, file: &FindingsFile) -> Result<()> {
-    for d in &file.reid {
-        let get = |m: &str| report::doc::find(file, &d.label, m);
-        let v = |m: &str| {
-            get(m)
-                .and_then(|f| f.value)
-                .map_or_else(|| "n/a".into(), report::doc::num)
-        };
-        writeln!(
-            w,
-            "{} — quasi-identifiers: {}",
-            d.dataset,
-            d.quasi_identifiers.join(", ")
-        )?;
-        writeln!(
-            w,
-            "  persons                 {} ({}s)",
-            v("reid.persons"),
-            d.unit
-        )?;
-        writeln!(w, "  equivalence classes     {}", v("reid.classes"))?;
-        writeln!(w, "  k (smallest class)      {}", v("reid.k"))?;
-        writeln!(w, "  prosecutor risk max     {}", v("reid.prosecutor.max"))?;
-        writeln!(w, "  prosecutor risk avg     {}", v("reid.prosecutor.avg"))?;
-        if let Some(f) = get("reid.prosecutor.records_at_risk") {
-            let c = f.counts.unwrap_or(crate::evidence::Counts { k: 0, n: 0 });
-            writeln!(
-                w,
-                "  persons at risk         {} of {} ({}%) above t = {}",
-                c.k,
-                c.n,
-                report::doc::num(100.0 * f.value.unwrap_or(0.0)),
-                f.params
-                    .get("threshold")
-                    .map_or("?".into(), |t| t.to_string())
-            )?;
-        }
-        writeln!(
-            w,
-            "  sample uniqueness       {}",
-            v("reid.uniqueness.sample")
-        )?;
-        if let Some(f) = file.findings.iter().find(|f| {
-            f.metric == "reid.uniqueness.population"
-                && f.params.get("estimator").and_then(|e| e.as_str()) == Some("dankar")
-                && f.params.get("qi_set").and_then(|v| v.as_str()) == Some(d.label.as_str())
-        }) {
-            writeln!(
-                w,
-                "  population uniqueness   {} (Dankar rule chose {})",
-                f.value.map_or("n/a".into(), report::doc::num),
-                f.params
-                    .get("chosen")
-                    .and_then(|c| c.as_str())
-                    .unwrap_or("?")
-            )?;
-        }
-        for x in &d.diversity {
-            writeln!(
-                w,
-                "  {}: distinct l {}, entropy l {}, t {}",
-                x.attribute,
-                x.distinct_l,
-                report::doc::num(x.entropy_l),
-                report::doc::num(x.t_equal)
-            )?;
-        }
-    }
-    if let Some(f) = file
-        .findings
-        .iter()
-        .find(|f| f.metric == "safeharbor.categories_present")
-    {
-        writeln!(
-            w,
-            "  Safe Harbor categories present: {} of 18",
-            f.value.unwrap_or(0.0)
-        )?;
-    }
-    let failed: Vec<&Finding> = file
-        .findings
-        .iter()
-        .filter(|f| f.verdict == Verdict::Fail)
-        .collect();
-    for f in &failed {
-        writeln!(
-            w,
-            "  POLICY BREACH: {} = {} (threshold {})",
-            f.key(),
-            f.value.map_or("n/a".into(), report::doc::num),
-            f.threshold.map_or("?".into(), report::doc::num)
-        )?;
-    }
-    if let Some(g) = &file.gate {
-        writeln!(w, "release gate ({}):", g.policy.path)?;
-        write!(w, "{}", crate::report::gate::table(g))?;
-    }
-    Ok(())
-}
-
 /// The QI sets the demo evaluates: the raw identifiers a privacy expert would start from, and
 /// their Safe Harbor generalisation.
 pub const DEMO_QI_SETS: [(&str, &[&str]); 2] = [
@@ -1123,7 +985,7 @@ fn demo(a: &DemoArgs, quiet: bool) -> Result<u8> {
                 .map_or("demo".into(), |n| n.to_string_lossy().into_owned())
         ));
     // The report folder is checked (and locked) before the data is synthesised.
-    let folder = evidence::claim(&a.out, &[])?;
+    let folder = crate::run::folder::claim(&a.out, &[])?;
     if !quiet {
         eprintln!(
             "synthesising {} patients (seed {}) into {} …",
@@ -1154,15 +1016,15 @@ fn demo(a: &DemoArgs, quiet: bool) -> Result<u8> {
     let mut inputs = vec![file_hash(&s.card)?];
     inputs.extend(ds.source.hashes.iter().cloned());
     let plan = serde_json::json!({ "data": s.card.display().to_string(), "patients": a.patients, "risk": plans });
-    let id = run_id("demo", &plan, &inputs, a.seed);
+    let id = crate::run::run_id("demo", &plan, &inputs, a.seed);
     let file = FindingsFile {
         findings,
         reid: details,
-        ..FindingsFile::new(manifest(&id, "demo", a.seed, plan, inputs))
+        ..FindingsFile::new(crate::run::manifest(&id, "demo", a.seed, plan, inputs))
     };
-    report::write_run(&folder, &file)?;
+    report::write_run(&folder, &file, &crate::probe::sections)?;
     drop(folder);
-    evidence::log_event(
+    crate::run::folder::log_event(
         &a.out,
         &file,
         "run",
@@ -1171,7 +1033,7 @@ fn demo(a: &DemoArgs, quiet: bool) -> Result<u8> {
     )?;
     if !quiet {
         let mut err = std::io::stderr().lock();
-        print_summary(&mut err, &file)?;
+        crate::report::terminal::risk(&mut err, &file)?;
         eprintln!(
             "\n{} records of {} patients analysed in {:.1} s.\nreport: {}\n        {}\n        {}",
             s.records,

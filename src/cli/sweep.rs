@@ -154,12 +154,8 @@ fn plan_spec(plan: &crate::run::plan::Plan, a: &SweepArgs) -> crate::run::audit:
         references: Vec::new(),
         reference_manifest: None,
         reference_model: None,
-        settings: plan.membership.clone(),
-        canary: plan.canary.clone(),
+        probes: plan.clone(),
         canaries: None,
-        extraction: plan.extraction.clone(),
-        inversion: plan.inversion.clone(),
-        dp_audit: plan.dp_audit,
         out: a.out.clone(),
         seed: a.seed,
         threads: a.threads,
@@ -204,13 +200,16 @@ pub(super) fn sweep_cmd(a: &SweepArgs, quiet: bool) -> Result<u8> {
             .as_deref()
             .unwrap_or(Path::new("<built-in sweep plan>")),
     )?;
-    plan.dp_audit.get_or_insert_with(Default::default);
-    if let Some(m) = &mut plan.membership
-        && a.references == 0
-    {
+    use crate::probe::{dp_audit::DpAudit, membership::Membership};
+    if plan.get::<DpAudit>().is_none() {
+        plan.set::<DpAudit>(Some(Default::default()));
+    }
+    if a.references == 0 {
         // Without reference models only the reference-free attacks can run.
-        m.attacks
-            .retain(|x| matches!(x.as_str(), "loss" | "zlib" | "min_k" | "min_k_pp"));
+        plan.update::<Membership>(|m| {
+            m.attacks
+                .retain(|x| matches!(x.as_str(), "loss" | "zlib" | "min_k" | "min_k_pp"));
+        });
     }
     let audit_plan = crate::train::run::AuditPlan {
         text_canaries: a.text_canaries,
@@ -252,7 +251,7 @@ pub(super) fn sweep_cmd(a: &SweepArgs, quiet: bool) -> Result<u8> {
     })?;
     let rec_path = a.out.join("sweep.json");
     if rec_path.is_file() {
-        let old: SweepRecord = crate::run::audit::read_json(&rec_path, sweep::SWEEP_FORMAT)?;
+        let old: SweepRecord = crate::fsx::read_json(&rec_path, sweep::SWEEP_FORMAT)?;
         if old.settings != record.settings
             || old.data != record.data
             || old.seed != record.seed
@@ -266,7 +265,7 @@ pub(super) fn sweep_cmd(a: &SweepArgs, quiet: bool) -> Result<u8> {
             )));
         }
     } else {
-        crate::run::audit::write_json(&rec_path, &record)?;
+        crate::fsx::write_json(&rec_path, &record)?;
     }
     let started = std::time::Instant::now();
     for (j, (label, folder, p)) in settings.iter().enumerate() {
@@ -284,10 +283,8 @@ pub(super) fn sweep_cmd(a: &SweepArgs, quiet: bool) -> Result<u8> {
                 eprintln!("[{}/{}] {label}: done earlier", j + 1, settings.len());
             }
             // A recorded inconsistency keeps failing the sweep.
-            let done: FindingsFile = crate::run::audit::read_json(
-                &audit_dir.join(crate::report::FINDINGS),
-                "findings.json",
-            )?;
+            let done: FindingsFile =
+                crate::fsx::read_json(&audit_dir.join(crate::report::FINDINGS), "findings.json")?;
             if let Some(e) = done
                 .dp
                 .as_ref()
@@ -353,17 +350,17 @@ pub(super) fn sweep_cmd(a: &SweepArgs, quiet: bool) -> Result<u8> {
             plan: run_plan.clone(),
             ..plan_spec(&plan, a)
         };
-        let manifest = super::manifest(&id, "sweep", a.seed, run_plan, Vec::new());
+        let manifest = crate::run::manifest(&id, "sweep", a.seed, run_plan, Vec::new());
         let outcome = super::audit::run_audit(&spec, manifest, quiet)?;
-        let (result, code) = super::evidence::run_result(&outcome.file);
-        super::evidence::log_event(&audit_dir, &outcome.file, "run", result, code)?;
+        let (result, code) = crate::run::folder::run_result(&outcome.file);
+        crate::run::folder::log_event(&audit_dir, &outcome.file, "run", result, code)?;
         timing.audit_seconds = t0.elapsed().as_secs_f64();
         if let Some(tr) = crate::run::audit::training_record(&target_dir.display().to_string())? {
             timing.steps = tr.log.steps;
         }
-        crate::run::audit::write_json(&dir.join("timing.json"), &timing)?;
+        crate::fsx::write_json(&dir.join("timing.json"), &timing)?;
         if !quiet {
-            super::audit::print_dp(&mut std::io::stderr(), &outcome.file)?;
+            crate::report::terminal::dp(&mut std::io::stderr(), &outcome.file)?;
             eprintln!(
                 "  trained in {:.1} s ({} steps), audited in {:.1} s",
                 timing.train_seconds, timing.steps, timing.audit_seconds
@@ -407,15 +404,15 @@ pub(super) fn sweep_cmd(a: &SweepArgs, quiet: bool) -> Result<u8> {
     let loaded = load_runs(&runs)?;
     let inputs: Vec<PathBuf> = runs.iter().map(|(_, p)| p.clone()).collect();
     // Two shards finishing together: one writes the comparison, the other leaves it.
-    let folder = match super::evidence::claim(&out, &inputs) {
+    let folder = match crate::run::folder::claim(&out, &inputs) {
         Ok(f) => f,
-        Err(e) if matches!(e.downcast_ref(), Some(crate::Error::Busy { .. })) => {
+        Err(e @ crate::Error::Busy { .. }) => {
             if !quiet {
                 eprintln!("another shard is writing the comparison ({e})");
             }
             return Ok(exit::PASS);
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     let file = write_comparison(loaded, &folder, a.seed)?;
     drop(folder);
@@ -523,10 +520,10 @@ fn write_comparison(
                 .collect::<String>()
         )
     };
-    let manifest = super::manifest(&id, "compare", seed, plan, inputs);
+    let manifest = crate::run::manifest(&id, "compare", seed, plan, inputs);
     let file = sweep::compare(&loaded, manifest)?;
-    crate::report::write_run(folder, &file)?;
-    super::evidence::log_event(out, &file, "run", "comparison written".into(), exit::PASS)?;
+    crate::report::write_run(folder, &file, &crate::probe::sections)?;
+    crate::run::folder::log_event(out, &file, "run", "comparison written".into(), exit::PASS)?;
     Ok(file)
 }
 
@@ -584,7 +581,7 @@ pub(super) fn compare_cmd(a: &CompareArgs, quiet: bool) -> Result<u8> {
         .map(|(i, p)| (a.labels.get(i).cloned(), p.clone()))
         .collect();
     let loaded = load_runs(&runs)?;
-    let folder = super::evidence::claim(&a.out, &a.runs)?;
+    let folder = crate::run::folder::claim(&a.out, &a.runs)?;
     let file = write_comparison(loaded, &folder, 0)?;
     drop(folder);
     if !quiet {

@@ -557,15 +557,20 @@ fn demo_audit(
         prompts: vec!["{sex:F=She,M=He} is a pleasant {age}-year-old {sex:F=woman,M=man}, ".into()],
         ..Default::default()
     };
-    let plan = serde_json::json!({
+    use crate::probe::{canary::Canary, extraction::Extraction, inversion::Inversion};
+    let mut probes = crate::run::plan::Plan::empty();
+    probes.set::<crate::probe::membership::Membership>(Some(settings));
+    probes.set::<Canary>(Some(canary));
+    probes.set::<Extraction>(Some(extraction));
+    probes.set::<Inversion>(Some(inversion));
+    let mut plan = serde_json::json!({
         "model": target_dir,
         "data": card,
         "references": if a.train_references > 0 { vec![model_dir] } else { vec![] },
-        "membership": settings,
-        "canary": canary,
-        "extraction": extraction,
-        "inversion": inversion,
     });
+    if let Some(o) = plan.as_object_mut() {
+        o.extend(probes.recorded());
+    }
     let id = format!("demo-audit-{}", a.seed);
     let spec = crate::run::audit::AuditSpec {
         data: Some(card.to_owned()),
@@ -579,12 +584,8 @@ fn demo_audit(
         },
         reference_manifest: None,
         reference_model: None,
-        settings: Some(settings),
-        canary: Some(canary),
+        probes,
         canaries: None,
-        extraction: Some(extraction),
-        inversion: Some(inversion),
-        dp_audit: None,
         out: out.clone(),
         seed: a.seed,
         threads: 0,
@@ -600,7 +601,7 @@ fn demo_audit(
         out.file_name()
             .map_or("demo-audit".into(), |n| n.to_string_lossy().into_owned())
     ));
-    let manifest = super::manifest(&id, "demo", a.seed, plan, Vec::new());
+    let manifest = crate::run::manifest(&id, "demo", a.seed, plan, Vec::new());
     let outcome = match super::audit::run_audit(&spec, manifest.clone(), quiet) {
         Err(e) if partial.exists() && e.to_string().contains("different inputs") => {
             std::fs::remove_dir_all(&partial).map_err(|source| crate::Error::Write {
@@ -611,7 +612,7 @@ fn demo_audit(
         }
         other => other?,
     };
-    super::evidence::log_event(
+    crate::run::folder::log_event(
         &out,
         &outcome.file,
         "run",
@@ -620,10 +621,10 @@ fn demo_audit(
     )?;
     if !quiet {
         eprintln!("\naudited in {:.1} s", t0.elapsed().as_secs_f64());
-        super::audit::print_membership(&mut std::io::stderr(), &outcome.file)?;
-        super::audit::print_canary(&mut std::io::stderr(), &outcome.file)?;
-        super::audit::print_extraction(&mut std::io::stderr(), &outcome.file)?;
-        super::audit::print_inversion(&mut std::io::stderr(), &outcome.file)?;
+        crate::report::terminal::membership(&mut std::io::stderr(), &outcome.file)?;
+        crate::report::terminal::canary(&mut std::io::stderr(), &outcome.file)?;
+        crate::report::terminal::extraction(&mut std::io::stderr(), &outcome.file)?;
+        crate::report::terminal::inversion(&mut std::io::stderr(), &outcome.file)?;
         eprintln!("audit report: {}", out.join(crate::report::HTML).display());
     }
     Ok(())

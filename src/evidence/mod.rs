@@ -257,6 +257,10 @@ pub struct FindingsFile {
     /// Facts of the Expert Determination supplied in a `determination.toml`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub determination: Option<Determination>,
+    /// Detail of probes that keep it in their own format (probes added after the ones above
+    /// have a field), by probe kind.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub probes: BTreeMap<String, serde_json::Value>,
 }
 
 impl FindingsFile {
@@ -275,6 +279,7 @@ impl FindingsFile {
             comparison: None,
             gate: None,
             determination: None,
+            probes: BTreeMap::new(),
         }
     }
 }

@@ -67,6 +67,23 @@ pub fn entry_names(dir: &Path) -> Result<Vec<String>> {
     Ok(names)
 }
 
+/// Reads a JSON file (regular, within the data size limit); `format` names it in errors, which
+/// never quote the file's text.
+pub fn read_json<T: for<'de> serde::Deserialize<'de>>(path: &Path, format: &str) -> Result<T> {
+    let text = read_text(path, input::data_limit())?;
+    serde_json::from_str(&text).map_err(|e| Error::Parse {
+        path: path.to_owned(),
+        format: format.to_owned(),
+        message: crate::redact::json(&e),
+    })
+}
+
+/// Writes `v` as pretty JSON, atomically.
+pub fn write_json(path: &Path, v: &impl serde::Serialize) -> Result<()> {
+    let s = serde_json::to_string_pretty(v).map_err(|e| Error::Compute(e.to_string()))?;
+    write_atomic(path, s.as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

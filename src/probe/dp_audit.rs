@@ -32,8 +32,11 @@ use crate::train::run::TrainingRecord;
 use crate::train::whitebox;
 use serde::{Deserialize, Serialize};
 
-/// Settings of the DP audit.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+/// Settings of the DP audit (`[[probe]] kind = "dp_audit"`).
+///
+/// Needs a target trained by `phiprobe train --dp-noise … --dp-audit` or by `phiprobe sweep`
+/// (audit canaries in training.json); other targets get the finding "not measured".
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     /// Confidence of every lower bound (significance = 1 − confidence).
@@ -546,6 +549,82 @@ pub fn violation_error(d: &DpDetail) -> Option<Error> {
             d.violations.join("; ")
         ))
     })
+}
+
+crate::stored_as_json!(Observations);
+
+impl crate::probe::api::Settings for Settings {
+    fn validate(&self) -> std::result::Result<(), String> {
+        Settings::validate(self)
+    }
+}
+
+/// The DP audit: the accountant's ε beside empirical lower bounds from the target's audit
+/// canaries (Jagielski et al. 2020; Nasr et al. 2021; Steinke et al. 2023).
+pub struct DpAudit;
+
+impl crate::probe::api::Probe for DpAudit {
+    const KIND: &'static str = "dp_audit";
+    const TITLE: &'static str = "dp_audit — is the accountant's ε consistent with what an auditor can measure? (lower bounds: Jagielski et al. 2020; Nasr et al. 2021; Steinke et al. 2023)";
+    const FILE: &'static str = "dp_audit.json";
+    const REANALYSE: bool = false;
+    type Settings = Settings;
+    type Observations = Observations;
+
+    fn resume_key(s: &Settings, cx: &crate::probe::api::Observe<'_>) -> Result<serde_json::Value> {
+        // Read now, so the analysis has it even when the observations come from the cache.
+        cx.training.get()?;
+        Ok(serde_json::json!({
+            "settings": s,
+            "training_record": crate::model::hash_file(
+                &std::path::Path::new(cx.target).join("training.json")
+            )
+            .ok()
+            .map(|h| h.sha256),
+        }))
+    }
+
+    fn observe(
+        _s: &Settings,
+        cx: &mut crate::probe::api::Observe<'_>,
+    ) -> Result<Option<Observations>> {
+        let text = cx
+            .training
+            .get()?
+            .filter(|r| r.config.dp.is_some())
+            .and_then(|r| r.audit.as_ref())
+            .and_then(|a| a.text.as_ref());
+        let Some(t) = text else {
+            return Ok(None);
+        };
+        let model = cx.target_model()?;
+        (cx.progress)("dp-audit canaries", 0, t.canaries.len());
+        let o = observe(model.as_ref(), t, cx.batch_tokens)?;
+        (cx.progress)("dp-audit canaries", t.canaries.len(), t.canaries.len());
+        Ok(Some(o))
+    }
+
+    fn analyze(
+        s: &Settings,
+        obs: Option<&Observations>,
+        cx: &crate::probe::api::Analyze<'_>,
+        out: &mut crate::evidence::FindingsFile,
+    ) -> Result<()> {
+        let (findings, detail) = analyze(cx.training, obs, s);
+        out.findings.extend(findings);
+        out.dp = detail;
+        Ok(())
+    }
+
+    fn keep(old: &crate::evidence::FindingsFile, out: &mut crate::evidence::FindingsFile) {
+        out.findings.extend(
+            old.findings
+                .iter()
+                .filter(|f| f.probe == "dp_audit")
+                .cloned(),
+        );
+        out.dp = old.dp.clone();
+    }
 }
 
 #[cfg(test)]

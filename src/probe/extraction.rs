@@ -34,7 +34,19 @@ use crate::stats::{Rng, newcombe_difference, wilson};
 use crate::{Error, Result};
 
 /// A decoding strategy of the targeted attacks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Decode {
     /// Arg-max.
@@ -57,7 +69,7 @@ impl Decode {
 }
 
 /// One sampling setting of the untargeted sweep.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SweepPoint {
     /// Temperature (> 0).
@@ -71,7 +83,10 @@ pub struct SweepPoint {
 }
 
 /// Settings of the extraction probe (`[[probe]] kind = "extraction"`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Members are compared with a non-member control group; with `--reference-model`, the
+/// identifiers the reference model also emits are subtracted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     /// Prefix lengths k (tokens of the record's text, after any BOS).
@@ -1123,6 +1138,67 @@ pub fn analyze(obs: &Observations) -> (Vec<Finding>, ExtractionDetail) {
             settings: serde_json::to_value(&obs.settings).unwrap_or_default(),
         },
     )
+}
+
+crate::stored_as_json!(Observations);
+
+impl crate::probe::api::Settings for Settings {
+    fn validate(&self) -> std::result::Result<(), String> {
+        Settings::validate(self)
+    }
+}
+
+/// The extraction probe: verbatim and near-verbatim reproduction of training records (Carlini
+/// et al. 2021; Nasr et al. 2023).
+pub struct Extraction;
+
+impl crate::probe::api::Probe for Extraction {
+    const KIND: &'static str = "extraction";
+    const TITLE: &'static str = "extraction — does the model reproduce its training records' identifiers when prompted with their beginnings? (Carlini et al. 2021, 2023)";
+    const FILE: &'static str = "extraction.json";
+    const NEEDS_DATA: bool = true;
+    const RECORDED_WHEN_ABSENT: bool = true;
+    type Settings = Settings;
+    type Observations = Observations;
+
+    fn observe(
+        s: &Settings,
+        cx: &mut crate::probe::api::Observe<'_>,
+    ) -> Result<Option<Observations>> {
+        let Some(recs) = cx.records else {
+            return Ok(None);
+        };
+        let model = cx.target_model()?;
+        let reference = match cx.reference_model {
+            Some(r) => Some(cx.model(r)?),
+            None => None,
+        };
+        let progress = &mut *cx.progress;
+        let mut p = |stage: &str, done: usize, total: usize| progress(stage, done, total);
+        observe(
+            model.as_ref(),
+            cx.reference_model.zip(reference.as_deref()),
+            recs,
+            s,
+            cx.seed,
+            &mut p,
+        )
+        .map(Some)
+    }
+
+    fn analyze(
+        _s: &Settings,
+        obs: Option<&Observations>,
+        _cx: &crate::probe::api::Analyze<'_>,
+        out: &mut crate::evidence::FindingsFile,
+    ) -> Result<()> {
+        if let Some(o) = obs {
+            let (findings, detail) = analyze(o);
+            out.findings.extend(findings);
+            out.extraction = Some(detail);
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

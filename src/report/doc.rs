@@ -89,7 +89,7 @@ fn value_of(file: &FindingsFile, label: &str, metric: &str) -> Option<f64> {
 }
 
 /// Builds the report from the canonical findings.
-pub fn build(file: &FindingsFile) -> ReportDoc {
+pub fn build(file: &FindingsFile, extra: Vec<Section>) -> ReportDoc {
     let m = &file.manifest;
     let mut sections = Vec::new();
 
@@ -451,6 +451,8 @@ pub fn build(file: &FindingsFile) -> ReportDoc {
             format!("sha256 {} ({} bytes)", i.sha256, num(i.bytes as f64)),
         ]);
     }
+    // Sections of probes that render themselves (`Probe::view`).
+    sections.extend(extra);
     if let Some(g) = super::determination::gate_section(file) {
         sections.push(g);
     }

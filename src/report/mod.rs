@@ -16,8 +16,9 @@ pub mod inversion;
 pub mod membership;
 pub mod pdf;
 pub mod render;
+pub mod terminal;
 
-pub use doc::{ReportDoc, build};
+pub use doc::{ReportDoc, Section, build};
 
 use crate::error::{Error, Result};
 use crate::evidence::FindingsFile;
@@ -36,8 +37,12 @@ pub const PDF: &str = "report.pdf";
 pub const JUNIT: &str = "gate.junit.xml";
 pub use crate::integrity::manifest::MANIFEST;
 
+/// The report sections of probes that render themselves, given by the caller (the runner
+/// passes `crate::probe::sections`; the report does not know the probes).
+pub type Views<'a> = &'a dyn Fn(&FindingsFile) -> Vec<Section>;
+
 /// Renders every view of `file`: (name, bytes) pairs, findings first.
-pub fn render_all(file: &FindingsFile) -> Result<Vec<(&'static str, Vec<u8>)>> {
+pub fn render_all(file: &FindingsFile, views: Views<'_>) -> Result<Vec<(&'static str, Vec<u8>)>> {
     let json = serde_json::to_vec_pretty(file).map_err(|e| Error::Report {
         path: PathBuf::from(FINDINGS),
         message: e.to_string(),
@@ -45,7 +50,7 @@ pub fn render_all(file: &FindingsFile) -> Result<Vec<(&'static str, Vec<u8>)>> {
     let doc = if file.comparison.is_some() {
         compare::build(file)
     } else {
-        build(file)
+        build(file, views(file))
     };
     let footer = format!(
         "phiprobe {} · run {} · seed {}",
@@ -74,8 +79,8 @@ pub fn render_all(file: &FindingsFile) -> Result<Vec<(&'static str, Vec<u8>)>> {
 /// temporary sibling folder, `manifest.json` is written last over its content, and the folder
 /// is installed in place once complete ([`RunFolder::install`]: a previous run there loses
 /// only the files its manifest lists).
-pub fn write_run(folder: &RunFolder, file: &FindingsFile) -> Result<()> {
-    let files = render_all(file)?;
+pub fn write_run(folder: &RunFolder, file: &FindingsFile, views: Views<'_>) -> Result<()> {
+    let files = render_all(file, views)?;
     let tmp = folder.sibling(&format!("tmp-{}", std::process::id()));
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(werr(&tmp))?;
@@ -116,19 +121,19 @@ pub fn read_findings(dir: &Path) -> Result<FindingsFile> {
 
 /// Re-renders the views of a run folder from its `findings.json` without recomputing, and
 /// rewrites its manifest (a signature, which no longer matches, is removed).
-pub fn rerender(dir: &Path) -> Result<FindingsFile> {
+pub fn rerender(dir: &Path, views: Views<'_>) -> Result<FindingsFile> {
     let mut file = read_findings(dir)?;
     if file.schema_version <= crate::evidence::SCHEMA_VERSION {
         // Rewritten by this version's types: it is now this version's schema.
         file.schema_version = crate::evidence::SCHEMA_VERSION;
     }
-    rewrite(dir, &file)?;
+    rewrite(dir, &file, views)?;
     Ok(file)
 }
 
 /// Rewrites the findings and every view of a run folder in place, one file at a time
 /// (atomically), so anything else in it (an audit's observations/) stays; then the manifest.
-pub fn rewrite(dir: &Path, file: &FindingsFile) -> Result<()> {
+pub fn rewrite(dir: &Path, file: &FindingsFile, views: Views<'_>) -> Result<()> {
     // Never pin changes nobody made through phiprobe: the folder must still match its manifest.
     if dir.join(MANIFEST).is_file() {
         let (_, m) = crate::integrity::manifest::read_manifest(dir)?;
@@ -176,7 +181,7 @@ pub fn rewrite(dir: &Path, file: &FindingsFile) -> Result<()> {
             std::fs::remove_file(&p).map_err(werr(&p))?;
         }
     }
-    for (name, bytes) in render_all(file)? {
+    for (name, bytes) in render_all(file, views)? {
         crate::fsx::write_atomic(&dir.join(name), &bytes)?;
     }
     crate::integrity::manifest::write(dir, &file.manifest)?;

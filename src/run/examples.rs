@@ -3,7 +3,10 @@
 //! membership attacks expose most. These are raw PHI: they are only ever written into an
 //! AES-256-GCM encrypted bundle (`integrity::bundle`), never into a report.
 
-use super::audit::{EXTRACTION_FILE, INVERSION_FILE};
+use crate::probe::Probe as _;
+
+const EXTRACTION_FILE: &str = crate::probe::extraction::Extraction::FILE;
+const INVERSION_FILE: &str = crate::probe::inversion::Inversion::FILE;
 use crate::Result;
 use crate::data::text::TextRecords;
 use crate::evidence::FindingsFile;
@@ -80,7 +83,7 @@ fn read<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Option<T>> {
     if !path.is_file() {
         return Ok(None);
     }
-    super::audit::read_json(path, "observations").map(Some)
+    crate::fsx::read_json(path, "observations").map(Some)
 }
 
 /// Collects the examples of a finished audit from its findings and observations.

@@ -8,8 +8,12 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::probe::{canary, dp_audit, extraction, inversion, membership};
+use crate::probe::api::{AnySettings, Probe};
+use crate::probe::{REGISTRY, Registered};
 use crate::{Error, Result};
+
+/// The seed of a run when neither `--seed` nor the plan's `[run] seed` gives one.
+pub const DEFAULT_SEED: u64 = 7;
 
 /// `[run]`: settings shared by every probe.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -19,34 +23,58 @@ pub struct RunSettings {
     pub seed: Option<u64>,
 }
 
-/// A resolved plan.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+impl RunSettings {
+    /// The run's seed: the flag, else the plan's, else [`DEFAULT_SEED`].
+    pub fn seed(&self, flag: Option<u64>) -> u64 {
+        flag.or(self.seed).unwrap_or(DEFAULT_SEED)
+    }
+}
+
+/// A resolved plan: `[run]` and the settings of each probe to run, typed by the probe that
+/// reads them ([`Plan::get`]), kept in [`REGISTRY`] order.
+#[derive(Debug, Clone)]
 pub struct Plan {
     /// `[run]`.
     pub run: RunSettings,
-    /// The membership probe's settings, when the plan has one.
-    pub membership: Option<membership::Settings>,
-    /// The canary probe's settings, when the plan has one.
-    pub canary: Option<canary::Settings>,
-    /// The extraction probe's settings, when the plan has one.
-    pub extraction: Option<extraction::Settings>,
-    /// The inversion probe's settings, when the plan has one.
-    pub inversion: Option<inversion::Settings>,
-    /// The DP audit's settings, when the plan has one.
-    #[serde(default)]
-    pub dp_audit: Option<dp_audit::Settings>,
+    probes: Vec<(&'static str, Box<dyn AnySettings>)>,
 }
 
+/// Every registered probe with its default settings (`probes/default.toml`'s settings).
 impl Default for Plan {
     fn default() -> Self {
         Self {
             run: RunSettings::default(),
-            membership: Some(membership::Settings::default()),
-            canary: Some(canary::Settings::default()),
-            extraction: Some(extraction::Settings::default()),
-            inversion: Some(inversion::Settings::default()),
-            dp_audit: Some(dp_audit::Settings::default()),
+            probes: REGISTRY
+                .iter()
+                .map(|p| (p.kind(), p.default_settings()))
+                .collect(),
         }
+    }
+}
+
+/// Plans are equal when they run the same probes with the same settings.
+impl PartialEq for Plan {
+    fn eq(&self, other: &Self) -> bool {
+        self.run == other.run
+            && self.probes.len() == other.probes.len()
+            && self
+                .probes
+                .iter()
+                .zip(&other.probes)
+                .all(|((k, a), (l, b))| k == l && a.to_json() == b.to_json())
+    }
+}
+
+/// `{"run": …, "<kind>": settings or null, …}` over every registered probe.
+impl Serialize for Plan {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut m = ser.serialize_map(Some(REGISTRY.len() + 1))?;
+        m.serialize_entry("run", &self.run)?;
+        for p in REGISTRY {
+            m.serialize_entry(p.kind(), &self.get_dyn(p.kind()).map(|s| s.to_json()))?;
+        }
+        m.end()
     }
 }
 
@@ -59,43 +87,99 @@ struct RawPlan {
     probe: Vec<toml::Table>,
 }
 
-/// Probe kinds this release runs.
-pub const KINDS: [&str; 5] = [
-    "membership",
-    "canary",
-    "extraction",
-    "inversion",
-    "dp_audit",
-];
-
-/// A probe's settings from its `[[probe]]` table, checked; errors name the probe and the key,
-/// never a value.
-fn probe_settings<T: serde::de::DeserializeOwned>(
-    t: toml::Table,
-    kind: &str,
-    validate: impl FnOnce(&T) -> std::result::Result<(), String>,
-) -> std::result::Result<T, String> {
-    let s: T = t.try_into().map_err(|e: toml::de::Error| {
-        format!(
-            "[[probe]] {kind}: {}{}",
-            crate::redact::serde_kind(e.message()),
-            crate::redact::toml_key(&e)
-        )
-    })?;
-    validate(&s).map_err(|m| format!("[[probe]] {kind}: {m}"))?;
-    Ok(s)
-}
-
-/// Stores a probe's settings, refusing a second probe of the same kind.
-fn set_once<T>(slot: &mut Option<T>, s: T, kind: &str) -> std::result::Result<(), String> {
-    if slot.is_some() {
-        return Err(format!("two {kind} probes; merge them into one"));
-    }
-    *slot = Some(s);
-    Ok(())
+fn position(kind: &str) -> usize {
+    REGISTRY
+        .iter()
+        .position(|p| p.kind() == kind)
+        .unwrap_or(usize::MAX)
 }
 
 impl Plan {
+    /// A plan with no probe.
+    pub fn empty() -> Self {
+        Self {
+            run: RunSettings::default(),
+            probes: Vec::new(),
+        }
+    }
+
+    /// The settings of probe `P`, when the plan runs it.
+    pub fn get<P: Probe>(&self) -> Option<&P::Settings> {
+        self.get_dyn(P::KIND)
+            .and_then(|s| s.as_any().downcast_ref())
+    }
+
+    /// The settings of the probe of kind `kind`, when the plan runs it.
+    pub fn get_dyn(&self, kind: &str) -> Option<&dyn AnySettings> {
+        self.probes
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, s)| s.as_ref())
+    }
+
+    /// Runs probe `P` with `s` (`None`: not at all).
+    pub fn set<P: Probe>(&mut self, s: Option<P::Settings>) {
+        self.set_dyn(P::KIND, s.map(|s| Box::new(s) as Box<dyn AnySettings>));
+    }
+
+    /// Runs the probe of kind `kind` with `s` (`None`: not at all).
+    pub fn set_dyn(&mut self, kind: &'static str, s: Option<Box<dyn AnySettings>>) {
+        self.probes.retain(|(k, _)| *k != kind);
+        if let Some(s) = s {
+            self.probes.push((kind, s));
+            self.probes.sort_by_key(|(k, _)| position(k));
+        }
+    }
+
+    /// Changes the settings of probe `P` in place, when the plan runs it.
+    pub fn update<P: Probe>(&mut self, f: impl FnOnce(&mut P::Settings)) {
+        if let Some(mut s) = self.get::<P>().cloned() {
+            f(&mut s);
+            self.set::<P>(Some(s));
+        }
+    }
+
+    /// The kinds the plan runs, in running order.
+    pub fn kinds(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.probes.iter().map(|(k, _)| *k)
+    }
+
+    /// The registered probes the plan runs, with their settings, in running order.
+    pub fn probes(&self) -> impl Iterator<Item = (&'static dyn Registered, &dyn AnySettings)> {
+        self.probes
+            .iter()
+            .filter_map(|(k, s)| crate::probe::find(k).map(|p| (p, s.as_ref())))
+    }
+
+    /// Whether the plan runs no probe.
+    pub fn is_empty(&self) -> bool {
+        self.probes.is_empty()
+    }
+
+    /// The probes' settings as the manifest records them: every planned probe, and `null` for
+    /// the unplanned ones recorded when absent ([`Probe::RECORDED_WHEN_ABSENT`]).
+    pub fn recorded(&self) -> serde_json::Map<String, serde_json::Value> {
+        REGISTRY
+            .iter()
+            .filter_map(|p| match self.get_dyn(p.kind()) {
+                Some(s) => Some((p.kind().to_owned(), s.to_json())),
+                None if p.recorded_when_absent() => {
+                    Some((p.kind().to_owned(), serde_json::Value::Null))
+                }
+                None => None,
+            })
+            .collect()
+    }
+
+    /// Checks every probe's settings; the message names the probe and the key.
+    pub fn validate(&self) -> Result<()> {
+        for (kind, s) in &self.probes {
+            s.validate()
+                .map_err(|m| Error::Usage(format!("plan: {kind}: {m}")))?;
+        }
+        Ok(())
+    }
+
     /// Parses a plan's text; `path` names it in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
         let bad = |m: String| Error::Parse {
@@ -106,56 +190,33 @@ impl Plan {
         let raw: RawPlan = toml::from_str(text).map_err(|e| bad(crate::redact::toml(&e, text)))?;
         let mut plan = Plan {
             run: raw.run,
-            membership: None,
-            canary: None,
-            extraction: None,
-            inversion: None,
-            dp_audit: None,
+            probes: Vec::new(),
         };
         for (i, mut t) in raw.probe.into_iter().enumerate() {
             let kind = match t.remove("kind") {
                 Some(toml::Value::String(k)) => k,
                 _ => return Err(bad(format!("[[probe]] #{}: missing `kind`", i + 1))),
             };
-            match kind.as_str() {
-                "membership" => {
-                    let s: membership::Settings =
-                        probe_settings(t, "membership", membership::Settings::validate)
-                            .map_err(bad)?;
-                    set_once(&mut plan.membership, s, "membership").map_err(bad)?;
-                }
-                "canary" => {
-                    let s: canary::Settings =
-                        probe_settings(t, "canary", canary::Settings::validate).map_err(bad)?;
-                    set_once(&mut plan.canary, s, "canary").map_err(bad)?;
-                }
-                "extraction" => {
-                    let s: extraction::Settings =
-                        probe_settings(t, "extraction", extraction::Settings::validate)
-                            .map_err(bad)?;
-                    set_once(&mut plan.extraction, s, "extraction").map_err(bad)?;
-                }
-                "inversion" => {
-                    let s: inversion::Settings =
-                        probe_settings(t, "inversion", inversion::Settings::validate)
-                            .map_err(bad)?;
-                    set_once(&mut plan.inversion, s, "inversion").map_err(bad)?;
-                }
-                "dp_audit" => {
-                    let s: dp_audit::Settings =
-                        probe_settings(t, "dp_audit", dp_audit::Settings::validate).map_err(bad)?;
-                    set_once(&mut plan.dp_audit, s, "dp_audit").map_err(bad)?;
-                }
-                other => {
-                    return Err(bad(format!(
-                        "[[probe]] #{}: kind {} is not available in this release (available: {})",
-                        i + 1,
-                        crate::redact::plain_name(other)
-                            .map_or_else(|| "(not a plain name)".to_owned(), |k| format!("'{k}'")),
-                        KINDS.join(", ")
-                    )));
-                }
+            let Some(p) = crate::probe::find(&kind) else {
+                return Err(bad(format!(
+                    "[[probe]] #{}: kind {} is not available in this release (available: {})",
+                    i + 1,
+                    crate::redact::plain_name(&kind)
+                        .map_or_else(|| "(not a plain name)".to_owned(), |k| format!("'{k}'")),
+                    REGISTRY
+                        .iter()
+                        .map(|p| p.kind())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            };
+            if plan.get_dyn(p.kind()).is_some() {
+                return Err(bad(format!("two {} probes; merge them into one", p.kind())));
             }
+            let s = p
+                .parse(t)
+                .map_err(|m| bad(format!("[[probe]] {}: {m}", p.kind())))?;
+            plan.set_dyn(p.kind(), Some(s));
         }
         Ok(plan)
     }
@@ -239,11 +300,12 @@ mod tests {
     #[test]
     fn shipped_plans_parse_and_typos_are_refused() {
         for p in ["probes/default.toml", "probes/quick.toml"] {
+            use crate::probe::{canary, extraction, inversion, membership};
             let plan = Plan::load(Path::new(p)).unwrap();
-            assert!(plan.membership.is_some(), "{p}");
-            assert!(plan.canary.is_some(), "{p}");
-            assert!(plan.extraction.is_some(), "{p}");
-            assert!(plan.inversion.is_some(), "{p}");
+            assert!(plan.get::<membership::Membership>().is_some(), "{p}");
+            assert!(plan.get::<canary::Canary>().is_some(), "{p}");
+            assert!(plan.get::<extraction::Extraction>().is_some(), "{p}");
+            assert!(plan.get::<inversion::Inversion>().is_some(), "{p}");
         }
         let e = Plan::parse(
             "[[probe]]\nkind = \"membership\"\natacks = [\"loss\"]\n",

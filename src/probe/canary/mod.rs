@@ -31,7 +31,9 @@ use crate::train::canary::{Format, Planted};
 use crate::{Error, Result};
 
 /// When to run the exact-rank search.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum SearchMode {
     /// Only where interpolation saturates (no reference is at least as likely as the canary).
@@ -44,7 +46,11 @@ pub enum SearchMode {
 }
 
 /// Settings of the canary probe (`[[probe]] kind = "canary"`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Canaries come from the target's `training.json` (`phiprobe train` with a canary plan) or
+/// from `audit --canaries FILE`: `[[canary]]` tables with id, kind (optional), secret, format
+/// (`{dN}` `{uN}` `{lN}` `{date}`), context with `{secret}`, repetitions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     /// Reference secrets drawn per format for canaries listed with `--canaries` (a model
@@ -635,6 +641,121 @@ pub fn analyze(obs: &Observations) -> (Vec<Finding>, CanaryDetail) {
             settings: serde_json::to_value(&obs.settings).unwrap_or_default(),
         },
     )
+}
+
+crate::stored_as_json!(Observations);
+
+impl crate::probe::api::Settings for Settings {
+    fn validate(&self) -> std::result::Result<(), String> {
+        Settings::validate(self)
+    }
+}
+
+/// Where the canaries of an audit come from: a `--canaries` file, or the training record of a
+/// model phiprobe trained (`training.json` beside the weights).
+pub fn source(
+    canaries: Option<&std::path::Path>,
+    training: Option<&crate::train::run::TrainingRecord>,
+    model: &str,
+    references: usize,
+    seed: u64,
+) -> Result<Option<CanarySet>> {
+    if let Some(f) = canaries {
+        let (specs, groups) = from_file(f, references, seed)?;
+        return Ok(Some((format!("--canaries {}", f.display()), specs, groups)));
+    }
+    let tr = std::path::Path::new(model).join("training.json");
+    Ok(training.and_then(|r| r.canaries.as_ref()).map(|p| {
+        let (specs, groups) = from_planted(p);
+        (format!("training record {}", tr.display()), specs, groups)
+    }))
+}
+
+fn audit_source(s: &Settings, cx: &crate::probe::api::Observe<'_>) -> Result<Option<CanarySet>> {
+    let training = if cx.canaries.is_some() {
+        None
+    } else {
+        cx.training.get()?
+    };
+    source(cx.canaries, training, cx.target, s.references, cx.seed)
+}
+
+/// The canary probe: exposure of planted secrets (Carlini et al. 2019).
+pub struct Canary;
+
+impl crate::probe::api::Probe for Canary {
+    const KIND: &'static str = "canary";
+    const TITLE: &'static str = "canary — how many bits of a planted secret does the model give away? (exposure, Carlini et al. 2019)";
+    const FILE: &'static str = "canary.json";
+    const RECORDED_WHEN_ABSENT: bool = true;
+    type Settings = Settings;
+    type Observations = Observations;
+
+    fn preflight(s: Option<&Settings>, cx: &crate::probe::api::Observe<'_>) -> Result<()> {
+        match s {
+            Some(s) => audit_source(s, cx).map(|_| ()),
+            None if cx.canaries.is_some() => Err(Error::Usage(
+                "--canaries was given but the plan has no canary probe; add [[probe]] kind = \"canary\"".into(),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    fn resume_key(s: &Settings, cx: &crate::probe::api::Observe<'_>) -> Result<serde_json::Value> {
+        let set = audit_source(s, cx)?;
+        Ok(serde_json::json!({
+            "settings": s,
+            "canaries": set.as_ref().map(|(src, specs, groups)| serde_json::json!({
+                "source": src,
+                "digest": crate::fsx::hash::sha256_hex(
+                    &serde_json::to_vec(&(specs, groups)).unwrap_or_default()
+                ),
+            })),
+        }))
+    }
+
+    fn observe(
+        s: &Settings,
+        cx: &mut crate::probe::api::Observe<'_>,
+    ) -> Result<Option<Observations>> {
+        let Some((source, specs, groups)) = audit_source(s, cx)? else {
+            return Ok(None);
+        };
+        let model = cx.target_model()?;
+        let progress = &mut *cx.progress;
+        let mut p = |done: usize, total: usize| progress("canaries", done, total);
+        observe(
+            model.as_ref(),
+            &specs,
+            &groups,
+            &source,
+            s,
+            cx.batch_tokens,
+            &mut p,
+        )
+        .map(Some)
+    }
+
+    fn analyze(
+        _s: &Settings,
+        obs: Option<&Observations>,
+        _cx: &crate::probe::api::Analyze<'_>,
+        out: &mut crate::evidence::FindingsFile,
+    ) -> Result<()> {
+        match obs {
+            Some(o) => {
+                let (findings, detail) = analyze(o);
+                out.findings.extend(findings);
+                out.canary = Some(detail);
+            }
+            None => out.findings.push(
+                Finding::new("canary", "canary.exposure", None).with_caveat(
+                    "not measured: the target has no canaries (it was not trained by phiprobe with a canary plan, and no --canaries file was given)",
+                ),
+            ),
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

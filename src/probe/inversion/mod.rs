@@ -48,7 +48,7 @@ use crate::{Error, Result};
 pub const PROBE: &str = "inversion";
 
 /// Settings of the inversion probe (`[[probe]] kind = "inversion"`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     /// Fields to infer (columns of the card); empty: the card's sensitive columns.
@@ -1681,6 +1681,127 @@ pub fn analyze(
         settings: serde_json::to_value(s).unwrap_or_default(),
     };
     (findings, detail)
+}
+
+crate::stored_as_json!(Observations);
+
+impl crate::probe::api::Settings for Settings {
+    fn validate(&self) -> std::result::Result<(), String> {
+        Settings::validate(self)
+    }
+}
+
+/// Patients one of whose direct identifiers (not a date or a place) an extraction attempt
+/// reproduced exactly.
+fn extracted_patients(
+    obs: Option<&crate::probe::extraction::Observations>,
+    recs: &TextRecords,
+) -> HashSet<String> {
+    use crate::phi::SafeHarbor as S;
+    let Some(o) = obs else {
+        return HashSet::new();
+    };
+    let index = recs.index();
+    o.attempts
+        .iter()
+        .filter(|a| {
+            a.fields
+                .iter()
+                .any(|f| f.exact && !matches!(f.category, S::Date | S::Geographic))
+        })
+        .filter_map(|a| index.get(o.records.get(a.record)?.as_str()))
+        .map(|&r| recs.patients[r].clone())
+        .collect()
+}
+
+/// The membership probe's largest finite ε lower bound, its attack, how many attacks' bounds
+/// it was chosen from and their confidence level.
+fn membership_epsilon(findings: &[crate::evidence::Finding]) -> Option<EpsilonBound> {
+    let bounds: Vec<(String, f64, f64)> = findings
+        .iter()
+        .filter(|f| f.probe == "membership" && f.metric == "dp.epsilon_lb")
+        .filter_map(|f| {
+            let e = f.value.filter(|v| v.is_finite())?;
+            let attack = f
+                .params
+                .get("attack")
+                .and_then(|a| a.as_str())
+                .unwrap_or("membership")
+                .to_owned();
+            let confidence = f
+                .params
+                .get("confidence")
+                .and_then(serde_json::Value::as_f64)
+                .unwrap_or(0.95);
+            Some((attack, e, confidence))
+        })
+        .collect();
+    let attacks = bounds.len() as u64;
+    bounds
+        .into_iter()
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(attack, epsilon, confidence)| EpsilonBound {
+            attack,
+            epsilon,
+            attacks,
+            confidence,
+        })
+}
+
+/// The inversion probe: attribute inference and reconstruction against baselines, linked to
+/// re-identification risk (Fredrikson et al. 2014; Jayaraman & Evans 2022).
+pub struct Inversion;
+
+impl crate::probe::api::Probe for Inversion {
+    const KIND: &'static str = "inversion";
+    const TITLE: &'static str = "inversion — does the model let an attacker infer a patient's sensitive fields beyond what the population already tells? (Fredrikson et al. 2014; Jayaraman & Evans 2022)";
+    const FILE: &'static str = "inversion.json";
+    const CONSUMES: &'static [&'static str] = &["membership", "extraction"];
+    const NEEDS_DATA: bool = true;
+    const RECORDED_WHEN_ABSENT: bool = true;
+    type Settings = Settings;
+    type Observations = Observations;
+
+    fn observe(
+        s: &Settings,
+        cx: &mut crate::probe::api::Observe<'_>,
+    ) -> Result<Option<Observations>> {
+        let Some(recs) = cx.records else {
+            return Ok(None);
+        };
+        if s.fields.is_empty() && recs.columns_with_role(Role::Sensitive)?.is_empty() {
+            return Ok(None);
+        }
+        let model = cx.target_model()?;
+        let extracted = extracted_patients(
+            cx.upstream.get::<crate::probe::extraction::Extraction>(),
+            recs,
+        );
+        let progress = &mut *cx.progress;
+        let mut p = |stage: &str, done: usize, total: usize| progress(stage, done, total);
+        observe(model.as_ref(), recs, s, cx.seed, &extracted, &mut p).map(Some)
+    }
+
+    fn analyze(
+        _s: &Settings,
+        obs: Option<&Observations>,
+        cx: &crate::probe::api::Analyze<'_>,
+        out: &mut crate::evidence::FindingsFile,
+    ) -> Result<()> {
+        match obs {
+            Some(o) => {
+                let (findings, detail) = analyze(o, membership_epsilon(cx.findings));
+                out.findings.extend(findings);
+                out.inversion = Some(detail);
+            }
+            None => out.findings.push(
+                Finding::new("inversion", "inference.residual_risk", None).with_caveat(
+                    "not measured: the card declares no sensitive column; list the fields to infer in the plan's inversion probe (fields = [\"diagnosis\", …])",
+                ),
+            ),
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -28,6 +28,8 @@
 //!   whose likelihood ratio the record beats by a factor γ, counted by sorting the population
 //!   once and binary search (never a records × population matrix).
 
+pub mod fleet;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -58,7 +60,7 @@ pub const ATTACKS: [&str; 9] = [
 ];
 
 /// Where LiRA puts the centre of each Gaussian.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Location {
     /// Arithmetic mean (the paper's description).
@@ -68,7 +70,7 @@ pub enum Location {
 }
 
 /// How LiRA estimates the spread.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Variance {
     /// One σ per record from its own IN (resp. OUT) signals; needs two models on each side.
@@ -78,7 +80,7 @@ pub enum Variance {
 }
 
 /// Offline LiRA's test.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum OfflineTest {
     /// The paper's test: member when the signal is high under the OUT Gaussian (score = z-score).
@@ -88,7 +90,7 @@ pub enum OfflineTest {
 }
 
 /// LiRA settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LiraSettings {
     /// Centre of the Gaussians.
@@ -112,7 +114,7 @@ impl Default for LiraSettings {
 }
 
 /// RMIA settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RmiaSettings {
     /// γ ≥ 1: a record beats z when its likelihood ratio exceeds z's by more than γ.
@@ -132,10 +134,11 @@ impl Default for RmiaSettings {
 }
 
 /// The `[[probe]] kind = "membership"` table of a plan.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
-    /// Attacks to run (see [`ATTACKS`]); those needing reference models are skipped, with a
+    /// Attacks to run, of loss, zlib, min_k, min_k_pp, reference, lira_online, lira_offline,
+    /// rmia and rmia_offline; those needing reference models are skipped, with a
     /// note, when none are given.
     pub attacks: Vec<String>,
     /// FPRs at which to report the TPR.
@@ -243,6 +246,7 @@ impl Settings {
 }
 
 pub use crate::evidence::{TokenRows, Total};
+pub use fleet::Membership;
 
 /// One model's observations over the audit records.
 #[derive(Debug, Clone, PartialEq)]
