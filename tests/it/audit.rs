@@ -118,6 +118,11 @@ fn audit_finds_membership_resumes_and_reanalyses() {
     );
     let html = std::fs::read_to_string(dir.join("runs/a/report.html")).unwrap();
     assert!(html.contains("Membership inference") && html.contains("log-log"));
+    let md = std::fs::read_to_string(dir.join("runs/a/report.md")).unwrap();
+    insta::assert_snapshot!(
+        "membership_section",
+        crate::report_section(&md, "Membership inference", dir, crate::Digits::Redact)
+    );
     // No note text reaches the outputs (the observations hold scores, never tokens or text).
     let recs =
         phiprobe::data::text::TextRecords::load(&dir.join("d/synthetic-ehr.toml"), None).unwrap();

@@ -142,6 +142,10 @@ fn exact_rank_matches_enumeration_and_audit_takes_a_canary_file() {
     assert!(dir.join("run/observations/canary.json").is_file());
     let md = std::fs::read_to_string(dir.join("run/report.md")).unwrap();
     assert!(md.contains("## Canary exposure") && md.contains("--canaries mine.toml"));
+    insta::assert_snapshot!(
+        "canary_section",
+        crate::report_section(&md, "Canary exposure", dir, crate::Digits::Redact)
+    );
     // Re-analysis from observations alone reproduces the findings.
     let o = phiprobe(dir, &["-q", "report", "run", "--reanalyze"]);
     assert!(o.status.success(), "{}", stderr(&o));

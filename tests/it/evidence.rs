@@ -401,6 +401,15 @@ fn determination_facts_are_shown_and_missing_ones_marked() {
         assert!(md.contains(section), "{section}");
     }
     assert!(md.contains("Dr. Ada Example"));
+    for (name, title) in [
+        ("determination_statement", "Determination statement"),
+        ("determination_conclusion", "Conclusion and certification"),
+    ] {
+        insta::assert_snapshot!(
+            name,
+            crate::report_section(&md, title, d, crate::Digits::Keep)
+        );
+    }
     assert!(md.contains("DUA: no re-identification"));
     assert!(
         md.contains("not supplied (determination.toml: release.recipients)"),

@@ -111,6 +111,10 @@ fn memorised_members_are_extracted_and_the_control_is_not() {
     }
     let md = std::fs::read_to_string(dir.join("run/report.md")).unwrap();
     assert!(md.contains("## Extraction") && md.contains("k-extractability"));
+    insta::assert_snapshot!(
+        "extraction_section",
+        crate::report_section(&md, "Extraction", dir, crate::Digits::Keep)
+    );
     // Re-analysis from the observations reproduces the findings.
     let o = phiprobe(dir, &["-q", "report", "run", "--reanalyze"]);
     assert!(o.status.success(), "{}", stderr(&o));

@@ -202,6 +202,15 @@ fn memorised_members_attributes_are_inferred_and_the_control_is_not() {
     assert!(!dir.join("x.json").exists());
     let md = std::fs::read_to_string(dir.join("run/report.md")).unwrap();
     assert!(md.contains("## Model inversion and identification"), "{md}");
+    insta::assert_snapshot!(
+        "inversion_section",
+        crate::report_section(
+            &md,
+            "Model inversion and identification",
+            dir,
+            crate::Digits::Keep
+        )
+    );
     // Re-analysis from the observations reproduces the findings.
     let o = phiprobe(dir, &["-q", "report", "run", "--reanalyze"]);
     assert!(o.status.success(), "{}", stderr(&o));

@@ -43,7 +43,7 @@ fn fixture() -> FindingsFile {
 #[test]
 fn markdown_report_snapshot() {
     let file = fixture();
-    let md = phiprobe::report::render::markdown(&phiprobe::report::build(&file));
+    let md = phiprobe::report::render::markdown(&phiprobe::report::build(&file, Vec::new()));
     insta::assert_snapshot!("toy_report_md", md);
 }
 
@@ -116,9 +116,49 @@ fn findings_json_contract() {
 
 #[test]
 fn svg_figures_parse_as_svg() {
+    use phiprobe::report::doc::Block;
     let file = fixture();
-    let html = phiprobe::report::render::html(&phiprobe::report::build(&file));
-    let svgs = html.matches("<svg").count();
-    assert_eq!(svgs, 2, "class-size histogram and risk distribution");
-    assert_eq!(html.matches("</svg>").count(), svgs);
+    let doc = phiprobe::report::build(&file, Vec::new());
+    let figures: Vec<(&str, &str)> = doc
+        .sections
+        .iter()
+        .flat_map(|s| &s.blocks)
+        .filter_map(|b| match b {
+            Block::Figure { svg, caption } => Some((svg.as_str(), caption.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        figures.len(),
+        2,
+        "class-size histogram and risk distribution"
+    );
+    for (svg, caption) in figures {
+        // A real XML parser: well-formed, an <svg> root in the SVG namespace, something drawn.
+        let xml = roxmltree::Document::parse(svg).unwrap_or_else(|e| panic!("{caption}: {e}"));
+        let root = xml.root_element();
+        assert_eq!(root.tag_name().name(), "svg", "{caption}");
+        assert_eq!(
+            root.tag_name().namespace(),
+            Some("http://www.w3.org/2000/svg"),
+            "{caption}"
+        );
+        assert!(
+            root.attribute("viewBox").is_some() || root.attribute("width").is_some(),
+            "{caption}: no size"
+        );
+        let count = |names: &[&str]| {
+            xml.descendants()
+                .filter(|n| n.is_element() && names.contains(&n.tag_name().name()))
+                .count()
+        };
+        assert!(
+            count(&["rect", "path", "polyline", "line", "circle"]) > 0,
+            "{caption}: nothing drawn"
+        );
+        assert!(count(&["text"]) > 0, "{caption}: no labels");
+    }
+    // The HTML view inlines each figure once.
+    let html = phiprobe::report::render::html(&doc);
+    assert_eq!(html.matches("<svg").count(), 2);
 }

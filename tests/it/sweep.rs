@@ -103,6 +103,21 @@ fn a_micro_sweep_in_two_shards_compares_its_settings_and_resumes() {
     assert_eq!(html.matches("<svg").count(), 5, "five figures");
     assert!(!html.contains("figure unavailable"));
     let md = std::fs::read_to_string(dir.join("sw/compare/report.md")).unwrap();
+    insta::assert_snapshot!(
+        "comparison_settings_section",
+        crate::report_section(&md, "Settings compared", dir, crate::Digits::Redact)
+    );
+    let setting =
+        std::fs::read_to_string(dir.join("sw/settings/noise-2_epochs-2/audit/report.md")).unwrap();
+    insta::assert_snapshot!(
+        "dp_section",
+        crate::report_section(
+            &setting,
+            "Differential privacy: accountant and empirical ε",
+            dir,
+            crate::Digits::Redact
+        )
+    );
     for needle in [
         "Privacy / utility frontier",
         "poisson",
