@@ -7,6 +7,7 @@
 //! q·N), `lr`, `q` (sampling rate; overrides `batch`).
 
 use crate::error::{Error, Result};
+use crate::evidence::metric;
 use crate::evidence::{
     ComparedAttack, ComparedRun, ComparisonDetail, FileHash, Finding, FindingsFile,
 };
@@ -205,7 +206,7 @@ fn param<'a>(f: &'a Finding, key: &str) -> Option<&'a serde_json::Value> {
 /// One row of the comparison from a run's findings (`bytes` are the file as read, for its hash).
 pub fn compared_run(label: &str, source: &str, bytes: &[u8], f: &FindingsFile) -> ComparedRun {
     let mut attacks: Vec<ComparedAttack> = Vec::new();
-    for auc in f.findings.iter().filter(|x| x.metric == "mia.auc") {
+    for auc in f.findings.iter().filter(|x| x.metric == metric::MIA_AUC) {
         let Some(name) = param(auc, "attack").and_then(|v| v.as_str()) else {
             continue;
         };
@@ -214,7 +215,7 @@ pub fn compared_run(label: &str, source: &str, bytes: &[u8], f: &FindingsFile) -
             .findings
             .iter()
             .filter(|x| {
-                x.metric == "mia.tpr_at_fpr"
+                x.metric == metric::MIA_TPR_AT_FPR
                     && param(x, "attack").and_then(|v| v.as_str()) == Some(name)
             })
             .filter_map(|x| Some((param(x, "fpr")?.as_f64()?, x.value)))
@@ -230,7 +231,7 @@ pub fn compared_run(label: &str, source: &str, bytes: &[u8], f: &FindingsFile) -
     let mut exposure: Vec<(u64, f64)> = f
         .findings
         .iter()
-        .filter(|x| x.metric == "canary.exposure.mean")
+        .filter(|x| x.metric == metric::CANARY_EXPOSURE_MEAN)
         .filter_map(|x| Some((param(x, "rung")?.as_u64()?, x.value?)))
         .collect();
     exposure.sort_by_key(|e| e.0);
@@ -239,7 +240,7 @@ pub fn compared_run(label: &str, source: &str, bytes: &[u8], f: &FindingsFile) -
             .findings
             .iter()
             .filter(|x| {
-                x.metric == "extraction.rate"
+                x.metric == metric::EXTRACTION_RATE
                     && param(x, "group").and_then(|v| v.as_str()) == Some(group)
             })
             .filter_map(|x| x.counts)
@@ -255,7 +256,7 @@ pub fn compared_run(label: &str, source: &str, bytes: &[u8], f: &FindingsFile) -
         .findings
         .iter()
         .filter(|x| {
-            x.metric == "extraction.k_extractable"
+            x.metric == metric::EXTRACTION_K_EXTRACTABLE
                 && param(x, "group").and_then(|v| v.as_str()) == Some("member")
                 && param(x, "decode").and_then(|v| v.as_str()) == Some("any")
         })
@@ -335,24 +336,27 @@ pub fn compare(
         if let Some(d) = &r.dp {
             findings.push(tag(Finding::new(
                 "compare",
-                "dp.epsilon",
+                metric::DP_EPSILON,
                 d.setting.epsilon,
             )));
             for e in &d.estimates {
-                findings.push(tag(Finding::new("compare", "dp.epsilon_lb", Some(e.value))
-                    .with_param("instrument", e.instrument.as_str())
-                    .with_param("method", e.method_id.as_str())));
+                findings.push(tag(Finding::new(
+                    "compare",
+                    metric::DP_EPSILON_LB,
+                    Some(e.value),
+                )
+                .with_param("instrument", e.instrument.as_str())
+                .with_param("method", e.method_id.as_str())));
             }
             findings.push(tag(Finding::new(
                 "compare",
-                "utility.validation_perplexity",
+                metric::UTILITY_VALIDATION_PERPLEXITY,
                 d.validation_perplexity,
             )));
         }
         for a in &r.attacks {
-            findings
-                .push(tag(Finding::new("compare", "mia.auc", a.auc)
-                    .with_param("attack", a.attack.as_str())));
+            findings.push(tag(Finding::new("compare", metric::MIA_AUC, a.auc)
+                .with_param("attack", a.attack.as_str())));
         }
     }
     let mut file = FindingsFile::new(manifest);

@@ -16,8 +16,10 @@ mod extraction;
 mod gate;
 mod inversion;
 mod membership;
+pub mod metric;
 mod model;
 mod reid;
+
 pub use canary::*;
 pub use compare::*;
 pub use determination::*;

@@ -20,6 +20,7 @@
 //! observations whose noise or sampling rate differ from the claimed mechanism, means a bug in
 //! the training, the accounting or the audit: it is recorded and the run fails.
 
+use crate::evidence::metric;
 use crate::error::{Error, Result};
 use crate::evidence::{
     DpDetail, DpSetting, EpsilonKind, EpsilonLb, Finding, MechanismCheck, Verdict,
@@ -240,7 +241,7 @@ pub fn analyze(
 ) -> (Vec<Finding>, Option<DpDetail>) {
     let not_measured = |why: &str| {
         vec![
-            Finding::new("dp_audit", "dp.epsilon_lb", None)
+            Finding::new("dp_audit", metric::DP_EPSILON_LB, None)
                 .with_caveat(format!("not measured: {why}")),
         ]
     };
@@ -500,7 +501,7 @@ pub fn analyze(
 fn findings(d: &DpDetail) -> Vec<Finding> {
     let s = &d.setting;
     let mut out = vec![
-        Finding::new("dp_audit", "dp.epsilon", s.epsilon)
+        Finding::new("dp_audit", metric::DP_EPSILON, s.epsilon)
             .with_param("accountant", "rdp")
             .with_param("delta", s.delta),
     ];
@@ -512,7 +513,7 @@ fn findings(d: &DpDetail) -> Vec<Finding> {
         });
     }
     for e in &d.estimates {
-        let mut f = Finding::new("dp_audit", "dp.epsilon_lb", Some(e.value))
+        let mut f = Finding::new("dp_audit", metric::DP_EPSILON_LB, Some(e.value))
             .with_param("instrument", e.instrument.as_str())
             .with_param("method", e.method_id.as_str())
             .with_counts(e.included, e.canaries);
@@ -525,12 +526,12 @@ fn findings(d: &DpDetail) -> Vec<Finding> {
     }
     out.push(Finding::new(
         "dp_audit",
-        "utility.validation_perplexity",
+        metric::UTILITY_VALIDATION_PERPLEXITY,
         d.validation_perplexity,
     ));
     let mut c = Finding::new(
         "dp_audit",
-        "dp.consistency_violations",
+        metric::DP_CONSISTENCY_VIOLATIONS,
         Some(d.violations.len() as f64),
     );
     if !d.violations.is_empty() {
@@ -746,7 +747,7 @@ mod tests {
         assert!((d.validation_perplexity.unwrap() - 4f64.exp()).abs() < 1e-12);
         let c = findings
             .iter()
-            .find(|f| f.metric == "dp.consistency_violations")
+            .find(|f| f.metric == metric::DP_CONSISTENCY_VIOLATIONS)
             .unwrap();
         assert_eq!((c.value, c.verdict), (Some(0.0), Verdict::Info));
         assert!(violation_error(&d).is_none());
@@ -776,7 +777,7 @@ mod tests {
         assert!(msg.contains("noise std"), "{msg}");
         let c = findings
             .iter()
-            .find(|f| f.metric == "dp.consistency_violations")
+            .find(|f| f.metric == metric::DP_CONSISTENCY_VIOLATIONS)
             .unwrap();
         assert_eq!(c.verdict, Verdict::Fail);
     }

@@ -22,6 +22,7 @@
 //! Observations hold counts and record ids, never generated text; the report shows a few
 //! extracted continuations with every detected identifier masked.
 
+use crate::evidence::metric;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
@@ -968,7 +969,7 @@ fn type_rate(
 ) -> TypeRate {
     for (group, k, n) in [("member", km, nm), ("control", kc, nc)] {
         let (v, lo, hi) = rate(k, n, conf);
-        let mut f = Finding::new("extraction", "extraction.rate", Some(v))
+        let mut f = Finding::new("extraction", metric::EXTRACTION_RATE, Some(v))
             .with_param("phi_type", category.id())
             .with_param("mode", mode)
             .with_param("group", group)
@@ -979,7 +980,7 @@ fn type_rate(
         findings.push(f);
     }
     let (d, lo, hi) = newcombe_difference(km, nm, kc, nc, conf);
-    let mut f = Finding::new("extraction", "extraction.excess", Some(d))
+    let mut f = Finding::new("extraction", metric::EXTRACTION_EXCESS, Some(d))
         .with_param("phi_type", category.id())
         .with_param("mode", mode);
     if d.is_finite() {
@@ -1035,7 +1036,7 @@ pub fn analyze(obs: &Observations) -> (Vec<Finding>, ExtractionDetail) {
         let (kc, nc) = count(m, false);
         for (group, kk, nn) in [("member", km, nm), ("control", kc, nc)] {
             let (v, lo, hi) = rate(kk, nn, conf);
-            let mut f = Finding::new("extraction", "extraction.k_extractable", Some(v))
+            let mut f = Finding::new("extraction", metric::EXTRACTION_K_EXTRACTABLE, Some(v))
                 .with_param("k", *k as u64)
                 .with_param("decode", "any")
                 .with_param("group", group)
@@ -1103,7 +1104,7 @@ pub fn analyze(obs: &Observations) -> (Vec<Finding>, ExtractionDetail) {
             ("control", u.control_cooccurrence),
         ] {
             findings.push(
-                Finding::new("extraction", "extraction.cooccurrence", Some(k as f64))
+                Finding::new("extraction", metric::EXTRACTION_COOCCURRENCE, Some(k as f64))
                     .with_param("group", group)
                     .with_counts(k, u.unique),
             );

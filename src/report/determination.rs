@@ -8,6 +8,7 @@
 //! invented.
 
 use super::doc::{Block, Section, num};
+use crate::evidence::metric;
 use crate::evidence::{Determination, Finding, FindingsFile, Verdict};
 
 /// One criterion of the measured conclusion.
@@ -46,7 +47,7 @@ pub fn threshold(file: &FindingsFile) -> (f64, &'static str) {
     let run = file
         .findings
         .iter()
-        .find(|f| f.metric == "reid.prosecutor.records_at_risk")
+        .find(|f| f.metric == metric::REID_PROSECUTOR_RECORDS_AT_RISK)
         .and_then(|f| f.params.get("threshold"))
         .and_then(serde_json::Value::as_f64);
     match run {
@@ -149,9 +150,9 @@ pub fn criteria(file: &FindingsFile) -> Vec<Criterion> {
     for r in sets {
         let label = r.label.as_str();
         let metric = if public {
-            "reid.prosecutor.max"
+            metric::REID_PROSECUTOR_MAX
         } else {
-            "reid.prosecutor.avg"
+            metric::REID_PROSECUTOR_AVG
         };
         let value = find(file, metric, &[("qi_set", label)]).and_then(|f| f.value);
         out.push(Criterion {
@@ -171,9 +172,9 @@ pub fn criteria(file: &FindingsFile) -> Vec<Criterion> {
         });
     }
     let linkage_metric = if public {
-        "linkage.identification.max"
+        metric::LINKAGE_IDENTIFICATION_MAX
     } else {
-        "linkage.identification.mean"
+        metric::LINKAGE_IDENTIFICATION_MEAN
     };
     if let Some(f) = find(
         file,
@@ -208,7 +209,7 @@ pub fn criteria(file: &FindingsFile) -> Vec<Criterion> {
     let aucs: Vec<&Finding> = file
         .findings
         .iter()
-        .filter(|f| f.metric == "mia.auc")
+        .filter(|f| f.metric == metric::MIA_AUC)
         .collect();
     if !aucs.is_empty() {
         let state = |f: &Finding| match (&f.interval, f.value) {
@@ -253,12 +254,12 @@ pub fn criteria(file: &FindingsFile) -> Vec<Criterion> {
     }
     for (metric, name, key) in [
         (
-            "extraction.excess",
+            metric::EXTRACTION_EXCESS,
             "Extraction: no identifier type is reproduced more often for members than for non-members",
             "phi_type",
         ),
         (
-            "inference.residual_risk",
+            metric::INFERENCE_RESIDUAL_RISK,
             "Attribute inference: the model infers no field of members better than of non-members (Anonymeter residual risk)",
             "field",
         ),
@@ -665,7 +666,7 @@ fn data_description(file: &FindingsFile) -> Section {
         file.findings
             .iter()
             .find(|f| {
-                f.metric == "reid.qi.distinction"
+                f.metric == metric::REID_QI_DISTINCTION
                     && f.params
                         .get("qi_set")
                         .and_then(serde_json::Value::as_str)
@@ -712,7 +713,7 @@ fn data_description(file: &FindingsFile) -> Section {
                 num(file
                     .findings
                     .iter()
-                    .find(|f| f.metric == "reid.persons"
+                    .find(|f| f.metric == metric::REID_PERSONS
                         && f.params.get("qi_set").and_then(serde_json::Value::as_str)
                             == Some(d.label.as_str()))
                     .and_then(|f| f.value)
@@ -990,7 +991,7 @@ mod tests {
     }
 
     fn auc(lo: f64, hi: f64) -> Finding {
-        Finding::new("membership", "mia.auc", Some((lo + hi) / 2.0))
+        Finding::new("membership", metric::MIA_AUC, Some((lo + hi) / 2.0))
             .with_param("attack", "loss")
             .with_interval(0.95, lo, hi, "bootstrap")
     }
@@ -1011,7 +1012,7 @@ mod tests {
         // Wide: inconclusive, never "met".
         assert_eq!(mia(&criteria(&file(vec![auc(0.30, 0.70)]))), None);
         // One leaking attack among safe ones fails; one without an interval is inconclusive.
-        let bare = Finding::new("membership", "mia.auc", Some(0.5)).with_param("attack", "x");
+        let bare = Finding::new("membership", metric::MIA_AUC, Some(0.5)).with_param("attack", "x");
         assert_eq!(
             mia(&criteria(&file(vec![
                 auc(0.45, 0.55),
@@ -1022,9 +1023,13 @@ mod tests {
         );
         assert_eq!(mia(&criteria(&file(vec![auc(0.45, 0.55), bare]))), None);
         let residual = |lo: f64, hi: f64| {
-            Finding::new("inversion", "inference.residual_risk", Some(lo.max(0.0)))
-                .with_param("field", "dx")
-                .with_interval(0.95, lo, hi, "wilson")
+            Finding::new(
+                "inversion",
+                metric::INFERENCE_RESIDUAL_RISK,
+                Some(lo.max(0.0)),
+            )
+            .with_param("field", "dx")
+            .with_interval(0.95, lo, hi, "wilson")
         };
         let met = |f: Finding| {
             criteria(&file(vec![f]))

@@ -2,6 +2,7 @@
 //! Markdown and HTML by the views in this module's siblings.
 
 use super::figures;
+use crate::evidence::metric;
 use crate::evidence::{Finding, FindingsFile, Verdict};
 
 /// A block of report content.
@@ -97,14 +98,14 @@ pub fn build(file: &FindingsFile, extra: Vec<Section>) -> ReportDoc {
     let mut summary = Vec::new();
     for d in &file.reid {
         let l = d.label.as_str();
-        let threshold = find(file, l, "reid.prosecutor.records_at_risk")
+        let threshold = find(file, l, metric::REID_PROSECUTOR_RECORDS_AT_RISK)
             .and_then(|f| f.params.get("threshold"))
             .and_then(serde_json::Value::as_f64)
             .unwrap_or(0.09);
-        let max = value_of(file, l, "reid.prosecutor.max").unwrap_or(0.0);
-        let avg = value_of(file, l, "reid.prosecutor.avg").unwrap_or(0.0);
-        let at_risk = find(file, l, "reid.prosecutor.records_at_risk");
-        let n = value_of(file, l, "reid.persons").unwrap_or(0.0);
+        let max = value_of(file, l, metric::REID_PROSECUTOR_MAX).unwrap_or(0.0);
+        let avg = value_of(file, l, metric::REID_PROSECUTOR_AVG).unwrap_or(0.0);
+        let at_risk = find(file, l, metric::REID_PROSECUTOR_RECORDS_AT_RISK);
+        let n = value_of(file, l, metric::REID_PERSONS).unwrap_or(0.0);
         summary.push(Block::Para(format!(
             "[{}] Re-identification risk of {} ({} {}s) on the quasi-identifiers {}: maximum prosecutor risk {} (k = {}), average {}, {} of persons in classes whose risk exceeds the threshold t = {}.",
             d.label,
@@ -113,7 +114,7 @@ pub fn build(file: &FindingsFile, extra: Vec<Section>) -> ReportDoc {
             d.unit,
             d.quasi_identifiers.join(", "),
             num(max),
-            num(value_of(file, l, "reid.k").unwrap_or(0.0)),
+            num(value_of(file, l, metric::REID_K).unwrap_or(0.0)),
             num(avg),
             at_risk
                 .and_then(|f| f.value.map(|v| format!("{}% ({} of {})", num(100.0 * v), num(f.counts.map_or(0.0, |c| c.k as f64)), num(n))))
@@ -257,11 +258,11 @@ pub fn build(file: &FindingsFile, extra: Vec<Section>) -> ReportDoc {
         } else {
             String::new()
         };
-        let k_rule_k = find(file, l, "reid.k_anonymity.violations")
+        let k_rule_k = find(file, l, metric::REID_K_ANONYMITY_VIOLATIONS)
             .and_then(|f| f.params.get("k"))
             .and_then(serde_json::Value::as_u64)
             .unwrap_or(11);
-        let threshold = find(file, l, "reid.prosecutor.records_at_risk")
+        let threshold = find(file, l, metric::REID_PROSECUTOR_RECORDS_AT_RISK)
             .and_then(|f| f.params.get("threshold"))
             .and_then(serde_json::Value::as_f64)
             .unwrap_or(0.09);

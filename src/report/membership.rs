@@ -1,6 +1,7 @@
 //! The membership-inference section: attack table, log-log ROC, score histograms and the most
 //! exposed records (by id, never text).
 
+use crate::evidence::metric;
 use plotters::prelude::*;
 
 use super::doc::{Block, Section, num};
@@ -183,15 +184,15 @@ pub fn summary(file: &FindingsFile) -> Option<Block> {
                 .filter_map(serde_json::Value::as_f64)
                 .reduce(f64::min)
         });
-    let tpr =
-        lowest_fpr.and_then(|x| attack_finding(file, &best.attack, "mia.tpr_at_fpr", Some(x)));
+    let tpr = lowest_fpr
+        .and_then(|x| attack_finding(file, &best.attack, metric::MIA_TPR_AT_FPR, Some(x)));
     Some(Block::Para(format!(
         "Membership inference on {} audit records ({} members): the strongest of {} attacks (a maximum over attacks, not corrected for multiplicity) is {} with AUC {}{}. {}",
         num(d.records as f64),
         num(d.members as f64),
         d.attacks.len(),
         best.attack,
-        with_interval(attack_finding(file, &best.attack, "mia.auc", None)),
+        with_interval(attack_finding(file, &best.attack, metric::MIA_AUC, None)),
         match (tpr, lowest_fpr) {
             (Some(f), Some(x)) => format!(
                 "; at FPR ≤ {}% it identifies {} of {} members",
@@ -246,11 +247,11 @@ pub fn section(file: &FindingsFile) -> Option<Section> {
     for a in &d.attacks {
         let mut row = vec![
             a.attack.clone(),
-            with_interval(attack_finding(file, &a.attack, "mia.auc", None)),
+            with_interval(attack_finding(file, &a.attack, metric::MIA_AUC, None)),
         ];
         for &x in &fprs {
             row.push(
-                attack_finding(file, &a.attack, "mia.tpr_at_fpr", Some(x)).map_or(
+                attack_finding(file, &a.attack, metric::MIA_TPR_AT_FPR, Some(x)).map_or(
                     "n/a".into(),
                     |f| {
                         let (k, n) = f.counts.map_or((0, 0), |c| (c.k, c.n));
@@ -268,11 +269,11 @@ pub fn section(file: &FindingsFile) -> Option<Section> {
         row.push(with_interval(attack_finding(
             file,
             &a.attack,
-            "mia.balanced_accuracy",
+            metric::MIA_BALANCED_ACCURACY,
             None,
         )));
         row.push(
-            attack_finding(file, &a.attack, "dp.epsilon_lb", None)
+            attack_finding(file, &a.attack, metric::DP_EPSILON_LB, None)
                 .and_then(|f| f.value)
                 .map_or("n/a".into(), num),
         );
@@ -310,7 +311,7 @@ pub fn section(file: &FindingsFile) -> Option<Section> {
     let not_run: Vec<String> = file
         .findings
         .iter()
-        .filter(|f| f.probe == "membership" && f.metric == "mia.auc" && f.value.is_none())
+        .filter(|f| f.probe == "membership" && f.metric == metric::MIA_AUC && f.value.is_none())
         .filter_map(|f| {
             Some(format!(
                 "{}: {}",

@@ -1,6 +1,7 @@
 //! Terminal views: the summaries `risk` and `audit` print on stderr, from the same findings
 //! the other views render.
 
+use crate::evidence::metric;
 use std::io::{Result, Write};
 
 use crate::evidence::{Finding, FindingsFile, Verdict};
@@ -95,7 +96,7 @@ pub fn membership(w: &mut impl Write, file: &FindingsFile) -> Result<()> {
                     && fpr.is_none_or(|x| f.params.get("fpr").and_then(|v| v.as_f64()) == Some(x))
             })
         };
-        let auc = get("mia.auc", None);
+        let auc = get(metric::MIA_AUC, None);
         let mut line = format!(
             "  {:<14} {:>22}",
             a.attack,
@@ -108,14 +109,14 @@ pub fn membership(w: &mut impl Write, file: &FindingsFile) -> Result<()> {
         for &x in &fprs {
             line.push_str(&format!(
                 " {:>16}",
-                get("mia.tpr_at_fpr", Some(x))
+                get(metric::MIA_TPR_AT_FPR, Some(x))
                     .and_then(|f| f.counts)
                     .map_or("n/a".into(), |c| format!("{} of {}", c.k, c.n))
             ));
         }
         line.push_str(&format!(
             " {:>8}",
-            get("dp.epsilon_lb", None)
+            get(metric::DP_EPSILON_LB, None)
                 .and_then(|f| f.value)
                 .map_or("n/a".into(), |v| format!("{v:.2}"))
         ));
@@ -124,7 +125,7 @@ pub fn membership(w: &mut impl Write, file: &FindingsFile) -> Result<()> {
     for f in file
         .findings
         .iter()
-        .filter(|f| f.metric == "mia.auc" && f.value.is_none())
+        .filter(|f| f.metric == metric::MIA_AUC && f.value.is_none())
     {
         if let (Some(a), Some(c)) = (f.params.get("attack"), f.caveats.first()) {
             writeln!(w, "  {:<14} {c}", a.as_str().unwrap_or(""))?;
@@ -311,14 +312,22 @@ pub fn risk(w: &mut impl Write, file: &FindingsFile) -> Result<()> {
         writeln!(
             w,
             "  persons                 {} ({}s)",
-            v("reid.persons"),
+            v(metric::REID_PERSONS),
             d.unit
         )?;
-        writeln!(w, "  equivalence classes     {}", v("reid.classes"))?;
-        writeln!(w, "  k (smallest class)      {}", v("reid.k"))?;
-        writeln!(w, "  prosecutor risk max     {}", v("reid.prosecutor.max"))?;
-        writeln!(w, "  prosecutor risk avg     {}", v("reid.prosecutor.avg"))?;
-        if let Some(f) = get("reid.prosecutor.records_at_risk") {
+        writeln!(w, "  equivalence classes     {}", v(metric::REID_CLASSES))?;
+        writeln!(w, "  k (smallest class)      {}", v(metric::REID_K))?;
+        writeln!(
+            w,
+            "  prosecutor risk max     {}",
+            v(metric::REID_PROSECUTOR_MAX)
+        )?;
+        writeln!(
+            w,
+            "  prosecutor risk avg     {}",
+            v(metric::REID_PROSECUTOR_AVG)
+        )?;
+        if let Some(f) = get(metric::REID_PROSECUTOR_RECORDS_AT_RISK) {
             let c = f.counts.unwrap_or(crate::evidence::Counts { k: 0, n: 0 });
             writeln!(
                 w,
@@ -334,10 +343,10 @@ pub fn risk(w: &mut impl Write, file: &FindingsFile) -> Result<()> {
         writeln!(
             w,
             "  sample uniqueness       {}",
-            v("reid.uniqueness.sample")
+            v(metric::REID_UNIQUENESS_SAMPLE)
         )?;
         if let Some(f) = file.findings.iter().find(|f| {
-            f.metric == "reid.uniqueness.population"
+            f.metric == metric::REID_UNIQUENESS_POPULATION
                 && f.params.get("estimator").and_then(|e| e.as_str()) == Some("dankar")
                 && f.params.get("qi_set").and_then(|v| v.as_str()) == Some(d.label.as_str())
         }) {

@@ -16,6 +16,7 @@ pub use sample::{KRule, Prosecutor, prosecutor};
 
 use crate::data::{Column, Dataset, MISSING};
 use crate::error::{Error, Result};
+use crate::evidence::metric;
 use crate::evidence::{
     ClassSummary, ColumnRole, DiversitySummary, Finding, ReidDetail, RiskBin, Setting,
 };
@@ -190,45 +191,64 @@ pub fn analyze(ds: &Dataset, s: &RiskSettings) -> Result<RiskAnalysis> {
         Some(c) => f.with_caveat(c.clone()),
         None => f,
     };
-    findings.push(Finding::new(PROBE, "reid.persons", Some(p.n as f64)).with_param("unit", unit));
-    findings.push(Finding::new(PROBE, "reid.classes", Some(p.classes as f64)));
+    findings
+        .push(Finding::new(PROBE, metric::REID_PERSONS, Some(p.n as f64)).with_param("unit", unit));
+    findings.push(Finding::new(
+        PROBE,
+        metric::REID_CLASSES,
+        Some(p.classes as f64),
+    ));
     findings.push(with_missing(Finding::new(
         PROBE,
-        "reid.k",
+        metric::REID_K,
         Some(p.k as f64),
     )));
     findings.push(with_missing(Finding::new(
         PROBE,
-        "reid.prosecutor.max",
+        metric::REID_PROSECUTOR_MAX,
         Some(p.max),
     )));
-    findings
-        .push(Finding::new(PROBE, "reid.prosecutor.avg", Some(p.avg)).with_counts(p.classes, p.n));
-    findings.push(Finding::new(PROBE, "reid.prosecutor.min", Some(p.min)));
     findings.push(
-        proportion("reid.prosecutor.records_at_risk", p.at_risk, p.n, cl)
+        Finding::new(PROBE, metric::REID_PROSECUTOR_AVG, Some(p.avg)).with_counts(p.classes, p.n),
+    );
+    findings.push(Finding::new(
+        PROBE,
+        metric::REID_PROSECUTOR_MIN,
+        Some(p.min),
+    ));
+    findings.push(
+        proportion(metric::REID_PROSECUTOR_RECORDS_AT_RISK, p.at_risk, p.n, cl)
             .with_param("threshold", t)
             .with_param("comparison", "1/f > t"),
     );
     let below_k: u64 = hist.iter().filter(|h| h.0 < k_t).map(|h| h.0 * h.1).sum();
     findings.push(
-        proportion("reid.k_anonymity.violations", below_k, p.n, cl)
+        proportion(metric::REID_K_ANONYMITY_VIOLATIONS, below_k, p.n, cl)
             .with_param("k", k_t)
             .with_param("k_rule", s.k_rule.name())
             .with_param("threshold", t),
     );
-    findings.push(proportion("reid.uniqueness.sample", p.uniques, p.n, cl));
+    findings.push(proportion(
+        metric::REID_UNIQUENESS_SAMPLE,
+        p.uniques,
+        p.n,
+        cl,
+    ));
     let (distinction, separation) = sample::distinction_separation(&hist);
     findings.push(Finding::new(
         PROBE,
-        "reid.qi.distinction",
+        metric::REID_QI_DISTINCTION,
         Some(distinction),
     ));
-    findings.push(Finding::new(PROBE, "reid.qi.separation", Some(separation)));
+    findings.push(Finding::new(
+        PROBE,
+        metric::REID_QI_SEPARATION,
+        Some(separation),
+    ));
     if classes.persons_with_missing > 0 {
         findings.push(
             proportion(
-                "reid.missing.persons",
+                metric::REID_MISSING_PERSONS,
                 classes.persons_with_missing,
                 classes.n + classes.excluded,
                 cl,
@@ -275,7 +295,7 @@ pub fn analyze(ds: &Dataset, s: &RiskSettings) -> Result<RiskAnalysis> {
     ];
     if classes.multi_tuple_persons > 0 {
         findings.push(
-            Finding::new(PROBE, "reid.multi_tuple_patients", Some(classes.multi_tuple_persons as f64))
+            Finding::new(PROBE, metric::REID_MULTI_TUPLE_PATIENTS, Some(classes.multi_tuple_persons as f64))
                 .with_caveat("these patients' records differ on the QIs; they were keyed by their set of QI tuples"),
         );
     }
@@ -328,16 +348,16 @@ pub fn analyze(ds: &Dataset, s: &RiskSettings) -> Result<RiskAnalysis> {
             .map(|((f, _), _)| *f)
             .sum();
         findings.push(
-            Finding::new(PROBE, "reid.journalist.max", Some(max))
+            Finding::new(PROBE, metric::REID_JOURNALIST_MAX, Some(max))
                 .with_param("model", "benedetti-franconi"),
         );
         findings.push(
-            proportion("reid.journalist.records_at_risk", at_risk, p.n, cl)
+            proportion(metric::REID_JOURNALIST_RECORDS_AT_RISK, at_risk, p.n, cl)
                 .with_param("model", "benedetti-franconi")
                 .with_param("threshold", t),
         );
         findings.push(
-            Finding::new(PROBE, "reid.marketer.avg", Some(marketer))
+            Finding::new(PROBE, metric::REID_MARKETER_AVG, Some(marketer))
                 .with_param("model", "benedetti-franconi"),
         );
         settings.push(Setting {
@@ -347,7 +367,7 @@ pub fn analyze(ds: &Dataset, s: &RiskSettings) -> Result<RiskAnalysis> {
         });
         let pu = population_uniqueness(&hist, model, s.snb);
         let mut pushed = |est: &str, v: Option<f64>| {
-            let mut f = Finding::new(PROBE, "reid.uniqueness.population", v)
+            let mut f = Finding::new(PROBE, metric::REID_UNIQUENESS_POPULATION, v)
                 .with_param("estimator", est)
                 .with_param("sampling_fraction", pi);
             if v.is_none() {
@@ -362,7 +382,7 @@ pub fn analyze(ds: &Dataset, s: &RiskSettings) -> Result<RiskAnalysis> {
         pushed("pitman", pu.pitman);
         pushed("snb", pu.snb);
         findings.push(
-            Finding::new(PROBE, "reid.uniqueness.population", Some(pu.dankar))
+            Finding::new(PROBE, metric::REID_UNIQUENESS_POPULATION, Some(pu.dankar))
                 .with_param("estimator", "dankar")
                 .with_param("chosen", pu.chosen.name())
                 .with_param("snb", s.snb.name())
@@ -371,7 +391,7 @@ pub fn analyze(ds: &Dataset, s: &RiskSettings) -> Result<RiskAnalysis> {
         findings.push(
             Finding::new(
                 PROBE,
-                "reid.uniqueness.population_count",
+                metric::REID_UNIQUENESS_POPULATION_COUNT,
                 Some((pu.dankar * big_n).round()),
             )
             .with_param("estimator", "dankar"),
@@ -385,40 +405,49 @@ pub fn analyze(ds: &Dataset, s: &RiskSettings) -> Result<RiskAnalysis> {
         let d = diversity::diversity(&classes, col, s.recursive_c, s.delta_log_base);
         let a = col.name.as_str();
         findings.push(
-            Finding::new(PROBE, "reid.ldiversity.distinct", Some(d.distinct_l as f64))
-                .with_param("attribute", a),
+            Finding::new(
+                PROBE,
+                metric::REID_LDIVERSITY_DISTINCT,
+                Some(d.distinct_l as f64),
+            )
+            .with_param("attribute", a),
         );
         findings.push(
-            Finding::new(PROBE, "reid.ldiversity.entropy", Some(d.entropy_l))
+            Finding::new(PROBE, metric::REID_LDIVERSITY_ENTROPY, Some(d.entropy_l))
                 .with_param("attribute", a),
         );
         findings.push(
             Finding::new(
                 PROBE,
-                "reid.ldiversity.recursive",
+                metric::REID_LDIVERSITY_RECURSIVE,
                 Some(d.recursive_l as f64),
             )
             .with_param("attribute", a)
             .with_param("c", s.recursive_c),
         );
         findings.push(
-            Finding::new(PROBE, "reid.tcloseness.equal", Some(d.t_equal))
+            Finding::new(PROBE, metric::REID_TCLOSENESS_EQUAL, Some(d.t_equal))
                 .with_param("attribute", a),
         );
         if let Some(t_ord) = d.t_ordered {
             findings.push(
-                Finding::new(PROBE, "reid.tcloseness.ordered", Some(t_ord))
+                Finding::new(PROBE, metric::REID_TCLOSENESS_ORDERED, Some(t_ord))
                     .with_param("attribute", a),
             );
         }
         findings.push(
-            Finding::new(PROBE, "reid.delta_disclosure", Some(d.delta))
+            Finding::new(PROBE, metric::REID_DELTA_DISCLOSURE, Some(d.delta))
                 .with_param("attribute", a)
                 .with_param("log_base", s.delta_log_base),
         );
         findings.push(
-            proportion("reid.homogeneous.persons", d.homogeneous_persons, p.n, cl)
-                .with_param("attribute", a),
+            proportion(
+                metric::REID_HOMOGENEOUS_PERSONS,
+                d.homogeneous_persons,
+                p.n,
+                cl,
+            )
+            .with_param("attribute", a),
         );
         diversity.push(DiversitySummary {
             attribute: a.into(),
@@ -533,17 +562,19 @@ fn push_journalist(
     model: &str,
     cl: f64,
 ) {
-    findings
-        .push(Finding::new(PROBE, "reid.journalist.max", Some(j.max)).with_param("model", model));
-    findings
-        .push(Finding::new(PROBE, "reid.journalist.avg", Some(j.avg)).with_param("model", model));
     findings.push(
-        proportion("reid.journalist.records_at_risk", j.at_risk, n, cl)
+        Finding::new(PROBE, metric::REID_JOURNALIST_MAX, Some(j.max)).with_param("model", model),
+    );
+    findings.push(
+        Finding::new(PROBE, metric::REID_JOURNALIST_AVG, Some(j.avg)).with_param("model", model),
+    );
+    findings.push(
+        proportion(metric::REID_JOURNALIST_RECORDS_AT_RISK, j.at_risk, n, cl)
             .with_param("model", model)
             .with_param("threshold", t),
     );
     findings.push(
-        Finding::new(PROBE, "reid.marketer.avg", Some(j.marketer)).with_param("model", model),
+        Finding::new(PROBE, metric::REID_MARKETER_AVG, Some(j.marketer)).with_param("model", model),
     );
 }
 

@@ -22,6 +22,7 @@
 
 pub mod search;
 
+use crate::evidence::metric;
 use serde::{Deserialize, Serialize};
 
 use crate::evidence::{CanaryDetail, CanaryRow, Finding, GroupFit};
@@ -530,7 +531,7 @@ pub fn analyze(obs: &Observations) -> (Vec<Finding>, CanaryDetail) {
             (Some(_), Some(bound)) => exposure_rank.min(bound),
             _ => exposure_rank,
         };
-        let mut f = Finding::new("canary", "canary.exposure", Some(headline))
+        let mut f = Finding::new("canary", metric::CANARY_EXPOSURE, Some(headline))
             .with_param("canary", c.spec.id.as_str())
             .with_param("kind", c.spec.kind.as_str())
             .with_param("repetitions", c.spec.repetitions as u64)
@@ -596,7 +597,7 @@ pub fn analyze(obs: &Observations) -> (Vec<Finding>, CanaryDetail) {
     for (rung, v) in &rungs {
         let mean = v.iter().sum::<f64>() / v.len() as f64;
         findings.push(
-            Finding::new("canary", "canary.exposure.mean", Some(mean))
+            Finding::new("canary", metric::CANARY_EXPOSURE_MEAN, Some(mean))
                 .with_param("rung", *rung as u64)
                 .with_counts(v.len() as u64, v.len() as u64),
         );
@@ -611,7 +612,7 @@ pub fn analyze(obs: &Observations) -> (Vec<Finding>, CanaryDetail) {
     );
     if let Some(rho) = trend {
         findings.push(
-            Finding::new("canary", "canary.exposure.trend", Some(rho))
+            Finding::new("canary", metric::CANARY_EXPOSURE_TREND, Some(rho))
                 .with_param("statistic", "spearman")
                 .with_counts(planted.len() as u64, planted.len() as u64),
         );
@@ -621,7 +622,7 @@ pub fn analyze(obs: &Observations) -> (Vec<Finding>, CanaryDetail) {
             && fit.ks_p < 0.01
         {
             for f in findings.iter_mut().filter(|f| {
-                f.metric == "canary.exposure"
+                f.metric == metric::CANARY_EXPOSURE
                     && f.params.get("kind").and_then(|v| v.as_str()) == Some(gf.kind.as_str())
             }) {
                 f.caveats.push(format!(
@@ -749,7 +750,7 @@ impl crate::probe::api::Probe for Canary {
                 out.canary = Some(detail);
             }
             None => out.findings.push(
-                Finding::new("canary", "canary.exposure", None).with_caveat(
+                Finding::new("canary", metric::CANARY_EXPOSURE, None).with_caveat(
                     "not measured: the target has no canaries (it was not trained by phiprobe with a canary plan, and no --canaries file was given)",
                 ),
             ),
@@ -888,7 +889,7 @@ mod tests {
         assert!(d.rows[1].exposure_skewnorm.unwrap() > 4.0);
         let (lo, hi) = d.rows[0].exposure_rank_interval;
         assert!(lo < 2.0 && hi > 2.0);
-        assert!(f.iter().any(|x| x.metric == "canary.exposure.mean"));
+        assert!(f.iter().any(|x| x.metric == metric::CANARY_EXPOSURE_MEAN));
     }
 
     #[test]

@@ -29,6 +29,7 @@
 
 pub mod surface;
 
+use crate::evidence::metric;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
@@ -1394,7 +1395,7 @@ pub fn analyze(
             findings.push(
                 Finding::new(
                     PROBE,
-                    "inference.top1",
+                    metric::INFERENCE_TOP1,
                     (r.n > 0).then_some(r.k as f64 / r.n.max(1) as f64),
                 )
                 .with_param("field", info.name.as_str())
@@ -1411,7 +1412,7 @@ pub fn analyze(
             findings.push(
                 Finding::new(
                     PROBE,
-                    "inference.topk",
+                    metric::INFERENCE_TOPK,
                     (r.n > 0).then_some(r.k as f64 / r.n.max(1) as f64),
                 )
                 .with_param("field", info.name.as_str())
@@ -1421,13 +1422,13 @@ pub fn analyze(
                 .with_interval(conf, r.lo, r.hi, "wilson"),
             );
         }
-        let mut d = Finding::new(PROBE, "inference.difference", difference.map(|d| d.0))
+        let mut d = Finding::new(PROBE, metric::INFERENCE_DIFFERENCE, difference.map(|d| d.0))
             .with_param("field", info.name.as_str());
         if let Some((_, lo, hi)) = difference {
             d = d.with_interval(conf, lo, hi, "newcombe");
         }
         findings.push(d);
-        let mut r = Finding::new(PROBE, "inference.residual_risk", residual.map(|r| r.0))
+        let mut r = Finding::new(PROBE, metric::INFERENCE_RESIDUAL_RISK, residual.map(|r| r.0))
             .with_param("field", info.name.as_str());
         match residual {
             Some((_, lo, hi)) => {
@@ -1484,7 +1485,7 @@ pub fn analyze(
                 }
                 let (lo, hi) = clopper_pearson(k, n, conf);
                 findings.push(
-                    Finding::new(PROBE, "reconstruction.rate", Some(k as f64 / n as f64))
+                    Finding::new(PROBE, metric::RECONSTRUCTION_RATE, Some(k as f64 / n as f64))
                         .with_param("field", f.field.as_str())
                         .with_param("arm", arm)
                         .with_counts(k, n)
@@ -1585,13 +1586,13 @@ pub fn analyze(
             ("control", &d.control_baseline, "release"),
         ] {
             findings.push(
-                Finding::new(PROBE, "linkage.identification.max", sum.max)
+                Finding::new(PROBE, metric::LINKAGE_IDENTIFICATION_MAX, sum.max)
                     .with_param("arm", arm)
                     .with_param("basis", basis)
                     .with_counts(sum.n, sum.n),
             );
             findings.push(
-                Finding::new(PROBE, "linkage.identification.mean", sum.mean)
+                Finding::new(PROBE, metric::LINKAGE_IDENTIFICATION_MEAN, sum.mean)
                     .with_param("arm", arm)
                     .with_param("basis", basis),
             );
@@ -1600,7 +1601,7 @@ pub fn analyze(
                 findings.push(
                     Finding::new(
                         PROBE,
-                        "linkage.identification.above",
+                        metric::LINKAGE_IDENTIFICATION_ABOVE,
                         (sum.n > 0).then(|| k as f64 / sum.n as f64),
                     )
                     .with_param("arm", arm)
@@ -1626,7 +1627,7 @@ pub fn analyze(
         };
         let prior = trained as f64 / population as f64;
         let post = linkage::membership_posterior(e, prior);
-        let mut f = Finding::new(PROBE, "inference.membership_posterior", Some(post))
+        let mut f = Finding::new(PROBE, metric::INFERENCE_MEMBERSHIP_POSTERIOR, Some(post))
             .with_param("attack", b.attack.as_str())
             .with_param("epsilon_lb", e)
             .with_param("prior", prior)
@@ -1663,7 +1664,7 @@ pub fn analyze(
             ("control", m.control_patients, m.patients.1),
         ] {
             findings.push(
-                Finding::new(PROBE, "linkage.memorised_patients", Some(k as f64))
+                Finding::new(PROBE, metric::LINKAGE_MEMORISED_PATIENTS, Some(k as f64))
                     .with_param("arm", arm)
                     .with_counts(k, n),
             );
@@ -1719,7 +1720,7 @@ fn extracted_patients(
 fn membership_epsilon(findings: &[crate::evidence::Finding]) -> Option<EpsilonBound> {
     let bounds: Vec<(String, f64, f64)> = findings
         .iter()
-        .filter(|f| f.probe == "membership" && f.metric == "dp.epsilon_lb")
+        .filter(|f| f.probe == "membership" && f.metric == metric::DP_EPSILON_LB)
         .filter_map(|f| {
             let e = f.value.filter(|v| v.is_finite())?;
             let attack = f
@@ -1795,7 +1796,7 @@ impl crate::probe::api::Probe for Inversion {
                 out.inversion = Some(detail);
             }
             None => out.findings.push(
-                Finding::new("inversion", "inference.residual_risk", None).with_caveat(
+                Finding::new("inversion", metric::INFERENCE_RESIDUAL_RISK, None).with_caveat(
                     "not measured: the card declares no sensitive column; list the fields to infer in the plan's inversion probe (fields = [\"diagnosis\", …])",
                 ),
             ),
@@ -1951,7 +1952,7 @@ mod tests {
         assert!(
             findings
                 .iter()
-                .any(|f| f.metric == "inference.residual_risk" && f.value.is_some())
+                .any(|f| f.metric == metric::INFERENCE_RESIDUAL_RISK && f.value.is_some())
         );
     }
 }

@@ -30,6 +30,7 @@
 
 pub mod fleet;
 
+use crate::evidence::metric;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -873,7 +874,7 @@ fn evaluate(
         seed,
         &format!("membership/bootstrap/{}", a.attack),
     );
-    let mut f = base("mia.auc");
+    let mut f = base(metric::MIA_AUC);
     f.value = Some(auc).filter(|v| v.is_finite());
     f = f.with_counts(roc.pos, roc.pos + roc.neg);
     if let Some((lo, hi)) = ci {
@@ -890,7 +891,7 @@ fn evaluate(
     findings.push(f);
     for &t in &s.fpr {
         let p = roc.tpr_at_fpr(t, s.confidence);
-        let mut f = base("mia.tpr_at_fpr")
+        let mut f = base(metric::MIA_TPR_AT_FPR)
             .with_param("fpr", t)
             .with_param("achieved_fpr", p.fpr)
             .with_param("false_positives", format!("{} of {}", p.fp, p.neg))
@@ -927,7 +928,7 @@ fn evaluate(
         cal.len(),
         eval.len()
     );
-    let mut f = base("mia.balanced_accuracy")
+    let mut f = base(metric::MIA_BALANCED_ACCURACY)
         .with_param("threshold", "calibrated")
         .with_counts(c.tp + c.tn, c.tp + c.tn + c.fp + c.fn_)
         .with_interval(
@@ -939,7 +940,7 @@ fn evaluate(
         .with_caveat(cal_note.clone());
     f.value = Some(c.balanced_accuracy()).filter(|v| v.is_finite());
     findings.push(f);
-    let mut f = base("mia.advantage")
+    let mut f = base(metric::MIA_ADVANTAGE)
         .with_param("threshold", "calibrated")
         .with_param("tpr", format!("{} of {}", c.tp, c.tp + c.fn_))
         .with_param("fpr", format!("{} of {}", c.fp, c.fp + c.tn))
@@ -951,7 +952,7 @@ fn evaluate(
         obs.member.iter().filter(|&&m| m).count() as f64 / obs.member.len().max(1) as f64
     });
     let (ppv, plo, phi) = c.ppv_at(pi, s.confidence);
-    let mut f = base("mia.ppv")
+    let mut f = base(metric::MIA_PPV)
         .with_param("threshold", "calibrated")
         .with_param("prevalence", pi)
         .with_counts(c.tp, c.tp + c.fp)
@@ -983,7 +984,7 @@ fn evaluate(
     let c = Confusion::at(&a.scores, &obs.member, &eval, th);
     let eps = eps_obj(&c);
     let point = epsilon::epsilon_from_rates(c.fpr(), 1.0 - c.tpr(), s.delta);
-    let mut f = Finding::new(PROBE, "dp.epsilon_lb", Some(eps))
+    let mut f = Finding::new(PROBE, metric::DP_EPSILON_LB, Some(eps))
         .with_param("attack", a.attack.clone())
         .with_param("delta", s.delta)
         .with_param("confidence", s.confidence)
@@ -1167,7 +1168,7 @@ pub fn analyze(
     let mut details = Vec::new();
     for a in attack_scores(obs, s)? {
         if a.scores.is_empty() {
-            let mut f = Finding::new(PROBE, "mia.auc", None).with_param("attack", a.attack.clone());
+            let mut f = Finding::new(PROBE, metric::MIA_AUC, None).with_param("attack", a.attack.clone());
             for c in &a.notes {
                 f = f.with_caveat(c.clone());
             }
@@ -1180,7 +1181,7 @@ pub fn analyze(
     }
     for c in &shift {
         let mut f =
-            Finding::new(PROBE, "mia.shift_auc", c.auc).with_param("feature", c.feature.clone());
+            Finding::new(PROBE, metric::MIA_SHIFT_AUC, c.auc).with_param("feature", c.feature.clone());
         if let Some((lo, hi)) = c.interval {
             f = f.with_interval(
                 c.level,
@@ -1398,12 +1399,12 @@ mod tests {
             assert_eq!(a.auc, Some(1.0), "{}", a.attack);
         }
         // Perfect separation is found at the lowest FPR too (no member tied with a non-member).
-        for f in findings.iter().filter(|f| f.metric == "mia.tpr_at_fpr") {
+        for f in findings.iter().filter(|f| f.metric == metric::MIA_TPR_AT_FPR) {
             assert_eq!(f.value, Some(1.0), "{}", f.key());
         }
         let eps: Vec<&Finding> = findings
             .iter()
-            .filter(|f| f.metric == "dp.epsilon_lb")
+            .filter(|f| f.metric == metric::DP_EPSILON_LB)
             .collect();
         assert!(eps.iter().all(|f| f.value.unwrap() > 2.0));
     }
@@ -1537,7 +1538,7 @@ mod tests {
                 .iter()
                 .any(|c| c.feature == "text_bytes" && c.shifted)
         );
-        let auc = findings.iter().find(|f| f.metric == "mia.auc").unwrap();
+        let auc = findings.iter().find(|f| f.metric == metric::MIA_AUC).unwrap();
         assert!(auc.caveats.iter().any(|c| c.contains("distribution shift")));
     }
 
@@ -1572,7 +1573,7 @@ mod tests {
         assert_eq!(detail.attacks.len(), 4);
         let skipped: Vec<&Finding> = findings
             .iter()
-            .filter(|f| f.metric == "mia.auc" && f.value.is_none())
+            .filter(|f| f.metric == metric::MIA_AUC && f.value.is_none())
             .collect();
         assert_eq!(skipped.len(), 5);
         assert!(skipped.iter().all(|f| f.caveats[0].starts_with("not run")));
