@@ -1,10 +1,9 @@
 //! The command line: clap definitions (one doc comment per flag) and the glue that runs each
 //! command. This is the only module that uses `anyhow`.
 
-use crate::data::{Dataset, Format, Role, synth};
-use crate::evidence::{FileHash, Finding, FindingsFile};
+use crate::data::{Dataset, Format, synth};
+use crate::evidence::{FileHash, FindingsFile};
 use crate::exit;
-use crate::gate::Policy;
 use crate::report;
 use crate::risk::{self, KRule, MissingPolicy, RiskSettings};
 use anyhow::Result;
@@ -792,38 +791,7 @@ fn synth_cmd(a: &SynthArgs, quiet: bool) -> Result<u8> {
     Ok(exit::PASS)
 }
 
-fn file_hash(path: &Path) -> Result<FileHash> {
-    let bytes = crate::fsx::read_bytes(path, crate::fsx::input::data_limit())?;
-    Ok(FileHash::of(&path.display().to_string(), &bytes))
-}
-
-/// Resolves the QI and sensitive lists from flags or the card.
-fn resolve_columns(
-    ds: &Dataset,
-    qi: &[String],
-    sensitive: &[String],
-) -> Result<(Vec<String>, Vec<String>)> {
-    let qi = if qi.is_empty() {
-        ds.with_role(Role::Quasi)
-    } else {
-        qi.to_vec()
-    };
-    if qi.is_empty() {
-        anyhow::bail!(crate::error::Error::Usage(format!(
-            "{}: no quasi-identifiers: pass --qi a,b,… (a data file has no card to say which columns are QIs)",
-            ds.path.display()
-        )));
-    }
-    let sensitive = if sensitive.is_empty() {
-        ds.with_role(Role::Sensitive)
-    } else {
-        sensitive.to_vec()
-    };
-    Ok((qi, sensitive))
-}
-
 fn risk_cmd(a: &RiskArgs, quiet: bool) -> Result<u8> {
-    let t0 = std::time::Instant::now();
     let separator = match a.separator {
         Some(c) if c.is_ascii() => Some(c as u8),
         Some(c) => anyhow::bail!(crate::error::Error::Usage(format!(
@@ -831,75 +799,39 @@ fn risk_cmd(a: &RiskArgs, quiet: bool) -> Result<u8> {
         ))),
         None => None,
     };
-    let policy = match &a.policy {
-        Some(p) => Some(Policy::load(p)?),
-        None => None,
+    let spec = crate::run::risk::RiskSpec {
+        data: a.data.clone(),
+        separator,
+        format: a.input_format,
+        qi: a.qi.clone(),
+        sensitive: a.sensitive.clone(),
+        settings: RiskSettings {
+            label: String::new(),
+            qi: Vec::new(),
+            sensitive: Vec::new(),
+            threshold: a.threshold,
+            k_rule: a.k_rule,
+            missing: a.missing,
+            sampling_fraction: a.sampling_fraction,
+            population_file: a.population_file.clone(),
+            confidence: a.confidence,
+            recursive_c: a.recursive_c,
+            delta_log_base: a.delta_log_base,
+            safe_harbor: !a.no_safe_harbor,
+            snb: a.snb,
+        },
+        policy: a.policy.clone(),
+        determination: a.determination.clone(),
+        seed: a.seed,
+        out: a.out.clone(),
     };
-    // Every input is read and checked before anything is written.
-    let determination = match &a.determination {
-        Some(p) => Some(crate::run::plan::load_determination(p)?),
-        None => None,
-    };
-    let ds = Dataset::open(&a.data, separator, a.input_format)?;
-    let t_load = t0.elapsed().as_secs_f64();
-    let (qi, sensitive) = resolve_columns(&ds, &a.qi, &a.sensitive)?;
-    let settings = RiskSettings {
-        label: qi.join("+"),
-        qi,
-        sensitive,
-        threshold: a.threshold,
-        k_rule: a.k_rule,
-        missing: a.missing,
-        sampling_fraction: a.sampling_fraction,
-        population_file: a.population_file.clone(),
-        confidence: a.confidence,
-        recursive_c: a.recursive_c,
-        delta_log_base: a.delta_log_base,
-        safe_harbor: !a.no_safe_harbor,
-        snb: a.snb,
-    };
-    let analysis = risk::analyze(&ds, &settings)?;
-    let t_analyze = t0.elapsed().as_secs_f64() - t_load;
-    let mut inputs = Vec::new();
-    if ds.card.is_some() {
-        inputs.push(file_hash(&a.data)?);
-    }
-    inputs.extend(ds.source.hashes.iter().cloned());
-    inputs.extend(analysis.extra_inputs.iter().cloned());
-    let plan = serde_json::json!({ "data": a.data.display().to_string(), "risk": [settings] });
-    let mut findings = analysis.findings;
-    let gate = apply_policy(policy.as_ref(), a.policy.as_deref(), &mut findings)?;
-    let failed = gate.as_ref().map_or(0, |g| g.failed);
-    let id = crate::run::run_id("risk", &plan, &inputs, a.seed);
-    if let Some(g) = &gate {
-        inputs.push(g.policy.clone());
-    }
-    if let Some((_, h)) = &determination {
-        inputs.push(h.clone());
-    }
-    let out = a
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("reports").join(&id));
-    let file = FindingsFile {
-        findings,
-        reid: vec![analysis.detail],
-        gate,
-        determination: determination.map(|d| d.0),
-        ..FindingsFile::new(crate::run::manifest(&id, "risk", a.seed, plan, inputs))
-    };
-    let mut input_paths = ds.files();
-    input_paths.extend(
-        [&a.population_file, &a.policy, &a.determination]
-            .into_iter()
-            .flatten()
-            .cloned(),
-    );
-    let folder = crate::run::folder::claim(&out, &input_paths)?;
-    report::write_run(&folder, &file, &crate::probe::sections)?;
-    let (result, code) = crate::run::folder::run_result(&file);
-    crate::run::folder::log_event(&out, &file, "run", result, code)?;
-    let t_report = t0.elapsed().as_secs_f64() - t_load - t_analyze;
+    let crate::run::risk::RiskOutcome {
+        file,
+        out,
+        failed,
+        rows,
+        seconds: (t_load, t_analyze, t_report),
+    } = crate::run::risk::run(&spec)?;
     let printed = (|| -> Result<()> {
         let mut stdout = std::io::stdout().lock();
         match a.format {
@@ -930,7 +862,7 @@ fn risk_cmd(a: &RiskArgs, quiet: bool) -> Result<u8> {
     if a.timings {
         eprintln!(
             "{}",
-            serde_json::json!({ "load_s": t_load, "analyze_s": t_analyze, "report_s": t_report, "rows": ds.source.rows() })
+            serde_json::json!({ "load_s": t_load, "analyze_s": t_analyze, "report_s": t_report, "rows": rows })
         );
     }
     Ok(if failed > 0 {
@@ -948,20 +880,6 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
             || c.downcast_ref::<serde_json::Error>()
                 .is_some_and(|j| j.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe))
     })
-}
-
-fn apply_policy(
-    policy: Option<&Policy>,
-    path: Option<&Path>,
-    findings: &mut [Finding],
-) -> Result<Option<crate::evidence::GateRecord>> {
-    match (policy, path) {
-        (Some(p), Some(path)) => {
-            let outcome = crate::gate::apply(p, path, findings)?;
-            Ok(Some(outcome.record(file_hash(path)?)))
-        }
-        _ => Ok(None),
-    }
 }
 
 /// The QI sets the demo evaluates: the raw identifiers a privacy expert would start from, and
@@ -1013,7 +931,7 @@ fn demo(a: &DemoArgs, quiet: bool) -> Result<u8> {
         details.push(analysis.detail);
         plans.push(settings);
     }
-    let mut inputs = vec![file_hash(&s.card)?];
+    let mut inputs = vec![crate::run::risk::file_hash(&s.card)?];
     inputs.extend(ds.source.hashes.iter().cloned());
     let plan = serde_json::json!({ "data": s.card.display().to_string(), "patients": a.patients, "risk": plans });
     let id = crate::run::run_id("demo", &plan, &inputs, a.seed);

@@ -7,35 +7,29 @@
 //!
 //! ## Map
 //!
+//! `ARCHITECTURE.md` in the repository is the map: the flow, the layer table (checked by
+//! `tests/it/architecture.rs`), the invariants and how to add a probe. In short:
+//!
 //! ```text
-//! dataset card / file ──► data (polars → encoded Table) ──► risk (classes, statistics)
-//!                                                              │
-//!            seed, settings ──► evidence (Finding, RunManifest) ◄┘
-//!                                     │
-//!                                     ├──► gate (policy → verdicts, JUnit → exit code)
-//!                                     └──► report (findings.json → Markdown, HTML + SVG,
-//!                                          PDF) ──► integrity (manifest.json last; ed25519
-//!                                          sign / verify; hash-chained run log; AES-GCM
-//!                                          bundle of PHI examples)
-//!
-//! dataset card ──► data::text (records, split) ──► train (BPE, Llama, AdamW / DP-SGD, canaries,
-//!                                                   fleets, accountant) ──► HF checkpoint folder
-//! HF folder / GGUF ──► model (LanguageModel: score, generate, card)
-//!
-//! plan (config: probes/*.toml) ─┐
-//! target + fleet + card ────────┴─► run::audit (observe once: per-token scores, Parquet
-//!                                    chunks via data::observations, resumable)
-//!                                      └─► probe::membership (pure: attacks → stats::roc,
-//!                                          stats::epsilon) ──► evidence ──► report
+//! plan (probes/*.toml + flags) ──► run::plan::Plan
+//! dataset card ──► data ──► risk ─────────────┐
+//! HF folder / GGUF ──► model::LanguageModel   │
+//!          │                                  ▼
+//! run::audit ── each probe in probe::REGISTRY: observe (cached) → analyze (pure) ──► evidence
+//!          │
+//!          └──► gate (verdicts) ──► report (JSON, Markdown, HTML, PDF, JUnit, terminal)
+//!                                    ──► integrity (manifest, run folder, signature, run log)
+//! dataset card ──► train (BPE, Llama, DP-SGD, canaries, fleets) ──► HF checkpoint folder
 //! ```
 //!
 //! ## Dependency rules
 //!
-//! - only `data/` and `risk/` touch polars; only `report/` touches plotters; only `model/` and
-//!   `train/` touch candle and tokenizers (`stats::accountant` is pure maths);
-//! - `stats/` and `evidence/` are pure: no I/O, no ML types, no polars;
-//! - `probe::membership` (analysis) is pure; `run::audit` does the I/O and talks to models
-//!   only through the `LanguageModel` trait;
+//! - a module uses only modules of lower layers (ARCHITECTURE.md "Layers"): no cycle, no
+//!   upward import;
+//! - only `data/` touches polars; only `report/` touches plotters; only `model/` and `train/`
+//!   touch candle and tokenizers (`stats::accountant` is pure maths);
+//! - `stats/`, `evidence/` and every probe's `analyze` are pure: no I/O, no ML types, no polars;
+//!   only a probe's `observe` runs a model, through the `LanguageModel` trait;
 //! - `cli` is the only place that uses `anyhow`; the library returns [`error::Error`];
 //! - only `integrity/` touches cryptography (ed25519, AES-GCM); only `report/` embeds fonts.
 //!
@@ -43,7 +37,7 @@
 //!
 //! - every input file read whole goes through [`fsx::input`]: regular files only, within a
 //!   documented size, checked before it is opened;
-//! - every run folder is claimed through [`integrity::folder::RunFolder`] (the CLI's `claim` also checks
+//! - every run folder is claimed through [`integrity::folder::RunFolder`] (`run::folder::claim` also checks
 //!   the run log): not an input, replaceable only when it is phiprobe's own manifested run, locked
 //!   for one writer, installed whole; in-place commands take [`integrity::folder::FolderLock`];
 //! - a foreign parser's message (serde, toml, polars) never reaches an error as it is: it goes

@@ -1,39 +1,12 @@
-//! `phiprobe sweep` and `phiprobe compare`.
+//! `phiprobe sweep` and `phiprobe compare`: flags, progress bars and summaries; the pipelines
+//! are in `run::sweep`.
 
 use super::{exit, parse_shard};
 use crate::evidence::FindingsFile;
-use crate::integrity::folder::RunFolder;
-use crate::sweep::{self, Point, SweepRecord, Timing};
-use crate::train::trainer::{DpConfig, TrainConfig};
+use crate::run::sweep::{Event, SweepSpec, load_runs, write_comparison};
 use anyhow::{Result, bail};
 use clap::Args;
-use std::path::{Path, PathBuf};
-
-/// The sweep's built-in probe plan: reference-free membership attacks (plus LiRA and RMIA with
-/// `--references`), canary exposure with a small search budget, a light extraction, the DP
-/// audit.
-pub const SWEEP_PLAN: &str = r#"
-[[probe]]
-kind = "membership"
-attacks = ["loss", "zlib", "min_k", "min_k_pp", "lira_online", "lira_offline", "rmia"]
-bootstrap = 200
-
-[[probe]]
-kind = "canary"
-max_expansions = 2000
-
-[[probe]]
-kind = "extraction"
-prefix_tokens = [16, 32]
-decodes = ["greedy"]
-records = 64
-identifiers_per_record = 2
-generations = 32
-sweep = [{ temperature = 1.0, top_k = 40 }]
-
-[[probe]]
-kind = "dp_audit"
-"#;
+use std::path::PathBuf;
 
 /// Options of `sweep`.
 #[derive(Debug, Args)]
@@ -109,64 +82,6 @@ pub struct CompareArgs {
     pub out: PathBuf,
 }
 
-/// The training run of one setting.
-fn train_spec(
-    a: &SweepArgs,
-    p: &Point,
-    model_dir: &Path,
-    audit_plan: crate::train::run::AuditPlan,
-) -> crate::train::run::RunSpec {
-    let mut ladder = crate::train::canary::Plan::default_plan();
-    ladder.references = 100;
-    crate::train::run::RunSpec {
-        data: a.data.clone(),
-        column: None,
-        out: model_dir.to_owned(),
-        train: TrainConfig {
-            epochs: p.epochs,
-            batch_size: p.batch,
-            lr: p.lr,
-            dp: Some(DpConfig {
-                noise: p.noise,
-                clip: p.clip,
-                sample_rate: p.q.unwrap_or(0.0),
-                delta: a.delta,
-                target_epsilon: None,
-                expected_size: None,
-            }),
-            checkpoint_every: 10,
-            ..TrainConfig::defaults(a.preset.config(), a.seed)
-        },
-        canaries: Some(ladder),
-        references: a.references,
-        shard: None,
-        audit: Some(audit_plan),
-    }
-}
-
-/// The audit of a setting, before its model and folders are filled in.
-fn plan_spec(plan: &crate::run::plan::Plan, a: &SweepArgs) -> crate::run::audit::AuditSpec {
-    crate::run::audit::AuditSpec {
-        data: Some(a.data.clone()),
-        column: None,
-        model: String::new(),
-        adapter: None,
-        references: Vec::new(),
-        reference_manifest: None,
-        reference_model: None,
-        probes: plan.clone(),
-        canaries: None,
-        out: a.out.clone(),
-        seed: a.seed,
-        threads: a.threads,
-        batch_tokens: 8192,
-        plan: serde_json::Value::Null,
-        policy: None,
-        determination: None,
-        phi_examples: None,
-    }
-}
-
 fn usage(m: String) -> anyhow::Error {
     crate::Error::Usage(m).into()
 }
@@ -174,357 +89,87 @@ fn usage(m: String) -> anyhow::Error {
 /// `phiprobe sweep`.
 pub(super) fn sweep_cmd(a: &SweepArgs, quiet: bool) -> Result<u8> {
     super::set_threads(a.threads)?;
-    let lr = a.lr.unwrap_or(a.preset.default_lr());
-    let base = Point {
+    let spec = SweepSpec {
+        data: a.data.clone(),
+        grid: a.grid.clone(),
+        references: a.references,
+        seed: a.seed,
+        out: a.out.clone(),
+        shard: a.shard,
+        preset: a.preset,
+        epochs: a.epochs,
+        batch_size: a.batch_size,
+        lr: a.lr,
         noise: a.noise,
         clip: a.clip,
-        epochs: a.epochs,
-        batch: a.batch_size,
-        lr,
-        q: None,
-    };
-    let grid = sweep::parse_grid(&a.grid, base).map_err(|m| usage(format!("--grid: {m}")))?;
-    if !(a.delta > 0.0 && a.delta < 1.0) {
-        bail!(usage(format!(
-            "--delta must be in (0, 1) (got {})",
-            a.delta
-        )));
-    }
-    let plan_text = match &a.plan {
-        Some(p) => crate::fsx::read_config(p)?,
-        None => SWEEP_PLAN.to_owned(),
-    };
-    let mut plan = crate::run::plan::Plan::parse(
-        &plan_text,
-        a.plan
-            .as_deref()
-            .unwrap_or(Path::new("<built-in sweep plan>")),
-    )?;
-    use crate::probe::{dp_audit::DpAudit, membership::Membership};
-    if plan.get::<DpAudit>().is_none() {
-        plan.set::<DpAudit>(Some(Default::default()));
-    }
-    if a.references == 0 {
-        // Without reference models only the reference-free attacks can run.
-        plan.update::<Membership>(|m| {
-            m.attacks
-                .retain(|x| matches!(x.as_str(), "loss" | "zlib" | "min_k" | "min_k_pp"));
-        });
-    }
-    let audit_plan = crate::train::run::AuditPlan {
+        delta: a.delta,
         text_canaries: a.text_canaries,
         gradient_canaries: a.gradient_canaries,
-        ..Default::default()
+        plan: a.plan.clone(),
+        threads: a.threads,
     };
-    let settings: Vec<(String, String, Point)> = grid
-        .points
-        .iter()
-        .map(|p| (p.label(&grid.keys), p.folder(&grid.keys), *p))
-        .collect();
-    let record = SweepRecord {
-        format: sweep::SWEEP_FORMAT.into(),
-        tool_version: env!("CARGO_PKG_VERSION").into(),
-        data: a.data.display().to_string(),
-        grid: a.grid.clone(),
-        seed: a.seed,
-        references: a.references,
-        preset: format!("{:?}", a.preset).to_lowercase(),
-        settings: settings.clone(),
-        options: serde_json::json!({
-            "data_files": data_hashes(&a.data)?,
-            "delta": a.delta,
-            "audit": audit_plan,
-            "plan": plan,
-            "canaries": "built-in ladder (six kinds, 1–32 copies, 100 references), planted into notes",
-        }),
-    };
-    // Every setting is checked before the first byte is written: a refused setting must not
-    // leave a sweep.json that blocks the corrected command.
-    for (label, _, p) in &settings {
-        crate::train::run::check(&train_spec(a, p, &a.out.join("check"), audit_plan))
-            .map_err(|e| usage(format!("setting {label}: {e}")))?;
-    }
-    plan_spec(&plan, a).check()?;
-    std::fs::create_dir_all(&a.out).map_err(|source| crate::Error::Write {
-        path: a.out.clone(),
-        source,
+    let mut training: Option<indicatif::ProgressBar> = None;
+    let mut scoring: Option<(String, indicatif::ProgressBar)> = None;
+    let mut printed: std::io::Result<()> = Ok(());
+    crate::run::sweep::run(&spec, &mut |e| match e {
+        Event::Skipped { index, of, label } if !quiet => {
+            eprintln!("[{}/{of}] {label}: done earlier", index + 1);
+        }
+        Event::Setting { index, of, label } if !quiet => eprintln!("[{}/{of}] {label}", index + 1),
+        Event::Training { model, step, total } => {
+            let pb = training.get_or_insert_with(|| super::progress_bar(0, quiet, "training"));
+            pb.set_message(format!("training {model}"));
+            pb.set_length(total);
+            pb.set_position(step);
+        }
+        Event::TrainingDone => {
+            if let Some(pb) = training.take() {
+                pb.finish_and_clear();
+            }
+        }
+        Event::Scoring { stage, done, total } => {
+            if scoring.as_ref().is_none_or(|(n, _)| n != stage) {
+                if let Some((_, b)) = scoring.take() {
+                    b.finish_and_clear();
+                }
+                scoring = Some((
+                    stage.to_owned(),
+                    super::progress_bar(total as u64, quiet, &format!("scoring ({stage})")),
+                ));
+            }
+            if let Some((_, b)) = &scoring {
+                b.set_position(done as u64);
+            }
+        }
+        Event::Audited { file, timing } => {
+            if let Some((_, b)) = scoring.take() {
+                b.finish_and_clear();
+            }
+            if !quiet && printed.is_ok() {
+                printed = crate::report::terminal::dp(&mut std::io::stderr(), file);
+                eprintln!(
+                    "  trained in {:.1} s ({} steps), audited in {:.1} s",
+                    timing.train_seconds, timing.steps, timing.audit_seconds
+                );
+            }
+        }
+        Event::Waiting { missing, of } if !quiet => eprintln!(
+            "{missing} of {of} settings still to run (other shards); the comparison is written when all are done"
+        ),
+        Event::CompareBusy(why) if !quiet => {
+            eprintln!("another shard is writing the comparison ({why})");
+        }
+        Event::Compared { file, seconds, out } if !quiet => {
+            print_comparison(file);
+            eprintln!(
+                "sweep finished in {seconds:.1} s; comparison: {}",
+                out.join(crate::report::HTML).display()
+            );
+        }
+        _ => {}
     })?;
-    let rec_path = a.out.join("sweep.json");
-    if rec_path.is_file() {
-        let old: SweepRecord = crate::fsx::read_json(&rec_path, sweep::SWEEP_FORMAT)?;
-        if old.settings != record.settings
-            || old.data != record.data
-            || old.seed != record.seed
-            || old.references != record.references
-            || old.preset != record.preset
-            || old.options != record.options
-        {
-            bail!(usage(format!(
-                "{} holds a different sweep (grid, data, seed or options changed); choose another --out",
-                a.out.display()
-            )));
-        }
-    } else {
-        crate::fsx::write_json(&rec_path, &record)?;
-    }
-    let started = std::time::Instant::now();
-    for (j, (label, folder, p)) in settings.iter().enumerate() {
-        if let Some((i, n)) = a.shard
-            && j % n != i
-        {
-            continue;
-        }
-        let dir = a.out.join("settings").join(folder);
-        let audit_dir = dir.join("audit");
-        if audit_dir.join(crate::report::FINDINGS).is_file()
-            && audit_dir.join(crate::report::MANIFEST).is_file()
-        {
-            if !quiet {
-                eprintln!("[{}/{}] {label}: done earlier", j + 1, settings.len());
-            }
-            // A recorded inconsistency keeps failing the sweep.
-            let done: FindingsFile =
-                crate::fsx::read_json(&audit_dir.join(crate::report::FINDINGS), "findings.json")?;
-            if let Some(e) = done
-                .dp
-                .as_ref()
-                .and_then(crate::probe::dp_audit::violation_error)
-            {
-                return Err(e.into());
-            }
-            continue;
-        }
-        if !quiet {
-            eprintln!("[{}/{}] {label}", j + 1, settings.len());
-        }
-        // One process per setting (a shard run twice by mistake stops here).
-        if let Some(p) = dir.parent() {
-            std::fs::create_dir_all(p).map_err(|source| crate::Error::Write {
-                path: p.to_owned(),
-                source,
-            })?;
-        }
-        let _setting_lock = crate::integrity::folder::FolderLock::acquire(&dir)?;
-        let mut timing = Timing::default();
-        let model_dir = dir.join("model");
-        let target_dir = if a.references > 0 {
-            model_dir.join("target")
-        } else {
-            model_dir.clone()
-        };
-        let trained = if a.references > 0 {
-            model_dir.join("fleet.json").is_file()
-        } else {
-            target_dir.join("training.json").is_file()
-        };
-        if !trained {
-            let t0 = std::time::Instant::now();
-            let spec = train_spec(a, p, &model_dir, audit_plan);
-            let pb = super::progress_bar(0, quiet, "training");
-            crate::train::run::run(&spec, &mut |name, step, total, _| {
-                pb.set_message(format!("training {name}"));
-                pb.set_length(total);
-                pb.set_position(step);
-            })?;
-            pb.finish_and_clear();
-            timing.train_seconds = t0.elapsed().as_secs_f64();
-        }
-        let t0 = std::time::Instant::now();
-        let run_plan = serde_json::json!({
-            "sweep": a.out,
-            "setting": label,
-            "model": target_dir,
-            "data": a.data,
-            "references": if a.references > 0 { vec![&model_dir] } else { vec![] },
-            "plan": plan,
-        });
-        let id = format!("sweep-{folder}-{}", a.seed);
-        let spec = crate::run::audit::AuditSpec {
-            model: target_dir.display().to_string(),
-            references: if a.references > 0 {
-                vec![model_dir.clone()]
-            } else {
-                Vec::new()
-            },
-            out: audit_dir.clone(),
-            plan: run_plan.clone(),
-            ..plan_spec(&plan, a)
-        };
-        let manifest = crate::run::manifest(&id, "sweep", a.seed, run_plan, Vec::new());
-        let outcome = super::audit::run_audit(&spec, manifest, quiet)?;
-        let (result, code) = crate::run::folder::run_result(&outcome.file);
-        crate::run::folder::log_event(&audit_dir, &outcome.file, "run", result, code)?;
-        timing.audit_seconds = t0.elapsed().as_secs_f64();
-        if let Some(tr) = crate::run::audit::training_record(&target_dir.display().to_string())? {
-            timing.steps = tr.log.steps;
-        }
-        crate::fsx::write_json(&dir.join("timing.json"), &timing)?;
-        if !quiet {
-            crate::report::terminal::dp(&mut std::io::stderr(), &outcome.file)?;
-            eprintln!(
-                "  trained in {:.1} s ({} steps), audited in {:.1} s",
-                timing.train_seconds, timing.steps, timing.audit_seconds
-            );
-        }
-        if let Some(e) = outcome
-            .file
-            .dp
-            .as_ref()
-            .and_then(crate::probe::dp_audit::violation_error)
-        {
-            return Err(e.into());
-        }
-    }
-    // The comparison, once every setting is done (by whichever shard finishes last).
-    let runs: Vec<(Option<String>, PathBuf)> = settings
-        .iter()
-        .map(|(l, f, _)| {
-            (
-                Some(l.clone()),
-                a.out.join("settings").join(f).join("audit"),
-            )
-        })
-        .collect();
-    let missing: Vec<&str> = runs
-        .iter()
-        .filter(|(_, d)| !d.join(crate::report::MANIFEST).is_file())
-        .map(|(l, _)| l.as_deref().unwrap_or_default())
-        .collect();
-    if !missing.is_empty() {
-        if !quiet {
-            eprintln!(
-                "{} of {} settings still to run (other shards); the comparison is written when all are done",
-                missing.len(),
-                runs.len()
-            );
-        }
-        return Ok(exit::PASS);
-    }
-    let out = a.out.join("compare");
-    let loaded = load_runs(&runs)?;
-    let inputs: Vec<PathBuf> = runs.iter().map(|(_, p)| p.clone()).collect();
-    // Two shards finishing together: one writes the comparison, the other leaves it.
-    let folder = match crate::run::folder::claim(&out, &inputs) {
-        Ok(f) => f,
-        Err(e @ crate::Error::Busy { .. }) => {
-            if !quiet {
-                eprintln!("another shard is writing the comparison ({e})");
-            }
-            return Ok(exit::PASS);
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let file = write_comparison(loaded, &folder, a.seed)?;
-    drop(folder);
-    if !quiet {
-        print_comparison(&file);
-        eprintln!(
-            "sweep finished in {:.1} s; comparison: {}",
-            started.elapsed().as_secs_f64(),
-            out.join(crate::report::HTML).display()
-        );
-    }
+    printed?;
     Ok(exit::PASS)
-}
-
-/// SHA-256 of the data files behind a card (pinned in sweep.json).
-fn data_hashes(card: &Path) -> Result<Vec<String>> {
-    let recs = crate::data::text::TextRecords::load(card, None)?;
-    Ok(recs
-        .files
-        .iter()
-        .map(|p| crate::model::hash_file(p).map(|h| h.sha256))
-        .collect::<crate::Result<_>>()?)
-}
-
-/// The label of a run: its sweep setting when it has one, else the run folder's name (the
-/// parent's when the folder is a sweep's `audit`).
-fn default_label(path: &Path, file: &FindingsFile) -> String {
-    if let Some(s) = file.manifest.plan.get("setting").and_then(|v| v.as_str()) {
-        return s.to_owned();
-    }
-    let dir = if path.is_dir() {
-        path
-    } else {
-        path.parent().unwrap_or(path)
-    };
-    let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
-    match name(dir) {
-        Some(n) if n == "audit" => dir.parent().and_then(name).unwrap_or(n),
-        Some(n) => n,
-        None => path.display().to_string(),
-    }
-}
-
-/// Runs read for a comparison: (label, path shown, bytes, findings) and their hashes.
-type Loaded = (
-    Vec<(String, String, Vec<u8>, FindingsFile)>,
-    Vec<crate::evidence::FileHash>,
-);
-
-/// Reads and checks every run of a comparison (before anything is written).
-fn load_runs(runs: &[(Option<String>, PathBuf)]) -> Result<Loaded> {
-    let mut loaded: Vec<(String, String, Vec<u8>, FindingsFile)> = Vec::new();
-    let mut inputs = Vec::new();
-    for (label, path) in runs {
-        let file = if path.is_dir() {
-            path.join(crate::report::FINDINGS)
-        } else {
-            path.clone()
-        };
-        let bytes = crate::fsx::read_bytes(&file, crate::fsx::input::MAX_TEXT_BYTES)?;
-        let f: FindingsFile = serde_json::from_slice(&bytes).map_err(|e| crate::Error::Parse {
-            path: file.clone(),
-            format: "findings.json".into(),
-            message: crate::redact::json(&e),
-        })?;
-        inputs.push(crate::evidence::FileHash::of(
-            &file.display().to_string(),
-            &bytes,
-        ));
-        let mut label = label.clone().unwrap_or_else(|| default_label(path, &f));
-        // Labels name figure series and sections: keep them distinct.
-        if loaded.iter().any(|l| l.0 == label) {
-            label = format!("{label} ({})", loaded.len() + 1);
-        }
-        loaded.push((label, file.display().to_string(), bytes, f));
-    }
-    Ok((loaded, inputs))
-}
-
-/// Writes the comparison of `loaded` runs into the claimed folder and logs it.
-fn write_comparison(
-    (loaded, inputs): Loaded,
-    folder: &RunFolder,
-    seed: u64,
-) -> Result<FindingsFile> {
-    let out = folder.path();
-    let plan = serde_json::json!({
-        "runs": loaded
-            .iter()
-            .map(|(l, p, _, _)| serde_json::json!({"label": l, "path": p}))
-            .collect::<Vec<_>>(),
-    });
-    let id = {
-        use sha2::{Digest, Sha256};
-        let mut h = Sha256::new();
-        for i in &inputs {
-            h.update(i.sha256.as_bytes());
-        }
-        let d = h.finalize();
-        format!(
-            "compare-{}",
-            d[..5]
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        )
-    };
-    let manifest = crate::run::manifest(&id, "compare", seed, plan, inputs);
-    let file = sweep::compare(&loaded, manifest)?;
-    crate::report::write_run(folder, &file, &crate::probe::sections)?;
-    crate::run::folder::log_event(out, &file, "run", "comparison written".into(), exit::PASS)?;
-    Ok(file)
 }
 
 fn print_comparison(file: &FindingsFile) {

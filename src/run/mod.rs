@@ -3,6 +3,8 @@
 //! - [`plan`]: `probes/*.toml` and flags → a typed, resolved [`plan::Plan`];
 //! - [`audit`]: observe once (cached, resumable), analyse, gate, write the run folder;
 //! - [`examples`]: the PHI examples an expert may ask for, sealed in an encrypted bundle;
+//! - [`risk`]: a dataset's re-identification risk as a run folder;
+//! - [`sweep`]: a grid of DP-training settings trained, audited and compared;
 //! - [`folder`]: claiming a run folder (run log checked first) and logging the run;
 //! - run ids and manifests, made here only.
 
@@ -10,6 +12,8 @@ pub mod audit;
 pub mod examples;
 pub mod folder;
 pub mod plan;
+pub mod risk;
+pub mod sweep;
 
 use crate::evidence::{FileHash, RunManifest, SCHEMA_VERSION};
 use sha2::{Digest, Sha256};
