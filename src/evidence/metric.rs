@@ -159,6 +159,9 @@ pub const REID_UNIQUENESS_POPULATION_COUNT: &str = "reid.uniqueness.population_c
 /// `reid.uniqueness.sample`: re-identification risk of the data.
 pub const REID_UNIQUENESS_SAMPLE: &str = "reid.uniqueness.sample";
 
+/// `safeharbor.categories_present`: Safe Harbor identifier categories present in the data.
+pub const SAFEHARBOR_CATEGORIES_PRESENT: &str = "safeharbor.categories_present";
+
 /// `utility.validation_perplexity`: model utility.
 pub const UTILITY_VALIDATION_PERPLEXITY: &str = "utility.validation_perplexity";
 
@@ -216,6 +219,7 @@ pub const ALL: &[&str] = &[
     REID_UNIQUENESS_POPULATION,
     REID_UNIQUENESS_POPULATION_COUNT,
     REID_UNIQUENESS_SAMPLE,
+    SAFEHARBOR_CATEGORIES_PRESENT,
     UTILITY_VALIDATION_PERPLEXITY,
 ];
 

@@ -89,12 +89,43 @@ fn value_of(file: &FindingsFile, label: &str, metric: &str) -> Option<f64> {
     find(file, label, metric).and_then(|f| f.value)
 }
 
-/// Builds the report from the canonical findings.
+/// Builds the report from the canonical findings; `extra` are the sections of probes that
+/// render themselves (`Probe::view`), placed before the gate and the back matter.
 pub fn build(file: &FindingsFile, extra: Vec<Section>) -> ReportDoc {
-    let m = &file.manifest;
-    let mut sections = Vec::new();
+    let mut sections = super::determination::front(file);
+    sections.push(overview(file));
+    sections.extend(
+        [
+            super::membership::section(file),
+            super::canary::section(file),
+            super::extraction::section(file),
+            super::inversion::section(file),
+            super::dp::section(file),
+        ]
+        .into_iter()
+        .flatten(),
+    );
+    sections.push(findings_section(file));
+    for d in &file.reid {
+        sections.extend(reid_sections(file, d));
+    }
+    if !file.reid.is_empty() {
+        sections.push(reid_method());
+    }
+    sections.extend(extra);
+    if let Some(g) = super::determination::gate_section(file) {
+        sections.push(g);
+    }
+    sections.extend(super::determination::back(file));
+    sections.push(provenance(file));
+    ReportDoc {
+        title: title(file),
+        sections,
+    }
+}
 
-    // Summary.
+/// "Results overview": the headline of every analysis and probe, and the gate's count.
+fn overview(file: &FindingsFile) -> Section {
     let mut summary = Vec::new();
     for d in &file.reid {
         let l = d.label.as_str();
@@ -131,7 +162,7 @@ pub fn build(file: &FindingsFile, extra: Vec<Section>) -> ReportDoc {
     if let Some(sh) = file
         .findings
         .iter()
-        .find(|f| f.metric == "safeharbor.categories_present")
+        .find(|f| f.metric == metric::SAFEHARBOR_CATEGORIES_PRESENT)
         .and_then(|f| f.value)
         && sh > 0.0
     {
@@ -163,28 +194,14 @@ pub fn build(file: &FindingsFile, extra: Vec<Section>) -> ReportDoc {
             failed
         )));
     }
-    sections.extend(super::determination::front(file));
-    sections.push(Section {
+    Section {
         title: "Results overview".into(),
         blocks: summary,
-    });
-    if let Some(sec) = super::membership::section(file) {
-        sections.push(sec);
     }
-    if let Some(sec) = super::canary::section(file) {
-        sections.push(sec);
-    }
-    if let Some(sec) = super::extraction::section(file) {
-        sections.push(sec);
-    }
-    if let Some(sec) = super::inversion::section(file) {
-        sections.push(sec);
-    }
-    if let Some(sec) = super::dp::section(file) {
-        sections.push(sec);
-    }
+}
 
-    // Findings.
+/// "Findings": every finding with its interval, counts and verdict, and the caveats.
+fn findings_section(file: &FindingsFile) -> Section {
     let rows: Vec<Vec<String>> = file
         .findings
         .iter()
@@ -245,189 +262,193 @@ pub fn build(file: &FindingsFile, extra: Vec<Section>) -> ReportDoc {
         fblocks.push(Block::Para("Caveats:".into()));
         fblocks.push(Block::List(caveats));
     }
-    sections.push(Section {
+    Section {
         title: "Findings".into(),
         blocks: fblocks,
-    });
+    }
+}
 
-    for d in &file.reid {
-        let l = d.label.as_str();
-        let multi = file.reid.len() > 1;
-        let suffix = if multi {
-            format!(" [{l}]")
-        } else {
-            String::new()
-        };
-        let k_rule_k = find(file, l, metric::REID_K_ANONYMITY_VIOLATIONS)
-            .and_then(|f| f.params.get("k"))
-            .and_then(serde_json::Value::as_u64)
-            .unwrap_or(11);
-        let threshold = find(file, l, metric::REID_PROSECUTOR_RECORDS_AT_RISK)
-            .and_then(|f| f.params.get("threshold"))
-            .and_then(serde_json::Value::as_f64)
-            .unwrap_or(0.09);
-        let sensitive = if d.sensitive.is_empty() {
-            "none".to_owned()
-        } else {
-            d.sensitive.join(", ")
-        };
+/// The sections of one quasi-identifier set's re-identification analysis.
+fn reid_sections(file: &FindingsFile, d: &crate::evidence::ReidDetail) -> Vec<Section> {
+    let mut sections = Vec::new();
+    let l = d.label.as_str();
+    let multi = file.reid.len() > 1;
+    let suffix = if multi {
+        format!(" [{l}]")
+    } else {
+        String::new()
+    };
+    let k_rule_k = find(file, l, metric::REID_K_ANONYMITY_VIOLATIONS)
+        .and_then(|f| f.params.get("k"))
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(11);
+    let threshold = find(file, l, metric::REID_PROSECUTOR_RECORDS_AT_RISK)
+        .and_then(|f| f.params.get("threshold"))
+        .and_then(serde_json::Value::as_f64)
+        .unwrap_or(0.09);
+    let sensitive = if d.sensitive.is_empty() {
+        "none".to_owned()
+    } else {
+        d.sensitive.join(", ")
+    };
+    sections.push(Section {
+        title: format!("Settings{suffix}"),
+        blocks: vec![
+            Block::Para(format!(
+                "Quasi-identifiers: {}. Sensitive attributes: {sensitive}.",
+                d.quasi_identifiers.join(", ")
+            )),
+            Block::Table {
+                header: ["setting", "value", "meaning"].map(String::from).to_vec(),
+                rows: d
+                    .settings
+                    .iter()
+                    .map(|s| vec![s.name.clone(), s.value.clone(), s.note.clone()])
+                    .collect(),
+            },
+        ],
+    });
+    let mut dist = Vec::new();
+    let buckets = figures::size_buckets(&d.class_sizes);
+    dist.push(Block::Table {
+        header: ["class size", "classes", "persons"]
+            .map(String::from)
+            .to_vec(),
+        rows: buckets
+            .iter()
+            .map(|b| vec![b.0.to_owned(), num(b.2 as f64), num(b.1 as f64)])
+            .collect(),
+    });
+    match figures::class_size_histogram(d, k_rule_k) {
+        Ok(svg) => dist.push(Block::Figure {
+            svg,
+            caption: format!("Persons by class size; red: classes smaller than k = {k_rule_k}."),
+        }),
+        Err(e) => dist.push(Block::Para(format!("(figure not drawn: {e})"))),
+    }
+    dist.push(Block::Table {
+        header: ["risk band (lo, hi]", "persons"].map(String::from).to_vec(),
+        rows: d
+            .risk_bins
+            .iter()
+            .map(|b| {
+                vec![
+                    format!("({}, {}]", num(b.lo), num(b.hi)),
+                    num(b.persons as f64),
+                ]
+            })
+            .collect(),
+    });
+    match figures::risk_distribution(d, threshold) {
+        Ok(svg) => dist.push(Block::Figure {
+            svg,
+            caption: format!(
+                "Persons by prosecutor risk; red: bands at or above t = {}.",
+                num(threshold)
+            ),
+        }),
+        Err(e) => dist.push(Block::Para(format!("(figure not drawn: {e})"))),
+    }
+    sections.push(Section {
+        title: format!("Equivalence classes and risk distribution{suffix}"),
+        blocks: dist,
+    });
+    sections.push(Section {
+        title: format!("Smallest classes (pseudonymised){suffix}"),
+        blocks: vec![
+            Block::Para("Class keys are shown only as salted hashes; the salt derives from the data itself, so the hashes cannot be reversed without it.".into()),
+            Block::Table {
+                header: ["class key (salted hash)", "persons", "risk", "distinct sensitive values"].map(String::from).to_vec(),
+                rows: d.worst_classes.iter().map(|c| vec![c.key_hash.clone(), num(c.size as f64), num(c.risk), c.distinct_sensitive.map(|x| num(x as f64)).unwrap_or_default()]).collect(),
+            },
+        ],
+    });
+    if !d.diversity.is_empty() {
         sections.push(Section {
-            title: format!("Settings{suffix}"),
-            blocks: vec![
-                Block::Para(format!(
-                    "Quasi-identifiers: {}. Sensitive attributes: {sensitive}.",
-                    d.quasi_identifiers.join(", ")
-                )),
-                Block::Table {
-                    header: ["setting", "value", "meaning"].map(String::from).to_vec(),
-                    rows: d
-                        .settings
-                        .iter()
-                        .map(|s| vec![s.name.clone(), s.value.clone(), s.note.clone()])
-                        .collect(),
-                },
-            ],
-        });
-        let mut dist = Vec::new();
-        let buckets = figures::size_buckets(&d.class_sizes);
-        dist.push(Block::Table {
-            header: ["class size", "classes", "persons"]
+            title: format!("Attribute disclosure (l-diversity, t-closeness, δ-disclosure){suffix}"),
+            blocks: vec![Block::Table {
+                header: [
+                    "attribute",
+                    "values",
+                    "distinct l",
+                    "entropy l",
+                    "recursive l (c)",
+                    "t (equal)",
+                    "t (ordered)",
+                    "δ (log base)",
+                    "homogeneous classes / persons",
+                ]
                 .map(String::from)
                 .to_vec(),
-            rows: buckets
-                .iter()
-                .map(|b| vec![b.0.to_owned(), num(b.2 as f64), num(b.1 as f64)])
-                .collect(),
+                rows: d
+                    .diversity
+                    .iter()
+                    .map(|x| {
+                        vec![
+                            x.attribute.clone(),
+                            num(x.distinct_values as f64),
+                            num(x.distinct_l as f64),
+                            num(x.entropy_l),
+                            format!("{} ({})", num(x.recursive_l as f64), num(x.recursive_c)),
+                            num(x.t_equal),
+                            x.t_ordered
+                                .map(num)
+                                .unwrap_or_else(|| "n/a (not numeric)".into()),
+                            format!("{} ({})", num(x.delta_disclosure), num(x.delta_log_base)),
+                            format!(
+                                "{} / {}",
+                                num(x.homogeneous_classes as f64),
+                                num(x.homogeneous_persons as f64)
+                            ),
+                        ]
+                    })
+                    .collect(),
+            }],
         });
-        match figures::class_size_histogram(d, k_rule_k) {
-            Ok(svg) => dist.push(Block::Figure {
-                svg,
-                caption: format!(
-                    "Persons by class size; red: classes smaller than k = {k_rule_k}."
-                ),
-            }),
-            Err(e) => dist.push(Block::Para(format!("(figure not drawn: {e})"))),
-        }
-        dist.push(Block::Table {
-            header: ["risk band (lo, hi]", "persons"].map(String::from).to_vec(),
-            rows: d
-                .risk_bins
-                .iter()
-                .map(|b| {
-                    vec![
-                        format!("({}, {}]", num(b.lo), num(b.hi)),
-                        num(b.persons as f64),
-                    ]
-                })
-                .collect(),
-        });
-        match figures::risk_distribution(d, threshold) {
-            Ok(svg) => dist.push(Block::Figure {
-                svg,
-                caption: format!(
-                    "Persons by prosecutor risk; red: bands at or above t = {}.",
-                    num(threshold)
-                ),
-            }),
-            Err(e) => dist.push(Block::Para(format!("(figure not drawn: {e})"))),
-        }
+    }
+    if !d.safe_harbor.is_empty() {
         sections.push(Section {
-            title: format!("Equivalence classes and risk distribution{suffix}"),
-            blocks: dist,
-        });
-        sections.push(Section {
-            title: format!("Smallest classes (pseudonymised){suffix}"),
-            blocks: vec![
-                Block::Para("Class keys are shown only as salted hashes; the salt derives from the data itself, so the hashes cannot be reversed without it.".into()),
-                Block::Table {
-                    header: ["class key (salted hash)", "persons", "risk", "distinct sensitive values"].map(String::from).to_vec(),
-                    rows: d.worst_classes.iter().map(|c| vec![c.key_hash.clone(), num(c.size as f64), num(c.risk), c.distinct_sensitive.map(|x| num(x as f64)).unwrap_or_default()]).collect(),
-                },
-            ],
-        });
-        if !d.diversity.is_empty() {
-            sections.push(Section {
-                title: format!(
-                    "Attribute disclosure (l-diversity, t-closeness, δ-disclosure){suffix}"
-                ),
-                blocks: vec![Block::Table {
-                    header: [
-                        "attribute",
-                        "values",
-                        "distinct l",
-                        "entropy l",
-                        "recursive l (c)",
-                        "t (equal)",
-                        "t (ordered)",
-                        "δ (log base)",
-                        "homogeneous classes / persons",
-                    ]
+            title: "Safe Harbor checklist (45 CFR 164.514(b)(2))".into(),
+            blocks: vec![Block::Table {
+                header: ["#", "category", "status", "evidence"]
                     .map(String::from)
                     .to_vec(),
-                    rows: d
-                        .diversity
-                        .iter()
-                        .map(|x| {
-                            vec![
-                                x.attribute.clone(),
-                                num(x.distinct_values as f64),
-                                num(x.distinct_l as f64),
-                                num(x.entropy_l),
-                                format!("{} ({})", num(x.recursive_l as f64), num(x.recursive_c)),
-                                num(x.t_equal),
-                                x.t_ordered
-                                    .map(num)
-                                    .unwrap_or_else(|| "n/a (not numeric)".into()),
-                                format!("{} ({})", num(x.delta_disclosure), num(x.delta_log_base)),
-                                format!(
-                                    "{} / {}",
-                                    num(x.homogeneous_classes as f64),
-                                    num(x.homogeneous_persons as f64)
-                                ),
-                            ]
-                        })
-                        .collect(),
-                }],
-            });
-        }
-        if !d.safe_harbor.is_empty() {
-            sections.push(Section {
-                title: "Safe Harbor checklist (45 CFR 164.514(b)(2))".into(),
-                blocks: vec![Block::Table {
-                    header: ["#", "category", "status", "evidence"]
-                        .map(String::from)
-                        .to_vec(),
-                    rows: d
-                        .safe_harbor
-                        .iter()
-                        .map(|i| {
-                            vec![
-                                i.number.to_string(),
-                                i.category.clone(),
-                                i.status.clone(),
-                                i.evidence.join("; "),
-                            ]
-                        })
-                        .collect(),
-                }],
-            });
-        }
-    }
-    if !file.reid.is_empty() {
-        sections.push(Section {
-            title: "Re-identification method".into(),
-            blocks: vec![Block::List(vec![
-                "Equivalence classes group persons with identical quasi-identifier values; prosecutor risk of a person is 1/f for a class of f persons; the average is J/n (record-weighted), as in ARX and El Emam (2013).".into(),
-                "Records at risk count persons whose risk 1/f exceeds the threshold t strictly; k-anonymity violations count persons in classes smaller than k(t) under the stated k rule.".into(),
-                "Population uniqueness (fractions of the population N = round(n/π)): Zayatz (1991), Pitman (Hoshino 2001), SNB (Chen & Keller-McNulty 1998), chosen by Dankar et al.'s (2012) rule: Pitman when π ≤ 0.1, otherwise the smaller of Zayatz and SNB.".into(),
-                "Journalist and marketer risk with a sampling fraction use Benedetti & Franconi's (1998) E[1/F | f] with F = f/π; with a population table they use the exact F per class.".into(),
-                "l-diversity (Machanavajjhala et al. 2006): distinct, entropy (exp of the smallest class entropy, natural log) and recursive (c,l); t-closeness (Li et al. 2007): total variation (equal distance) and ordered EMD for numeric attributes; δ-disclosure (Brickell & Shmatikov 2008) with the stated log base.".into(),
-                "Proportions carry exact Clopper–Pearson intervals; they treat the persons as a sample of a larger population and do not widen prosecutor risk, which is exact for the data at hand.".into(),
-            ])],
+                rows: d
+                    .safe_harbor
+                    .iter()
+                    .map(|i| {
+                        vec![
+                            i.number.to_string(),
+                            i.category.clone(),
+                            i.status.clone(),
+                            i.evidence.join("; "),
+                        ]
+                    })
+                    .collect(),
+            }],
         });
     }
+    sections
+}
 
-    // Manifest.
+/// "Re-identification method": the definitions and estimators behind the numbers.
+fn reid_method() -> Section {
+    Section {
+        title: "Re-identification method".into(),
+        blocks: vec![Block::List(vec![
+            "Equivalence classes group persons with identical quasi-identifier values; prosecutor risk of a person is 1/f for a class of f persons; the average is J/n (record-weighted), as in ARX and El Emam (2013).".into(),
+            "Records at risk count persons whose risk 1/f exceeds the threshold t strictly; k-anonymity violations count persons in classes smaller than k(t) under the stated k rule.".into(),
+            "Population uniqueness (fractions of the population N = round(n/π)): Zayatz (1991), Pitman (Hoshino 2001), SNB (Chen & Keller-McNulty 1998), chosen by Dankar et al.'s (2012) rule: Pitman when π ≤ 0.1, otherwise the smaller of Zayatz and SNB.".into(),
+            "Journalist and marketer risk with a sampling fraction use Benedetti & Franconi's (1998) E[1/F | f] with F = f/π; with a population table they use the exact F per class.".into(),
+            "l-diversity (Machanavajjhala et al. 2006): distinct, entropy (exp of the smallest class entropy, natural log) and recursive (c,l); t-closeness (Li et al. 2007): total variation (equal distance) and ordered EMD for numeric attributes; δ-disclosure (Brickell & Shmatikov 2008) with the stated log base.".into(),
+            "Proportions carry exact Clopper–Pearson intervals; they treat the persons as a sample of a larger population and do not widen prosecutor risk, which is exact for the data at hand.".into(),
+        ])],
+    }
+}
+
+/// "Appendix C. Provenance": the run, the tool and every input's hash.
+fn provenance(file: &FindingsFile) -> Section {
+    let m = &file.manifest;
     let mut mrows = vec![
         vec!["run".into(), m.run_id.clone()],
         vec!["command".into(), m.command.clone()],
@@ -452,33 +473,28 @@ pub fn build(file: &FindingsFile, extra: Vec<Section>) -> ReportDoc {
             format!("sha256 {} ({} bytes)", i.sha256, num(i.bytes as f64)),
         ]);
     }
-    // Sections of probes that render themselves (`Probe::view`).
-    sections.extend(extra);
-    if let Some(g) = super::determination::gate_section(file) {
-        sections.push(g);
-    }
-    sections.extend(super::determination::back(file));
-    sections.push(Section {
+    Section {
         title: "Appendix C. Provenance".into(),
         blocks: vec![Block::Table {
             header: vec!["item".into(), "value".into()],
             rows: mrows,
         }],
-    });
-
-    ReportDoc {
-        title: format!(
-            "Expert Determination evidence: {}",
-            file.determination
-                .as_ref()
-                .and_then(|d| d.release.title.clone())
-                .unwrap_or_else(|| file
-                    .reid
-                    .first()
-                    .map_or(m.run_id.clone(), |d| d.dataset.clone()))
-        ),
-        sections,
     }
+}
+
+/// The report's title: the release's, else the dataset's, else the run id.
+fn title(file: &FindingsFile) -> String {
+    let m = &file.manifest;
+    format!(
+        "Expert Determination evidence: {}",
+        file.determination
+            .as_ref()
+            .and_then(|d| d.release.title.clone())
+            .unwrap_or_else(|| file
+                .reid
+                .first()
+                .map_or(m.run_id.clone(), |d| d.dataset.clone()))
+    )
 }
 
 #[cfg(test)]

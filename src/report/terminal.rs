@@ -374,7 +374,7 @@ pub fn risk(w: &mut impl Write, file: &FindingsFile) -> Result<()> {
     if let Some(f) = file
         .findings
         .iter()
-        .find(|f| f.metric == "safeharbor.categories_present")
+        .find(|f| f.metric == metric::SAFEHARBOR_CATEGORIES_PRESENT)
     {
         writeln!(
             w,

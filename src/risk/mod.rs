@@ -322,87 +322,234 @@ pub fn analyze(ds: &Dataset, s: &RiskSettings) -> Result<RiskAnalysis> {
         None
     };
     if let (Some(model), Some(pi)) = (pop_model, s.sampling_fraction) {
-        let big_n = model.big_n as f64;
-        let pairs: Vec<(u64, f64)> = classes
-            .sizes
-            .iter()
-            .map(|&f| (f, f as f64 / model.fraction()))
-            .collect();
-        // Benedetti–Franconi per class with F = f/π.
-        let risks: Vec<f64> = pairs
-            .iter()
-            .map(|&(f, ff)| sample::benedetti_franconi(f, ff))
-            .collect();
-        let n = p.n as f64;
-        let marketer = pairs
-            .iter()
-            .zip(&risks)
-            .map(|((f, _), r)| *f as f64 * r)
-            .sum::<f64>()
-            / n;
-        let max = risks.iter().copied().fold(0.0, f64::max);
-        let at_risk: u64 = pairs
-            .iter()
-            .zip(&risks)
-            .filter(|(_, r)| **r > t)
-            .map(|((f, _), _)| *f)
-            .sum();
-        findings.push(
-            Finding::new(PROBE, metric::REID_JOURNALIST_MAX, Some(max))
-                .with_param("model", "benedetti-franconi"),
-        );
-        findings.push(
-            proportion(metric::REID_JOURNALIST_RECORDS_AT_RISK, at_risk, p.n, cl)
-                .with_param("model", "benedetti-franconi")
-                .with_param("threshold", t),
-        );
-        findings.push(
-            Finding::new(PROBE, metric::REID_MARKETER_AVG, Some(marketer))
-                .with_param("model", "benedetti-franconi"),
-        );
-        settings.push(Setting {
-            name: "population".into(),
-            value: format!("sampling fraction π = {pi}, N = {}", model.big_n),
-            note: "journalist/marketer risk estimated per class with Benedetti–Franconi's E[1/F | f] at F = f/π".into(),
-        });
-        let pu = population_uniqueness(&hist, model, s.snb);
-        let mut pushed = |est: &str, v: Option<f64>| {
-            let mut f = Finding::new(PROBE, metric::REID_UNIQUENESS_POPULATION, v)
-                .with_param("estimator", est)
-                .with_param("sampling_fraction", pi);
-            if v.is_none() {
-                f = f.with_caveat("the estimator has no valid solution for this histogram");
-            }
-            if est == "snb" {
-                f = f.with_param("snb", s.snb.name());
-            }
-            findings.push(f);
-        };
-        pushed("zayatz", pu.zayatz);
-        pushed("pitman", pu.pitman);
-        pushed("snb", pu.snb);
-        findings.push(
-            Finding::new(PROBE, metric::REID_UNIQUENESS_POPULATION, Some(pu.dankar))
-                .with_param("estimator", "dankar")
-                .with_param("chosen", pu.chosen.name())
-                .with_param("snb", s.snb.name())
-                .with_param("sampling_fraction", pi),
-        );
-        findings.push(
-            Finding::new(
-                PROBE,
-                metric::REID_UNIQUENESS_POPULATION_COUNT,
-                Some((pu.dankar * big_n).round()),
-            )
-            .with_param("estimator", "dankar"),
+        sampled_population(
+            &mut findings,
+            &mut settings,
+            &classes,
+            &hist,
+            model,
+            pi,
+            s,
+            p.n,
         );
     }
 
     // Attribute disclosure.
+    let (diversity, first_distinct) =
+        attribute_disclosure(&mut findings, &classes, &sens_table.columns, s, p.n);
+
+    let risk_bins = risk_bins(&hist);
+    let worst_classes = worst_classes(
+        &classes,
+        &qi_table.columns,
+        &ds.source.salt,
+        first_distinct.as_deref(),
+    );
+
+    let safe_harbor = if s.safe_harbor {
+        safe_harbor::check(ds)?
+    } else {
+        Vec::new()
+    };
+    let present = safe_harbor.iter().filter(|i| i.status == "present").count();
+    if s.safe_harbor {
+        let mut f = Finding::new(
+            "safe_harbor",
+            metric::SAFEHARBOR_CATEGORIES_PRESENT,
+            Some(present as f64),
+        )
+        .with_counts(present as u64, 18);
+        if present > 0 {
+            f = f.with_caveat(
+                "identifiers present: the data does not meet Safe Harbor as it stands",
+            );
+        }
+        findings.push(f);
+    }
+    let columns = column_roles(ds, s);
+    for f in &mut findings {
+        f.params.insert("qi_set".into(), s.label.clone().into());
+    }
+    Ok(RiskAnalysis {
+        findings,
+        detail: ReidDetail {
+            label: s.label.clone(),
+            dataset: ds.name.clone(),
+            quasi_identifiers: s.qi.clone(),
+            sensitive: s.sensitive.clone(),
+            unit: unit.into(),
+            settings,
+            class_sizes: hist,
+            risk_bins,
+            worst_classes,
+            safe_harbor,
+            diversity,
+            columns,
+        },
+        extra_inputs,
+    })
+}
+
+/// Persons per prosecutor-risk bin ([`RISK_EDGES`]).
+fn risk_bins(hist: &[(u64, u64)]) -> Vec<RiskBin> {
+    let mut bins: Vec<RiskBin> = RISK_EDGES
+        .windows(2)
+        .map(|w| RiskBin {
+            lo: w[0],
+            hi: w[1],
+            persons: 0,
+        })
+        .collect();
+    for &(size, count) in hist {
+        let r = 1.0 / size as f64;
+        if let Some(b) = bins.iter_mut().find(|b| r > b.lo && r <= b.hi + 1e-15) {
+            b.persons += size * count;
+        }
+    }
+    bins
+}
+
+/// The ten smallest classes, each named only by a salted hash of its key.
+fn worst_classes(
+    classes: &Classes,
+    qis: &[Column],
+    salt: &[u8],
+    first_distinct: Option<&[u64]>,
+) -> Vec<ClassSummary> {
+    let mut order: Vec<usize> = (0..classes.count()).collect();
+    order.sort_by_key(|&c| (classes.sizes[c], c));
+    order
+        .iter()
+        .take(10)
+        .map(|&c| {
+            let row = classes.representative[c] as usize;
+            let key: Vec<u8> = qis
+                .iter()
+                .flat_map(|col| {
+                    let mut v = col.value(row).unwrap_or("\u{0}missing").as_bytes().to_vec();
+                    v.push(0x1f);
+                    v
+                })
+                .collect();
+            ClassSummary {
+                key_hash: crate::phi::salted_hash(salt, &key),
+                size: classes.sizes[c],
+                risk: 1.0 / classes.sizes[c] as f64,
+                distinct_sensitive: first_distinct.map(|d| d[c]),
+            }
+        })
+        .collect()
+}
+
+/// Journalist and marketer risk and population uniqueness from a sampling fraction π: the
+/// Benedetti–Franconi estimate per class with F = f/π, and the uniqueness estimators.
+#[allow(clippy::too_many_arguments)]
+fn sampled_population(
+    findings: &mut Vec<Finding>,
+    settings: &mut Vec<Setting>,
+    classes: &Classes,
+    hist: &[(u64, u64)],
+    model: PopulationModel,
+    pi: f64,
+    s: &RiskSettings,
+    n_persons: u64,
+) {
+    let (t, cl) = (s.threshold, s.confidence);
+    let big_n = model.big_n as f64;
+    let pairs: Vec<(u64, f64)> = classes
+        .sizes
+        .iter()
+        .map(|&f| (f, f as f64 / model.fraction()))
+        .collect();
+    // Benedetti–Franconi per class with F = f/π.
+    let risks: Vec<f64> = pairs
+        .iter()
+        .map(|&(f, ff)| sample::benedetti_franconi(f, ff))
+        .collect();
+    let n = n_persons as f64;
+    let marketer = pairs
+        .iter()
+        .zip(&risks)
+        .map(|((f, _), r)| *f as f64 * r)
+        .sum::<f64>()
+        / n;
+    let max = risks.iter().copied().fold(0.0, f64::max);
+    let at_risk: u64 = pairs
+        .iter()
+        .zip(&risks)
+        .filter(|(_, r)| **r > t)
+        .map(|((f, _), _)| *f)
+        .sum();
+    findings.push(
+        Finding::new(PROBE, metric::REID_JOURNALIST_MAX, Some(max))
+            .with_param("model", "benedetti-franconi"),
+    );
+    findings.push(
+        proportion(
+            metric::REID_JOURNALIST_RECORDS_AT_RISK,
+            at_risk,
+            n_persons,
+            cl,
+        )
+        .with_param("model", "benedetti-franconi")
+        .with_param("threshold", t),
+    );
+    findings.push(
+        Finding::new(PROBE, metric::REID_MARKETER_AVG, Some(marketer))
+            .with_param("model", "benedetti-franconi"),
+    );
+    settings.push(Setting {
+        name: "population".into(),
+        value: format!("sampling fraction π = {pi}, N = {}", model.big_n),
+        note: "journalist/marketer risk estimated per class with Benedetti–Franconi's E[1/F | f] at F = f/π".into(),
+    });
+    let pu = population_uniqueness(hist, model, s.snb);
+    let mut pushed = |est: &str, v: Option<f64>| {
+        let mut f = Finding::new(PROBE, metric::REID_UNIQUENESS_POPULATION, v)
+            .with_param("estimator", est)
+            .with_param("sampling_fraction", pi);
+        if v.is_none() {
+            f = f.with_caveat("the estimator has no valid solution for this histogram");
+        }
+        if est == "snb" {
+            f = f.with_param("snb", s.snb.name());
+        }
+        findings.push(f);
+    };
+    pushed("zayatz", pu.zayatz);
+    pushed("pitman", pu.pitman);
+    pushed("snb", pu.snb);
+    findings.push(
+        Finding::new(PROBE, metric::REID_UNIQUENESS_POPULATION, Some(pu.dankar))
+            .with_param("estimator", "dankar")
+            .with_param("chosen", pu.chosen.name())
+            .with_param("snb", s.snb.name())
+            .with_param("sampling_fraction", pi),
+    );
+    findings.push(
+        Finding::new(
+            PROBE,
+            metric::REID_UNIQUENESS_POPULATION_COUNT,
+            Some((pu.dankar * big_n).round()),
+        )
+        .with_param("estimator", "dankar"),
+    );
+}
+
+/// l-diversity, t-closeness, δ-disclosure and homogeneity of each sensitive attribute: their
+/// findings, the report's summaries, and the first attribute's distinct values per class.
+fn attribute_disclosure(
+    findings: &mut Vec<Finding>,
+    classes: &Classes,
+    sensitive: &[Column],
+    s: &RiskSettings,
+    n_persons: u64,
+) -> (Vec<DiversitySummary>, Option<Vec<u64>>) {
+    let cl = s.confidence;
     let mut diversity = Vec::new();
     let mut first_distinct: Option<Vec<u64>> = None;
-    for col in &sens_table.columns {
-        let d = diversity::diversity(&classes, col, s.recursive_c, s.delta_log_base);
+    for col in sensitive {
+        let d = diversity::diversity(classes, col, s.recursive_c, s.delta_log_base);
         let a = col.name.as_str();
         findings.push(
             Finding::new(
@@ -444,7 +591,7 @@ pub fn analyze(ds: &Dataset, s: &RiskSettings) -> Result<RiskAnalysis> {
             proportion(
                 metric::REID_HOMOGENEOUS_PERSONS,
                 d.homogeneous_persons,
-                p.n,
+                n_persons,
                 cl,
             )
             .with_param("attribute", a),
@@ -467,91 +614,7 @@ pub fn analyze(ds: &Dataset, s: &RiskSettings) -> Result<RiskAnalysis> {
             first_distinct = Some(d.per_class_distinct);
         }
     }
-
-    // Risk distribution over persons.
-    let mut risk_bins: Vec<RiskBin> = RISK_EDGES
-        .windows(2)
-        .map(|w| RiskBin {
-            lo: w[0],
-            hi: w[1],
-            persons: 0,
-        })
-        .collect();
-    for &(size, count) in &hist {
-        let r = 1.0 / size as f64;
-        if let Some(b) = risk_bins.iter_mut().find(|b| r > b.lo && r <= b.hi + 1e-15) {
-            b.persons += size * count;
-        }
-    }
-
-    // Worst classes, pseudonymised.
-    let mut order: Vec<usize> = (0..classes.count()).collect();
-    order.sort_by_key(|&c| (classes.sizes[c], c));
-    let worst_classes = order
-        .iter()
-        .take(10)
-        .map(|&c| {
-            let row = classes.representative[c] as usize;
-            let key: Vec<u8> = qi_table
-                .columns
-                .iter()
-                .flat_map(|col| {
-                    let mut v = col.value(row).unwrap_or("\u{0}missing").as_bytes().to_vec();
-                    v.push(0x1f);
-                    v
-                })
-                .collect();
-            ClassSummary {
-                key_hash: crate::phi::salted_hash(&ds.source.salt, &key),
-                size: classes.sizes[c],
-                risk: 1.0 / classes.sizes[c] as f64,
-                distinct_sensitive: first_distinct.as_ref().map(|d| d[c]),
-            }
-        })
-        .collect();
-
-    let safe_harbor = if s.safe_harbor {
-        safe_harbor::check(ds)?
-    } else {
-        Vec::new()
-    };
-    let present = safe_harbor.iter().filter(|i| i.status == "present").count();
-    if s.safe_harbor {
-        let mut f = Finding::new(
-            "safe_harbor",
-            "safeharbor.categories_present",
-            Some(present as f64),
-        )
-        .with_counts(present as u64, 18);
-        if present > 0 {
-            f = f.with_caveat(
-                "identifiers present: the data does not meet Safe Harbor as it stands",
-            );
-        }
-        findings.push(f);
-    }
-    let columns = column_roles(ds, s);
-    for f in &mut findings {
-        f.params.insert("qi_set".into(), s.label.clone().into());
-    }
-    Ok(RiskAnalysis {
-        findings,
-        detail: ReidDetail {
-            label: s.label.clone(),
-            dataset: ds.name.clone(),
-            quasi_identifiers: s.qi.clone(),
-            sensitive: s.sensitive.clone(),
-            unit: unit.into(),
-            settings,
-            class_sizes: hist,
-            risk_bins,
-            worst_classes,
-            safe_harbor,
-            diversity,
-            columns,
-        },
-        extra_inputs,
-    })
+    (diversity, first_distinct)
 }
 
 fn push_journalist(

@@ -84,6 +84,7 @@ fn audit_finds_membership_resumes_and_reanalyses() {
     let o = audit(dir, "runs/a", &["-q"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let a = json(&dir.join("runs/a/findings.json"));
+    crate::assert_declared_metrics(&a);
     for attack in phiprobe::probe::membership::ATTACKS {
         let v = auc(&a, attack).unwrap_or_else(|| panic!("{attack} has no AUC"));
         eprintln!("{attack}: AUC {v:.3}");

@@ -183,6 +183,7 @@ fn plain_analysis_exits_0_and_policy_gates_with_1() {
     let o = risk_json(dir.path(), "run");
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let findings: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    crate::assert_declared_metrics(&serde_json::json!({ "findings": findings.clone() }));
     let k = findings
         .as_array()
         .unwrap()

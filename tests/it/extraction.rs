@@ -62,6 +62,7 @@ fn memorised_members_are_extracted_and_the_control_is_not() {
     let f: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("run/findings.json")).unwrap())
             .unwrap();
+    crate::assert_declared_metrics(&f);
     let k64 = |group: &str| {
         finding(
             &f,

@@ -96,6 +96,7 @@ fn memorised_members_attributes_are_inferred_and_the_control_is_not() {
     let f: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("run/findings.json")).unwrap())
             .unwrap();
+    crate::assert_declared_metrics(&f);
     for field in ["diagnosis", "birth_date"] {
         let top1 = |arm: &str| {
             finding(

@@ -71,6 +71,7 @@ fn a_micro_sweep_in_two_shards_compares_its_settings_and_resumes() {
         assert!(dir.join("sw/compare").join(f).is_file(), "{f}");
     }
     let c = json(&dir.join("sw/compare/findings.json"));
+    crate::assert_declared_metrics(&c);
     let runs = c["comparison"]["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 2);
     assert_eq!(runs[0]["label"], "noise=0 epochs=2");
