@@ -307,8 +307,10 @@ fn check_resume(inputs: &Inputs<'_>, work: &Path, data: &[FileHash]) -> Result<(
     };
     let key_path = work.join("resume.json");
     if key_path.is_file() {
-        let old: ResumeKey = read_json(&key_path, "phiprobe audit resume state")?;
-        if old != key {
+        // A state this release cannot read (an older release's) is as different as another
+        // audit's: refused, never resumed.
+        let old = read_json::<ResumeKey>(&key_path, "phiprobe audit resume state").ok();
+        if old.as_ref() != Some(&key) {
             return Err(Error::Usage(format!(
                 "{} holds an interrupted audit of different inputs (data, records, models or probe settings changed); delete it or choose another --out",
                 work.display()
