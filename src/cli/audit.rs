@@ -282,6 +282,28 @@ pub fn audit_cmd(a: &AuditArgs, quiet: bool) -> Result<u8> {
     })
 }
 
+/// Moves the scoring bar of stage `name` (a new bar when the stage changes).
+pub(crate) fn scoring_progress(
+    bar: &mut Option<(String, indicatif::ProgressBar)>,
+    name: &str,
+    done: usize,
+    total: usize,
+    quiet: bool,
+) {
+    if bar.as_ref().is_none_or(|(n, _)| n != name) {
+        if let Some((_, b)) = bar.take() {
+            b.finish_and_clear();
+        }
+        *bar = Some((
+            name.to_owned(),
+            super::progress_bar(total as u64, quiet, &format!("scoring ({name})")),
+        ));
+    }
+    if let Some((_, b)) = bar {
+        b.set_position(done as u64);
+    }
+}
+
 /// Runs an audit with progress bars.
 pub(crate) fn run_audit(
     spec: &AuditSpec,
@@ -290,18 +312,7 @@ pub(crate) fn run_audit(
 ) -> Result<audit::AuditOutcome> {
     let mut bar: Option<(String, indicatif::ProgressBar)> = None;
     let mut progress = |name: &str, done: usize, total: usize| {
-        if bar.as_ref().is_none_or(|(n, _)| n != name) {
-            if let Some((_, b)) = bar.take() {
-                b.finish_and_clear();
-            }
-            bar = Some((
-                name.to_owned(),
-                super::progress_bar(total as u64, quiet, &format!("scoring ({name})")),
-            ));
-        }
-        if let Some((_, b)) = &bar {
-            b.set_position(done as u64);
-        }
+        scoring_progress(&mut bar, name, done, total, quiet);
     };
     spec.check()?;
     let folder = crate::run::folder::claim(&spec.out, &spec.input_paths())?;

@@ -128,18 +128,7 @@ pub(super) fn sweep_cmd(a: &SweepArgs, quiet: bool) -> Result<u8> {
             }
         }
         Event::Scoring { stage, done, total } => {
-            if scoring.as_ref().is_none_or(|(n, _)| n != stage) {
-                if let Some((_, b)) = scoring.take() {
-                    b.finish_and_clear();
-                }
-                scoring = Some((
-                    stage.to_owned(),
-                    super::progress_bar(total as u64, quiet, &format!("scoring ({stage})")),
-                ));
-            }
-            if let Some((_, b)) = &scoring {
-                b.set_position(done as u64);
-            }
+            super::audit::scoring_progress(&mut scoring, stage, done, total, quiet);
         }
         Event::Audited { file, timing } => {
             if let Some((_, b)) = scoring.take() {
