@@ -1,11 +1,11 @@
 //! The command line: clap definitions (one doc comment per flag) and the glue that runs each
 //! command. This is the only module that uses `anyhow`.
 
-use crate::data::{Dataset, Format, synth};
+use crate::data::{Format, synth};
 use crate::evidence::{FileHash, FindingsFile};
 use crate::exit;
 use crate::report;
-use crate::risk::{self, KRule, MissingPolicy, RiskSettings};
+use crate::risk::{KRule, MissingPolicy, RiskSettings};
 use anyhow::Result;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use std::io::Write;
@@ -882,13 +882,6 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
-/// The QI sets the demo evaluates: the raw identifiers a privacy expert would start from, and
-/// their Safe Harbor generalisation.
-pub const DEMO_QI_SETS: [(&str, &[&str]); 2] = [
-    ("raw", &["birth_date", "sex", "zip", "admission_date"]),
-    ("safe-harbor", &["birth_year", "sex", "zip3"]),
-];
-
 fn demo(a: &DemoArgs, quiet: bool) -> Result<u8> {
     let t0 = std::time::Instant::now();
     let data_dir = a
@@ -913,34 +906,7 @@ fn demo(a: &DemoArgs, quiet: bool) -> Result<u8> {
         );
     }
     let s = synthesise(&data_dir, a.patients, a.seed, Format::Parquet, 0.5, quiet)?;
-    let ds = Dataset::open(&s.card, None, None)?;
-    let mut findings = Vec::new();
-    let mut details = Vec::new();
-    let mut plans = Vec::new();
-    for (i, (label, qis)) in DEMO_QI_SETS.iter().enumerate() {
-        let settings = RiskSettings {
-            label: (*label).to_owned(),
-            qi: qis.iter().map(|q| (*q).to_owned()).collect(),
-            sensitive: vec!["icd10_code".into()],
-            sampling_fraction: Some(0.01),
-            safe_harbor: i == 0,
-            ..RiskSettings::default()
-        };
-        let analysis = risk::analyze(&ds, &settings)?;
-        findings.extend(analysis.findings);
-        details.push(analysis.detail);
-        plans.push(settings);
-    }
-    let mut inputs = vec![crate::run::risk::file_hash(&s.card)?];
-    inputs.extend(ds.source.hashes.iter().cloned());
-    let plan = serde_json::json!({ "data": s.card.display().to_string(), "patients": a.patients, "risk": plans });
-    let id = crate::run::run_id("demo", &plan, &inputs, a.seed);
-    let file = FindingsFile {
-        findings,
-        reid: details,
-        ..FindingsFile::new(crate::run::manifest(&id, "demo", a.seed, plan, inputs))
-    };
-    report::write_run(&folder, &file, &crate::probe::sections)?;
+    let file = crate::run::demo::risk(&folder, &s.card, a.patients, a.seed)?;
     drop(folder);
     crate::run::folder::log_event(
         &a.out,

@@ -3,12 +3,14 @@
 //! - [`plan`]: `probes/*.toml` and flags → a typed, resolved [`plan::Plan`];
 //! - [`audit`]: observe once (cached, resumable), analyse, gate, write the run folder;
 //! - [`examples`]: the PHI examples an expert may ask for, sealed in an encrypted bundle;
+//! - [`demo`]: the demo's re-identification report;
 //! - [`risk`]: a dataset's re-identification risk as a run folder;
 //! - [`sweep`]: a grid of DP-training settings trained, audited and compared;
 //! - [`folder`]: claiming a run folder (run log checked first) and logging the run;
 //! - run ids and manifests, made here only.
 
 pub mod audit;
+pub mod demo;
 pub mod examples;
 pub mod folder;
 pub mod plan;
