@@ -1449,213 +1449,14 @@ pub fn analyze(
         fields.push(field);
     }
 
-    // Reconstruction.
-    let reconstruction = (!obs.reconstruction.is_empty()).then(|| {
-        let fields = obs
-            .reconstruct_fields
-            .iter()
-            .enumerate()
-            .map(|(i, f)| {
-                let tally = |member: bool| -> (u64, u64) {
-                    let hits: Vec<bool> = obs
-                        .reconstruction
-                        .iter()
-                        .filter(|r| r.member == member)
-                        .filter_map(|r| r.hits.get(i).copied().flatten())
-                        .collect();
-                    (
-                        hits.iter().filter(|h| **h).count() as u64,
-                        hits.len() as u64,
-                    )
-                };
-                let (m, c) = (tally(true), tally(false));
-                let difference = finite3(newcombe_difference(m.0, m.1, c.0, c.1, conf));
-                ReconstructedField {
-                    field: f.clone(),
-                    members: m,
-                    control: c,
-                    difference,
-                }
-            })
-            .collect::<Vec<_>>();
-        for f in &fields {
-            for (arm, (k, n)) in [("attack", f.members), ("control", f.control)] {
-                if n == 0 {
-                    continue;
-                }
-                let (lo, hi) = clopper_pearson(k, n, conf);
-                findings.push(
-                    Finding::new(PROBE, metric::RECONSTRUCTION_RATE, Some(k as f64 / n as f64))
-                        .with_param("field", f.field.as_str())
-                        .with_param("arm", arm)
-                        .with_counts(k, n)
-                        .with_interval(conf, lo, hi, "clopper-pearson"),
-                );
-            }
-        }
-        ReconstructionDetail {
-            prompts: s.prompts.clone(),
-            given: obs.given.clone(),
-            decoding: format!("beam {}, {} tokens", s.beam_width, s.reconstruct_tokens),
-            fields,
-        }
-    });
+    let reconstruction = (!obs.reconstruction.is_empty())
+        .then(|| reconstruction(obs, conf, &mut findings));
 
-    // Linkage.
-    let linkage = (!obs.link.is_empty()).then(|| {
-        let th = &s.thresholds;
-        let group = |member: bool| -> Vec<&LinkRow> {
-            obs.link.iter().filter(|l| l.member == member).collect()
-        };
-        let (mem, ctl) = (group(true), group(false));
-        let base =
-            |g: &[&LinkRow]| -> Vec<f64> { g.iter().map(|l| 1.0 / l.class_size as f64).collect() };
-        let with = |g: &[&LinkRow]| -> Vec<f64> { g.iter().map(|l| l.p_model).collect() };
-        let strata = linkage::STRATA
-            .iter()
-            .filter_map(|&(lo, hi)| {
-                let inside = |l: &&&LinkRow| (lo..=hi).contains(&l.class_size);
-                let m: Vec<&LinkRow> = mem.iter().filter(inside).copied().collect();
-                let c: Vec<&LinkRow> = ctl.iter().filter(inside).copied().collect();
-                if m.is_empty() && c.is_empty() {
-                    return None;
-                }
-                let first = th.first().copied().unwrap_or(0.09);
-                Some(LinkStratum {
-                    label: linkage::stratum(lo),
-                    members: m.len() as u64,
-                    control: c.len() as u64,
-                    baseline_mean: mean(base(&m).into_iter()),
-                    member_mean: mean(with(&m).into_iter()),
-                    control_mean: mean(with(&c).into_iter()),
-                    member_above: m.iter().filter(|l| l.p_model > first).count() as u64,
-                    control_above: c.iter().filter(|l| l.p_model > first).count() as u64,
-                })
-            })
-            .collect();
-        let d = LinkageDetail {
-            released: obs.released.clone(),
-            link_fields: obs.link_fields.clone(),
-            thresholds: th.clone(),
-            patients: obs.patients.0 + obs.patients.1,
-            member_baseline: linkage::summarize(&base(&mem), th),
-            member_model: linkage::summarize(&with(&mem), th),
-            control_baseline: linkage::summarize(&base(&ctl), th),
-            control_model: linkage::summarize(&with(&ctl), th),
-            extracted: (
-                mem.iter().filter(|l| l.extracted).count() as u64,
-                ctl.iter().filter(|l| l.extracted).count() as u64,
-            ),
-            strata,
-            member_points: mem
-                .iter()
-                .map(|l| (1.0 / l.class_size as f64, l.p_model))
-                .collect(),
-            control_points: ctl
-                .iter()
-                .map(|l| (1.0 / l.class_size as f64, l.p_model))
-                .collect(),
-            top: {
-                let mut m: Vec<&&LinkRow> = mem.iter().collect();
-                // The largest gains over the release alone first (a class of one is
-                // identified with or without the model).
-                let gain = |l: &LinkRow| l.p_model - 1.0 / l.class_size as f64;
-                m.sort_by(|a, b| {
-                    gain(b)
-                        .total_cmp(&gain(a))
-                        .then(b.p_model.total_cmp(&a.p_model))
-                        .then(a.record.cmp(&b.record))
-                });
-                m.iter()
-                    .take(10)
-                    .map(|l| LinkedPatient {
-                        record: l.record.clone(),
-                        class_size: l.class_size,
-                        release: 1.0 / l.class_size as f64,
-                        model: l.p_model,
-                        fields: l.fields,
-                        extracted: l.extracted,
-                    })
-                    .collect()
-            },
-        };
-        for (arm, sum, basis) in [
-            ("attack", &d.member_model, "model"),
-            ("attack", &d.member_baseline, "release"),
-            ("control", &d.control_model, "model"),
-            ("control", &d.control_baseline, "release"),
-        ] {
-            findings.push(
-                Finding::new(PROBE, metric::LINKAGE_IDENTIFICATION_MAX, sum.max)
-                    .with_param("arm", arm)
-                    .with_param("basis", basis)
-                    .with_counts(sum.n, sum.n),
-            );
-            findings.push(
-                Finding::new(PROBE, metric::LINKAGE_IDENTIFICATION_MEAN, sum.mean)
-                    .with_param("arm", arm)
-                    .with_param("basis", basis),
-            );
-            for (t, &k) in th.iter().zip(&sum.above) {
-                let (lo, hi) = clopper_pearson(k, sum.n, conf);
-                findings.push(
-                    Finding::new(
-                        PROBE,
-                        metric::LINKAGE_IDENTIFICATION_ABOVE,
-                        (sum.n > 0).then(|| k as f64 / sum.n as f64),
-                    )
-                    .with_param("arm", arm)
-                    .with_param("basis", basis)
-                    .with_param("threshold", *t)
-                    .with_counts(k, sum.n)
-                    .with_interval(conf, lo, hi, "clopper-pearson"),
-                );
-            }
-        }
-        d
-    });
+    let linkage = (!obs.link.is_empty()).then(|| linkage_detail(obs, conf, &mut findings));
 
-    // Membership posterior.
-    let posterior = epsilon.filter(|b| b.epsilon.is_finite()).map(|b| {
-        let e = b.epsilon;
-        // The largest of several attacks' bounds holds jointly at 1 − attacks·(1 − level)
-        // (Bonferroni).
-        let joint = (1.0 - b.attacks.max(1) as f64 * (1.0 - b.confidence)).max(0.0);
-        let (trained, population, given) = match s.population {
-            Some(n) => (obs.patients.0, n.max(obs.patients.0), true),
-            None => (obs.patients.0, obs.patients.0 + obs.patients.1, false),
-        };
-        let prior = trained as f64 / population as f64;
-        let post = linkage::membership_posterior(e, prior);
-        let mut f = Finding::new(PROBE, metric::INFERENCE_MEMBERSHIP_POSTERIOR, Some(post))
-            .with_param("attack", b.attack.as_str())
-            .with_param("epsilon_lb", e)
-            .with_param("prior", prior)
-            .with_param("confidence", joint);
-        if b.attacks > 1 {
-            f = f.with_caveat(format!(
-                "ε is the largest of {} attacks' {}-confidence lower bounds: jointly a {:.3}-confidence bound (Bonferroni)",
-                b.attacks, b.confidence, joint
-            ));
-        }
-        if !given {
-            f = f.with_caveat(
-                "prior n/N uses the dataset's patients as the population; set `population` in the inversion probe to the size of the population the training patients were drawn from",
-            );
-        }
-        findings.push(f);
-        PosteriorDetail {
-            attack: b.attack,
-            attacks: b.attacks,
-            confidence: joint,
-            epsilon: e,
-            prior,
-            trained,
-            population,
-            population_given: given,
-            posterior: post,
-        }
-    });
+    let posterior = epsilon
+        .filter(|b| b.epsilon.is_finite())
+        .map(|b| posterior(obs, b, &mut findings));
 
     let memorised = obs.memorised.clone();
     if let Some(m) = &memorised {
@@ -1682,6 +1483,222 @@ pub fn analyze(
         settings: serde_json::to_value(s).unwrap_or_default(),
     };
     (findings, detail)
+}
+
+/// Reconstruction rates per field, attack vs control arm (Carlini et al. 2021's targeted
+/// reconstruction, scored per field).
+fn reconstruction(
+    obs: &Observations,
+    conf: f64,
+    findings: &mut Vec<Finding>,
+) -> ReconstructionDetail {
+    let s = &obs.settings;
+    let fields = obs
+        .reconstruct_fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let tally = |member: bool| -> (u64, u64) {
+                let hits: Vec<bool> = obs
+                    .reconstruction
+                    .iter()
+                    .filter(|r| r.member == member)
+                    .filter_map(|r| r.hits.get(i).copied().flatten())
+                    .collect();
+                (
+                    hits.iter().filter(|h| **h).count() as u64,
+                    hits.len() as u64,
+                )
+            };
+            let (m, c) = (tally(true), tally(false));
+            let difference = finite3(newcombe_difference(m.0, m.1, c.0, c.1, conf));
+            ReconstructedField {
+                field: f.clone(),
+                members: m,
+                control: c,
+                difference,
+            }
+        })
+        .collect::<Vec<_>>();
+    for f in &fields {
+        for (arm, (k, n)) in [("attack", f.members), ("control", f.control)] {
+            if n == 0 {
+                continue;
+            }
+            let (lo, hi) = clopper_pearson(k, n, conf);
+            findings.push(
+                Finding::new(PROBE, metric::RECONSTRUCTION_RATE, Some(k as f64 / n as f64))
+                    .with_param("field", f.field.as_str())
+                    .with_param("arm", arm)
+                    .with_counts(k, n)
+                    .with_interval(conf, lo, hi, "clopper-pearson"),
+            );
+        }
+    }
+    ReconstructionDetail {
+        prompts: s.prompts.clone(),
+        given: obs.given.clone(),
+        decoding: format!("beam {}, {} tokens", s.beam_width, s.reconstruct_tokens),
+        fields,
+    }
+}
+
+/// Identification after linking the model's inferences to the de-identified release.
+fn linkage_detail(obs: &Observations, conf: f64, findings: &mut Vec<Finding>) -> LinkageDetail {
+    let s = &obs.settings;
+    let th = &s.thresholds;
+    let group = |member: bool| -> Vec<&LinkRow> {
+        obs.link.iter().filter(|l| l.member == member).collect()
+    };
+    let (mem, ctl) = (group(true), group(false));
+    let base =
+        |g: &[&LinkRow]| -> Vec<f64> { g.iter().map(|l| 1.0 / l.class_size as f64).collect() };
+    let with = |g: &[&LinkRow]| -> Vec<f64> { g.iter().map(|l| l.p_model).collect() };
+    let strata = linkage::STRATA
+        .iter()
+        .filter_map(|&(lo, hi)| {
+            let inside = |l: &&&LinkRow| (lo..=hi).contains(&l.class_size);
+            let m: Vec<&LinkRow> = mem.iter().filter(inside).copied().collect();
+            let c: Vec<&LinkRow> = ctl.iter().filter(inside).copied().collect();
+            if m.is_empty() && c.is_empty() {
+                return None;
+            }
+            let first = th.first().copied().unwrap_or(0.09);
+            Some(LinkStratum {
+                label: linkage::stratum(lo),
+                members: m.len() as u64,
+                control: c.len() as u64,
+                baseline_mean: mean(base(&m).into_iter()),
+                member_mean: mean(with(&m).into_iter()),
+                control_mean: mean(with(&c).into_iter()),
+                member_above: m.iter().filter(|l| l.p_model > first).count() as u64,
+                control_above: c.iter().filter(|l| l.p_model > first).count() as u64,
+            })
+        })
+        .collect();
+    let d = LinkageDetail {
+        released: obs.released.clone(),
+        link_fields: obs.link_fields.clone(),
+        thresholds: th.clone(),
+        patients: obs.patients.0 + obs.patients.1,
+        member_baseline: linkage::summarize(&base(&mem), th),
+        member_model: linkage::summarize(&with(&mem), th),
+        control_baseline: linkage::summarize(&base(&ctl), th),
+        control_model: linkage::summarize(&with(&ctl), th),
+        extracted: (
+            mem.iter().filter(|l| l.extracted).count() as u64,
+            ctl.iter().filter(|l| l.extracted).count() as u64,
+        ),
+        strata,
+        member_points: mem
+            .iter()
+            .map(|l| (1.0 / l.class_size as f64, l.p_model))
+            .collect(),
+        control_points: ctl
+            .iter()
+            .map(|l| (1.0 / l.class_size as f64, l.p_model))
+            .collect(),
+        top: {
+            let mut m: Vec<&&LinkRow> = mem.iter().collect();
+            // The largest gains over the release alone first (a class of one is
+            // identified with or without the model).
+            let gain = |l: &LinkRow| l.p_model - 1.0 / l.class_size as f64;
+            m.sort_by(|a, b| {
+                gain(b)
+                    .total_cmp(&gain(a))
+                    .then(b.p_model.total_cmp(&a.p_model))
+                    .then(a.record.cmp(&b.record))
+            });
+            m.iter()
+                .take(10)
+                .map(|l| LinkedPatient {
+                    record: l.record.clone(),
+                    class_size: l.class_size,
+                    release: 1.0 / l.class_size as f64,
+                    model: l.p_model,
+                    fields: l.fields,
+                    extracted: l.extracted,
+                })
+                .collect()
+        },
+    };
+    for (arm, sum, basis) in [
+        ("attack", &d.member_model, "model"),
+        ("attack", &d.member_baseline, "release"),
+        ("control", &d.control_model, "model"),
+        ("control", &d.control_baseline, "release"),
+    ] {
+        findings.push(
+            Finding::new(PROBE, metric::LINKAGE_IDENTIFICATION_MAX, sum.max)
+                .with_param("arm", arm)
+                .with_param("basis", basis)
+                .with_counts(sum.n, sum.n),
+        );
+        findings.push(
+            Finding::new(PROBE, metric::LINKAGE_IDENTIFICATION_MEAN, sum.mean)
+                .with_param("arm", arm)
+                .with_param("basis", basis),
+        );
+        for (t, &k) in th.iter().zip(&sum.above) {
+            let (lo, hi) = clopper_pearson(k, sum.n, conf);
+            findings.push(
+                Finding::new(
+                    PROBE,
+                    metric::LINKAGE_IDENTIFICATION_ABOVE,
+                    (sum.n > 0).then(|| k as f64 / sum.n as f64),
+                )
+                .with_param("arm", arm)
+                .with_param("basis", basis)
+                .with_param("threshold", *t)
+                .with_counts(k, sum.n)
+                .with_interval(conf, lo, hi, "clopper-pearson"),
+            );
+        }
+    }
+    d
+}
+
+/// The membership posterior from the membership probe's ε lower bound and the prior n/N.
+fn posterior(obs: &Observations, b: EpsilonBound, findings: &mut Vec<Finding>) -> PosteriorDetail {
+    let s = &obs.settings;
+    let e = b.epsilon;
+    // The largest of several attacks' bounds holds jointly at 1 − attacks·(1 − level)
+    // (Bonferroni).
+    let joint = (1.0 - b.attacks.max(1) as f64 * (1.0 - b.confidence)).max(0.0);
+    let (trained, population, given) = match s.population {
+        Some(n) => (obs.patients.0, n.max(obs.patients.0), true),
+        None => (obs.patients.0, obs.patients.0 + obs.patients.1, false),
+    };
+    let prior = trained as f64 / population as f64;
+    let post = linkage::membership_posterior(e, prior);
+    let mut f = Finding::new(PROBE, metric::INFERENCE_MEMBERSHIP_POSTERIOR, Some(post))
+        .with_param("attack", b.attack.as_str())
+        .with_param("epsilon_lb", e)
+        .with_param("prior", prior)
+        .with_param("confidence", joint);
+    if b.attacks > 1 {
+        f = f.with_caveat(format!(
+            "ε is the largest of {} attacks' {}-confidence lower bounds: jointly a {:.3}-confidence bound (Bonferroni)",
+            b.attacks, b.confidence, joint
+        ));
+    }
+    if !given {
+        f = f.with_caveat(
+            "prior n/N uses the dataset's patients as the population; set `population` in the inversion probe to the size of the population the training patients were drawn from",
+        );
+    }
+    findings.push(f);
+    PosteriorDetail {
+        attack: b.attack,
+        attacks: b.attacks,
+        confidence: joint,
+        epsilon: e,
+        prior,
+        trained,
+        population,
+        population_given: given,
+        posterior: post,
+    }
 }
 
 crate::stored_as_json!(Observations);
