@@ -61,6 +61,11 @@ pub fn hash_file(path: &Path, shown: &str) -> Result<crate::evidence::FileHash> 
     })
 }
 
+/// [`hash_file`] recording the path as given.
+pub fn hash_path(path: &Path) -> Result<crate::evidence::FileHash> {
+    hash_file(path, &path.display().to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

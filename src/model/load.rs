@@ -44,7 +44,7 @@ pub fn resolve_threads(n: usize) -> crate::Result<usize> {
 
 /// Streams a file through SHA-256 (the path recorded as given).
 pub(crate) fn hash_file(path: &Path) -> crate::Result<FileHash> {
-    crate::fsx::hash::hash_file(path, &path.display().to_string())
+    crate::fsx::hash::hash_path(path)
 }
 
 fn read_json(path: &Path) -> crate::Result<serde_json::Value> {

@@ -38,7 +38,7 @@ pub fn risk(folder: &RunFolder, card: &Path, patients: u64, seed: u64) -> Result
         details.push(analysis.detail);
         plans.push(settings);
     }
-    let mut inputs = vec![super::risk::file_hash(card)?];
+    let mut inputs = vec![crate::fsx::hash::hash_path(card)?];
     inputs.extend(ds.source.hashes.iter().cloned());
     let plan = serde_json::json!({ "data": card.display().to_string(), "patients": patients, "risk": plans });
     let id = super::run_id("demo", &plan, &inputs, seed);

@@ -36,14 +36,21 @@ pub fn run_id(command: &str, plan: &serde_json::Value, inputs: &[FileHash], seed
         h.update(i.sha256.as_bytes());
     }
     h.update(seed.to_le_bytes());
-    let d = h.finalize();
-    format!(
-        "{command}-{}",
-        d[..5]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    )
+    short_id(command, h)
+}
+
+/// `prefix-` and the first 5 bytes of the digest in hex: the form of every run id.
+fn short_id(prefix: &str, h: Sha256) -> String {
+    format!("{prefix}-{}", crate::fsx::hash::hex(&h.finalize()[..5]))
+}
+
+/// The id of a `compare` run: the hashes of the compared findings, hashed.
+pub fn compare_id(inputs: &[FileHash]) -> String {
+    let mut h = Sha256::new();
+    for i in inputs {
+        h.update(i.sha256.as_bytes());
+    }
+    short_id("compare", h)
 }
 
 /// The id of an `audit` run: its recorded plan and seed, hashed.
@@ -51,7 +58,7 @@ pub fn audit_id(plan: &serde_json::Value, seed: u64) -> String {
     let mut h = Sha256::new();
     h.update(plan.to_string().as_bytes());
     h.update(seed.to_le_bytes());
-    format!("audit-{}", crate::fsx::hash::hex(&h.finalize()[..5]))
+    short_id("audit", h)
 }
 
 /// The manifest of a run about to be made (inputs may be completed as they are hashed).

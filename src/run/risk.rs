@@ -1,7 +1,7 @@
 //! `phiprobe risk`: a dataset's re-identification risk, as a run folder. Every input is read
 //! and checked before the folder is claimed; the findings are gated, written whole and logged.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::data::{Dataset, Format};
 use crate::evidence::{Determination, FileHash, FindingsFile};
@@ -73,12 +73,6 @@ pub fn resolve_columns(
     Ok((qi, sensitive))
 }
 
-/// The hash of a small input file (a card, a policy).
-pub fn file_hash(path: &Path) -> Result<FileHash> {
-    let bytes = crate::fsx::read_bytes(path, crate::fsx::input::data_limit())?;
-    Ok(FileHash::of(&path.display().to_string(), &bytes))
-}
-
 /// Runs `risk` end to end and writes its run folder.
 pub fn run(spec: &RiskSpec) -> Result<RiskOutcome> {
     let t0 = std::time::Instant::now();
@@ -104,7 +98,7 @@ pub fn run(spec: &RiskSpec) -> Result<RiskOutcome> {
     let t_analyze = t0.elapsed().as_secs_f64() - t_load;
     let mut inputs = Vec::new();
     if ds.card.is_some() {
-        inputs.push(file_hash(&spec.data)?);
+        inputs.push(crate::fsx::hash::hash_path(&spec.data)?);
     }
     inputs.extend(ds.source.hashes.iter().cloned());
     inputs.extend(analysis.extra_inputs.iter().cloned());
@@ -113,7 +107,7 @@ pub fn run(spec: &RiskSpec) -> Result<RiskOutcome> {
     let gate = match (&policy, &spec.policy) {
         (Some(p), Some(path)) => {
             let outcome = crate::gate::apply(p, path, &mut findings)?;
-            Some(outcome.record(file_hash(path)?))
+            Some(outcome.record(crate::fsx::hash::hash_path(path)?))
         }
         _ => None,
     };

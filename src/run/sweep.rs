@@ -545,21 +545,7 @@ pub fn write_comparison(
             .map(|(l, p, _, _)| serde_json::json!({"label": l, "path": p}))
             .collect::<Vec<_>>(),
     });
-    let id = {
-        use sha2::{Digest, Sha256};
-        let mut h = Sha256::new();
-        for i in &inputs {
-            h.update(i.sha256.as_bytes());
-        }
-        let d = h.finalize();
-        format!(
-            "compare-{}",
-            d[..5]
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        )
-    };
+    let id = super::compare_id(&inputs);
     let manifest = super::manifest(&id, "compare", seed, plan, inputs);
     let file = sweep::compare(&loaded, manifest)?;
     crate::report::write_run(folder, &file, &crate::probe::sections)?;

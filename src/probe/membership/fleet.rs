@@ -488,9 +488,10 @@ impl Stored for Observed {
             scored: Vec::new(),
         })
     }
-    /// The chunks are written as they are scored; `audit.json` last.
-    fn write(&self, path: &Path) -> Result<()> {
-        write_json(path, &self.record)
+    /// Nothing left to write: `observe` writes the chunks as they are scored and `audit.json`
+    /// last, and reads them back to build these observations.
+    fn write(&self, _path: &Path) -> Result<()> {
+        Ok(())
     }
 }
 
