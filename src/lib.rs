@@ -26,8 +26,8 @@
 //!
 //! - a module uses only modules of lower layers (ARCHITECTURE.md "Layers"): no cycle, no
 //!   upward import;
-//! - only `data/` touches polars; only `report/` touches plotters; only `model/` and `train/`
-//!   touch candle and tokenizers (`stats::accountant` is pure maths);
+//! - only `data/` touches polars; only `report/` draws figures (`report::chart`, to SVG and PDF,
+//!   PDF objects through pdf-writer); only `model/` and `train/` touch candle and tokenizers (`stats::accountant` is pure maths);
 //! - `stats/`, `evidence/` and every probe's `analyze` are pure: no I/O, no ML types, no polars;
 //!   only a probe's `observe` runs a model, through the `LanguageModel` trait;
 //! - `cli` is the only place that uses `anyhow`; the library returns [`error::Error`];

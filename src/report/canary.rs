@@ -1,16 +1,13 @@
 //! The canary-exposure section: exposure by repetition count (figure), every canary's three
 //! estimates, and the reference fits. Canaries are synthetic, so their secrets are shown.
 
-use plotters::prelude::*;
-
+use super::chart::{Axis, BLACK, Figure, Key, Marker, TickFormat, series_colour};
 use super::doc::{Block, Section, num};
 use crate::evidence::{CanaryDetail, FindingsFile};
 
-use super::figures::PALETTE;
-
 /// Exposure (bits) against copies planted (log₂ axis), one colour per kind, the per-rung mean as
 /// a black line, and the interpolation ceiling log₂(#references) dashed.
-pub fn exposure_figure(d: &CanaryDetail) -> Result<String, String> {
+pub fn exposure_figure(d: &CanaryDetail) -> Result<Figure, String> {
     let planted: Vec<_> = d.rows.iter().filter(|r| r.repetitions > 0).collect();
     if planted.is_empty() {
         return Err("no planted canary".into());
@@ -27,96 +24,60 @@ pub fn exposure_figure(d: &CanaryDetail) -> Result<String, String> {
     let mut kinds: Vec<&str> = d.rows.iter().map(|r| r.kind.as_str()).collect();
     kinds.sort_unstable();
     kinds.dedup();
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (720, 480)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(
-                "Canary exposure by copies in the training data",
-                ("sans-serif", 18),
-            )
-            .margin(12)
-            .x_label_area_size(44)
-            .y_label_area_size(56)
-            .build_cartesian_2d((0.8f64..max_rep * 1.25).log_scale(), y_min..y_max)
-            .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .light_line_style(WHITE)
-            .x_desc("copies planted (log scale)")
-            .y_desc("exposure (bits)")
-            .x_label_formatter(&|v| format!("{v:.0}"))
-            .draw()
-            .map_err(|e| e.to_string())?;
-        // Interpolation ceiling per reference count.
-        let mut ceilings: Vec<u64> = d.rows.iter().map(|r| r.references).collect();
-        ceilings.sort_unstable();
-        ceilings.dedup();
-        for n in ceilings {
-            let y = (n as f64).log2();
-            chart
-                .draw_series(DashedLineSeries::new(
-                    [(0.8, y), (max_rep * 1.25, y)],
-                    6,
-                    4,
-                    BLACK.mix(0.35).stroke_width(1),
-                ))
-                .map_err(|e| e.to_string())?;
-        }
-        for (i, kind) in kinds.iter().enumerate() {
-            let c = PALETTE[i % PALETTE.len()];
-            let pts: Vec<(f64, f64)> = planted
-                .iter()
-                .filter(|r| r.kind == *kind)
-                .map(|r| (r.repetitions as f64, r.exposure))
-                .collect();
-            // Where the exact-rank search stopped early: the range up to its bound.
-            let ranges: Vec<(f64, f64, f64)> = planted
-                .iter()
-                .filter(|r| r.kind == *kind && matches!(r.exact_rank, Some((_, false))))
-                .filter_map(|r| Some((r.repetitions as f64, r.exposure, r.exposure_exact?)))
-                .collect();
-            for (x, lo, hi) in ranges {
-                chart
-                    .draw_series(LineSeries::new(
-                        [(x, lo), (x, hi)],
-                        c.mix(0.5).stroke_width(2),
-                    ))
-                    .map_err(|e| e.to_string())?;
-                chart
-                    .draw_series([TriangleMarker::new((x, hi), 4, c.mix(0.7).filled())])
-                    .map_err(|e| e.to_string())?;
-            }
-            chart
-                .draw_series(pts.iter().map(|&p| Circle::new(p, 4, c.filled())))
-                .map_err(|e| e.to_string())?
-                .label(*kind)
-                .legend(move |(x, y)| Circle::new((x + 8, y), 4, c.filled()));
-        }
-        let mut rungs: std::collections::BTreeMap<usize, Vec<f64>> = Default::default();
-        for r in &planted {
-            rungs.entry(r.rung.max(1)).or_default().push(r.exposure);
-        }
-        let mean: Vec<(f64, f64)> = rungs
-            .iter()
-            .map(|(k, v)| (*k as f64, v.iter().sum::<f64>() / v.len() as f64))
-            .collect();
-        chart
-            .draw_series(LineSeries::new(mean, BLACK.stroke_width(2)))
-            .map_err(|e| e.to_string())?
-            .label("mean")
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], BLACK.stroke_width(2)));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .draw()
-            .map_err(|e| e.to_string())?;
-        root.present().map_err(|e| e.to_string())?;
+    let x_hi = max_rep * 1.25;
+    let mut fig = Figure::new(
+        "Canary exposure by copies in the training data",
+        (720.0, 480.0),
+        Axis::log("copies planted (log scale)", 0.8, x_hi).format(TickFormat::Integer),
+        Axis::linear("exposure (bits)", y_min, y_max),
+    );
+    // Interpolation ceiling per reference count.
+    let mut ceilings: Vec<u64> = d.rows.iter().map(|r| r.references).collect();
+    ceilings.sort_unstable();
+    ceilings.dedup();
+    for n in ceilings {
+        let y = (n as f64).log2();
+        fig.line(
+            vec![(0.8, y), (x_hi, y)],
+            BLACK.stroke(1.0).alpha(0.35).dashed(),
+        );
     }
-    Ok(svg)
+    for (i, kind) in kinds.iter().enumerate() {
+        let c = series_colour(i);
+        let pts: Vec<(f64, f64)> = planted
+            .iter()
+            .filter(|r| r.kind == *kind)
+            .map(|r| (r.repetitions as f64, r.exposure))
+            .collect();
+        // Where the exact-rank search stopped early: the range up to its bound.
+        let ranges: Vec<(f64, f64, f64)> = planted
+            .iter()
+            .filter(|r| r.kind == *kind && matches!(r.exact_rank, Some((_, false))))
+            .filter_map(|r| Some((r.repetitions as f64, r.exposure, r.exposure_exact?)))
+            .collect();
+        for &(x, lo, hi) in &ranges {
+            fig.line(vec![(x, lo), (x, hi)], c.stroke(2.0).alpha(0.5));
+        }
+        fig.markers(
+            ranges.iter().map(|r| (r.0, r.2)).collect(),
+            Marker::Triangle,
+            4.0,
+            c.alpha(0.7),
+        );
+        fig.markers(pts, Marker::Circle, 4.0, c.fill())
+            .key(*kind, Key::Marker(Marker::Circle, c.fill()));
+    }
+    let mut rungs: std::collections::BTreeMap<usize, Vec<f64>> = Default::default();
+    for r in &planted {
+        rungs.entry(r.rung.max(1)).or_default().push(r.exposure);
+    }
+    let mean: Vec<(f64, f64)> = rungs
+        .iter()
+        .map(|(k, v)| (*k as f64, v.iter().sum::<f64>() / v.len() as f64))
+        .collect();
+    fig.line(mean, BLACK.stroke(2.0))
+        .key("mean", Key::Line(BLACK.stroke(2.0)));
+    Ok(fig)
 }
 
 /// One summary paragraph for the report's first section.
@@ -170,8 +131,8 @@ pub fn section(file: &FindingsFile) -> Option<Section> {
         d.source
     ))];
     match exposure_figure(d) {
-        Ok(svg) => blocks.push(Block::Figure {
-            svg,
+        Ok(figure) => blocks.push(Block::Figure {
+            figure: Box::new(figure),
             caption: "Exposure (headline estimate) of every planted canary against its copies in the training data; the black line is the mean per rung of the plan's ladder, dashed lines the interpolation ceiling log₂(#references); a bar ending in a triangle reaches up to the bound of an exact-rank search that stopped at its budget. Exposure that grows with copies is memorisation."
                 .into(),
         }),

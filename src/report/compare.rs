@@ -4,11 +4,9 @@
 //! FPR against ε, and canary exposure against repetition — the reporting conventions of
 //! reference/dp.md §4.
 
-use plotters::prelude::*;
-
+use super::chart::{Axis, BLACK, Figure, Key, Marker, Rgb, series_colour};
 use super::doc::{Block, ReportDoc, Section, num};
 use super::dp::{eps_text, estimate_table, setting_rows};
-use super::figures::PALETTE;
 use crate::evidence::{ComparedRun, ComparisonDetail, EpsilonKind, FindingsFile};
 
 fn r3(v: f64) -> String {
@@ -50,94 +48,52 @@ fn chart(
     refs: (&str, &[f64]),
     diagonal: Option<f64>,
     lines: bool,
-) -> Result<String, String> {
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (720, 480)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let mut ch = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(44)
-            .y_label_area_size(56)
-            .build_cartesian_2d(0f64..x_max, y_range.0..y_range.1)
-            .map_err(|e| e.to_string())?;
-        ch.configure_mesh()
-            .light_line_style(WHITE)
-            .x_desc(x_desc)
-            .y_desc(y_desc)
-            .draw()
-            .map_err(|e| e.to_string())?;
-        if let Some(end) = diagonal {
-            // Up to the largest finite ε: the ∞ column is not on the ε scale.
-            let top = end.min(y_range.1);
-            ch.draw_series(LineSeries::new(
-                [(0.0, 0.0), (top, top)],
-                BLACK.mix(0.6).stroke_width(1),
-            ))
-            .map_err(|e| e.to_string())?
-            .label("y = x (tight)")
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], BLACK.mix(0.6)));
-        }
-        for (i, y) in refs.1.iter().enumerate() {
-            let grey = RGBColor(110, 110, 110);
-            let s = ch
-                .draw_series(DashedLineSeries::new(
-                    [(0.0, *y), (x_max, *y)],
-                    6,
-                    4,
-                    grey.stroke_width(1),
-                ))
-                .map_err(|e| e.to_string())?;
-            if i == 0 {
-                s.label(refs.0)
-                    .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], grey));
-            }
-        }
-        for (i, (label, pts)) in series.iter().enumerate() {
-            let c = PALETTE[i % PALETTE.len()];
-            let mut sorted = pts.clone();
-            sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
-            if lines {
-                // Lines join finite points only; a setting at ε = ∞ stands apart.
-                ch.draw_series(LineSeries::new(
-                    sorted.iter().filter(|p| !p.2).map(|p| (p.0, p.1)),
-                    c.mix(0.5).stroke_width(1),
-                ))
-                .map_err(|e| e.to_string())?;
-            }
-            ch.draw_series(
-                sorted
-                    .iter()
-                    .filter(|p| !p.2)
-                    .map(|p| Circle::new((p.0, p.1), 4, c.filled())),
-            )
-            .map_err(|e| e.to_string())?
-            .label(label.as_str())
-            .legend(move |(x, y)| Circle::new((x + 8, y), 4, c.filled()));
-            ch.draw_series(
-                sorted
-                    .iter()
-                    .filter(|p| p.2)
-                    .map(|p| Cross::new((p.0, p.1), 5, c.stroke_width(2))),
-            )
-            .map_err(|e| e.to_string())?;
-        }
-        // A legend only where it tells series apart (one unlabelled series would only hide
-        // points in the corner it takes).
-        let entries =
-            series.len() + usize::from(!refs.1.is_empty()) + usize::from(diagonal.is_some());
-        if entries > 1 {
-            ch.configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK.mix(0.3))
-                .draw()
-                .map_err(|e| e.to_string())?;
-        }
-        root.present().map_err(|e| e.to_string())?;
+) -> Result<Figure, String> {
+    let mut fig = Figure::new(
+        title,
+        (720.0, 480.0),
+        Axis::linear(x_desc, 0.0, x_max),
+        Axis::linear(y_desc, y_range.0, y_range.1),
+    );
+    let mut legend = Vec::new();
+    if let Some(end) = diagonal {
+        // Up to the largest finite ε: the ∞ column is not on the ε scale.
+        let top = end.min(y_range.1);
+        let s = BLACK.stroke(1.0).alpha(0.6);
+        fig.line(vec![(0.0, 0.0), (top, top)], s);
+        legend.push(("y = x (tight)".to_owned(), Key::Line(s)));
     }
-    Ok(svg)
+    let dash = Rgb(110, 110, 110).stroke(1.0).dashed();
+    for y in refs.1 {
+        fig.line(vec![(0.0, *y), (x_max, *y)], dash);
+    }
+    if !refs.1.is_empty() {
+        legend.push((refs.0.to_owned(), Key::Line(dash)));
+    }
+    for (i, (label, pts)) in series.iter().enumerate() {
+        let c = series_colour(i);
+        let mut sorted = pts.clone();
+        sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let finite: Vec<(f64, f64)> = sorted.iter().filter(|p| !p.2).map(|p| (p.0, p.1)).collect();
+        if lines {
+            // Lines join finite points only; a setting at ε = ∞ stands apart.
+            fig.line(finite.clone(), c.stroke(1.0).alpha(0.5));
+        }
+        fig.markers(finite, Marker::Circle, 4.0, c.fill());
+        fig.markers(
+            sorted.iter().filter(|p| p.2).map(|p| (p.0, p.1)).collect(),
+            Marker::Cross,
+            5.0,
+            c.fill(),
+        );
+        legend.push((label.clone(), Key::Marker(Marker::Circle, c.fill())));
+    }
+    // A legend only where it tells series apart (one unlabelled series would only hide
+    // points in the corner it takes).
+    if legend.len() > 1 {
+        fig.legend = legend;
+    }
+    Ok(fig)
 }
 
 fn y_range(values: impl Iterator<Item = f64>, floor: f64) -> (f64, f64) {
@@ -149,7 +105,7 @@ fn y_range(values: impl Iterator<Item = f64>, floor: f64) -> (f64, f64) {
 }
 
 /// Privacy/utility frontier: validation perplexity against the accountant's ε.
-pub fn frontier_figure(d: &ComparisonDetail) -> Result<String, String> {
+pub fn frontier_figure(d: &ComparisonDetail) -> Result<Figure, String> {
     let inf = infinity_at(d);
     let pts: Vec<(f64, f64, bool)> = d
         .runs
@@ -179,7 +135,7 @@ pub fn frontier_figure(d: &ComparisonDetail) -> Result<String, String> {
 
 /// Empirical ε against the accountant's ε, one series per (instrument, method), y = x and each
 /// series' ceiling.
-pub fn epsilon_figure(d: &ComparisonDetail) -> Result<String, String> {
+pub fn epsilon_figure(d: &ComparisonDetail) -> Result<Figure, String> {
     let inf = infinity_at(d);
     let mut series: Vec<Series> = Vec::new();
     let mut refs: Vec<f64> = Vec::new();
@@ -235,7 +191,7 @@ pub fn epsilon_figure(d: &ComparisonDetail) -> Result<String, String> {
 }
 
 /// Attack AUC (or TPR at the lowest FPR) against ε, one series per attack.
-pub fn attack_figure(d: &ComparisonDetail, tpr: bool) -> Result<String, String> {
+pub fn attack_figure(d: &ComparisonDetail, tpr: bool) -> Result<Figure, String> {
     let inf = infinity_at(d);
     let mut series: Vec<Series> = Vec::new();
     let mut low_fprs: Vec<f64> = Vec::new();
@@ -301,7 +257,7 @@ pub fn attack_figure(d: &ComparisonDetail, tpr: bool) -> Result<String, String> 
 }
 
 /// Mean canary exposure against copies planted, one series per setting.
-pub fn exposure_figure(d: &ComparisonDetail) -> Result<String, String> {
+pub fn exposure_figure(d: &ComparisonDetail) -> Result<Figure, String> {
     let series: Vec<Series> = d
         .runs
         .iter()
@@ -338,10 +294,10 @@ pub fn exposure_figure(d: &ComparisonDetail) -> Result<String, String> {
     )
 }
 
-fn figure(blocks: &mut Vec<Block>, svg: Result<String, String>, caption: &str) {
-    match svg {
-        Ok(svg) => blocks.push(Block::Figure {
-            svg,
+fn figure(blocks: &mut Vec<Block>, figure: Result<Figure, String>, caption: &str) {
+    match figure {
+        Ok(figure) => blocks.push(Block::Figure {
+            figure: Box::new(figure),
             caption: caption.to_owned(),
         }),
         Err(e) => blocks.push(Block::Para(format!("(figure unavailable: {e})"))),

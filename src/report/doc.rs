@@ -1,6 +1,7 @@
 //! `ReportDoc`: the report as plain blocks, built once from `findings.json` and rendered to
 //! Markdown and HTML by the views in this module's siblings.
 
+use super::chart::Figure;
 use super::figures;
 use crate::evidence::metric;
 use crate::evidence::{Finding, FindingsFile, Verdict};
@@ -21,13 +22,26 @@ pub enum Block {
     },
     /// Preformatted text (configuration, commands).
     Code(String),
-    /// An SVG figure (HTML only; Markdown shows the caption and points at the HTML).
+    /// A figure (drawn in HTML and PDF; Markdown shows the caption and points at the HTML).
     Figure {
-        /// SVG markup.
-        svg: String,
+        /// What to draw.
+        figure: Box<Figure>,
         /// Caption.
         caption: String,
     },
+}
+
+impl Block {
+    /// The figure with its caption, or a note saying why it could not be drawn.
+    pub fn figure(figure: Result<Figure, String>, caption: impl Into<String>) -> Self {
+        match figure {
+            Ok(f) => Self::Figure {
+                figure: Box::new(f),
+                caption: caption.into(),
+            },
+            Err(e) => Self::Para(format!("(figure not drawn: {e})")),
+        }
+    }
 }
 
 /// A titled section.
@@ -319,13 +333,10 @@ fn reid_sections(file: &FindingsFile, d: &crate::evidence::ReidDetail) -> Vec<Se
             .map(|b| vec![b.0.to_owned(), num(b.2 as f64), num(b.1 as f64)])
             .collect(),
     });
-    match figures::class_size_histogram(d, k_rule_k) {
-        Ok(svg) => dist.push(Block::Figure {
-            svg,
-            caption: format!("Persons by class size; red: classes smaller than k = {k_rule_k}."),
-        }),
-        Err(e) => dist.push(Block::Para(format!("(figure not drawn: {e})"))),
-    }
+    dist.push(Block::figure(
+        Ok(figures::class_size_histogram(d, k_rule_k)),
+        format!("Persons by class size; red: classes smaller than k = {k_rule_k}."),
+    ));
     dist.push(Block::Table {
         header: ["risk band (lo, hi]", "persons"].map(String::from).to_vec(),
         rows: d
@@ -339,16 +350,13 @@ fn reid_sections(file: &FindingsFile, d: &crate::evidence::ReidDetail) -> Vec<Se
             })
             .collect(),
     });
-    match figures::risk_distribution(d, threshold) {
-        Ok(svg) => dist.push(Block::Figure {
-            svg,
-            caption: format!(
-                "Persons by prosecutor risk; red: bands at or above t = {}.",
-                num(threshold)
-            ),
-        }),
-        Err(e) => dist.push(Block::Para(format!("(figure not drawn: {e})"))),
-    }
+    dist.push(Block::figure(
+        Ok(figures::risk_distribution(d, threshold)),
+        format!(
+            "Persons by prosecutor risk; red: bands at or above t = {}.",
+            num(threshold)
+        ),
+    ));
     sections.push(Section {
         title: format!("Equivalence classes and risk distribution{suffix}"),
         blocks: dist,

@@ -1,8 +1,7 @@
 //! The extraction section: the k-extractability curve, extraction rates per identifier type for
 //! members against the non-member control, untargeted counts, and masked examples.
 
-use plotters::prelude::*;
-
+use super::chart::{Axis, Figure, Key, Marker, PALETTE, TickFormat};
 use super::doc::{Block, Section, num};
 use crate::evidence::{ExtractionDetail, FindingsFile};
 
@@ -19,80 +18,50 @@ fn pct(k: u64, n: u64) -> String {
 
 /// Fraction of records whose continuation is extractable against the prefix length k, members
 /// and non-members, with Wilson intervals as error bars.
-pub fn k_curve_figure(d: &ExtractionDetail, confidence: f64) -> Result<String, String> {
+pub fn k_curve_figure(d: &ExtractionDetail, confidence: f64) -> Result<Figure, String> {
     if d.curve.is_empty() {
         return Err("no prefix prompts".into());
     }
     let kmax = d.curve.iter().map(|p| p.k).max().unwrap_or(1) as f64;
     let kmin = d.curve.iter().map(|p| p.k).min().unwrap_or(1) as f64;
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (720, 420)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(
-                "k-extractability: continuation reproduced exactly",
-                ("sans-serif", 18),
-            )
-            .margin(12)
-            .x_label_area_size(44)
-            .y_label_area_size(56)
-            .build_cartesian_2d((kmin * 0.8..kmax * 1.25).log_scale(), 0.0f64..1.0)
-            .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .light_line_style(WHITE)
-            .x_desc("prefix length k (tokens, log scale)")
-            .y_desc("fraction extractable (any decode)")
-            .x_label_formatter(&|v| format!("{v:.0}"))
-            .draw()
-            .map_err(|e| e.to_string())?;
-        for (label, colour, pick) in [
-            ("members", RGBColor(214, 39, 40), true),
-            ("non-members (control)", RGBColor(31, 119, 180), false),
-        ] {
-            let pts: Vec<(f64, f64, f64, f64)> = d
-                .curve
-                .iter()
-                .map(|p| {
-                    let (k, n) = if pick { p.member } else { p.control };
-                    let (c, h) = crate::stats::wilson(k, n, confidence);
-                    let v = if n == 0 { 0.0 } else { k as f64 / n as f64 };
-                    (p.k as f64, v, (c - h).max(0.0), (c + h).min(1.0))
-                })
-                .collect();
-            chart
-                .draw_series(LineSeries::new(
-                    pts.iter().map(|p| (p.0, p.1)),
-                    colour.stroke_width(2),
-                ))
-                .map_err(|e| e.to_string())?
-                .label(label)
-                .legend(move |(x, y)| {
-                    PathElement::new([(x, y), (x + 16, y)], colour.stroke_width(2))
-                });
-            for p in &pts {
-                chart
-                    .draw_series(LineSeries::new(
-                        [(p.0, p.2), (p.0, p.3)],
-                        colour.stroke_width(1),
-                    ))
-                    .map_err(|e| e.to_string())?;
-                chart
-                    .draw_series([Circle::new((p.0, p.1), 3, colour.filled())])
-                    .map_err(|e| e.to_string())?;
-            }
+    let mut fig = Figure::new(
+        "k-extractability: continuation reproduced exactly",
+        (720.0, 420.0),
+        Axis::log(
+            "prefix length k (tokens, log scale)",
+            kmin * 0.8,
+            kmax * 1.25,
+        )
+        .format(TickFormat::Integer),
+        Axis::linear("fraction extractable (any decode)", 0.0, 1.0),
+    );
+    for (label, colour, pick) in [
+        ("members", PALETTE[3], true),
+        ("non-members (control)", PALETTE[0], false),
+    ] {
+        let pts: Vec<(f64, f64, f64, f64)> = d
+            .curve
+            .iter()
+            .map(|p| {
+                let (k, n) = if pick { p.member } else { p.control };
+                let (c, h) = crate::stats::wilson(k, n, confidence);
+                let v = if n == 0 { 0.0 } else { k as f64 / n as f64 };
+                (p.k as f64, v, (c - h).max(0.0), (c + h).min(1.0))
+            })
+            .collect();
+        fig.line(pts.iter().map(|p| (p.0, p.1)).collect(), colour.stroke(2.0))
+            .key(label, Key::Line(colour.stroke(2.0)));
+        for p in &pts {
+            fig.line(vec![(p.0, p.2), (p.0, p.3)], colour.stroke(1.0));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .draw()
-            .map_err(|e| e.to_string())?;
-        root.present().map_err(|e| e.to_string())?;
+        fig.markers(
+            pts.iter().map(|p| (p.0, p.1)).collect(),
+            Marker::Circle,
+            3.0,
+            colour.fill(),
+        );
     }
-    Ok(svg)
+    Ok(fig)
 }
 
 /// One summary paragraph.
@@ -141,8 +110,8 @@ pub fn section(file: &FindingsFile) -> Option<Section> {
         d.records, d.members
     ))];
     match k_curve_figure(d, conf) {
-        Ok(svg) => blocks.push(Block::Figure {
-            svg,
+        Ok(figure) => blocks.push(Block::Figure {
+            figure: Box::new(figure),
             caption: format!(
                 "k-extractability: fraction of records whose next {suffix} tokens a decode reproduces exactly, against the prefix length; bars are {}% Wilson intervals.",
                 num(100.0 * conf)

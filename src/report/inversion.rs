@@ -2,10 +2,9 @@
 //! quasi-identifiers, identification probabilities by class size, the membership posterior
 //! and memorised-record matches.
 
-use plotters::prelude::*;
+use super::chart::{Axis, BLACK, Corner, Figure, GREY, Key, PALETTE, Rgb};
 
 use super::doc::{Block, Section, num};
-use super::figures::PALETTE;
 use crate::evidence::{ArmRate, FindingsFile, IdSummary, InversionDetail, LinkageDetail};
 
 fn pct(k: u64, n: u64) -> String {
@@ -39,7 +38,7 @@ fn rate_cell(r: &ArmRate) -> String {
 }
 
 /// One bar series: its label, colour and a (point, lo, hi) per group.
-type Series = (String, RGBColor, Vec<(f64, f64, f64)>);
+type Series = (String, Rgb, Vec<(f64, f64, f64)>);
 
 /// Grouped bars with error bars: `groups` labels along x, `series` (label, values) where each
 /// value is (point, lo, hi); `reference` draws a dashed horizontal line.
@@ -49,85 +48,41 @@ fn bars_figure(
     groups: &[String],
     series: &[Series],
     reference: Option<(f64, String)>,
-) -> Result<String, String> {
+) -> Result<Figure, String> {
     if groups.is_empty() || series.is_empty() {
         return Err("nothing to draw".into());
     }
-    let n = groups.len();
-    let s = series.len();
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (760, 420)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(56)
-            .y_label_area_size(56)
-            .build_cartesian_2d(-0.5f64..n as f64 - 0.5, 0.0f64..1.05)
-            .map_err(|e| e.to_string())?;
-        let labels: Vec<String> = groups.to_vec();
-        chart
-            .configure_mesh()
-            .light_line_style(WHITE)
-            .disable_x_mesh()
-            .x_labels(n)
-            .x_label_formatter(&|v| {
-                let i = v.round();
-                if (v - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < labels.len() {
-                    labels[i as usize].clone()
-                } else {
-                    String::new()
-                }
-            })
-            .y_desc(y_desc)
-            .draw()
-            .map_err(|e| e.to_string())?;
-        let width = 0.8 / s as f64;
-        for (si, (label, colour, values)) in series.iter().enumerate() {
-            let colour = *colour;
-            let x0 = |g: usize| g as f64 - 0.4 + si as f64 * width;
-            chart
-                .draw_series(values.iter().enumerate().map(|(g, &(p, _, _))| {
-                    Rectangle::new(
-                        [(x0(g) + 0.01, 0.0), (x0(g) + width - 0.01, p.max(0.0))],
-                        colour.mix(0.8).filled(),
-                    )
-                }))
-                .map_err(|e| e.to_string())?
-                .label(label.clone())
-                .legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 5), (x + 12, y + 5)], colour.filled())
-                });
-            for (g, &(_, lo, hi)) in values.iter().enumerate() {
-                let xc = x0(g) + width / 2.0;
-                chart
-                    .draw_series(LineSeries::new([(xc, lo), (xc, hi)], BLACK.stroke_width(1)))
-                    .map_err(|e| e.to_string())?;
-            }
+    let n = groups.len() as f64;
+    let s = series.len() as f64;
+    let mut fig = Figure::new(
+        title,
+        (760.0, 420.0),
+        Axis::categories("", groups.to_vec()),
+        Axis::linear(y_desc, 0.0, 1.05),
+    );
+    fig.legend_at = Corner::UpperRight;
+    let width = 0.8 / s;
+    for (si, (label, colour, values)) in series.iter().enumerate() {
+        let x0 = |g: usize| g as f64 - 0.4 + si as f64 * width;
+        for (g, &(p, _, _)) in values.iter().enumerate() {
+            fig.rect(
+                (x0(g) + 0.01, 0.0),
+                (x0(g) + width - 0.01, p.max(0.0)),
+                colour.alpha(0.8),
+            );
         }
-        if let Some((y, label)) = reference {
-            chart
-                .draw_series(DashedLineSeries::new(
-                    [(-0.5, y), (n as f64 - 0.5, y)],
-                    6,
-                    4,
-                    BLACK.stroke_width(1),
-                ))
-                .map_err(|e| e.to_string())?
-                .label(label)
-                .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], BLACK.stroke_width(1)));
+        fig.key(label.clone(), Key::Swatch(colour.fill()));
+        for (g, &(_, lo, hi)) in values.iter().enumerate() {
+            let xc = x0(g) + width / 2.0;
+            fig.line(vec![(xc, lo), (xc, hi)], BLACK.stroke(1.0));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .draw()
-            .map_err(|e| e.to_string())?;
-        root.present().map_err(|e| e.to_string())?;
     }
-    Ok(svg)
+    if let Some((y, label)) = reference {
+        let dash = BLACK.stroke(1.0).dashed();
+        fig.line(vec![(-0.5, y), (n - 0.5, y)], dash)
+            .key(label, Key::Line(dash));
+    }
+    Ok(fig)
 }
 
 fn interval(r: &ArmRate) -> (f64, f64, f64) {
@@ -140,7 +95,7 @@ fn interval(r: &ArmRate) -> (f64, f64, f64) {
 }
 
 /// Top-1 accuracy per field for the three arms, with Wilson intervals.
-pub fn accuracy_figure(d: &InversionDetail) -> Result<String, String> {
+pub fn accuracy_figure(d: &InversionDetail) -> Result<Figure, String> {
     let groups: Vec<String> = d.fields.iter().map(|f| f.field.clone()).collect();
     let series = vec![
         (
@@ -170,7 +125,7 @@ pub fn accuracy_figure(d: &InversionDetail) -> Result<String, String> {
 
 /// Mean identification probability by released class size: release alone, members and
 /// non-members with the model.
-pub fn risk_figure(l: &LinkageDetail) -> Result<String, String> {
+pub fn risk_figure(l: &LinkageDetail) -> Result<Figure, String> {
     let groups: Vec<String> = l
         .strata
         .iter()
@@ -183,7 +138,7 @@ pub fn risk_figure(l: &LinkageDetail) -> Result<String, String> {
     let series = vec![
         (
             "release only (1/f)".to_owned(),
-            RGBColor(150, 150, 150),
+            GREY,
             l.strata.iter().map(|s| pt(s.baseline_mean)).collect(),
         ),
         (
@@ -210,7 +165,7 @@ pub fn risk_figure(l: &LinkageDetail) -> Result<String, String> {
 /// Share of patients whose identification probability is at least x, against x: members and
 /// non-members with the model's answers, and members from the release alone; dashed lines at
 /// the thresholds.
-pub fn distribution_figure(l: &LinkageDetail) -> Result<String, String> {
+pub fn distribution_figure(l: &LinkageDetail) -> Result<Figure, String> {
     if l.member_points.is_empty() && l.control_points.is_empty() {
         return Err("no patients".into());
     }
@@ -226,69 +181,37 @@ pub fn distribution_figure(l: &LinkageDetail) -> Result<String, String> {
         pts.push((1.0, 0.0));
         pts
     };
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (720, 420)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption("Per-patient identification probability", ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(44)
-            .y_label_area_size(56)
-            .build_cartesian_2d(0.0f64..1.0, 0.0f64..1.02)
-            .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .light_line_style(WHITE)
-            .x_desc("identification probability p")
-            .y_desc("share of patients with probability ≥ p")
-            .draw()
-            .map_err(|e| e.to_string())?;
-        for (label, colour, pts) in [
-            (
-                "members, with the model",
-                PALETTE[0],
-                survival(l.member_points.iter().map(|p| p.1).collect()),
-            ),
-            (
-                "non-members, with the model",
-                PALETTE[1],
-                survival(l.control_points.iter().map(|p| p.1).collect()),
-            ),
-            (
-                "members, release only (1/f)",
-                RGBColor(150, 150, 150),
-                survival(l.member_points.iter().map(|p| p.0).collect()),
-            ),
-        ] {
-            chart
-                .draw_series(LineSeries::new(pts, colour.stroke_width(2)))
-                .map_err(|e| e.to_string())?
-                .label(label)
-                .legend(move |(x, y)| {
-                    PathElement::new([(x, y), (x + 16, y)], colour.stroke_width(2))
-                });
-        }
-        for t in &l.thresholds {
-            chart
-                .draw_series(DashedLineSeries::new(
-                    [(*t, 0.0), (*t, 1.02)],
-                    5,
-                    4,
-                    BLACK.stroke_width(1),
-                ))
-                .map_err(|e| e.to_string())?;
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .draw()
-            .map_err(|e| e.to_string())?;
-        root.present().map_err(|e| e.to_string())?;
+    let mut fig = Figure::new(
+        "Per-patient identification probability",
+        (720.0, 420.0),
+        Axis::linear("identification probability p", 0.0, 1.0),
+        Axis::linear("share of patients with probability ≥ p", 0.0, 1.02),
+    );
+    fig.legend_at = Corner::UpperRight;
+    for (label, colour, pts) in [
+        (
+            "members, with the model",
+            PALETTE[0],
+            survival(l.member_points.iter().map(|p| p.1).collect()),
+        ),
+        (
+            "non-members, with the model",
+            PALETTE[1],
+            survival(l.control_points.iter().map(|p| p.1).collect()),
+        ),
+        (
+            "members, release only (1/f)",
+            GREY,
+            survival(l.member_points.iter().map(|p| p.0).collect()),
+        ),
+    ] {
+        fig.line(pts, colour.stroke(2.0))
+            .key(label, Key::Line(colour.stroke(2.0)));
     }
-    Ok(svg)
+    for t in &l.thresholds {
+        fig.line(vec![(*t, 0.0), (*t, 1.02)], BLACK.stroke(1.0).dashed());
+    }
+    Ok(fig)
 }
 
 /// One summary paragraph.
@@ -350,8 +273,8 @@ pub fn section(file: &FindingsFile) -> Option<Section> {
     ))];
     if !d.fields.is_empty() {
         match accuracy_figure(d) {
-            Ok(svg) => blocks.push(Block::Figure {
-                svg,
+            Ok(figure) => blocks.push(Block::Figure {
+                figure: Box::new(figure),
                 caption: format!(
                     "Top-1 attribute-inference accuracy per field: members, non-members and the prior baseline; bars are {conf}% Wilson intervals."
                 ),
@@ -460,8 +383,8 @@ pub fn section(file: &FindingsFile) -> Option<Section> {
             ],
         });
         match distribution_figure(l) {
-            Ok(svg) => blocks.push(Block::Figure {
-                svg,
+            Ok(figure) => blocks.push(Block::Figure {
+                figure: Box::new(figure),
                 caption: format!(
                     "Every target patient's identification probability: the share at or above each probability, with the model's answers (members, non-members) and from the release alone; dashed: the thresholds {}.",
                     th.join(" and ")
@@ -515,8 +438,8 @@ pub fn section(file: &FindingsFile) -> Option<Section> {
             )));
         }
         match risk_figure(l) {
-            Ok(svg) => blocks.push(Block::Figure {
-                svg,
+            Ok(figure) => blocks.push(Block::Figure {
+                figure: Box::new(figure),
                 caption: format!(
                     "Mean identification probability by released class size f: the release alone (1/f), and with the model's answers for members and non-members; dashed: the {} threshold.",
                     th.first().cloned().unwrap_or_default()

@@ -1,16 +1,13 @@
 //! The membership-inference section: attack table, log-log ROC, score histograms and the most
 //! exposed records (by id, never text).
 
-use crate::evidence::metric;
-use plotters::prelude::*;
-
+use super::chart::{Axis, BLACK, Corner, Figure, Key, RISKY, SAFE, TickFormat, series_colour};
 use super::doc::{Block, Section, num};
+use crate::evidence::metric;
 use crate::evidence::{AttackDetail, Finding, FindingsFile, MembershipDetail};
 
-use super::figures::PALETTE;
-
 /// Every attack's ROC on log-log axes, with the chance diagonal.
-pub fn roc_figure(d: &MembershipDetail) -> Result<String, String> {
+pub fn roc_figure(d: &MembershipDetail) -> Result<Figure, String> {
     let floor = d
         .attacks
         .iter()
@@ -18,67 +15,45 @@ pub fn roc_figure(d: &MembershipDetail) -> Result<String, String> {
         .fold(1.0f64, f64::min)
         .clamp(1e-5, 0.1)
         / 2.0;
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (720, 560)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption("ROC of every attack (log-log)", ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(48)
-            .y_label_area_size(60)
-            .build_cartesian_2d((floor..1.0f64).log_scale(), (floor..1.0f64).log_scale())
-            .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .x_desc("false-positive rate")
-            .y_desc("true-positive rate")
-            .x_label_formatter(&|v| format!("{v:.0e}"))
-            .y_label_formatter(&|v| format!("{v:.0e}"))
-            .draw()
-            .map_err(|e| e.to_string())?;
-        chart
-            .draw_series(LineSeries::new(
-                [(floor, floor), (1.0, 1.0)],
-                BLACK.mix(0.4).stroke_width(1),
-            ))
-            .map_err(|e| e.to_string())?;
-        for (i, a) in d.attacks.iter().enumerate() {
-            let c = PALETTE[i % PALETTE.len()];
-            // Step curve: the TPR holds until the next FPR is reached.
-            let mut pts = Vec::with_capacity(2 * a.roc.len());
-            let mut prev_t = floor;
-            for &(f, t) in &a.roc {
-                let f = f.max(floor);
-                pts.push((f, prev_t.max(floor)));
-                pts.push((f, t.max(floor)));
-                prev_t = t;
-            }
-            let label = format!(
-                "{} (AUC {})",
-                a.attack,
-                a.auc.map_or("n/a".into(), |v| format!("{v:.3}"))
-            );
-            chart
-                .draw_series(LineSeries::new(pts, c.stroke_width(2)))
-                .map_err(|e| e.to_string())?
-                .label(label)
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], c.stroke_width(2)));
+    let mut fig = Figure::new(
+        "ROC of every attack (log-log)",
+        (720.0, 560.0),
+        Axis::log("false-positive rate", floor, 1.0)
+            .format(TickFormat::Exponent)
+            .grid(),
+        Axis::log("true-positive rate", floor, 1.0)
+            .format(TickFormat::Exponent)
+            .grid(),
+    );
+    fig.legend_at = Corner::LowerRight;
+    fig.line(
+        vec![(floor, floor), (1.0, 1.0)],
+        BLACK.stroke(1.0).alpha(0.4),
+    );
+    for (i, a) in d.attacks.iter().enumerate() {
+        let c = series_colour(i);
+        // Step curve: the TPR holds until the next FPR is reached.
+        let mut pts = Vec::with_capacity(2 * a.roc.len());
+        let mut prev_t = floor;
+        for &(f, t) in &a.roc {
+            let f = f.max(floor);
+            pts.push((f, prev_t.max(floor)));
+            pts.push((f, t.max(floor)));
+            prev_t = t;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .draw()
-            .map_err(|e| e.to_string())?;
-        root.present().map_err(|e| e.to_string())?;
+        let label = format!(
+            "{} (AUC {})",
+            a.attack,
+            a.auc.map_or("n/a".into(), |v| format!("{v:.3}"))
+        );
+        fig.line(pts, c.stroke(2.0))
+            .key(label, Key::Line(c.stroke(2.0)));
     }
-    Ok(svg)
+    Ok(fig)
 }
 
 /// Member and non-member score histograms of one attack (overlaid).
-pub fn histogram_figure(a: &AttackDetail) -> Result<String, String> {
+pub fn histogram_figure(a: &AttackDetail) -> Result<Figure, String> {
     let h = &a.histogram;
     if h.edges.len() < 2 {
         return Err("no scores".into());
@@ -90,52 +65,19 @@ pub fn histogram_figure(a: &AttackDetail) -> Result<String, String> {
     let (m, n) = (frac(&h.members), frac(&h.non_members));
     let ymax = m.iter().chain(&n).copied().fold(0.0, f64::max).max(1e-9) * 1.1;
     let (lo, hi) = (h.edges[0], h.edges[h.edges.len() - 1]);
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (720, 320)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(
-                format!("{}: scores of members and non-members", a.attack),
-                ("sans-serif", 16),
-            )
-            .margin(10)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
-            .build_cartesian_2d(lo..hi, 0.0..ymax)
-            .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .x_desc("score (higher = more member-like)")
-            .y_desc("share of class")
-            .draw()
-            .map_err(|e| e.to_string())?;
-        for (vals, color, label) in [
-            (&n, RGBColor(41, 128, 185), "non-members"),
-            (&m, RGBColor(192, 57, 43), "members"),
-        ] {
-            chart
-                .draw_series(vals.iter().enumerate().map(|(b, &v)| {
-                    Rectangle::new(
-                        [(h.edges[b], 0.0), (h.edges[b + 1], v)],
-                        color.mix(0.45).filled(),
-                    )
-                }))
-                .map_err(|e| e.to_string())?
-                .label(label)
-                .legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.mix(0.45).filled())
-                });
+    let mut fig = Figure::new(
+        format!("{}: scores of members and non-members", a.attack),
+        (720.0, 320.0),
+        Axis::linear("score (higher = more member-like)", lo, hi),
+        Axis::linear("share of class", 0.0, ymax),
+    );
+    for (vals, colour, label) in [(&n, SAFE, "non-members"), (&m, RISKY, "members")] {
+        for (b, &v) in vals.iter().enumerate() {
+            fig.rect((h.edges[b], 0.0), (h.edges[b + 1], v), colour.alpha(0.45));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .draw()
-            .map_err(|e| e.to_string())?;
-        root.present().map_err(|e| e.to_string())?;
+        fig.key(label, Key::Swatch(colour.alpha(0.45)));
     }
-    Ok(svg)
+    Ok(fig)
 }
 
 fn attack_finding<'a>(
@@ -324,8 +266,8 @@ pub fn section(file: &FindingsFile) -> Option<Section> {
         blocks.push(Block::List(not_run));
     }
     match roc_figure(d) {
-        Ok(svg) => blocks.push(Block::Figure {
-            svg,
+        Ok(figure) => blocks.push(Block::Figure {
+            figure: Box::new(figure),
             caption: "ROC curves on log-log axes; the diagonal is chance. The low-FPR region is what matters: an attacker who must be right when they accuse."
                 .into(),
         }),
@@ -393,9 +335,9 @@ pub fn section(file: &FindingsFile) -> Option<Section> {
         });
     }
     for a in &d.attacks {
-        if let Ok(svg) = histogram_figure(a) {
+        if let Ok(figure) = histogram_figure(a) {
             blocks.push(Block::Figure {
-                svg,
+                figure: Box::new(figure),
                 caption: format!(
                     "{}: share of members (red) and non-members (blue) per score bin (0.5–99.5 % range).",
                     a.attack

@@ -2,9 +2,11 @@
 //! inline SVG figures, PDF written by phiprobe itself, JUnit XML of the gate), written
 //! atomically into `reports/<run-id>/` with `manifest.json` last.
 //!
-//! Only this module touches plotters (DESIGN.md §2).
+//! Figures are data ([`chart::Figure`]); [`chart`] lays them out once and draws them as SVG
+//! (HTML) or, through [`pdf`], as PDF vector graphics.
 
 pub mod canary;
+pub mod chart;
 pub mod compare;
 pub mod determination;
 pub mod doc;

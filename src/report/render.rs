@@ -125,11 +125,10 @@ pub fn html(doc: &ReportDoc) -> String {
                     out.push_str("</tbody></table>\n");
                 }
                 Block::Code(text) => out.push_str(&format!("<pre>{}</pre>\n", esc(text))),
-                Block::Figure { svg, caption } => {
-                    // The SVG is produced by plotters from numbers only; strip its XML prolog.
-                    let body = svg.find("<svg").map_or(svg.as_str(), |i| &svg[i..]);
+                Block::Figure { figure, caption } => {
                     out.push_str(&format!(
-                        "<figure>{body}<figcaption>{}</figcaption></figure>\n",
+                        "<figure>{}<figcaption>{}</figcaption></figure>\n",
+                        super::chart::svg(figure),
                         esc(caption)
                     ));
                 }

@@ -59,36 +59,83 @@ pub fn pdf_text(pdf: &[u8]) -> String {
         }
     }
     assert!(!map.is_empty(), "the PDF has no ToUnicode map");
-    // Document and bookmark titles: UTF-16BE hex strings.
+    // Document and bookmark titles: text strings, ASCII literals or UTF-16BE with a BOM.
     let raw = String::from_utf8_lossy(pdf);
     let mut titles = String::new();
-    for part in raw.split("<FEFF").skip(1) {
-        let hex: String = part.chars().take_while(char::is_ascii_hexdigit).collect();
-        let units: Vec<u16> = (0..hex.len() / 4)
-            .filter_map(|i| u16::from_str_radix(&hex[4 * i..4 * i + 4], 16).ok())
-            .collect();
-        titles.push_str(&String::from_utf16_lossy(&units));
+    for line in raw.lines() {
+        let Some(bytes) = line.trim().strip_prefix("/Title ").and_then(string_operand) else {
+            continue;
+        };
+        if let Some(utf16) = bytes.strip_prefix(&[0xFE, 0xFF]) {
+            let units: Vec<u16> = utf16
+                .chunks(2)
+                .map(|p| u16::from_be_bytes([p[0], p.get(1).copied().unwrap_or(0)]))
+                .collect();
+            titles.push_str(&String::from_utf16_lossy(&units));
+        } else {
+            titles.push_str(&String::from_utf8_lossy(&bytes));
+        }
         titles.push('\n');
     }
     let mut text = String::new();
     for s in &streams {
         let t = String::from_utf8_lossy(s);
         for line in t.lines() {
-            let Some(tj) = line.find("> Tj") else {
+            let Some(operand) = line.strip_suffix(" Tj") else {
                 continue;
             };
-            let Some(open) = line[..tj].rfind('<') else {
+            let Some(bytes) = string_operand(operand) else {
                 continue;
             };
-            let hex = &line[open + 1..tj];
-            for i in (0..hex.len()).step_by(4) {
-                text.push_str(map.get(&hex[i..i + 4]).map_or("\u{fffd}", String::as_str));
+            for pair in bytes.chunks(2) {
+                let key = format!("{:02X}{:02X}", pair[0], pair.get(1).copied().unwrap_or(0));
+                text.push_str(map.get(&key).map_or("\u{fffd}", String::as_str));
             }
             text.push('\n');
         }
     }
     text.push_str(&titles);
     text
+}
+
+/// The bytes of a PDF string operand: `<hex>` or `(literal)` with its escapes.
+fn string_operand(op: &str) -> Option<Vec<u8>> {
+    if let Some(hex) = op.strip_prefix('<').and_then(|o| o.strip_suffix('>')) {
+        return (0..hex.len() / 2)
+            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+            .collect();
+    }
+    let lit = op.strip_prefix('(')?.strip_suffix(')')?.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < lit.len() {
+        if lit[i] != b'\\' {
+            out.push(lit[i]);
+            i += 1;
+            continue;
+        }
+        i += 1;
+        match lit.get(i)? {
+            b'n' => out.push(b'\n'),
+            b'r' => out.push(b'\r'),
+            b't' => out.push(b'\t'),
+            b'b' => out.push(8),
+            b'f' => out.push(12),
+            d @ b'0'..=b'7' => {
+                let mut v = u32::from(d - b'0');
+                let mut j = 1;
+                while j < 3 && matches!(lit.get(i + j), Some(b'0'..=b'7')) {
+                    v = v * 8 + u32::from(lit[i + j] - b'0');
+                    j += 1;
+                }
+                out.push(v as u8);
+                i += j - 1;
+            }
+            other => out.push(*other),
+        }
+        i += 1;
+    }
+    Some(out)
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {

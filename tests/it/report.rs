@@ -119,12 +119,14 @@ fn svg_figures_parse_as_svg() {
     use phiprobe::report::doc::Block;
     let file = fixture();
     let doc = phiprobe::report::build(&file, Vec::new());
-    let figures: Vec<(&str, &str)> = doc
+    let figures: Vec<(String, &str)> = doc
         .sections
         .iter()
         .flat_map(|s| &s.blocks)
         .filter_map(|b| match b {
-            Block::Figure { svg, caption } => Some((svg.as_str(), caption.as_str())),
+            Block::Figure { figure, caption } => {
+                Some((phiprobe::report::chart::svg(figure), caption.as_str()))
+            }
             _ => None,
         })
         .collect();
@@ -135,7 +137,7 @@ fn svg_figures_parse_as_svg() {
     );
     for (svg, caption) in figures {
         // A real XML parser: well-formed, an <svg> root in the SVG namespace, something drawn.
-        let xml = roxmltree::Document::parse(svg).unwrap_or_else(|e| panic!("{caption}: {e}"));
+        let xml = roxmltree::Document::parse(&svg).unwrap_or_else(|e| panic!("{caption}: {e}"));
         let root = xml.root_element();
         assert_eq!(root.tag_name().name(), "svg", "{caption}");
         assert_eq!(
