@@ -1,236 +1,224 @@
-//! Metric ids: every `Finding::metric` phiprobe writes, spelled once. Code names them by
-//! constant, so a mistyped id is a compile error; `findings.json` and policies keep the ids
-//! (`<area>.<measure>`). A probe added later may declare its own ids beside its code (the
-//! `<kind>.` prefix is its own).
+//! Metric ids: every `Finding::metric` phiprobe writes, as one closed enum ([`Metric`]) that
+//! serialises to the same `<area>.<measure>` ids `findings.json` and policies have always used.
+//! Code names a metric by its constant (`metric::MIA_AUC`) or variant, so a mistyped id is a
+//! compile error; a policy or findings file naming an unknown id is refused when it is read,
+//! with the list of known ids.
+//!
+//! A probe that reports a new measure adds one line to the `metrics!` table below (the one
+//! place every id is listed, so that policies, reports and `phiprobe probes` can name it).
 
-/// `canary.exposure`: canary exposure.
-pub const CANARY_EXPOSURE: &str = "canary.exposure";
+use std::borrow::Cow;
+use std::fmt;
 
-/// `canary.exposure.mean`: canary exposure.
-pub const CANARY_EXPOSURE_MEAN: &str = "canary.exposure.mean";
+/// Declares [`Metric`], its ids and one constant per metric.
+macro_rules! metrics {
+    ($( #[doc = $doc:literal] $konst:ident / $variant:ident = $id:literal; )*) => {
+        /// A metric phiprobe reports: serialised as its id (`mia.auc`, `reid.prosecutor.max`, …).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Metric {
+            $( #[doc = concat!("`", $id, "`: ", $doc)] $variant, )*
+        }
 
-/// `canary.exposure.trend`: canary exposure.
-pub const CANARY_EXPOSURE_TREND: &str = "canary.exposure.trend";
+        impl Metric {
+            /// Every metric, in the order of their ids.
+            pub const ALL: &[Metric] = &[$(Metric::$variant),*];
 
-/// `dp.consistency_violations`: differential privacy.
-pub const DP_CONSISTENCY_VIOLATIONS: &str = "dp.consistency_violations";
+            /// The stable id written to `findings.json` and read from policies.
+            pub const fn id(self) -> &'static str {
+                match self {
+                    $(Metric::$variant => $id,)*
+                }
+            }
+        }
 
-/// `dp.epsilon`: differential privacy.
-pub const DP_EPSILON: &str = "dp.epsilon";
+        $(
+            #[doc = concat!("`", $id, "`: ", $doc)]
+            pub const $konst: Metric = Metric::$variant;
+        )*
+    };
+}
 
-/// `dp.epsilon_lb`: differential privacy.
-pub const DP_EPSILON_LB: &str = "dp.epsilon_lb";
+metrics! {
+    /// Canary exposure.
+    CANARY_EXPOSURE / CanaryExposure = "canary.exposure";
+    /// Canary exposure.
+    CANARY_EXPOSURE_MEAN / CanaryExposureMean = "canary.exposure.mean";
+    /// Canary exposure.
+    CANARY_EXPOSURE_TREND / CanaryExposureTrend = "canary.exposure.trend";
+    /// Differential privacy.
+    DP_CONSISTENCY_VIOLATIONS / DpConsistencyViolations = "dp.consistency_violations";
+    /// Differential privacy.
+    DP_EPSILON / DpEpsilon = "dp.epsilon";
+    /// Differential privacy.
+    DP_EPSILON_LB / DpEpsilonLb = "dp.epsilon_lb";
+    /// Training-data extraction.
+    EXTRACTION_COOCCURRENCE / ExtractionCooccurrence = "extraction.cooccurrence";
+    /// Training-data extraction.
+    EXTRACTION_EXCESS / ExtractionExcess = "extraction.excess";
+    /// Training-data extraction.
+    EXTRACTION_K_EXTRACTABLE / ExtractionKExtractable = "extraction.k_extractable";
+    /// Training-data extraction.
+    EXTRACTION_RATE / ExtractionRate = "extraction.rate";
+    /// Attribute inference (model inversion).
+    INFERENCE_DIFFERENCE / InferenceDifference = "inference.difference";
+    /// Attribute inference (model inversion).
+    INFERENCE_MEMBERSHIP_POSTERIOR / InferenceMembershipPosterior = "inference.membership_posterior";
+    /// Attribute inference (model inversion).
+    INFERENCE_RESIDUAL_RISK / InferenceResidualRisk = "inference.residual_risk";
+    /// Attribute inference (model inversion).
+    INFERENCE_TOP1 / InferenceTop1 = "inference.top1";
+    /// Attribute inference (model inversion).
+    INFERENCE_TOPK / InferenceTopk = "inference.topk";
+    /// Linkage of model leakage to identity.
+    LINKAGE_IDENTIFICATION_ABOVE / LinkageIdentificationAbove = "linkage.identification.above";
+    /// Linkage of model leakage to identity.
+    LINKAGE_IDENTIFICATION_MAX / LinkageIdentificationMax = "linkage.identification.max";
+    /// Linkage of model leakage to identity.
+    LINKAGE_IDENTIFICATION_MEAN / LinkageIdentificationMean = "linkage.identification.mean";
+    /// Linkage of model leakage to identity.
+    LINKAGE_MEMORISED_PATIENTS / LinkageMemorisedPatients = "linkage.memorised_patients";
+    /// Membership inference.
+    MIA_ADVANTAGE / MiaAdvantage = "mia.advantage";
+    /// Membership inference.
+    MIA_AUC / MiaAuc = "mia.auc";
+    /// Membership inference.
+    MIA_BALANCED_ACCURACY / MiaBalancedAccuracy = "mia.balanced_accuracy";
+    /// Membership inference.
+    MIA_PPV / MiaPpv = "mia.ppv";
+    /// Membership inference.
+    MIA_SHIFT_AUC / MiaShiftAuc = "mia.shift_auc";
+    /// Membership inference.
+    MIA_TPR_AT_FPR / MiaTprAtFpr = "mia.tpr_at_fpr";
+    /// Record reconstruction.
+    RECONSTRUCTION_RATE / ReconstructionRate = "reconstruction.rate";
+    /// Re-identification risk of the data.
+    REID_CLASSES / ReidClasses = "reid.classes";
+    /// Re-identification risk of the data.
+    REID_DELTA_DISCLOSURE / ReidDeltaDisclosure = "reid.delta_disclosure";
+    /// Re-identification risk of the data.
+    REID_HOMOGENEOUS_PERSONS / ReidHomogeneousPersons = "reid.homogeneous.persons";
+    /// Re-identification risk of the data.
+    REID_JOURNALIST_AVG / ReidJournalistAvg = "reid.journalist.avg";
+    /// Re-identification risk of the data.
+    REID_JOURNALIST_MAX / ReidJournalistMax = "reid.journalist.max";
+    /// Re-identification risk of the data.
+    REID_JOURNALIST_RECORDS_AT_RISK / ReidJournalistRecordsAtRisk = "reid.journalist.records_at_risk";
+    /// Re-identification risk of the data.
+    REID_K / ReidK = "reid.k";
+    /// Re-identification risk of the data.
+    REID_K_ANONYMITY_VIOLATIONS / ReidKAnonymityViolations = "reid.k_anonymity.violations";
+    /// Re-identification risk of the data.
+    REID_LDIVERSITY_DISTINCT / ReidLdiversityDistinct = "reid.ldiversity.distinct";
+    /// Re-identification risk of the data.
+    REID_LDIVERSITY_ENTROPY / ReidLdiversityEntropy = "reid.ldiversity.entropy";
+    /// Re-identification risk of the data.
+    REID_LDIVERSITY_RECURSIVE / ReidLdiversityRecursive = "reid.ldiversity.recursive";
+    /// Re-identification risk of the data.
+    REID_MARKETER_AVG / ReidMarketerAvg = "reid.marketer.avg";
+    /// Re-identification risk of the data.
+    REID_MISSING_PERSONS / ReidMissingPersons = "reid.missing.persons";
+    /// Re-identification risk of the data.
+    REID_MULTI_TUPLE_PATIENTS / ReidMultiTuplePatients = "reid.multi_tuple_patients";
+    /// Re-identification risk of the data.
+    REID_PERSONS / ReidPersons = "reid.persons";
+    /// Re-identification risk of the data.
+    REID_PROSECUTOR_AVG / ReidProsecutorAvg = "reid.prosecutor.avg";
+    /// Re-identification risk of the data.
+    REID_PROSECUTOR_MAX / ReidProsecutorMax = "reid.prosecutor.max";
+    /// Re-identification risk of the data.
+    REID_PROSECUTOR_MIN / ReidProsecutorMin = "reid.prosecutor.min";
+    /// Re-identification risk of the data.
+    REID_PROSECUTOR_RECORDS_AT_RISK / ReidProsecutorRecordsAtRisk = "reid.prosecutor.records_at_risk";
+    /// Re-identification risk of the data.
+    REID_QI_DISTINCTION / ReidQiDistinction = "reid.qi.distinction";
+    /// Re-identification risk of the data.
+    REID_QI_SEPARATION / ReidQiSeparation = "reid.qi.separation";
+    /// Re-identification risk of the data.
+    REID_TCLOSENESS_EQUAL / ReidTclosenessEqual = "reid.tcloseness.equal";
+    /// Re-identification risk of the data.
+    REID_TCLOSENESS_ORDERED / ReidTclosenessOrdered = "reid.tcloseness.ordered";
+    /// Re-identification risk of the data.
+    REID_UNIQUENESS_POPULATION / ReidUniquenessPopulation = "reid.uniqueness.population";
+    /// Re-identification risk of the data.
+    REID_UNIQUENESS_POPULATION_COUNT / ReidUniquenessPopulationCount = "reid.uniqueness.population_count";
+    /// Re-identification risk of the data.
+    REID_UNIQUENESS_SAMPLE / ReidUniquenessSample = "reid.uniqueness.sample";
+    /// Safe Harbor identifier categories present in the data.
+    SAFEHARBOR_CATEGORIES_PRESENT / SafeharborCategoriesPresent = "safeharbor.categories_present";
+    /// Model utility.
+    UTILITY_VALIDATION_PERPLEXITY / UtilityValidationPerplexity = "utility.validation_perplexity";
+}
 
-/// `extraction.cooccurrence`: training-data extraction.
-pub const EXTRACTION_COOCCURRENCE: &str = "extraction.cooccurrence";
+/// Every id, in order (for messages and schema).
+pub fn ids() -> impl Iterator<Item = &'static str> {
+    Metric::ALL.iter().map(|m| m.id())
+}
 
-/// `extraction.excess`: training-data extraction.
-pub const EXTRACTION_EXCESS: &str = "extraction.excess";
+impl fmt::Display for Metric {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.id())
+    }
+}
 
-/// `extraction.k_extractable`: training-data extraction.
-pub const EXTRACTION_K_EXTRACTABLE: &str = "extraction.k_extractable";
+/// A metric id that names no metric.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown metric id '{0}' (known: {known})", known = ids().collect::<Vec<_>>().join(", "))]
+pub struct UnknownMetric(pub String);
 
-/// `extraction.rate`: training-data extraction.
-pub const EXTRACTION_RATE: &str = "extraction.rate";
+impl std::str::FromStr for Metric {
+    type Err = UnknownMetric;
 
-/// `inference.difference`: attribute inference (model inversion).
-pub const INFERENCE_DIFFERENCE: &str = "inference.difference";
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Metric::ALL
+            .iter()
+            .copied()
+            .find(|m| m.id() == s)
+            .ok_or_else(|| UnknownMetric(s.to_owned()))
+    }
+}
 
-/// `inference.membership_posterior`: attribute inference (model inversion).
-pub const INFERENCE_MEMBERSHIP_POSTERIOR: &str = "inference.membership_posterior";
+impl PartialEq<str> for Metric {
+    fn eq(&self, other: &str) -> bool {
+        self.id() == other
+    }
+}
 
-/// `inference.residual_risk`: attribute inference (model inversion).
-pub const INFERENCE_RESIDUAL_RISK: &str = "inference.residual_risk";
+impl serde::Serialize for Metric {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.id())
+    }
+}
 
-/// `inference.top1`: attribute inference (model inversion).
-pub const INFERENCE_TOP1: &str = "inference.top1";
+impl<'de> serde::Deserialize<'de> for Metric {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
 
-/// `inference.topk`: attribute inference (model inversion).
-pub const INFERENCE_TOPK: &str = "inference.topk";
+impl schemars::JsonSchema for Metric {
+    fn schema_name() -> Cow<'static, str> {
+        "Metric".into()
+    }
 
-/// `linkage.identification.above`: linkage of model leakage to identity.
-pub const LINKAGE_IDENTIFICATION_ABOVE: &str = "linkage.identification.above";
-
-/// `linkage.identification.max`: linkage of model leakage to identity.
-pub const LINKAGE_IDENTIFICATION_MAX: &str = "linkage.identification.max";
-
-/// `linkage.identification.mean`: linkage of model leakage to identity.
-pub const LINKAGE_IDENTIFICATION_MEAN: &str = "linkage.identification.mean";
-
-/// `linkage.memorised_patients`: linkage of model leakage to identity.
-pub const LINKAGE_MEMORISED_PATIENTS: &str = "linkage.memorised_patients";
-
-/// `mia.advantage`: membership inference.
-pub const MIA_ADVANTAGE: &str = "mia.advantage";
-
-/// `mia.auc`: membership inference.
-pub const MIA_AUC: &str = "mia.auc";
-
-/// `mia.balanced_accuracy`: membership inference.
-pub const MIA_BALANCED_ACCURACY: &str = "mia.balanced_accuracy";
-
-/// `mia.ppv`: membership inference.
-pub const MIA_PPV: &str = "mia.ppv";
-
-/// `mia.shift_auc`: membership inference.
-pub const MIA_SHIFT_AUC: &str = "mia.shift_auc";
-
-/// `mia.tpr_at_fpr`: membership inference.
-pub const MIA_TPR_AT_FPR: &str = "mia.tpr_at_fpr";
-
-/// `reconstruction.rate`: record reconstruction.
-pub const RECONSTRUCTION_RATE: &str = "reconstruction.rate";
-
-/// `reid.classes`: re-identification risk of the data.
-pub const REID_CLASSES: &str = "reid.classes";
-
-/// `reid.delta_disclosure`: re-identification risk of the data.
-pub const REID_DELTA_DISCLOSURE: &str = "reid.delta_disclosure";
-
-/// `reid.homogeneous.persons`: re-identification risk of the data.
-pub const REID_HOMOGENEOUS_PERSONS: &str = "reid.homogeneous.persons";
-
-/// `reid.journalist.avg`: re-identification risk of the data.
-pub const REID_JOURNALIST_AVG: &str = "reid.journalist.avg";
-
-/// `reid.journalist.max`: re-identification risk of the data.
-pub const REID_JOURNALIST_MAX: &str = "reid.journalist.max";
-
-/// `reid.journalist.records_at_risk`: re-identification risk of the data.
-pub const REID_JOURNALIST_RECORDS_AT_RISK: &str = "reid.journalist.records_at_risk";
-
-/// `reid.k`: re-identification risk of the data.
-pub const REID_K: &str = "reid.k";
-
-/// `reid.k_anonymity.violations`: re-identification risk of the data.
-pub const REID_K_ANONYMITY_VIOLATIONS: &str = "reid.k_anonymity.violations";
-
-/// `reid.ldiversity.distinct`: re-identification risk of the data.
-pub const REID_LDIVERSITY_DISTINCT: &str = "reid.ldiversity.distinct";
-
-/// `reid.ldiversity.entropy`: re-identification risk of the data.
-pub const REID_LDIVERSITY_ENTROPY: &str = "reid.ldiversity.entropy";
-
-/// `reid.ldiversity.recursive`: re-identification risk of the data.
-pub const REID_LDIVERSITY_RECURSIVE: &str = "reid.ldiversity.recursive";
-
-/// `reid.marketer.avg`: re-identification risk of the data.
-pub const REID_MARKETER_AVG: &str = "reid.marketer.avg";
-
-/// `reid.missing.persons`: re-identification risk of the data.
-pub const REID_MISSING_PERSONS: &str = "reid.missing.persons";
-
-/// `reid.multi_tuple_patients`: re-identification risk of the data.
-pub const REID_MULTI_TUPLE_PATIENTS: &str = "reid.multi_tuple_patients";
-
-/// `reid.persons`: re-identification risk of the data.
-pub const REID_PERSONS: &str = "reid.persons";
-
-/// `reid.prosecutor.avg`: re-identification risk of the data.
-pub const REID_PROSECUTOR_AVG: &str = "reid.prosecutor.avg";
-
-/// `reid.prosecutor.max`: re-identification risk of the data.
-pub const REID_PROSECUTOR_MAX: &str = "reid.prosecutor.max";
-
-/// `reid.prosecutor.min`: re-identification risk of the data.
-pub const REID_PROSECUTOR_MIN: &str = "reid.prosecutor.min";
-
-/// `reid.prosecutor.records_at_risk`: re-identification risk of the data.
-pub const REID_PROSECUTOR_RECORDS_AT_RISK: &str = "reid.prosecutor.records_at_risk";
-
-/// `reid.qi.distinction`: re-identification risk of the data.
-pub const REID_QI_DISTINCTION: &str = "reid.qi.distinction";
-
-/// `reid.qi.separation`: re-identification risk of the data.
-pub const REID_QI_SEPARATION: &str = "reid.qi.separation";
-
-/// `reid.tcloseness.equal`: re-identification risk of the data.
-pub const REID_TCLOSENESS_EQUAL: &str = "reid.tcloseness.equal";
-
-/// `reid.tcloseness.ordered`: re-identification risk of the data.
-pub const REID_TCLOSENESS_ORDERED: &str = "reid.tcloseness.ordered";
-
-/// `reid.uniqueness.population`: re-identification risk of the data.
-pub const REID_UNIQUENESS_POPULATION: &str = "reid.uniqueness.population";
-
-/// `reid.uniqueness.population_count`: re-identification risk of the data.
-pub const REID_UNIQUENESS_POPULATION_COUNT: &str = "reid.uniqueness.population_count";
-
-/// `reid.uniqueness.sample`: re-identification risk of the data.
-pub const REID_UNIQUENESS_SAMPLE: &str = "reid.uniqueness.sample";
-
-/// `safeharbor.categories_present`: Safe Harbor identifier categories present in the data.
-pub const SAFEHARBOR_CATEGORIES_PRESENT: &str = "safeharbor.categories_present";
-
-/// `utility.validation_perplexity`: model utility.
-pub const UTILITY_VALIDATION_PERPLEXITY: &str = "utility.validation_perplexity";
-
-/// Every id above, sorted.
-pub const ALL: &[&str] = &[
-    CANARY_EXPOSURE,
-    CANARY_EXPOSURE_MEAN,
-    CANARY_EXPOSURE_TREND,
-    DP_CONSISTENCY_VIOLATIONS,
-    DP_EPSILON,
-    DP_EPSILON_LB,
-    EXTRACTION_COOCCURRENCE,
-    EXTRACTION_EXCESS,
-    EXTRACTION_K_EXTRACTABLE,
-    EXTRACTION_RATE,
-    INFERENCE_DIFFERENCE,
-    INFERENCE_MEMBERSHIP_POSTERIOR,
-    INFERENCE_RESIDUAL_RISK,
-    INFERENCE_TOP1,
-    INFERENCE_TOPK,
-    LINKAGE_IDENTIFICATION_ABOVE,
-    LINKAGE_IDENTIFICATION_MAX,
-    LINKAGE_IDENTIFICATION_MEAN,
-    LINKAGE_MEMORISED_PATIENTS,
-    MIA_ADVANTAGE,
-    MIA_AUC,
-    MIA_BALANCED_ACCURACY,
-    MIA_PPV,
-    MIA_SHIFT_AUC,
-    MIA_TPR_AT_FPR,
-    RECONSTRUCTION_RATE,
-    REID_CLASSES,
-    REID_DELTA_DISCLOSURE,
-    REID_HOMOGENEOUS_PERSONS,
-    REID_JOURNALIST_AVG,
-    REID_JOURNALIST_MAX,
-    REID_JOURNALIST_RECORDS_AT_RISK,
-    REID_K,
-    REID_K_ANONYMITY_VIOLATIONS,
-    REID_LDIVERSITY_DISTINCT,
-    REID_LDIVERSITY_ENTROPY,
-    REID_LDIVERSITY_RECURSIVE,
-    REID_MARKETER_AVG,
-    REID_MISSING_PERSONS,
-    REID_MULTI_TUPLE_PATIENTS,
-    REID_PERSONS,
-    REID_PROSECUTOR_AVG,
-    REID_PROSECUTOR_MAX,
-    REID_PROSECUTOR_MIN,
-    REID_PROSECUTOR_RECORDS_AT_RISK,
-    REID_QI_DISTINCTION,
-    REID_QI_SEPARATION,
-    REID_TCLOSENESS_EQUAL,
-    REID_TCLOSENESS_ORDERED,
-    REID_UNIQUENESS_POPULATION,
-    REID_UNIQUENESS_POPULATION_COUNT,
-    REID_UNIQUENESS_SAMPLE,
-    SAFEHARBOR_CATEGORIES_PRESENT,
-    UTILITY_VALIDATION_PERPLEXITY,
-];
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A metric id: `<area>.<measure>`.",
+            "type": "string",
+            "enum": ids().collect::<Vec<_>>(),
+        })
+    }
+}
 
 #[cfg(test)]
 mod tests {
-    use super::ALL;
+    use super::*;
 
     #[test]
     fn ids_are_unique_sorted_and_area_dot_measure() {
-        assert!(ALL.windows(2).all(|w| w[0] < w[1]), "sorted and unique");
-        for id in ALL {
+        let all: Vec<&str> = ids().collect();
+        assert!(all.windows(2).all(|w| w[0] < w[1]), "sorted and unique");
+        for id in all {
             let (area, measure) = id.split_once('.').expect("area.measure");
             assert!(!area.is_empty() && !measure.is_empty(), "{id}");
             assert!(
@@ -239,5 +227,21 @@ mod tests {
                 "{id}"
             );
         }
+    }
+
+    #[test]
+    fn metrics_round_trip_through_their_ids() {
+        for m in Metric::ALL {
+            let json = serde_json::to_string(m).unwrap();
+            assert_eq!(json, format!("\"{}\"", m.id()));
+            assert_eq!(serde_json::from_str::<Metric>(&json).unwrap(), *m);
+            assert_eq!(m.id().parse::<Metric>().unwrap(), *m);
+        }
+        let err = serde_json::from_str::<Metric>("\"mia.acu\"").unwrap_err();
+        assert!(
+            err.to_string().contains("unknown metric id 'mia.acu'"),
+            "{err}"
+        );
+        assert!("reid.k".parse::<Metric>().is_ok());
     }
 }

@@ -17,6 +17,7 @@ mod gate;
 mod inversion;
 mod membership;
 pub mod metric;
+pub use metric::Metric;
 mod model;
 mod reid;
 
@@ -94,8 +95,8 @@ impl Verdict {
 pub struct Finding {
     /// The probe or analysis that produced it (`risk`, `membership`, …).
     pub probe: String,
-    /// Stable metric id.
-    pub metric: String,
+    /// What was measured (serialised as its stable id).
+    pub metric: Metric,
     /// Parameters that qualify the metric; ordered for stable output.
     pub params: BTreeMap<String, serde_json::Value>,
     /// The point value; `null` when it could not be computed (see caveats).
@@ -114,10 +115,10 @@ pub struct Finding {
 
 impl Finding {
     /// A finding with only a value; chain the `with_*` methods to add the rest.
-    pub fn new(probe: &str, metric: &str, value: Option<f64>) -> Self {
+    pub fn new(probe: &str, metric: Metric, value: Option<f64>) -> Self {
         Self {
             probe: probe.to_owned(),
-            metric: metric.to_owned(),
+            metric,
             params: BTreeMap::new(),
             value: value.filter(|v| v.is_finite()),
             counts: None,
@@ -160,7 +161,7 @@ impl Finding {
     /// A display key `metric{k=v,…}` unique within a run.
     pub fn key(&self) -> String {
         if self.params.is_empty() {
-            return self.metric.clone();
+            return self.metric.to_string();
         }
         let params: Vec<String> = self
             .params

@@ -77,8 +77,8 @@ pub enum Severity {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
-    /// Metric id the rule applies to.
-    pub metric: String,
+    /// The metric the rule applies to (its id; an unknown id is refused when the policy is read).
+    pub metric: crate::evidence::Metric,
     /// Only findings of this probe (`risk`, `membership`, `canary`, `extraction`, `inversion`).
     #[serde(default)]
     pub probe: Option<String>,
@@ -138,6 +138,7 @@ impl Policy {
 
     /// Parses and checks policy text.
     pub fn parse(text: &str) -> std::result::Result<Self, String> {
+        check_metric_ids(text)?;
         let p: Policy = toml::from_str(text).map_err(|e| crate::redact::toml(&e, text))?;
         if p.rules.is_empty() {
             return Err("no [[rule]] tables; a policy must state at least one threshold".into());
@@ -260,6 +261,40 @@ pub fn reset(findings: &mut [Finding]) {
 
 const NO_VALUE: &str = "no value to compare with the policy threshold";
 
+/// Names a rule whose metric is not a known id, with the ids a policy may use (the typed parse
+/// would say the same, but its message is redacted and cut short).
+fn check_metric_ids(text: &str) -> std::result::Result<(), String> {
+    let Ok(table) = text.parse::<toml::Table>() else {
+        return Ok(()); // the typed parse reports the syntax error
+    };
+    let rules = table.get("rule").and_then(toml::Value::as_array);
+    for (i, rule) in rules.into_iter().flatten().enumerate() {
+        let Some(id) = rule.get("metric").and_then(toml::Value::as_str) else {
+            continue;
+        };
+        if id.parse::<crate::evidence::Metric>().is_err() {
+            // An id is configuration, not data; echo it only when it looks like one.
+            let plain = id.len() <= 64
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+            let shown = if plain {
+                format!(" '{id}'")
+            } else {
+                String::new()
+            };
+            return Err(format!(
+                "rule {}: unknown metric id{shown}; a policy may name: {}",
+                i + 1,
+                crate::evidence::metric::ids()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Applies the policy to the findings, setting thresholds and verdicts (a finding breached by
 /// several rules keeps its worst verdict). A rule that matches no finding is an error (fail
 /// closed).
@@ -352,21 +387,42 @@ pub fn apply(policy: &Policy, path: &Path, findings: &mut [Finding]) -> Result<O
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::evidence::metric;
 
     fn policy(text: &str) -> Policy {
         Policy::parse(text).unwrap()
     }
 
     #[test]
+    fn a_mistyped_metric_id_is_refused_with_the_known_ids() {
+        let err = Policy::parse(
+            "[[rule]]\nmetric='mia.auc'\nmax=0.6\n[[rule]]\nmetric='mia.acu'\nmax=0.6\n",
+        )
+        .unwrap_err();
+        assert!(err.contains("rule 2: unknown metric id 'mia.acu'"), "{err}");
+        assert!(
+            err.contains("mia.auc") && err.contains("utility.validation_perplexity"),
+            "{err}"
+        );
+        let err = Policy::parse("[[rule]]\nmetric='<script>'\nmax=0.6\n").unwrap_err();
+        assert!(
+            err.starts_with("rule 1: unknown metric id;"),
+            "not echoed: {err}"
+        );
+    }
+
+    #[test]
     fn max_min_and_params() {
         let p = policy(
-            "[[rule]]\nmetric='a'\nmax=0.5\n[[rule]]\nmetric='k'\nmin=11\n[[rule]]\nmetric='r'\nmax=0.1\nparams={t=0.09}\n",
+            "[[rule]]\nmetric='mia.auc'\nmax=0.5\n[[rule]]\nmetric='reid.k'\nmin=11\n[[rule]]\nmetric='reid.prosecutor.records_at_risk'\nmax=0.1\nparams={t=0.09}\n",
         );
         let mut fs = vec![
-            Finding::new("x", "a", Some(0.6)),
-            Finding::new("x", "k", Some(12.0)),
-            Finding::new("x", "r", Some(0.2)).with_param("t", 0.09),
-            Finding::new("x", "r", Some(0.2)).with_param("t", 0.2),
+            Finding::new("x", metric::MIA_AUC, Some(0.6)),
+            Finding::new("x", metric::REID_K, Some(12.0)),
+            Finding::new("x", metric::REID_PROSECUTOR_RECORDS_AT_RISK, Some(0.2))
+                .with_param("t", 0.09),
+            Finding::new("x", metric::REID_PROSECUTOR_RECORDS_AT_RISK, Some(0.2))
+                .with_param("t", 0.2),
         ];
         let out = apply(&p, Path::new("p"), &mut fs).unwrap();
         assert_eq!(out.failed, 2);
@@ -380,7 +436,7 @@ mod tests {
     #[test]
     fn the_default_compares_the_conservative_end_of_the_interval() {
         // Point 0.04 passes `max = 0.05`, but the upper bound 0.08 does not.
-        let f = Finding::new("membership", "mia.tpr", Some(0.04)).with_interval(
+        let f = Finding::new("membership", metric::MIA_TPR_AT_FPR, Some(0.04)).with_interval(
             0.95,
             0.01,
             0.08,
@@ -388,7 +444,7 @@ mod tests {
         );
         let mut fs = vec![f.clone()];
         let out = apply(
-            &policy("[[rule]]\nmetric='mia.tpr'\nmax=0.05\n"),
+            &policy("[[rule]]\nmetric='mia.tpr_at_fpr'\nmax=0.05\n"),
             Path::new("p"),
             &mut fs,
         )
@@ -398,7 +454,7 @@ mod tests {
         assert_eq!(out.evaluations[0].number, Some(0.08));
         let mut fs = vec![f.clone()];
         apply(
-            &policy("[[rule]]\nmetric='mia.tpr'\nmax=0.05\nbound='value'\n"),
+            &policy("[[rule]]\nmetric='mia.tpr_at_fpr'\nmax=0.05\nbound='value'\n"),
             Path::new("p"),
             &mut fs,
         )
@@ -407,7 +463,7 @@ mod tests {
         // For a `min` rule the conservative end is the lower bound: 0.01 < 0.02.
         let mut fs = vec![f];
         apply(
-            &policy("[[rule]]\nmetric='mia.tpr'\nmin=0.02\n"),
+            &policy("[[rule]]\nmetric='mia.tpr_at_fpr'\nmin=0.02\n"),
             Path::new("p"),
             &mut fs,
         )
@@ -418,12 +474,12 @@ mod tests {
     #[test]
     fn severity_per_probe_and_per_rule() {
         let p = policy(
-            "[severity]\nextraction='warning'\n[[rule]]\nmetric='e'\nmax=0\n[[rule]]\nmetric='m'\nmax=0\n[[rule]]\nmetric='w'\nmax=0\nseverity='warning'\n",
+            "[severity]\nextraction='warning'\n[[rule]]\nmetric='extraction.rate'\nmax=0\n[[rule]]\nmetric='mia.auc'\nmax=0\n[[rule]]\nmetric='mia.ppv'\nmax=0\nseverity='warning'\n",
         );
         let mut fs = vec![
-            Finding::new("extraction", "e", Some(1.0)),
-            Finding::new("membership", "m", Some(1.0)),
-            Finding::new("membership", "w", Some(1.0)),
+            Finding::new("extraction", metric::EXTRACTION_RATE, Some(1.0)),
+            Finding::new("membership", metric::MIA_AUC, Some(1.0)),
+            Finding::new("membership", metric::MIA_PPV, Some(1.0)),
         ];
         let out = apply(&p, Path::new("p"), &mut fs).unwrap();
         assert_eq!(
@@ -436,10 +492,10 @@ mod tests {
 
     #[test]
     fn probe_filter_missing_values_and_reset() {
-        let p = policy("[[rule]]\nmetric='a'\nprobe='risk'\nmax=1\n");
+        let p = policy("[[rule]]\nmetric='mia.auc'\nprobe='risk'\nmax=1\n");
         let mut fs = vec![
-            Finding::new("risk", "a", None),
-            Finding::new("membership", "a", Some(5.0)),
+            Finding::new("risk", metric::MIA_AUC, None),
+            Finding::new("membership", metric::MIA_AUC, Some(5.0)),
         ];
         let out = apply(&p, Path::new("p"), &mut fs).unwrap();
         assert_eq!(out.evaluations.len(), 1);
@@ -454,11 +510,11 @@ mod tests {
     #[test]
     fn missing_values_fail_closed_unless_skipped() {
         let mut fs = vec![
-            Finding::new("extraction", "e", None),
-            Finding::new("extraction", "e", Some(0.5)),
+            Finding::new("extraction", metric::EXTRACTION_RATE, None),
+            Finding::new("extraction", metric::EXTRACTION_RATE, Some(0.5)),
         ];
         let out = apply(
-            &policy("[[rule]]\nmetric='e'\nmax=1\nmissing='skip'\n"),
+            &policy("[[rule]]\nmetric='extraction.rate'\nmax=1\nmissing='skip'\n"),
             Path::new("p"),
             &mut fs,
         )
@@ -472,7 +528,7 @@ mod tests {
             Verdict::Info
         );
         let out = apply(
-            &policy("[[rule]]\nmetric='e'\nmax=1\n"),
+            &policy("[[rule]]\nmetric='extraction.rate'\nmax=1\n"),
             Path::new("p"),
             &mut fs,
         )
@@ -484,19 +540,19 @@ mod tests {
     fn invalid_policies_are_refused() {
         assert!(Policy::parse("").unwrap_err().contains("no [[rule]]"));
         assert!(
-            Policy::parse("[[rule]]\nmetric='a'\n")
+            Policy::parse("[[rule]]\nmetric='mia.auc'\n")
                 .unwrap_err()
                 .contains("neither")
         );
         assert!(
-            Policy::parse("[[rule]]\nmetric='a'\nmin=2\nmax=1\n")
+            Policy::parse("[[rule]]\nmetric='mia.auc'\nmin=2\nmax=1\n")
                 .unwrap_err()
                 .contains("above max")
         );
-        assert!(Policy::parse("[[rule]]\nmetric='a'\nmax=1\nsevrity='x'\n").is_err());
-        let mut fs = vec![Finding::new("x", "a", Some(0.6))];
+        assert!(Policy::parse("[[rule]]\nmetric='mia.auc'\nmax=1\nsevrity='x'\n").is_err());
+        let mut fs = vec![Finding::new("x", metric::MIA_AUC, Some(0.6))];
         let e = apply(
-            &policy("[[rule]]\nmetric='nope'\nmax=1\n"),
+            &policy("[[rule]]\nmetric='reid.k'\nmax=1\n"),
             Path::new("p"),
             &mut fs,
         )

@@ -656,8 +656,16 @@ mod tests {
             started_at: String::new(),
         };
         let mut old = FindingsFile::new(manifest.clone());
-        old.findings.push(Finding::new("p", "p.x", Some(1.0)));
-        old.findings.push(Finding::new("q", "q.x", Some(2.0)));
+        old.findings.push(Finding::new(
+            "p",
+            crate::evidence::metric::MIA_AUC,
+            Some(1.0),
+        ));
+        old.findings.push(Finding::new(
+            "q",
+            crate::evidence::metric::REID_K,
+            Some(2.0),
+        ));
         old.probes.insert("p".into(), serde_json::json!({"a": 1}));
         let mut out = FindingsFile::new(manifest);
         P::keep(&old, &mut out);

@@ -8,6 +8,7 @@
 //! invented.
 
 use super::doc::{Block, Section, num};
+use crate::evidence::Metric;
 use crate::evidence::metric;
 use crate::evidence::{Determination, Finding, FindingsFile, Verdict};
 
@@ -59,7 +60,11 @@ pub fn threshold(file: &FindingsFile) -> (f64, &'static str) {
     }
 }
 
-fn find<'a>(file: &'a FindingsFile, metric: &str, params: &[(&str, &str)]) -> Option<&'a Finding> {
+fn find<'a>(
+    file: &'a FindingsFile,
+    metric: Metric,
+    params: &[(&str, &str)],
+) -> Option<&'a Finding> {
     file.findings.iter().find(|f| {
         f.metric == metric
             && params.iter().all(|(k, v)| {

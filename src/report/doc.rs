@@ -3,6 +3,7 @@
 
 use super::chart::Figure;
 use super::figures;
+use crate::evidence::Metric;
 use crate::evidence::metric;
 use crate::evidence::{Finding, FindingsFile, Verdict};
 
@@ -93,13 +94,13 @@ fn in_set(f: &Finding, label: &str) -> bool {
 }
 
 /// The finding `metric` of QI set `label` (findings without a `qi_set` match every set).
-pub fn find<'a>(file: &'a FindingsFile, label: &str, metric: &str) -> Option<&'a Finding> {
+pub fn find<'a>(file: &'a FindingsFile, label: &str, metric: Metric) -> Option<&'a Finding> {
     file.findings
         .iter()
         .find(|f| f.metric == metric && in_set(f, label))
 }
 
-fn value_of(file: &FindingsFile, label: &str, metric: &str) -> Option<f64> {
+fn value_of(file: &FindingsFile, label: &str, metric: Metric) -> Option<f64> {
     find(file, label, metric).and_then(|f| f.value)
 }
 
@@ -221,7 +222,7 @@ fn findings_section(file: &FindingsFile) -> Section {
         .iter()
         .map(|f| {
             vec![
-                f.metric.clone(),
+                f.metric.to_string(),
                 params_cell(f),
                 value_cell(f),
                 f.interval

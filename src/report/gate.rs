@@ -176,12 +176,16 @@ mod tests {
     #[test]
     fn table_names_the_conclusion_and_each_breach() {
         let p = policy(
-            "[severity]\nextraction='warning'\n[[rule]]\nmetric='e'\nmax=0\n[[rule]]\nmetric='m'\nmax=0\n[[rule]]\nmetric='x'\nmax=1\nmissing='skip'\n",
+            "[severity]\nextraction='warning'\n[[rule]]\nmetric='extraction.rate'\nmax=0\n[[rule]]\nmetric='mia.auc'\nmax=0\n[[rule]]\nmetric='mia.ppv'\nmax=1\nmissing='skip'\n",
         );
         let mut fs = vec![
-            Finding::new("extraction", "e", Some(1.0)),
-            Finding::new("membership", "m", Some(1.0)),
-            Finding::new("membership", "x", None),
+            Finding::new(
+                "extraction",
+                crate::evidence::metric::EXTRACTION_RATE,
+                Some(1.0),
+            ),
+            Finding::new("membership", crate::evidence::metric::MIA_AUC, Some(1.0)),
+            Finding::new("membership", crate::evidence::metric::MIA_PPV, None),
         ];
         let out = apply(&p, Path::new("p"), &mut fs).unwrap();
         let t = table(&out.record(FileHash::of("p.toml", b"")));
@@ -191,10 +195,11 @@ mod tests {
 
     #[test]
     fn junit_marks_failures_and_escapes() {
-        let p = policy("[[rule]]\nmetric='a'\nmax=0.5\n[[rule]]\nmetric='b'\nmax=0.5\n");
+        let p = policy("[[rule]]\nmetric='mia.auc'\nmax=0.5\n[[rule]]\nmetric='reid.k'\nmax=0.5\n");
         let mut fs = vec![
-            Finding::new("risk", "a", Some(0.6)).with_param("set", "<x&y>"),
-            Finding::new("risk", "b", Some(0.1)),
+            Finding::new("risk", crate::evidence::metric::MIA_AUC, Some(0.6))
+                .with_param("set", "<x&y>"),
+            Finding::new("risk", crate::evidence::metric::REID_K, Some(0.1)),
         ];
         let out = apply(&p, Path::new("p"), &mut fs).unwrap();
         let x = crate::report::gate::junit(&out.record(FileHash::of("policy.toml", b"")), "run-1");

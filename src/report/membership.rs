@@ -3,6 +3,7 @@
 
 use super::chart::{Axis, BLACK, Corner, Figure, Key, RISKY, SAFE, TickFormat, series_colour};
 use super::doc::{Block, Section, num};
+use crate::evidence::Metric;
 use crate::evidence::metric;
 use crate::evidence::{AttackDetail, Finding, FindingsFile, MembershipDetail};
 
@@ -83,7 +84,7 @@ pub fn histogram_figure(a: &AttackDetail) -> Result<Figure, String> {
 fn attack_finding<'a>(
     file: &'a FindingsFile,
     attack: &str,
-    metric: &str,
+    metric: Metric,
     fpr: Option<f64>,
 ) -> Option<&'a Finding> {
     file.findings.iter().find(|f| {

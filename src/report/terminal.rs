@@ -1,6 +1,7 @@
 //! Terminal views: the summaries `risk` and `audit` print on stderr, from the same findings
 //! the other views render.
 
+use crate::evidence::Metric;
 use crate::evidence::metric;
 use std::io::{Result, Write};
 
@@ -89,7 +90,7 @@ pub fn membership(w: &mut impl Write, file: &FindingsFile) -> Result<()> {
     header.push_str(&format!(" {:>8}", "ε lb"));
     writeln!(w, "{header}")?;
     for a in &d.attacks {
-        let get = |metric: &str, fpr: Option<f64>| {
+        let get = |metric: Metric, fpr: Option<f64>| {
             file.findings.iter().find(|f| {
                 f.metric == metric
                     && f.params.get("attack").and_then(|v| v.as_str()) == Some(a.attack.as_str())
@@ -297,8 +298,8 @@ pub fn inversion(w: &mut impl Write, file: &FindingsFile) -> Result<()> {
 /// The re-identification summary of a `risk` run on a terminal, one block per QI set.
 pub fn risk(w: &mut impl Write, file: &FindingsFile) -> Result<()> {
     for d in &file.reid {
-        let get = |m: &str| super::doc::find(file, &d.label, m);
-        let v = |m: &str| {
+        let get = |m: Metric| super::doc::find(file, &d.label, m);
+        let v = |m: Metric| {
             get(m)
                 .and_then(|f| f.value)
                 .map_or_else(|| "n/a".into(), super::doc::num)

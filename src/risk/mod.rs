@@ -16,6 +16,7 @@ pub use sample::{KRule, Prosecutor, prosecutor};
 
 use crate::data::{Column, Dataset, MISSING};
 use crate::error::{Error, Result};
+use crate::evidence::Metric;
 use crate::evidence::metric;
 use crate::evidence::{
     ClassSummary, ColumnRole, DiversitySummary, Finding, ReidDetail, RiskBin, Setting,
@@ -134,7 +135,7 @@ fn check_settings(s: &RiskSettings) -> Result<()> {
 /// Fixed bins of per-person prosecutor risk for the distribution plot: (lo, hi].
 const RISK_EDGES: [f64; 9] = [0.0, 0.01, 0.05, 0.09, 0.1, 0.2, 1.0 / 3.0, 0.5, 1.0];
 
-fn proportion(metric: &str, k: u64, n: u64, confidence: f64) -> Finding {
+fn proportion(metric: Metric, k: u64, n: u64, confidence: f64) -> Finding {
     let value = if n == 0 { 0.0 } else { k as f64 / n as f64 };
     let (lo, hi) = clopper_pearson(k, n, confidence);
     Finding::new(PROBE, metric, Some(value))

@@ -185,7 +185,7 @@ fn adult_through_the_full_analysis() {
         a.findings
             .iter()
             .find(|f| {
-                f.metric == metric
+                f.metric == *metric
                     && param
                         .is_none_or(|(k, v)| f.params.get(k).and_then(|x| x.as_str()) == Some(v))
             })

@@ -30,6 +30,7 @@
 
 pub mod fleet;
 
+use crate::evidence::Metric;
 use crate::evidence::metric;
 use std::collections::BTreeMap;
 
@@ -855,7 +856,7 @@ fn evaluate(
     if let Some(c) = shift_caveat {
         caveats.push(c.to_owned());
     }
-    let base = |metric: &str| {
+    let base = |metric: Metric| {
         let mut f = Finding::new(PROBE, metric, None).with_param("attack", a.attack.clone());
         for (k, v) in &a.params {
             f = f.with_param(k, v.clone());
