@@ -1,7 +1,8 @@
 //! `phiprobe sweep` and `phiprobe compare`: flags, progress bars and summaries; the pipelines
 //! are in `run::sweep`.
 
-use super::{exit, parse_shard};
+use super::args::parse_shard;
+use super::exit;
 use crate::evidence::FindingsFile;
 use crate::run::sweep::{Event, SweepSpec, load_runs, write_comparison};
 use anyhow::{Result, bail};

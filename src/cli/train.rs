@@ -2,6 +2,7 @@
 
 use super::{AccountantArgs, OrderGrid, PlainFormat};
 use crate::exit;
+use crate::run::demo::{DemoPaths, DemoSpec};
 use crate::stats::accountant::{self, Setting};
 use anyhow::{Result, bail};
 
@@ -363,257 +364,101 @@ pub(super) fn bench_train_cmd(a: &super::BenchTrainArgs) -> Result<u8> {
 }
 
 /// The demo's second half: train the embedded default target (tiny preset) with the built-in
-/// canary plan on a small synthetic dataset (with reference models when asked), then audit it:
-/// membership inference and canary exposure.
-pub(super) fn demo_target(
-    a: &super::DemoArgs,
-    risk_data: &std::path::Path,
-    quiet: bool,
-) -> Result<()> {
-    use crate::train::llama::Preset;
-    use crate::train::trainer::TrainConfig;
+/// canary plan on a small synthetic dataset (with reference models when asked; an earlier
+/// demo's identical fleet is reused), then audit it with every probe (`run::demo`).
+pub(super) fn demo_target(spec: &DemoSpec, paths: &DemoPaths, quiet: bool) -> Result<()> {
     let t0 = std::time::Instant::now();
-    let base = risk_data.with_file_name(format!(
-        "{}-train",
-        risk_data
-            .file_name()
-            .map_or("demo-data".into(), |n| n.to_string_lossy().into_owned())
-    ));
-    let model_dir = a.out.with_file_name(format!(
-        "{}-model",
-        a.out
-            .file_name()
-            .map_or("demo".into(), |n| n.to_string_lossy().into_owned())
-    ));
     let s = super::synthesise(
-        &base,
-        a.train_patients,
-        a.seed,
+        &paths.train_data,
+        spec.train_patients,
+        spec.seed,
         super::Format::Csv,
         0.5,
         true,
     )?;
-    let k = a.train_references;
-    let target_dir = if k > 0 {
-        model_dir.join("target")
-    } else {
-        model_dir.clone()
-    };
-    let reused = demo_fleet_matches(a, &model_dir, &target_dir, &s.card);
+    let k = spec.train_references;
+    let reused = spec.reusable_target(paths, &s.card);
     let reused_any = reused.is_some();
     let rec = if let Some(rec) = reused {
         if !quiet {
             eprintln!(
                 "\nreusing the demo target and {k} reference model(s) in {} (same data, seed and settings)",
-                model_dir.display()
+                paths.models.display()
             );
         }
         rec
     } else {
         // Re-running the demo replaces its own previous models (and nothing else).
-        if model_dir.join("training.json").exists()
-            || model_dir.join("fleet.json").exists()
-            || model_dir.join("target").join("training.json").exists()
-        {
-            crate::train::run::remove_trained(&model_dir)?;
-        }
+        DemoSpec::clear_previous_models(paths)?;
         if !quiet {
             eprintln!(
                 "\ntraining the demo target ({} patients, tiny preset, built-in canaries){} into {} …",
-                a.train_patients,
+                spec.train_patients,
                 if k > 0 {
                     format!(" and {k} reference models on random halves of its audit records")
                 } else {
                     String::new()
                 },
-                model_dir.display()
+                paths.models.display()
             );
         }
-        let mut plan = crate::train::canary::Plan::default_plan();
-        plan.references = 100;
-        let spec = crate::train::run::RunSpec {
-            data: s.card.clone(),
-            column: None,
-            out: model_dir.clone(),
-            train: TrainConfig {
-                epochs: a.train_epochs,
-                ..TrainConfig::defaults(Preset::Tiny.config(), a.seed)
-            },
-            canaries: Some(plan),
-            references: k,
-            shard: None,
-            audit: None,
-        };
         let pb = super::progress_bar(0, quiet, "training");
-        let summary = crate::train::run::run(&spec, &mut |name, step, total, _| {
-            pb.set_message(format!("training {name}"));
-            pb.set_length(total);
-            pb.set_position(step);
-        })?;
+        let summary = crate::train::run::run(
+            &spec.training(paths, &s.card),
+            &mut |name, step, total, _| {
+                pb.set_message(format!("training {name}"));
+                pb.set_length(total);
+                pb.set_position(step);
+            },
+        )?;
         pb.finish_and_clear();
         summary.records[0].clone()
     };
-    let reused_flag = reused_any;
-    let rec = &rec;
     let train_s = t0.elapsed().as_secs_f64();
     if !quiet {
         let last = rec.log.epochs.last();
         eprintln!(
             "target{} {} in {train_s:.1} s (target: {} parameters, {} steps, {:.0} tokens/s; train loss {:.3}, validation loss {:.3})",
-            if a.train_references > 0 {
-                format!(" and {} reference models", a.train_references)
+            if k > 0 {
+                format!(" and {k} reference models")
             } else {
                 String::new()
             },
-            if reused_flag { "loaded" } else { "trained" },
+            if reused_any { "loaded" } else { "trained" },
             rec.parameters,
             rec.log.steps,
             rec.tokens_per_second,
             last.map_or(f64::NAN, |e| e.train_loss),
             last.and_then(|e| e.val_loss).unwrap_or(f64::NAN),
         );
-        eprintln!("model: {}", target_dir.display());
+        eprintln!("model: {}", paths.target.display());
     }
-    demo_audit(a, &s.card, &model_dir, &target_dir, quiet)
+    demo_audit(spec, paths, &s.card, quiet)
 }
 
-/// The training record of a demo fleet in `model_dir` that was trained from the same data, seed
-/// and settings as this run would use; `None` when anything differs or is missing.
-fn demo_fleet_matches(
-    a: &super::DemoArgs,
-    model_dir: &std::path::Path,
-    target_dir: &std::path::Path,
-    card: &std::path::Path,
-) -> Option<crate::train::run::TrainingRecord> {
-    let rec: crate::train::run::TrainingRecord =
-        serde_json::from_str(&std::fs::read_to_string(target_dir.join("training.json")).ok()?)
-            .ok()?;
-    let recs = crate::data::text::TextRecords::load(card, None).ok()?;
-    let hashes: Vec<String> = recs
-        .files
-        .iter()
-        .map(|p| crate::model::hash_file(p).map(|h| h.sha256))
-        .collect::<crate::Result<_>>()
-        .ok()?;
-    let same_data = rec.data.files.iter().map(|f| &f.sha256).eq(hashes.iter());
-    let same_run = rec.seed == a.seed
-        && rec.config.epochs == a.train_epochs
-        && rec.tool_version == env!("CARGO_PKG_VERSION");
-    let fleet_ok = if a.train_references > 0 {
-        let fleet: crate::train::run::Fleet =
-            serde_json::from_str(&std::fs::read_to_string(model_dir.join("fleet.json")).ok()?)
-                .ok()?;
-        fleet
-            .models
-            .iter()
-            .filter(|m| m.role == "reference")
-            .count()
-            == a.train_references
-    } else {
-        !model_dir.join("fleet.json").exists()
-    };
-    (same_data && same_run && fleet_ok).then_some(rec)
-}
-
-/// The demo's membership audit of its target (with the fleet as reference models).
+/// The demo's audit of its target, with its terminal summary.
 fn demo_audit(
-    a: &super::DemoArgs,
+    spec: &DemoSpec,
+    paths: &DemoPaths,
     card: &std::path::Path,
-    model_dir: &std::path::Path,
-    target_dir: &std::path::Path,
     quiet: bool,
 ) -> Result<()> {
     let t0 = std::time::Instant::now();
-    let out = a.out.with_file_name(format!(
-        "{}-audit",
-        a.out
-            .file_name()
-            .map_or("demo".into(), |n| n.to_string_lossy().into_owned())
-    ));
-    let settings = crate::probe::membership::Settings::default();
-    // The demo's canary searches stop at 10,000 model calls each (the default is 20,000).
-    let canary = crate::probe::canary::Settings {
-        max_expansions: 10_000,
-        ..Default::default()
-    };
-    // A lighter extraction than the default plan's, to keep the demo short.
-    let extraction = crate::probe::extraction::Settings {
-        prefix_tokens: vec![8, 16, 32],
-        records: 64,
-        samples: 2,
-        identifiers_per_record: 4,
-        generations: 64,
-        ..Default::default()
-    };
-    // Inversion on the demo's 200 patients: classes on (sex, state) range from 1 to about 10
-    // patients, which is what the linkage figure needs; the prompt gives age and sex only. 64
-    // candidates per target (the default is 128) keep it under a minute.
-    let inversion = crate::probe::inversion::Settings {
-        fields: ["diagnosis", "lab_name", "birth_date", "mrn", "ssn"]
-            .map(String::from)
-            .to_vec(),
-        max_candidates: 64,
-        released: vec!["sex".into(), "state".into()],
-        prompts: vec!["{sex:F=She,M=He} is a pleasant {age}-year-old {sex:F=woman,M=man}, ".into()],
-        ..Default::default()
-    };
-    use crate::probe::{canary::Canary, extraction::Extraction, inversion::Inversion};
-    let mut probes = crate::run::plan::Plan::empty();
-    probes.set::<crate::probe::membership::Membership>(Some(settings));
-    probes.set::<Canary>(Some(canary));
-    probes.set::<Extraction>(Some(extraction));
-    probes.set::<Inversion>(Some(inversion));
-    let mut plan = serde_json::json!({
-        "model": target_dir,
-        "data": card,
-        "references": if a.train_references > 0 { vec![model_dir] } else { vec![] },
-    });
-    if let Some(o) = plan.as_object_mut() {
-        o.extend(probes.recorded());
-    }
-    let id = format!("demo-audit-{}", a.seed);
-    let spec = crate::run::audit::AuditSpec {
-        data: Some(card.to_owned()),
-        column: None,
-        model: target_dir.display().to_string(),
-        adapter: None,
-        references: if a.train_references > 0 {
-            vec![model_dir.to_owned()]
-        } else {
-            Vec::new()
-        },
-        reference_manifest: None,
-        reference_model: None,
-        probes,
-        canaries: None,
-        out: out.clone(),
-        seed: a.seed,
-        threads: 0,
-        batch_tokens: 8192,
-        plan: plan.clone(),
-        policy: None,
-        determination: None,
-        phi_examples: None,
-    };
-    // A stale working folder of an interrupted demo audit on other inputs is the demo's own.
-    let partial = out.with_file_name(format!(
-        ".{}.partial",
-        out.file_name()
-            .map_or("demo-audit".into(), |n| n.to_string_lossy().into_owned())
-    ));
-    let manifest = crate::run::manifest(&id, "demo", a.seed, plan, Vec::new());
-    let outcome = match super::audit::run_audit(&spec, manifest.clone(), quiet) {
+    let (audit, manifest) = spec.audit(paths, card);
+    let partial = DemoSpec::audit_work_folder(paths);
+    let outcome = match super::audit::run_audit(&audit, manifest.clone(), quiet) {
+        // A stale working folder of an interrupted demo audit on other inputs is the demo's own.
         Err(e) if partial.exists() && e.to_string().contains("different inputs") => {
             std::fs::remove_dir_all(&partial).map_err(|source| crate::Error::Write {
                 path: partial.clone(),
                 source,
             })?;
-            super::audit::run_audit(&spec, manifest, quiet)?
+            super::audit::run_audit(&audit, manifest, quiet)?
         }
         other => other?,
     };
     crate::run::folder::log_event(
-        &out,
+        &paths.audit,
         &outcome.file,
         "run",
         "completed (no policy)".into(),
@@ -625,7 +470,10 @@ fn demo_audit(
         crate::report::terminal::canary(&mut std::io::stderr(), &outcome.file)?;
         crate::report::terminal::extraction(&mut std::io::stderr(), &outcome.file)?;
         crate::report::terminal::inversion(&mut std::io::stderr(), &outcome.file)?;
-        eprintln!("audit report: {}", out.join(crate::report::HTML).display());
+        eprintln!(
+            "audit report: {}",
+            paths.audit.join(crate::report::HTML).display()
+        );
     }
     Ok(())
 }

@@ -744,13 +744,7 @@ fn cases() -> Vec<Case> {
         ),
         case(
             "gate --junit inside the run folder",
-            |d| {
-                write(
-                    d,
-                    "policy.toml",
-                    "[[rule]]\nmetric = \"reid.k_min\"\nmin = 2\n",
-                )
-            },
+            |d| write(d, "policy.toml", "[[rule]]\nmetric = \"reid.k\"\nmin = 2\n"),
             &[
                 "-q",
                 "gate",
