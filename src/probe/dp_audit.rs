@@ -29,7 +29,9 @@ use crate::model::LanguageModel;
 use crate::stats::accountant;
 use crate::stats::{epsilon, gdp, one_run};
 use crate::train::canary::TextCanaries;
-use crate::train::run::TrainingRecord;
+use crate::train::run::{AuditRecord, TrainingRecord};
+use crate::train::trainer::DpConfig;
+use crate::train::whitebox::GradientCanaries;
 use crate::train::whitebox;
 use serde::{Deserialize, Serialize};
 
@@ -348,121 +350,10 @@ pub fn analyze(
         );
     }
     // Scores of the instruments: (instrument, ins, outs, independent trials).
-    let mut scored: Vec<(&str, Vec<f64>, Vec<f64>, bool)> = Vec::new();
-    if let Some(a) = audit {
-        if let Some(n) = &a.gradient_note {
-            detail.notes.push(n.clone());
-        }
-        let white_box = match (&a.gradient, &rec.log.white_box) {
-            (Some(g), Some(w)) => {
-                let m = g.included.len();
-                if g.coords.len() != m
-                    || w.scores.len() != m
-                    || w.sum.len() != m
-                    || w.sum_sq.len() != m
-                    || w.steps != rec.log.steps
-                    || w.scores.iter().any(|v| !v.is_finite())
-                {
-                    detail.violations.push(format!(
-                        "training.json is inconsistent: {m} gradient canaries, {} coordinates, {} scores over {} steps (the run took {}), or non-finite scores",
-                        g.coords.len(),
-                        w.scores.len(),
-                        w.steps,
-                        rec.log.steps
-                    ));
-                    None
-                } else {
-                    Some((g, w))
-                }
-            }
-            (Some(_), None) => {
-                detail.notes.push(
-                    "the gradient canaries were planted but not observed (no white-box log)".into(),
-                );
-                None
-            }
-            _ => None,
-        };
-        if let Some((g, w)) = white_box {
-            let (ins, outs) = split(&w.scores, g.included.iter().copied());
-            detail.estimates.extend(estimates(
-                "gradient canaries",
-                WHITE_BOX,
-                &ins,
-                &outs,
-                true,
-                settings,
-                delta,
-            ));
-            if let Some(c) = whitebox::noise_check(w, &g.included, dp.sample_rate, dp.noise) {
-                // The data sampler: realised batch sizes of the training records against
-                // Binomial(n, q) (n: the records trained on, included text canaries counted).
-                let n_real =
-                    rec.membership.len() + a.text.as_ref().map_or(0, |t| t.included().count());
-                let batch_z = rec.log.batch_sizes.as_ref().map(|b| {
-                    let n = n_real as f64;
-                    let q = dp.sample_rate;
-                    let sd = (q * (1.0 - q) * n / rec.log.steps.max(1) as f64).sqrt();
-                    if sd > 0.0 { (b.mean - q * n) / sd } else { 0.0 }
-                });
-                let passed = c.passes(settings.check_limit)
-                    && batch_z.is_none_or(|z| z.abs() < settings.check_limit);
-                if !passed {
-                    detail.violations.push(format!(
-                        "the white-box observations do not match the claimed mechanism: noise std {:.4} (σ = {}, z = {:.1}), noise mean {:.4} (z = {:.1}), included canaries' mean {:.4} (q = {:.4}, z = {:.1}), mean data batch {} (z = {}); |z| ≥ {} means the clipping, sampling, normalisation or noise code does not do what the accountant assumes",
-                        c.out_std,
-                        dp.noise,
-                        c.z_std,
-                        c.out_mean,
-                        c.z_out_mean,
-                        c.in_mean,
-                        dp.sample_rate,
-                        c.z_in_mean,
-                        rec.log
-                            .batch_sizes
-                            .as_ref()
-                            .map_or("n/a".into(), |b| format!("{:.2}", b.mean)),
-                        batch_z.map_or("n/a".into(), |z| format!("{z:.1}")),
-                        settings.check_limit
-                    ));
-                }
-                detail.mechanism = Some(MechanismCheck {
-                    out_observations: c.out_observations,
-                    out_std: c.out_std,
-                    out_mean: c.out_mean,
-                    in_observations: c.in_observations,
-                    in_mean: c.in_mean,
-                    z: [c.z_std, c.z_out_mean, c.z_in_mean],
-                    batch_z,
-                    passed,
-                    limit: settings.check_limit,
-                });
-            }
-            scored.push(("gradient canaries", ins.clone(), outs.clone(), true));
-            detail.gradient_scores = Some((ins, outs));
-        }
-        if let Some(t) = &a.text {
-            match obs {
-                Some(o) if o.text_scores.len() == t.canaries.len() => {
-                    let (ins, outs) = split(&o.text_scores, t.canaries.iter().map(|c| c.included));
-                    detail.estimates.extend(estimates(
-                        "text canaries",
-                        BLACK_BOX,
-                        &ins,
-                        &outs,
-                        false,
-                        settings,
-                        delta,
-                    ));
-                    scored.push(("text canaries", ins.clone(), outs.clone(), false));
-                    detail.text_scores = Some((ins, outs));
-                }
-                _ => detail
-                    .notes
-                    .push("the text canaries were not scored (no observations)".into()),
-            }
-        }
-    }
+    let scored = match audit {
+        Some(a) => instruments(a, rec, obs, &dp, settings, &mut detail),
+        None => Vec::new(),
+    };
     // The safety net: every bound recomputed at the net's own level (split over the bounds)
     // against the accountant's ε.
     if let Some(theory) = detail.setting.epsilon {
@@ -495,6 +386,156 @@ pub fn analyze(
         }
     }
     (findings(&detail), Some(detail))
+}
+
+/// Scores of the audit's instruments, with their estimates added to `detail`: the white-box
+/// gradient canaries (checked for consistency, and the mechanism against its claim) and the
+/// black-box text canaries. Each entry: (instrument, ins, outs, independent trials).
+fn instruments<'a>(
+    a: &AuditRecord,
+    rec: &TrainingRecord,
+    obs: Option<&Observations>,
+    dp: &DpConfig,
+    settings: &Settings,
+    detail: &mut DpDetail,
+) -> Vec<(&'a str, Vec<f64>, Vec<f64>, bool)> {
+    let delta = dp.delta;
+    let mut scored: Vec<(&'a str, Vec<f64>, Vec<f64>, bool)> = Vec::new();
+    if let Some(n) = &a.gradient_note {
+        detail.notes.push(n.clone());
+    }
+    let white_box = observed_white_box(a, rec, detail);
+    if let Some((g, w)) = white_box {
+        let (ins, outs) = split(&w.scores, g.included.iter().copied());
+        detail.estimates.extend(estimates(
+            "gradient canaries",
+            WHITE_BOX,
+            &ins,
+            &outs,
+            true,
+            settings,
+            delta,
+        ));
+        detail.mechanism = mechanism_check(a, rec, g, w, dp, settings, &mut detail.violations);
+        scored.push(("gradient canaries", ins.clone(), outs.clone(), true));
+        detail.gradient_scores = Some((ins, outs));
+    }
+    if let Some(t) = &a.text {
+        match obs {
+            Some(o) if o.text_scores.len() == t.canaries.len() => {
+                let (ins, outs) = split(&o.text_scores, t.canaries.iter().map(|c| c.included));
+                detail.estimates.extend(estimates(
+                    "text canaries",
+                    BLACK_BOX,
+                    &ins,
+                    &outs,
+                    false,
+                    settings,
+                    delta,
+                ));
+                scored.push(("text canaries", ins.clone(), outs.clone(), false));
+                detail.text_scores = Some((ins, outs));
+            }
+            _ => detail
+                .notes
+                .push("the text canaries were not scored (no observations)".into()),
+        }
+    }
+    scored
+}
+
+/// The white-box observations of the gradient canaries, when they were planted and observed
+/// and agree with the record (a violation otherwise; a note when not observed).
+fn observed_white_box<'r>(
+    a: &'r AuditRecord,
+    rec: &'r TrainingRecord,
+    detail: &mut DpDetail,
+) -> Option<(&'r GradientCanaries, &'r whitebox::Observations)> {
+    match (&a.gradient, &rec.log.white_box) {
+        (Some(g), Some(w)) => {
+            let m = g.included.len();
+            if g.coords.len() != m
+                || w.scores.len() != m
+                || w.sum.len() != m
+                || w.sum_sq.len() != m
+                || w.steps != rec.log.steps
+                || w.scores.iter().any(|v| !v.is_finite())
+            {
+                detail.violations.push(format!(
+                    "training.json is inconsistent: {m} gradient canaries, {} coordinates, {} scores over {} steps (the run took {}), or non-finite scores",
+                    g.coords.len(),
+                    w.scores.len(),
+                    w.steps,
+                    rec.log.steps
+                ));
+                None
+            } else {
+                Some((g, w))
+            }
+        }
+        (Some(_), None) => {
+            detail.notes.push(
+                "the gradient canaries were planted but not observed (no white-box log)".into(),
+            );
+            None
+        }
+        _ => None,
+    }
+}
+
+/// The mechanism check: the observed noise and the included canaries' sum against the claimed
+/// σ and q, and the data sampler's realised batch sizes against Binomial(n, q) (n: the records
+/// trained on, included text canaries counted). A mismatch is a violation.
+fn mechanism_check(
+    a: &AuditRecord,
+    rec: &TrainingRecord,
+    g: &GradientCanaries,
+    w: &whitebox::Observations,
+    dp: &DpConfig,
+    settings: &Settings,
+    violations: &mut Vec<String>,
+) -> Option<MechanismCheck> {
+    let c = whitebox::noise_check(w, &g.included, dp.sample_rate, dp.noise)?;
+    let n_real = rec.membership.len() + a.text.as_ref().map_or(0, |t| t.included().count());
+    let batch_z = rec.log.batch_sizes.as_ref().map(|b| {
+        let n = n_real as f64;
+        let q = dp.sample_rate;
+        let sd = (q * (1.0 - q) * n / rec.log.steps.max(1) as f64).sqrt();
+        if sd > 0.0 { (b.mean - q * n) / sd } else { 0.0 }
+    });
+    let passed =
+        c.passes(settings.check_limit) && batch_z.is_none_or(|z| z.abs() < settings.check_limit);
+    if !passed {
+        let batch = rec
+            .log
+            .batch_sizes
+            .as_ref()
+            .map_or("n/a".into(), |b| format!("{:.2}", b.mean));
+        violations.push(format!(
+            "the white-box observations do not match the claimed mechanism: noise std {:.4} (σ = {}, z = {:.1}), noise mean {:.4} (z = {:.1}), included canaries' mean {:.4} (q = {:.4}, z = {:.1}), mean data batch {batch} (z = {}); |z| ≥ {} means the clipping, sampling, normalisation or noise code does not do what the accountant assumes",
+            c.out_std,
+            dp.noise,
+            c.z_std,
+            c.out_mean,
+            c.z_out_mean,
+            c.in_mean,
+            dp.sample_rate,
+            c.z_in_mean,
+            batch_z.map_or("n/a".into(), |z| format!("{z:.1}")),
+            settings.check_limit
+        ));
+    }
+    Some(MechanismCheck {
+        out_observations: c.out_observations,
+        out_std: c.out_std,
+        out_mean: c.out_mean,
+        in_observations: c.in_observations,
+        in_mean: c.in_mean,
+        z: [c.z_std, c.z_out_mean, c.z_in_mean],
+        batch_z,
+        passed,
+        limit: settings.check_limit,
+    })
 }
 
 /// The headline numbers of a DP audit.

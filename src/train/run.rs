@@ -614,29 +614,8 @@ fn train_job(
         .iter()
         .map(|t| encode(t))
         .collect::<Result<Vec<_>>>()?;
-    // A copy planted late in a long note may be cut off with the note's tail: keep only the
-    // copies the model actually sees in `planted_in`.
     if let Some(p) = &mut planted {
-        let row_of: HashMap<&str, usize> = ids
-            .iter()
-            .enumerate()
-            .map(|(i, id)| (id.as_str(), i))
-            .collect();
-        for c in &mut p.canaries {
-            let mut kept = Vec::new();
-            for id in std::mem::take(&mut c.planted_in) {
-                let seq = &train_seqs[row_of[id.as_str()]];
-                let seen = tok
-                    .decode(seq, true)
-                    .map_err(|e| Error::Compute(format!("tokenizer failed to decode: {e}")))?;
-                if seen.contains(&c.sentence) {
-                    kept.push(id);
-                } else {
-                    c.truncated_in.push(id);
-                }
-            }
-            c.planted_in = kept;
-        }
+        keep_seen_copies(p, &ids, &train_seqs, &tok)?;
     }
     let val_seqs = job
         .val_rows
@@ -646,20 +625,8 @@ fn train_job(
         .collect::<Result<Vec<_>>>()?;
     let mut cfg = spec.train.clone();
     cfg.seed = job.seed;
-    // Gradient canaries sit in embedding rows of tokens that neither any record of the audit
-    // pool (members and held-out alike) nor any canary (included or not) nor a special token
-    // contains: a placement that membership and coins cannot change.
     let (gradient, gradient_note) = match (audit_plan, cfg.dp) {
         (Some(a), Some(_)) if a.gradient_canaries > 0 => {
-            let mut used = vec![false; cfg.model.vocab_size];
-            let mut mark = |ids: &[u32]| {
-                for &t in ids {
-                    if let Some(u) = used.get_mut(t as usize) {
-                        *u = true;
-                    }
-                }
-            };
-            mark(&[0, bos, eos]);
             let mut texts_all: Vec<&str> =
                 pool_rows.iter().map(|&r| recs.texts[r].as_str()).collect();
             if let Some(p) = &planted {
@@ -668,32 +635,8 @@ fn train_job(
             if let Some(t) = &text_canaries {
                 texts_all.extend(t.canaries.iter().map(|c| c.sentence.as_str()));
             }
-            for t in texts_all {
-                let enc = tok
-                    .encode(t, false)
-                    .map_err(|e| Error::Compute(format!("tokenizer failed: {e}")))?;
-                mark(enc.get_ids());
-            }
-            let g = GradientCanaries::plan(
-                "model.embed_tokens.weight",
-                cfg.model.vocab_size,
-                cfg.model.hidden,
-                &used,
-                a.gradient_canaries,
-                a.include_probability,
-                Rng::derive_seed(job.seed, "audit/gradient", 0),
-            )
-            .map_err(|m| Error::Usage(format!("gradient canaries: {m}")))?;
-            let g = GradientCanaries { public_size, ..g };
-            let note = (g.coords.len() < a.gradient_canaries).then(|| {
-                format!(
-                    "{} of {} gradient canaries: only {} embedding rows are free of training tokens",
-                    g.coords.len(),
-                    a.gradient_canaries,
-                    g.rows.len()
-                )
-            });
-            (Some(g), note)
+            let g = gradient_canaries(&a, &cfg, &tok, &[0, bos, eos], &texts_all, public_size)?;
+            (Some(g.0), g.1)
         }
         (Some(a), None) if a.gradient_canaries > 0 => (
             None,
@@ -705,32 +648,7 @@ fn train_job(
     if let Some(g) = &gradient {
         corpus = corpus.with_gradient_canaries(g.clone());
     }
-    if let Some(dp) = &mut cfg.dp {
-        if dp.sample_rate <= 0.0 {
-            dp.sample_rate = (cfg.batch_size as f64 / public_size as f64).min(1.0);
-        }
-        if audit_plan.is_some() {
-            // The realised size depends on the coins; the normaliser must not.
-            dp.expected_size = Some(public_size);
-        }
-        if let Some(target) = dp.target_epsilon {
-            let steps = trainer::dp_steps(cfg.epochs, dp.sample_rate).map_err(Error::Usage)?;
-            dp.noise = crate::stats::accountant::calibrate_noise(
-                target,
-                dp.delta,
-                dp.sample_rate,
-                steps,
-                &crate::stats::accountant::default_orders(),
-                0.01,
-            )
-            .ok_or_else(|| {
-                Error::Usage(format!(
-                    "no noise multiplier reaches ε ≤ {target} at δ = {} in {steps} steps; raise ε or train fewer epochs",
-                    dp.delta
-                ))
-            })?;
-        }
-    }
+    calibrate_dp(&mut cfg, public_size, audit_plan.is_some())?;
     let work = working_dir(&job.dir);
     let ckpt = CheckpointDir {
         dir: work.join("checkpoints"),
@@ -792,21 +710,141 @@ fn train_job(
             .expect("serialises")
             .as_bytes(),
     )?;
-    if let Some(p) = job.dir.parent() {
-        std::fs::create_dir_all(p).map_err(werr(p))?;
+    install(&staged, &job.dir)?;
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(record)
+}
+
+/// Keeps in each canary's `planted_in` only the copies the model sees: a copy planted late in
+/// a long note may be cut off with the note's tail (`truncated_in` lists those).
+fn keep_seen_copies(
+    planted: &mut canary::Planted,
+    ids: &[String],
+    train_seqs: &[Vec<u32>],
+    tok: &tokenizers::Tokenizer,
+) -> Result<()> {
+    let row_of: HashMap<&str, usize> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i))
+        .collect();
+    for c in &mut planted.canaries {
+        let mut kept = Vec::new();
+        for id in std::mem::take(&mut c.planted_in) {
+            let seq = &train_seqs[row_of[id.as_str()]];
+            let seen = tok
+                .decode(seq, true)
+                .map_err(|e| Error::Compute(format!("tokenizer failed to decode: {e}")))?;
+            if seen.contains(&c.sentence) {
+                kept.push(id);
+            } else {
+                c.truncated_in.push(id);
+            }
+        }
+        c.planted_in = kept;
     }
-    if job.dir.exists() {
-        // Only an empty folder may be replaced.
-        std::fs::remove_dir(&job.dir).map_err(|_| {
+    Ok(())
+}
+
+/// Plans the audit's gradient canaries. They sit in embedding rows of tokens that neither any
+/// of `texts` (every record of the audit pool, members and held-out alike, and every canary,
+/// included or not) nor a `special` token contains: a placement that membership and coins
+/// cannot change. The note says when fewer rows were free than canaries asked for.
+fn gradient_canaries(
+    a: &AuditPlan,
+    cfg: &TrainConfig,
+    tok: &tokenizers::Tokenizer,
+    special: &[u32],
+    texts: &[&str],
+    public_size: usize,
+) -> Result<(GradientCanaries, Option<String>)> {
+    let mut used = vec![false; cfg.model.vocab_size];
+    let mut mark = |ids: &[u32]| {
+        for &t in ids {
+            if let Some(u) = used.get_mut(t as usize) {
+                *u = true;
+            }
+        }
+    };
+    mark(special);
+    for t in texts {
+        let enc = tok
+            .encode(*t, false)
+            .map_err(|e| Error::Compute(format!("tokenizer failed: {e}")))?;
+        mark(enc.get_ids());
+    }
+    let g = GradientCanaries::plan(
+        "model.embed_tokens.weight",
+        cfg.model.vocab_size,
+        cfg.model.hidden,
+        &used,
+        a.gradient_canaries,
+        a.include_probability,
+        Rng::derive_seed(cfg.seed, "audit/gradient", 0),
+    )
+    .map_err(|m| Error::Usage(format!("gradient canaries: {m}")))?;
+    let g = GradientCanaries { public_size, ..g };
+    let note = (g.coords.len() < a.gradient_canaries).then(|| {
+        format!(
+            "{} of {} gradient canaries: only {} embedding rows are free of training tokens",
+            g.coords.len(),
+            a.gradient_canaries,
+            g.rows.len()
+        )
+    });
+    Ok((g, note))
+}
+
+/// Fills in DP-SGD's sample rate (batch / records when not given), the expected batch size of
+/// an audited run (the realised size depends on the coins; the normaliser must not) and the
+/// noise multiplier that reaches a target ε.
+fn calibrate_dp(cfg: &mut TrainConfig, public_size: usize, audited: bool) -> Result<()> {
+    let (epochs, batch) = (cfg.epochs, cfg.batch_size);
+    let Some(dp) = &mut cfg.dp else {
+        return Ok(());
+    };
+    if dp.sample_rate <= 0.0 {
+        dp.sample_rate = (batch as f64 / public_size as f64).min(1.0);
+    }
+    if audited {
+        dp.expected_size = Some(public_size);
+    }
+    if let Some(target) = dp.target_epsilon {
+        let steps = trainer::dp_steps(epochs, dp.sample_rate).map_err(Error::Usage)?;
+        dp.noise = crate::stats::accountant::calibrate_noise(
+            target,
+            dp.delta,
+            dp.sample_rate,
+            steps,
+            &crate::stats::accountant::default_orders(),
+            0.01,
+        )
+        .ok_or_else(|| {
             Error::Usage(format!(
-                "{} exists and is not empty; choose another --out",
-                job.dir.display()
+                "no noise multiplier reaches ε ≤ {target} at δ = {} in {steps} steps; raise ε or train fewer epochs",
+                dp.delta
             ))
         })?;
     }
-    std::fs::rename(&staged, &job.dir).map_err(werr(&job.dir))?;
-    let _ = std::fs::remove_dir_all(&work);
-    Ok(record)
+    Ok(())
+}
+
+/// Moves the staged model folder to `dir` (only an absent or empty folder is replaced).
+fn install(staged: &Path, dir: &Path) -> Result<()> {
+    if let Some(p) = dir.parent() {
+        std::fs::create_dir_all(p).map_err(werr(p))?;
+    }
+    if dir.exists() {
+        // Only an empty folder may be replaced.
+        std::fs::remove_dir(dir).map_err(|_| {
+            Error::Usage(format!(
+                "{} exists and is not empty; choose another --out",
+                dir.display()
+            ))
+        })?;
+    }
+    std::fs::rename(staged, dir).map_err(werr(dir))?;
+    Ok(())
 }
 
 /// Writes config.json, model.safetensors, tokenizer.json, tokenizer_config.json and

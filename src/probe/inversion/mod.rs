@@ -684,9 +684,86 @@ pub fn observe(
     progress: Progress<'_>,
 ) -> Result<Observations> {
     settings.validate().map_err(Error::Usage)?;
-    let card = recs.card.display().to_string();
     let mut notes = Vec::new();
-    // Columns.
+    let c = columns(recs, settings, &mut notes)?;
+    let t = choose_targets(recs, settings, seed, &c, &mut notes)?;
+    let mut inference = Inference::default();
+    let total = c.fields.len() * t.chosen.len();
+    for fi in 0..c.fields.len() {
+        let mut step = |i: usize| {
+            progress(
+                "inversion: attribute inference",
+                fi * t.chosen.len() + i,
+                total,
+            );
+        };
+        infer_field(model, recs, settings, seed, &c, &t, fi, &mut inference, &mut step)?;
+    }
+    let link = link_rows(&c, &t, &inference.answers, extracted, recs);
+    let reconstruction = reconstruct(model, recs, settings, seed, &c, &t, &mut notes, progress)?;
+    // Memorised-record matching.
+    let memorised = if settings.generations > 0 && c.match_qis.len() >= settings.min_match {
+        Some(match_generations(
+            model,
+            settings,
+            seed,
+            &t.pats,
+            &c.cols,
+            &c.match_qis,
+            progress,
+        )?)
+    } else {
+        if settings.generations > 0 {
+            notes.push(format!(
+                "memorised-record matching not run: it needs at least {} identifying quasi-identifier columns (match_qis), the data has {}",
+                settings.min_match,
+                c.match_qis.len()
+            ));
+        }
+        None
+    };
+    Ok(Observations {
+        fields: inference.infos,
+        targets: inference.targets,
+        link,
+        link_fields: c.link_fields,
+        released: c.released,
+        patients: (t.members_n, t.control_n),
+        reconstruct_fields: c.reconstruct_fields,
+        given: c.given,
+        reconstruction,
+        memorised,
+        notes,
+        settings: settings.clone(),
+    })
+}
+
+/// The columns an inversion run uses, resolved against the data and read.
+struct Columns {
+    /// Fields to infer.
+    fields: Vec<String>,
+    /// Prompt templates.
+    templates: Vec<Vec<Piece>>,
+    /// Columns the templates give the model.
+    given: Vec<String>,
+    /// Fields reconstruction looks for (not given by a template).
+    reconstruct_fields: Vec<String>,
+    /// Identifying quasi-identifiers of memorised-record matching.
+    match_qis: Vec<String>,
+    /// Inferred fields that enter the linkage posterior.
+    link_fields: Vec<String>,
+    /// Columns of the prior's classes.
+    prior_qis: Vec<String>,
+    /// Columns of the release.
+    released: Vec<String>,
+    /// Every column read, by name.
+    cols: HashMap<String, FieldValues>,
+}
+
+/// Resolves the settings' columns against the card (defaults from column roles), reads them,
+/// and notes the ones the data lacks.
+fn columns(recs: &TextRecords, settings: &Settings, notes: &mut Vec<String>) -> Result<Columns> {
+    let card = recs.card.display().to_string();
     let fields: Vec<String> = if settings.fields.is_empty() {
         recs.columns_with_role(Role::Sensitive)?
     } else {
@@ -720,29 +797,30 @@ pub fn observe(
         let mut seen = HashSet::new();
         reconstruct_wanted.retain(|f| seen.insert(f.clone()));
     }
-    let mut wanted: Vec<String> = Vec::new();
-    let mut want = |names: &[String]| {
-        for n in names {
-            if !wanted.contains(n) {
-                wanted.push(n.clone());
-            }
-        }
-    };
-    want(&fields);
-    want(&settings.prior_qis);
-    want(&settings.released);
-    want(&given);
-    want(&reconstruct_wanted);
-    if let Some(l) = &settings.link_fields {
-        want(l);
-    }
     let match_wanted: Vec<String> = if settings.match_qis.is_empty() {
         use crate::phi::SafeHarbor as S;
         recs.columns_in_categories(Role::Quasi, &[S::Date, S::Geographic])?
     } else {
         settings.match_qis.clone()
     };
-    want(&match_wanted);
+    let mut wanted: Vec<String> = Vec::new();
+    for names in [
+        &fields,
+        &settings.prior_qis,
+        &settings.released,
+        &given,
+        &reconstruct_wanted,
+    ]
+    .into_iter()
+    .chain(settings.link_fields.as_ref())
+    .chain([&match_wanted])
+    {
+        for n in names {
+            if !wanted.contains(n) {
+                wanted.push(n.clone());
+            }
+        }
+    }
     let read = recs.read_columns(&wanted)?;
     let mut cols: HashMap<String, FieldValues> = HashMap::new();
     for (name, c) in wanted.iter().zip(read) {
@@ -768,19 +846,18 @@ pub fn observe(
         }
         have
     };
-    let prior_qis = present(&settings.prior_qis, "prior_qis", &mut notes);
-    let released = present(&settings.released, "released", &mut notes);
-    let reconstruct_fields: Vec<String> = present(&reconstruct_wanted, "reconstruct", &mut notes)
+    let prior_qis = present(&settings.prior_qis, "prior_qis", notes);
+    let released = present(&settings.released, "released", notes);
+    let reconstruct_fields: Vec<String> = present(&reconstruct_wanted, "reconstruct", notes)
         .into_iter()
         .filter(|f| !given.contains(f))
         .collect();
-    let match_qis = present(&match_wanted, "match_qis", &mut notes);
+    let match_qis = present(&match_wanted, "match_qis", notes);
     let link_fields: Vec<String> = match &settings.link_fields {
         Some(l) => {
-            let (inferred, other): (Vec<String>, Vec<String>) =
-                present(l, "link_fields", &mut notes)
-                    .into_iter()
-                    .partition(|f| fields.contains(f));
+            let (inferred, other): (Vec<String>, Vec<String>) = present(l, "link_fields", notes)
+                .into_iter()
+                .partition(|f| fields.contains(f));
             if !other.is_empty() {
                 notes.push(format!(
                     "link_fields: {} not among the inferred fields; left out (add them to `fields`)",
@@ -795,7 +872,55 @@ pub fn observe(
             .cloned()
             .collect(),
     };
+    Ok(Columns {
+        fields,
+        templates,
+        given,
+        reconstruct_fields,
+        match_qis,
+        link_fields,
+        prior_qis,
+        released,
+        cols,
+    })
+}
 
+/// The patients, the target patients of both arms and the release's classes.
+struct Targets {
+    pats: Patients,
+    /// Target patients (members first, each arm in patient order).
+    chosen: Vec<usize>,
+    /// Patients per released class key (over every patient of the data: the release).
+    classes: HashMap<String, Vec<usize>>,
+    members_n: u64,
+    control_n: u64,
+}
+
+impl Targets {
+    /// Patient `p`'s released class key.
+    fn class_key(&self, c: &Columns, p: usize) -> String {
+        class_key(&self.pats, c, p)
+    }
+}
+
+fn class_key(pats: &Patients, c: &Columns, p: usize) -> String {
+    let r = pats.records[p][0];
+    c.released
+        .iter()
+        .map(|col| c.cols[col.as_str()].values[r].as_str())
+        .collect::<Vec<_>>()
+        .join("\u{1f}")
+}
+
+/// Groups records by patient, draws each arm's targets (seeded; `records` per arm) and builds
+/// the released classes.
+fn choose_targets(
+    recs: &TextRecords,
+    settings: &Settings,
+    seed: u64,
+    c: &Columns,
+    notes: &mut Vec<String>,
+) -> Result<Targets> {
     let pats = group_patients(recs);
     let np = pats.ids.len();
     if pats.mixed > 0 {
@@ -808,10 +933,10 @@ pub fn observe(
     let control_n = pats.member.iter().filter(|m| **m == Some(false)).count() as u64;
     if members_n == 0 || control_n == 0 {
         return Err(Error::Usage(format!(
-            "{card}: the inversion probe needs members and non-members (the card's [membership] section)"
+            "{}: the inversion probe needs members and non-members (the card's [membership] section)",
+            recs.card.display()
         )));
     }
-    // Target patients per arm.
     let mut chosen: Vec<usize> = Vec::new();
     for (arm, want) in [(0u64, true), (1, false)] {
         let mut ps: Vec<usize> = (0..np).filter(|&p| pats.member[p] == Some(want)).collect();
@@ -826,200 +951,269 @@ pub fn observe(
         ps.sort_unstable();
         chosen.extend(ps);
     }
-    // Released classes over every patient of the data (the release).
-    let class_key = |p: usize| -> String {
-        let r = pats.records[p][0];
-        released
-            .iter()
-            .map(|c| cols[c.as_str()].values[r].as_str())
-            .collect::<Vec<_>>()
-            .join("\u{1f}")
-    };
     let mut classes: HashMap<String, Vec<usize>> = HashMap::new();
     for p in 0..np {
-        classes.entry(class_key(p)).or_default().push(p);
+        classes.entry(class_key(&pats, c, p)).or_default().push(p);
     }
+    Ok(Targets {
+        pats,
+        chosen,
+        classes,
+        members_n,
+        control_n,
+    })
+}
 
-    // Attribute inference.
+/// What attribute inference gathers over the fields.
+#[derive(Default)]
+struct Inference {
+    infos: Vec<FieldInfo>,
+    targets: Vec<Target>,
+    answers: HashMap<usize, Answers>,
+}
+
+/// A field's value frequencies over every record, overall and within prior classes.
+struct Frequencies<'a> {
+    counts: BTreeMap<&'a str, u64>,
+    cond: HashMap<(String, &'a str), u64>,
+    cond_total: HashMap<String, u64>,
+}
+
+/// The prior class key of record `r`.
+fn prior_key(c: &Columns, r: usize) -> String {
+    c.prior_qis
+        .iter()
+        .map(|q| c.cols[q.as_str()].values[r].as_str())
+        .collect::<Vec<_>>()
+        .join("\u{1f}")
+}
+
+/// Counts a field's values, overall and per prior class.
+fn frequencies<'a>(c: &Columns, col: &'a FieldValues) -> Frequencies<'a> {
+    let mut fq = Frequencies {
+        counts: BTreeMap::new(),
+        cond: HashMap::new(),
+        cond_total: HashMap::new(),
+    };
+    for (r, v) in col.values.iter().enumerate() {
+        if v.is_empty() {
+            continue;
+        }
+        *fq.counts.entry(v.as_str()).or_default() += 1;
+        if !c.prior_qis.is_empty() {
+            let k = prior_key(c, r);
+            *fq.cond.entry((k.clone(), v.as_str())).or_default() += 1;
+            *fq.cond_total.entry(k).or_default() += 1;
+        }
+    }
+    fq
+}
+
+/// Adds one to the member or the non-member side of a tally.
+fn tally(t: &mut (u64, u64), member: bool) {
+    if member {
+        t.0 += 1;
+    } else {
+        t.1 += 1;
+    }
+}
+
+/// Attribute inference of field `fi` for every target patient: the model ranks the true value
+/// among candidates in a record's own context; the prior ranks them by frequency without the
+/// patient's records.
+#[allow(clippy::too_many_arguments)]
+fn infer_field(
+    model: &dyn LanguageModel,
+    recs: &TextRecords,
+    settings: &Settings,
+    seed: u64,
+    c: &Columns,
+    t: &Targets,
+    fi: usize,
+    out: &mut Inference,
+    step: &mut dyn FnMut(usize),
+) -> Result<()> {
+    let f = &c.fields[fi];
+    let col = &c.cols[f.as_str()];
+    let fq = frequencies(c, col);
+    let domain: Vec<&str> = fq.counts.keys().copied().collect();
+    let is_link = c.link_fields.contains(f);
     let max_len = model.card().context_length;
-    let mut infos = Vec::new();
-    let mut targets = Vec::new();
-    let mut answers: HashMap<usize, Answers> = HashMap::new();
-    let total = fields.len() * chosen.len();
-    let mut done = 0;
-    for (fi, f) in fields.iter().enumerate() {
-        let col = &cols[f.as_str()];
-        let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
-        for v in col.values.iter().filter(|v| !v.is_empty()) {
-            *counts.entry(v.as_str()).or_default() += 1;
+    let mut not_found = (0u64, 0u64);
+    let mut too_long = (0u64, 0u64);
+    for (i, &p) in t.chosen.iter().enumerate() {
+        step(i + 1);
+        let member = t.pats.member[p] == Some(true);
+        let mut rng = Rng::derive(seed, &format!("inversion/{f}"), p as u64);
+        // A record of the patient (with the patient's membership) whose text mentions its
+        // value, in seeded order.
+        let mut rs: Vec<usize> = t.pats.records[p]
+            .iter()
+            .copied()
+            .filter(|&r| recs.member[r] == t.pats.member[p])
+            .collect();
+        for i in (1..rs.len()).rev() {
+            let j = rng.index(i + 1);
+            rs.swap(i, j);
         }
-        let domain: Vec<&str> = counts.keys().copied().collect();
-        // Prior classes.
-        let prior_key = |r: usize| -> String {
-            prior_qis
-                .iter()
-                .map(|c| cols[c.as_str()].values[r].as_str())
-                .collect::<Vec<_>>()
-                .join("\u{1f}")
+        let Some(&r) = rs.iter().find(|&&r| {
+            !col.values[r].is_empty() && surface::contains(&recs.texts[r], &col.values[r])
+        }) else {
+            tally(&mut not_found, member);
+            continue;
         };
-        let mut cond: HashMap<(String, &str), u64> = HashMap::new();
-        let mut cond_total: HashMap<String, u64> = HashMap::new();
-        if !prior_qis.is_empty() {
-            for (r, v) in col.values.iter().enumerate() {
-                if !v.is_empty() {
-                    let k = prior_key(r);
-                    *cond.entry((k.clone(), v.as_str())).or_default() += 1;
-                    *cond_total.entry(k).or_default() += 1;
-                }
-            }
-        }
-        let is_link = link_fields.contains(f);
-        let mut not_found = (0u64, 0u64);
-        let mut too_long = (0u64, 0u64);
-        for &p in &chosen {
-            done += 1;
-            progress("inversion: attribute inference", done, total);
-            let member = pats.member[p] == Some(true);
-            let mut rng = Rng::derive(seed, &format!("inversion/{f}"), p as u64);
-            // A record of the patient (with the patient's membership) whose text mentions its
-            // value, in seeded order.
-            let mut rs: Vec<usize> = pats.records[p]
-                .iter()
-                .copied()
-                .filter(|&r| recs.member[r] == pats.member[p])
-                .collect();
-            for i in (1..rs.len()).rev() {
-                let j = rng.index(i + 1);
-                rs.swap(i, j);
-            }
-            let Some(&r) = rs.iter().find(|&&r| {
-                !col.values[r].is_empty() && surface::contains(&recs.texts[r], &col.values[r])
-            }) else {
-                if member {
-                    not_found.0 += 1;
-                } else {
-                    not_found.1 += 1;
-                }
+        let truth = col.values[r].as_str();
+        let others = candidates(settings, c, t, col, &domain, p, truth, is_link, &mut rng);
+        let s = match score_target(model, &recs.texts[r], truth, &others, max_len, &mut rng)? {
+            Outcome::Scored(s) => s,
+            Outcome::NotFound => {
+                tally(&mut not_found, member);
                 continue;
-            };
-            let truth = col.values[r].as_str();
-            // Candidates: the class's distinct values (linkable fields; at most 4 ×
-            // max_candidates), then the domain or a seeded sample of it.
-            let mut others: Vec<String> = Vec::new();
-            let mut taken: HashSet<&str> = HashSet::from([truth]);
-            if is_link {
-                'class: for &q in &classes[&class_key(p)] {
-                    for &rr in &pats.records[q] {
-                        let v = col.values[rr].as_str();
-                        if !v.is_empty() && taken.insert(v) {
-                            others.push(v.to_owned());
-                            if others.len() >= 4 * settings.max_candidates {
-                                break 'class;
-                            }
-                        }
-                    }
-                }
             }
-            if domain.len() <= settings.max_candidates {
-                others.extend(
-                    domain
-                        .iter()
-                        .filter(|v| taken.insert(v))
-                        .map(|v| (*v).to_owned()),
-                );
-            } else {
-                let mut idx: Vec<usize> = (0..domain.len()).collect();
-                let mut i = 0;
-                while others.len() + 1 < settings.max_candidates && i < idx.len() {
-                    let j = i + rng.index(idx.len() - i);
-                    idx.swap(i, j);
-                    let v = domain[idx[i]];
-                    if taken.insert(v) {
-                        others.push(v.to_owned());
-                    }
-                    i += 1;
-                }
+            Outcome::TooLong => {
+                tally(&mut too_long, member);
+                continue;
             }
-            let s = match score_target(model, &recs.texts[r], truth, &others, max_len, &mut rng)? {
-                Outcome::Scored(s) => s,
-                Outcome::NotFound => {
-                    if member {
-                        not_found.0 += 1;
-                    } else {
-                        not_found.1 += 1;
-                    }
-                    continue;
-                }
-                Outcome::TooLong => {
-                    if member {
-                        too_long.0 += 1;
-                    } else {
-                        too_long.1 += 1;
-                    }
-                    continue;
-                }
-            };
-            // Prior: frequencies without this patient's records.
-            let own: Vec<usize> = pats.records[p].clone();
-            let key = prior_key(r);
-            let own_in_class = own
-                .iter()
-                .filter(|&&o| !col.values[o].is_empty() && prior_key(o) == key)
-                .count() as u64;
-            let use_cond = !prior_qis.is_empty()
-                && cond_total
-                    .get(&key)
-                    .copied()
-                    .unwrap_or(0)
-                    .saturating_sub(own_in_class)
-                    >= settings.prior_min as u64;
-            let prior_scores: Vec<f64> = s
-                .values
-                .iter()
-                .map(|v| {
-                    let own_v = own
-                        .iter()
-                        .filter(|&&o| col.values[o] == *v && (!use_cond || prior_key(o) == key))
-                        .count() as u64;
-                    let c = if use_cond {
-                        cond.get(&(key.clone(), v.as_str())).copied().unwrap_or(0)
-                    } else {
-                        counts.get(v.as_str()).copied().unwrap_or(0)
-                    };
-                    c.saturating_sub(own_v) as f64
-                })
-                .collect();
-            let prior_rank = rank_of(&prior_scores, 0, &mut rng);
-            if is_link {
-                answers
-                    .entry(p)
-                    .or_default()
-                    .insert(fi, (s.log_q.clone(), s.neutral));
-            }
-            targets.push(Target {
-                field: fi,
-                record: recs.ids[r].clone(),
-                member,
-                candidates: s.candidates,
-                rank: s.rank,
-                rank_normalised: s.rank_normalised,
-                prior_rank,
-                p_true: s.p_true,
-            });
+        };
+        let prior_rank = prior_rank(settings, c, t, col, &fq, p, r, &s.values, &mut rng);
+        if is_link {
+            out.answers
+                .entry(p)
+                .or_default()
+                .insert(fi, (s.log_q.clone(), s.neutral));
         }
-        infos.push(FieldInfo {
-            name: f.clone(),
-            role: role_name(col.role),
-            domain: domain.len() as u64,
-            not_found,
-            too_long,
+        out.targets.push(Target {
+            field: fi,
+            record: recs.ids[r].clone(),
+            member,
+            candidates: s.candidates,
+            rank: s.rank,
+            rank_normalised: s.rank_normalised,
+            prior_rank,
+            p_true: s.p_true,
         });
     }
+    out.infos.push(FieldInfo {
+        name: f.clone(),
+        role: role_name(col.role),
+        domain: domain.len() as u64,
+        not_found,
+        too_long,
+    });
+    Ok(())
+}
 
-    // Linkage: the naive-Bayes posterior of each target patient within its released class.
+/// The wrong candidates for patient `p`: the released class's distinct values (linkable
+/// fields; at most 4 × max_candidates), then the domain or a seeded sample of it.
+#[allow(clippy::too_many_arguments)]
+fn candidates(
+    settings: &Settings,
+    c: &Columns,
+    t: &Targets,
+    col: &FieldValues,
+    domain: &[&str],
+    p: usize,
+    truth: &str,
+    is_link: bool,
+    rng: &mut Rng,
+) -> Vec<String> {
+    let mut others: Vec<String> = Vec::new();
+    let mut taken: HashSet<&str> = HashSet::from([truth]);
+    if is_link {
+        'class: for &q in &t.classes[&t.class_key(c, p)] {
+            for &rr in &t.pats.records[q] {
+                let v = col.values[rr].as_str();
+                if !v.is_empty() && taken.insert(v) {
+                    others.push(v.to_owned());
+                    if others.len() >= 4 * settings.max_candidates {
+                        break 'class;
+                    }
+                }
+            }
+        }
+    }
+    if domain.len() <= settings.max_candidates {
+        others.extend(
+            domain
+                .iter()
+                .filter(|v| taken.insert(v))
+                .map(|v| (*v).to_owned()),
+        );
+    } else {
+        let mut idx: Vec<usize> = (0..domain.len()).collect();
+        let mut i = 0;
+        while others.len() + 1 < settings.max_candidates && i < idx.len() {
+            let j = i + rng.index(idx.len() - i);
+            idx.swap(i, j);
+            let v = domain[idx[i]];
+            if taken.insert(v) {
+                others.push(v.to_owned());
+            }
+            i += 1;
+        }
+    }
+    others
+}
+
+/// The prior's rank of the true value (`values[0]`) for patient `p` (record `r`): value
+/// frequencies without this patient's records, within its prior class when that class keeps
+/// at least `prior_min` records.
+#[allow(clippy::too_many_arguments)]
+fn prior_rank(
+    settings: &Settings,
+    c: &Columns,
+    t: &Targets,
+    col: &FieldValues,
+    fq: &Frequencies<'_>,
+    p: usize,
+    r: usize,
+    values: &[String],
+    rng: &mut Rng,
+) -> u32 {
+    let own = &t.pats.records[p];
+    let key = prior_key(c, r);
+    let own_in_class = own
+        .iter()
+        .filter(|&&o| !col.values[o].is_empty() && prior_key(c, o) == key)
+        .count() as u64;
+    let use_cond = !c.prior_qis.is_empty()
+        && fq
+            .cond_total
+            .get(&key)
+            .copied()
+            .unwrap_or(0)
+            .saturating_sub(own_in_class)
+            >= settings.prior_min as u64;
+    let scores: Vec<f64> = values
+        .iter()
+        .map(|v| {
+            let own_v = own
+                .iter()
+                .filter(|&&o| col.values[o] == *v && (!use_cond || prior_key(c, o) == key))
+                .count() as u64;
+            let n = if use_cond {
+                fq.cond.get(&(key.clone(), v.as_str())).copied().unwrap_or(0)
+            } else {
+                fq.counts.get(v.as_str()).copied().unwrap_or(0)
+            };
+            n.saturating_sub(own_v) as f64
+        })
+        .collect();
+    rank_of(&scores, 0, rng)
+}
+
+/// Linkage: the naive-Bayes posterior of each target patient within its released class, from
+/// the model's answers about its linkable fields (1 for a patient extraction identified).
+fn link_rows(
+    c: &Columns,
+    t: &Targets,
+    answers: &HashMap<usize, Answers>,
+    extracted: &HashSet<String>,
+    recs: &TextRecords,
+) -> Vec<LinkRow> {
     let mut link = Vec::new();
-    for &p in &chosen {
-        let class = &classes[&class_key(p)];
+    for &p in &t.chosen {
+        let class = &t.classes[&t.class_key(c, p)];
         let f = class.len() as u64;
         let mine = answers.get(&p);
         let used = mine.map_or(0, |a| a.len() as u32);
@@ -1031,8 +1225,8 @@ pub fn observe(
                     .map(|(&fi, (lq, neutral))| {
                         // The best-fitting record; a value the model could not score (or none)
                         // counts as uninformative.
-                        let col = &cols[fields[fi].as_str()];
-                        pats.records[q]
+                        let col = &c.cols[c.fields[fi].as_str()];
+                        t.pats.records[q]
                             .iter()
                             .map(|&rr| lq.get(&col.values[rr]).copied().unwrap_or(*neutral))
                             .reduce(f64::max)
@@ -1042,7 +1236,7 @@ pub fn observe(
             })
             .collect();
         let at = class.iter().position(|&q| q == p).expect("own class");
-        let was_extracted = extracted.contains(&pats.ids[p]);
+        let was_extracted = extracted.contains(&t.pats.ids[p]);
         let p_model = if was_extracted {
             1.0
         } else {
@@ -1050,24 +1244,39 @@ pub fn observe(
             if p.is_finite() { p } else { 1.0 / f as f64 }
         };
         link.push(LinkRow {
-            record: recs.ids[pats.records[p][0]].clone(),
-            member: pats.member[p] == Some(true),
+            record: recs.ids[t.pats.records[p][0]].clone(),
+            member: t.pats.member[p] == Some(true),
             class_size: f,
             fields: used,
             p_model,
             extracted: was_extracted,
         });
     }
+    link
+}
 
-    // Reconstruction from quasi-identifiers.
+/// Reconstruction from quasi-identifiers: each prompt template filled from one record of every
+/// target patient, beam-decoded, and checked for the record's other values.
+#[allow(clippy::too_many_arguments)]
+fn reconstruct(
+    model: &dyn LanguageModel,
+    recs: &TextRecords,
+    settings: &Settings,
+    seed: u64,
+    c: &Columns,
+    t: &Targets,
+    notes: &mut Vec<String>,
+    progress: Progress<'_>,
+) -> Result<Vec<ReconRow>> {
     let mut reconstruction = Vec::new();
-    let usable: Vec<(usize, &Vec<Piece>)> = templates
+    let usable: Vec<(usize, &Vec<Piece>)> = c
+        .templates
         .iter()
         .enumerate()
-        .filter(|(i, t)| {
-            let missing: Vec<String> = template_columns(t)
+        .filter(|(i, tpl)| {
+            let missing: Vec<String> = template_columns(tpl)
                 .into_iter()
-                .filter(|c| !cols.contains_key(c))
+                .filter(|col| !c.cols.contains_key(col))
                 .collect();
             if !missing.is_empty() {
                 notes.push(format!(
@@ -1079,93 +1288,66 @@ pub fn observe(
             missing.is_empty()
         })
         .collect();
-    if !usable.is_empty() && !reconstruct_fields.is_empty() {
-        let mut jobs: Vec<(usize, bool, usize, Vec<u32>)> = Vec::new();
-        for &p in &chosen {
-            let mut rng = Rng::derive(seed, "inversion/reconstruct", p as u64);
-            let own: Vec<usize> = pats.records[p]
-                .iter()
-                .copied()
-                .filter(|&r| recs.member[r] == pats.member[p])
-                .collect();
-            let r = own[rng.index(own.len())];
-            for &(ti, t) in &usable {
-                let value = |c: &str| cols.get(c).map(|col| col.values[r].clone());
-                if let Some(prompt) = fill_template(t, &value) {
-                    jobs.push((r, pats.member[p] == Some(true), ti, model.encode(&prompt)?));
-                }
-            }
-        }
-        let d = Decoding {
-            strategy: Strategy::Beam {
-                width: settings.beam_width,
-            },
-            max_new_tokens: settings.reconstruct_tokens,
-            seed: Rng::derive_seed(seed, "inversion/reconstruct", 0),
-            stop_at_eos: true,
-        };
-        let total = jobs.len();
-        for (ci, chunk) in jobs.chunks(settings.batch).enumerate() {
-            let prompts: Vec<Vec<u32>> = chunk.iter().map(|j| j.3.clone()).collect();
-            let outs = model.generate(&prompts, &d)?;
-            for ((r, member, ti, _), out) in chunk.iter().zip(outs) {
-                let text = model.decode(&out)?;
-                let hits = reconstruct_fields
-                    .iter()
-                    .map(|f| {
-                        let v = &cols[f.as_str()].values[*r];
-                        (!v.is_empty()).then(|| surface::contains(&text, v))
-                    })
-                    .collect();
-                reconstruction.push(ReconRow {
-                    record: recs.ids[*r].clone(),
-                    member: *member,
-                    prompt: *ti,
-                    hits,
-                });
-            }
-            progress(
-                "inversion: reconstruction",
-                ((ci + 1) * settings.batch).min(total),
-                total,
+    if usable.is_empty() || c.reconstruct_fields.is_empty() {
+        if c.templates.is_empty() {
+            notes.push(
+                "reconstruction from quasi-identifiers not run: the plan gives no prompt template (prompts = [\"… {age} …\"])".into(),
             );
         }
-    } else if templates.is_empty() {
-        notes.push(
-            "reconstruction from quasi-identifiers not run: the plan gives no prompt template (prompts = [\"… {age} …\"])".into(),
+        return Ok(reconstruction);
+    }
+    let mut jobs: Vec<(usize, bool, usize, Vec<u32>)> = Vec::new();
+    for &p in &t.chosen {
+        let mut rng = Rng::derive(seed, "inversion/reconstruct", p as u64);
+        let own: Vec<usize> = t.pats.records[p]
+            .iter()
+            .copied()
+            .filter(|&r| recs.member[r] == t.pats.member[p])
+            .collect();
+        let r = own[rng.index(own.len())];
+        for &(ti, tpl) in &usable {
+            let value = |name: &str| c.cols.get(name).map(|col| col.values[r].clone());
+            if let Some(prompt) = fill_template(tpl, &value) {
+                jobs.push((r, t.pats.member[p] == Some(true), ti, model.encode(&prompt)?));
+            }
+        }
+    }
+    let d = Decoding {
+        strategy: Strategy::Beam {
+            width: settings.beam_width,
+        },
+        max_new_tokens: settings.reconstruct_tokens,
+        seed: Rng::derive_seed(seed, "inversion/reconstruct", 0),
+        stop_at_eos: true,
+    };
+    let total = jobs.len();
+    for (ci, chunk) in jobs.chunks(settings.batch).enumerate() {
+        let prompts: Vec<Vec<u32>> = chunk.iter().map(|j| j.3.clone()).collect();
+        let outs = model.generate(&prompts, &d)?;
+        for ((r, member, ti, _), out) in chunk.iter().zip(outs) {
+            let text = model.decode(&out)?;
+            let hits = c
+                .reconstruct_fields
+                .iter()
+                .map(|f| {
+                    let v = &c.cols[f.as_str()].values[*r];
+                    (!v.is_empty()).then(|| surface::contains(&text, v))
+                })
+                .collect();
+            reconstruction.push(ReconRow {
+                record: recs.ids[*r].clone(),
+                member: *member,
+                prompt: *ti,
+                hits,
+            });
+        }
+        progress(
+            "inversion: reconstruction",
+            ((ci + 1) * settings.batch).min(total),
+            total,
         );
     }
-
-    // Memorised-record matching.
-    let memorised = if settings.generations > 0 && match_qis.len() >= settings.min_match {
-        Some(match_generations(
-            model, settings, seed, &pats, &cols, &match_qis, progress,
-        )?)
-    } else {
-        if settings.generations > 0 {
-            notes.push(format!(
-                "memorised-record matching not run: it needs at least {} identifying quasi-identifier columns (match_qis), the data has {}",
-                settings.min_match,
-                match_qis.len()
-            ));
-        }
-        None
-    };
-
-    Ok(Observations {
-        fields: infos,
-        targets,
-        link,
-        link_fields,
-        released,
-        patients: (members_n, control_n),
-        reconstruct_fields,
-        given,
-        reconstruction,
-        memorised,
-        notes,
-        settings: settings.clone(),
-    })
+    Ok(reconstruction)
 }
 
 /// Unconditioned generations checked for patients whose identifying quasi-identifier values
