@@ -498,7 +498,65 @@ pub fn observe(
 ) -> Result<Observations> {
     settings.validate().map_err(Error::Usage)?;
     let detector = Detector::with_vocabulary(&recs.vocabulary());
-    // Seeded samples of members and non-members.
+    let chosen = choose_records(recs, settings, seed)?;
+    let p = Probed {
+        model,
+        recs,
+        settings,
+        seed,
+        detector: &detector,
+        ids: chosen.iter().map(|&r| recs.ids[r].clone()).collect(),
+        member: chosen
+            .iter()
+            .map(|&r| recs.member[r] == Some(true))
+            .collect(),
+        bos: model.encode("")?.len(),
+        ctx: model.card().context_length.max(2),
+        // Every probed note tokenised and scanned once, for all prompts.
+        note_tokens: chosen
+            .iter()
+            .map(|&r| model.encode(&recs.texts[r]))
+            .collect::<Result<_>>()?,
+        note_ids: chosen
+            .iter()
+            .map(|&r| identifiers(&detector, &recs.texts[r]))
+            .collect(),
+        chosen,
+    };
+    let mut out = Targeted::default();
+    let total_stages = settings.prefix_tokens.len() * settings.decodes.len();
+    for (ki, &k) in settings.prefix_tokens.iter().enumerate() {
+        let prompts = prefix_prompts(&p, k, &mut out.too_short)?;
+        for (di, &decode) in settings.decodes.iter().enumerate() {
+            let stage = ki * settings.decodes.len() + di + 1;
+            progress("extraction (prefix prompts)", stage, total_stages);
+            judge_prefix(&p, k, decode, &prompts, &mut out)?;
+        }
+    }
+    if settings.identifiers_per_record > 0 {
+        identifier_prompts(&p, progress, &mut out.attempts)?;
+    }
+    let untargeted = if settings.generations > 0 && !settings.sweep.is_empty() {
+        Some(untargeted(
+            model, reference, recs, &detector, settings, seed, progress,
+        )?)
+    } else {
+        None
+    };
+    Ok(Observations {
+        records: p.ids,
+        member: p.member,
+        attempts: out.attempts,
+        too_short: out.too_short,
+        untargeted,
+        examples: out.examples,
+        settings: settings.clone(),
+    })
+}
+
+/// Seeded samples of members and non-members with text (`records` of each; all when 0), in
+/// record order within each arm.
+fn choose_records(recs: &TextRecords, settings: &Settings, seed: u64) -> Result<Vec<usize>> {
     let mut chosen: Vec<usize> = Vec::new();
     for want in [true, false] {
         let mut rows: Vec<usize> = (0..recs.len())
@@ -520,231 +578,260 @@ pub fn observe(
             "extraction needs records of known membership with text".into(),
         ));
     }
-    let ids: Vec<String> = chosen.iter().map(|&r| recs.ids[r].clone()).collect();
-    let member: Vec<bool> = chosen
-        .iter()
-        .map(|&r| recs.member[r] == Some(true))
-        .collect();
-    let bos = model.encode("")?.len();
-    let ctx = model.card().context_length.max(2);
-    let mut attempts = Vec::new();
-    let mut examples = Vec::new();
-    let mut too_short = 0u64;
-    // Every probed note tokenised and scanned once, for all prompts.
-    let note_tokens: Vec<Vec<u32>> = chosen
-        .iter()
-        .map(|&r| model.encode(&recs.texts[r]))
-        .collect::<Result<_>>()?;
-    let note_ids: Vec<Vec<(SafeHarbor, String, usize, usize)>> = chosen
-        .iter()
-        .map(|&r| identifiers(&detector, &recs.texts[r]))
-        .collect();
-    // Prefix prompts.
-    let total_stages = settings.prefix_tokens.len() * settings.decodes.len();
-    let mut stage = 0;
-    for &k in &settings.prefix_tokens {
-        let mut prompts = Vec::new();
-        let mut truth = Vec::new();
-        let mut which = Vec::new();
-        for (i, &r) in chosen.iter().enumerate() {
-            let toks = &note_tokens[i];
-            if toks.len() < bos + k + settings.suffix_tokens
-                || bos + k + settings.suffix_tokens > ctx
-            {
-                too_short += 1;
+    Ok(chosen)
+}
+
+/// What every prompt of the targeted attack shares: the model, the probed records (rows of
+/// `recs`), their ids and membership, and each note's tokens and detected identifiers.
+struct Probed<'a> {
+    model: &'a dyn LanguageModel,
+    recs: &'a TextRecords,
+    settings: &'a Settings,
+    seed: u64,
+    detector: &'a Detector,
+    chosen: Vec<usize>,
+    ids: Vec<String>,
+    member: Vec<bool>,
+    /// Tokens the model's encoder puts before the text (its BOS).
+    bos: usize,
+    ctx: usize,
+    note_tokens: Vec<Vec<u32>>,
+    note_ids: Vec<Vec<(SafeHarbor, String, usize, usize)>>,
+}
+
+/// What the targeted attack gathers.
+#[derive(Default)]
+struct Targeted {
+    attempts: Vec<Attempt>,
+    examples: Vec<ExtractionExample>,
+    too_short: u64,
+}
+
+/// One prefix prompt and what judges its continuation: the true continuation's tokens and
+/// text, the identifiers lying wholly in it (category, value, surface), the prompt's text and
+/// the record's known identifier values (for masking an example).
+struct PrefixPrompt {
+    /// Index into `Probed::chosen`.
+    record: usize,
+    tokens: Vec<u32>,
+    cont: Vec<u32>,
+    cont_text: String,
+    fields: Vec<(SafeHarbor, String, String)>,
+    prompt_text: String,
+    known: Vec<(SafeHarbor, String)>,
+}
+
+/// The first `k` tokens of every probed note long enough for `k` + `suffix_tokens` within the
+/// context (the others count in `too_short`).
+fn prefix_prompts(p: &Probed<'_>, k: usize, too_short: &mut u64) -> Result<Vec<PrefixPrompt>> {
+    let (bos, suffix) = (p.bos, p.settings.suffix_tokens);
+    let mut prompts = Vec::new();
+    for (i, &r) in p.chosen.iter().enumerate() {
+        let toks = &p.note_tokens[i];
+        if toks.len() < bos + k + suffix || bos + k + suffix > p.ctx {
+            *too_short += 1;
+            continue;
+        }
+        let prompt = toks[..bos + k].to_vec();
+        let cont = toks[bos + k..bos + k + suffix].to_vec();
+        let prompt_text = p.model.decode(&prompt)?;
+        let cont_text = p.model.decode(&cont)?;
+        // Identifiers lying wholly in the true continuation (offsets from decoding the prompt
+        // and prompt + continuation, so a tokenizer's first-space rule cancels).
+        let note = &p.recs.texts[r];
+        let through = p.model.decode(&toks[..bos + k + suffix])?;
+        let at = prompt_text.len().min(note.len());
+        let end = through.len().min(note.len());
+        let fields = p.note_ids[i]
+            .iter()
+            .filter(|(_, _, s, e)| *s >= at && *e <= end)
+            .map(|(c, v, s, e)| (*c, v.clone(), note[*s..*e].to_owned()))
+            .collect();
+        let known = p
+            .recs
+            .identifiers
+            .iter()
+            .map(|id| (id.category, id.values[r].clone()))
+            .filter(|(_, v)| v.chars().count() >= 2)
+            .collect();
+        prompts.push(PrefixPrompt {
+            record: i,
+            tokens: prompt,
+            cont,
+            cont_text,
+            fields,
+            prompt_text,
+            known,
+        });
+    }
+    Ok(prompts)
+}
+
+/// Decodes every prefix prompt with `decode` and judges the generations: exact continuation,
+/// nearest distance, and each identifier reproduced exactly or nearly; a member's success
+/// becomes a (masked) example while there is room.
+fn judge_prefix(
+    p: &Probed<'_>,
+    k: usize,
+    decode: Decode,
+    prompts: &[PrefixPrompt],
+    out: &mut Targeted,
+) -> Result<()> {
+    let settings = p.settings;
+    let tokens: Vec<Vec<u32>> = prompts.iter().map(|q| q.tokens.clone()).collect();
+    let outs = run_decode(
+        p.model,
+        &tokens,
+        decode,
+        settings.suffix_tokens,
+        settings,
+        Rng::derive_seed(p.seed, "extraction/prefix", k as u64),
+    )?;
+    for (q, gens) in prompts.iter().zip(&outs) {
+        let mut exact = false;
+        let mut distance = f64::INFINITY;
+        let mut got = vec![(false, false); q.fields.len()];
+        let mut best_text = String::new();
+        for g in gens {
+            let text = p.model.decode(g)?;
+            exact |= g.len() >= q.cont.len() && g[..q.cont.len()] == q.cont[..];
+            let d = normalized_distance(&text, &q.cont_text);
+            if d < distance {
+                distance = d;
+                best_text = text.clone();
+            }
+            let found = identifiers(p.detector, &text);
+            for (f, (c, v, surface)) in q.fields.iter().enumerate() {
+                let (e, n) = reproduces(&text, &found, *c, v, surface, settings.near);
+                got[f].0 |= e;
+                got[f].1 |= n;
+            }
+        }
+        if p.member[q.record]
+            && out.examples.len() < settings.examples
+            && (exact || got.iter().any(|g| g.0))
+            && let Some(masked) = mask_example(p.detector, &q.prompt_text, &best_text, &q.known)
+        {
+            out.examples.push(ExtractionExample {
+                record_id: p.ids[q.record].clone(),
+                prompt: format!("first {k} tokens"),
+                decode: decode.id().into(),
+                continuation: masked,
+                exact,
+                identifiers: got.iter().filter(|g| g.0).count() as u64,
+            });
+        }
+        out.attempts.push(Attempt {
+            record: q.record,
+            k: Some(k),
+            decode,
+            exact,
+            distance,
+            fields: q
+                .fields
+                .iter()
+                .zip(&got)
+                .map(|((c, _, _), g)| FieldOutcome {
+                    category: *c,
+                    exact: g.0,
+                    near: g.1,
+                })
+                .collect(),
+        });
+    }
+    Ok(())
+}
+
+/// Identifier prompts: each note's text up to one of its first `identifiers_per_record`
+/// identifiers, decoded for as many tokens as the identifier needs (+2), and judged on whether
+/// the identifier follows.
+fn identifier_prompts(
+    p: &Probed<'_>,
+    progress: Progress<'_>,
+    attempts: &mut Vec<Attempt>,
+) -> Result<()> {
+    let (model, settings, bos, ctx) = (p.model, p.settings, p.bos, p.ctx);
+    let mut prompts = Vec::new();
+    let mut targets = Vec::new();
+    for (i, &r) in p.chosen.iter().enumerate() {
+        let note = &p.recs.texts[r];
+        for (c, v, s, e) in p.note_ids[i]
+            .iter()
+            .take(settings.identifiers_per_record)
+            .cloned()
+        {
+            let before = note[..s].trim_end();
+            if before.is_empty() {
                 continue;
             }
-            let prompt = toks[..bos + k].to_vec();
-            let cont = toks[bos + k..bos + k + settings.suffix_tokens].to_vec();
-            let prompt_text = model.decode(&prompt)?;
-            let cont_text = model.decode(&cont)?;
-            // Identifiers lying wholly in the true continuation (offsets from decoding the
-            // prompt and prompt + continuation, so a tokenizer's first-space rule cancels).
-            let note = &recs.texts[r];
-            let through = model.decode(&toks[..bos + k + settings.suffix_tokens])?;
-            let at = prompt_text.len().min(note.len());
-            let end = through.len().min(note.len());
-            let fields: Vec<(SafeHarbor, String, String)> = note_ids[i]
-                .iter()
-                .filter(|(_, _, s, e)| *s >= at && *e <= end)
-                .map(|(c, v, s, e)| (*c, v.clone(), note[*s..*e].to_owned()))
-                .collect();
-            let known: Vec<(SafeHarbor, String)> = recs
-                .identifiers
-                .iter()
-                .map(|id| (id.category, id.values[r].clone()))
-                .filter(|(_, v)| v.chars().count() >= 2)
-                .collect();
-            prompts.push(prompt);
-            truth.push((cont, cont_text, fields, prompt_text, known));
-            which.push(i);
-        }
-        for &decode in &settings.decodes {
-            stage += 1;
-            progress("extraction (prefix prompts)", stage, total_stages);
-            let outs = run_decode(
-                model,
-                &prompts,
-                decode,
-                settings.suffix_tokens,
-                settings,
-                Rng::derive_seed(seed, "extraction/prefix", k as u64),
-            )?;
-            for ((i, (cont, cont_text, fields, prompt_text, known)), gens) in
-                which.iter().zip(&truth).zip(&outs)
-            {
-                let mut exact = false;
-                let mut distance = f64::INFINITY;
-                let mut got = vec![(false, false); fields.len()];
-                let mut best_text = String::new();
-                for g in gens {
-                    let text = model.decode(g)?;
-                    let m = g.len() >= cont.len() && g[..cont.len()] == cont[..];
-                    exact |= m;
-                    let d = normalized_distance(&text, cont_text);
-                    if d < distance {
-                        distance = d;
-                        best_text = text.clone();
-                    }
-                    let found = identifiers(&detector, &text);
-                    for (f, (c, v, surface)) in fields.iter().enumerate() {
-                        let (e, n) = reproduces(&text, &found, *c, v, surface, settings.near);
-                        got[f].0 |= e;
-                        got[f].1 |= n;
-                    }
-                }
-                if member[*i]
-                    && examples.len() < settings.examples
-                    && (exact || got.iter().any(|g| g.0))
-                    && let Some(masked) = mask_example(&detector, prompt_text, &best_text, known)
-                {
-                    examples.push(ExtractionExample {
-                        record_id: ids[*i].clone(),
-                        prompt: format!("first {k} tokens"),
-                        decode: decode.id().into(),
-                        continuation: masked,
-                        exact,
-                        identifiers: got.iter().filter(|g| g.0).count() as u64,
-                    });
-                }
-                attempts.push(Attempt {
-                    record: *i,
-                    k: Some(k),
-                    decode,
-                    exact,
-                    distance,
-                    fields: fields
-                        .iter()
-                        .zip(&got)
-                        .map(|((c, _, _), g)| FieldOutcome {
-                            category: *c,
-                            exact: g.0,
-                            near: g.1,
-                        })
-                        .collect(),
-                });
+            let surface = note[s..e].to_owned();
+            let need = model
+                .encode(&note[before.len()..e])?
+                .len()
+                .saturating_sub(bos)
+                + 2;
+            if need + bos + 1 > ctx {
+                continue;
             }
+            prompts.push(model.encode(before)?);
+            targets.push((i, c, v, surface, need));
         }
     }
-    // Identifier prompts: the text up to one identifier.
-    if settings.identifiers_per_record > 0 {
-        let mut prompts = Vec::new();
-        let mut targets = Vec::new();
-        for (i, &r) in chosen.iter().enumerate() {
-            let note = &recs.texts[r];
-            for (c, v, s, e) in note_ids[i]
-                .iter()
-                .take(settings.identifiers_per_record)
-                .cloned()
-            {
-                let before = note[..s].trim_end();
-                if before.is_empty() {
-                    continue;
-                }
-                let surface = note[s..e].to_owned();
-                let need = model
-                    .encode(&note[before.len()..e])?
-                    .len()
-                    .saturating_sub(bos)
-                    + 2;
-                if need + bos + 1 > ctx {
-                    continue;
-                }
-                prompts.push(model.encode(before)?);
-                targets.push((i, c, v, surface, need));
-            }
+    let max_new = targets.iter().map(|t| t.4).max().unwrap_or(1);
+    // Longer than the context allows: keep the BOS and the tokens nearest the identifier.
+    for q in &mut prompts {
+        if q.len() + max_new > ctx {
+            let keep = ctx.saturating_sub(max_new + bos).max(1);
+            let tail = q.split_off(q.len().saturating_sub(keep));
+            q.truncate(bos);
+            q.extend(tail);
         }
-        let max_new = targets.iter().map(|t| t.4).max().unwrap_or(1);
-        // Longer than the context allows: keep the BOS and the tokens nearest the identifier.
-        for p in &mut prompts {
-            if p.len() + max_new > ctx {
-                let keep = ctx.saturating_sub(max_new + bos).max(1);
-                let tail = p.split_off(p.len().saturating_sub(keep));
-                p.truncate(bos);
-                p.extend(tail);
+    }
+    for (di, &decode) in settings.decodes.iter().enumerate() {
+        progress(
+            "extraction (identifier prompts)",
+            di + 1,
+            settings.decodes.len(),
+        );
+        let outs = run_decode(
+            model,
+            &prompts,
+            decode,
+            max_new,
+            settings,
+            Rng::derive_seed(p.seed, "extraction/identifier", 0),
+        )?;
+        for ((i, c, v, surface, need), gens) in targets.iter().zip(&outs) {
+            let (mut e, mut n) = (false, false);
+            let mut distance = f64::INFINITY;
+            for g in gens {
+                let text = model.decode(&g[..(*need).min(g.len())])?;
+                let found = identifiers(p.detector, &text);
+                let (ge, gn) = reproduces(&text, &found, *c, v, surface, settings.near);
+                e |= ge;
+                n |= gn;
+                let head: String = text
+                    .trim_start()
+                    .chars()
+                    .take(surface.chars().count())
+                    .collect();
+                distance = distance.min(normalized_distance(&head, surface));
             }
-        }
-        for (di, &decode) in settings.decodes.iter().enumerate() {
-            progress(
-                "extraction (identifier prompts)",
-                di + 1,
-                settings.decodes.len(),
-            );
-            let outs = run_decode(
-                model,
-                &prompts,
+            attempts.push(Attempt {
+                record: *i,
+                k: None,
                 decode,
-                max_new,
-                settings,
-                Rng::derive_seed(seed, "extraction/identifier", 0),
-            )?;
-            for ((i, c, v, surface, need), gens) in targets.iter().zip(&outs) {
-                let (mut e, mut n) = (false, false);
-                let mut distance = f64::INFINITY;
-                for g in gens {
-                    let text = model.decode(&g[..(*need).min(g.len())])?;
-                    let found = identifiers(&detector, &text);
-                    let (ge, gn) = reproduces(&text, &found, *c, v, surface, settings.near);
-                    e |= ge;
-                    n |= gn;
-                    let head: String = text
-                        .trim_start()
-                        .chars()
-                        .take(surface.chars().count())
-                        .collect();
-                    distance = distance.min(normalized_distance(&head, surface));
-                }
-                attempts.push(Attempt {
-                    record: *i,
-                    k: None,
-                    decode,
+                exact: e,
+                distance,
+                fields: vec![FieldOutcome {
+                    category: *c,
                     exact: e,
-                    distance,
-                    fields: vec![FieldOutcome {
-                        category: *c,
-                        exact: e,
-                        near: n || distance <= settings.near,
-                    }],
-                });
-            }
+                    near: n || distance <= settings.near,
+                }],
+            });
         }
     }
-    let untargeted = if settings.generations > 0 && !settings.sweep.is_empty() {
-        Some(untargeted(
-            model, reference, recs, &detector, settings, seed, progress,
-        )?)
-    } else {
-        None
-    };
-    Ok(Observations {
-        records: ids,
-        member,
-        attempts,
-        too_short,
-        untargeted,
-        examples,
-        settings: settings.clone(),
-    })
+    Ok(())
 }
 
 /// The prompt of an unconditioned generation: the model's BOS, or its EOS when it has no BOS.

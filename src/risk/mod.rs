@@ -179,6 +179,99 @@ pub fn analyze(ds: &Dataset, s: &RiskSettings) -> Result<RiskAnalysis> {
     let k_t = s.k_rule.k_for(t);
     let unit = if patient.is_some() { "patient" } else { "row" };
 
+    let mut findings = sample_findings(&classes, &hist, &p, s, unit, k_t);
+    let mut settings = settings_table(s, k_t, unit, patient.is_some());
+
+    // Population: sampling fraction → estimators; population table → exact F.
+    let mut extra_inputs = Vec::new();
+    let pop_model = if let Some(pi) = s.sampling_fraction {
+        Some(PopulationModel::from_fraction(p.n, pi))
+    } else if let Some(pf) = &s.population_file {
+        let (pairs, n_pop, hash) = population_frequencies(ds, s, &qi_table, &classes, pf)?;
+        extra_inputs.push(hash);
+        let j = sample::journalist(&pairs, t);
+        push_journalist(&mut findings, &j, p.n, t, "population-table", cl);
+        settings.push(Setting {
+            name: "population".into(),
+            value: format!("{} ({} persons)", pf.display(), n_pop),
+            note: "journalist/marketer risk use each class's exact population size F".into(),
+        });
+        Some(PopulationModel {
+            n: p.n,
+            big_n: n_pop.max(p.n),
+        })
+    } else {
+        None
+    };
+    if let (Some(model), Some(pi)) = (pop_model, s.sampling_fraction) {
+        sampled_population(
+            &mut findings,
+            &mut settings,
+            &classes,
+            &hist,
+            model,
+            pi,
+            s,
+            p.n,
+        );
+    }
+
+    // Attribute disclosure.
+    let (diversity, first_distinct) =
+        attribute_disclosure(&mut findings, &classes, &sens_table.columns, s, p.n);
+
+    let risk_bins = risk_bins(&hist);
+    let worst_classes = worst_classes(
+        &classes,
+        &qi_table.columns,
+        &ds.source.salt,
+        first_distinct.as_deref(),
+    );
+
+    let safe_harbor = if s.safe_harbor {
+        safe_harbor::check(ds)?
+    } else {
+        Vec::new()
+    };
+    if s.safe_harbor {
+        findings.push(safe_harbor_finding(&safe_harbor));
+    }
+    let columns = column_roles(ds, s);
+    for f in &mut findings {
+        f.params.insert("qi_set".into(), s.label.clone().into());
+    }
+    Ok(RiskAnalysis {
+        findings,
+        detail: ReidDetail {
+            label: s.label.clone(),
+            dataset: ds.name.clone(),
+            quasi_identifiers: s.qi.clone(),
+            sensitive: s.sensitive.clone(),
+            unit: unit.into(),
+            settings,
+            class_sizes: hist,
+            risk_bins,
+            worst_classes,
+            safe_harbor,
+            diversity,
+            columns,
+        },
+        extra_inputs,
+    })
+}
+
+/// The sample's findings: persons, classes, k, prosecutor risk (max, average, min, records at
+/// risk), k-anonymity violations, sample uniqueness, QI distinction and separation, and the
+/// persons with a missing value or several QI tuples.
+fn sample_findings(
+    classes: &classes::Classes,
+    hist: &[(u64, u64)],
+    p: &sample::Prosecutor,
+    s: &RiskSettings,
+    unit: &str,
+    k_t: u64,
+) -> Vec<Finding> {
+    let (t, cl) = (s.threshold, s.confidence);
     let mut findings = Vec::new();
     let missing_caveat = (classes.persons_with_missing > 0).then(|| {
         format!(
@@ -235,7 +328,7 @@ pub fn analyze(ds: &Dataset, s: &RiskSettings) -> Result<RiskAnalysis> {
         p.n,
         cl,
     ));
-    let (distinction, separation) = sample::distinction_separation(&hist);
+    let (distinction, separation) = sample::distinction_separation(hist);
     findings.push(Finding::new(
         PROBE,
         metric::REID_QI_DISTINCTION,
@@ -257,7 +350,19 @@ pub fn analyze(ds: &Dataset, s: &RiskSettings) -> Result<RiskAnalysis> {
             .with_param("policy", s.missing.name()),
         );
     }
-    let mut settings = vec![
+    if classes.multi_tuple_persons > 0 {
+        findings.push(
+            Finding::new(PROBE, metric::REID_MULTI_TUPLE_PATIENTS, Some(classes.multi_tuple_persons as f64))
+                .with_caveat("these patients' records differ on the QIs; they were keyed by their set of QI tuples"),
+        );
+    }
+    findings
+}
+
+/// The settings table of the report: threshold, k rule, missing values, unit and confidence.
+fn settings_table(s: &RiskSettings, k_t: u64, unit: &str, per_patient: bool) -> Vec<Setting> {
+    let (t, cl) = (s.threshold, s.confidence);
+    vec![
         Setting {
             name: "threshold".into(),
             value: format!("{t}"),
@@ -281,7 +386,7 @@ pub fn analyze(ds: &Dataset, s: &RiskSettings) -> Result<RiskAnalysis> {
         Setting {
             name: "unit".into(),
             value: unit.into(),
-            note: if patient.is_some() {
+            note: if per_patient {
                 "classes are formed per patient; a patient whose records differ on the QIs is keyed by the set of their QI tuples"
             } else {
                 "each row is one person (no patient-id column)"
@@ -293,102 +398,22 @@ pub fn analyze(ds: &Dataset, s: &RiskSettings) -> Result<RiskAnalysis> {
             value: format!("{cl}"),
             note: "level of Clopper–Pearson intervals on proportions (they treat the persons as a sample)".into(),
         },
-    ];
-    if classes.multi_tuple_persons > 0 {
-        findings.push(
-            Finding::new(PROBE, metric::REID_MULTI_TUPLE_PATIENTS, Some(classes.multi_tuple_persons as f64))
-                .with_caveat("these patients' records differ on the QIs; they were keyed by their set of QI tuples"),
-        );
-    }
+    ]
+}
 
-    // Population: sampling fraction → estimators; population table → exact F.
-    let mut extra_inputs = Vec::new();
-    let pop_model = if let Some(pi) = s.sampling_fraction {
-        Some(PopulationModel::from_fraction(p.n, pi))
-    } else if let Some(pf) = &s.population_file {
-        let (pairs, n_pop, hash) = population_frequencies(ds, s, &qi_table, &classes, pf)?;
-        extra_inputs.push(hash);
-        let j = sample::journalist(&pairs, t);
-        push_journalist(&mut findings, &j, p.n, t, "population-table", cl);
-        settings.push(Setting {
-            name: "population".into(),
-            value: format!("{} ({} persons)", pf.display(), n_pop),
-            note: "journalist/marketer risk use each class's exact population size F".into(),
-        });
-        Some(PopulationModel {
-            n: p.n,
-            big_n: n_pop.max(p.n),
-        })
-    } else {
-        None
-    };
-    if let (Some(model), Some(pi)) = (pop_model, s.sampling_fraction) {
-        sampled_population(
-            &mut findings,
-            &mut settings,
-            &classes,
-            &hist,
-            model,
-            pi,
-            s,
-            p.n,
-        );
+/// How many of the 18 Safe Harbor categories the data still holds.
+fn safe_harbor_finding(items: &[crate::evidence::SafeHarborItem]) -> Finding {
+    let present = items.iter().filter(|i| i.status == "present").count();
+    let mut f = Finding::new(
+        "safe_harbor",
+        metric::SAFEHARBOR_CATEGORIES_PRESENT,
+        Some(present as f64),
+    )
+    .with_counts(present as u64, 18);
+    if present > 0 {
+        f = f.with_caveat("identifiers present: the data does not meet Safe Harbor as it stands");
     }
-
-    // Attribute disclosure.
-    let (diversity, first_distinct) =
-        attribute_disclosure(&mut findings, &classes, &sens_table.columns, s, p.n);
-
-    let risk_bins = risk_bins(&hist);
-    let worst_classes = worst_classes(
-        &classes,
-        &qi_table.columns,
-        &ds.source.salt,
-        first_distinct.as_deref(),
-    );
-
-    let safe_harbor = if s.safe_harbor {
-        safe_harbor::check(ds)?
-    } else {
-        Vec::new()
-    };
-    let present = safe_harbor.iter().filter(|i| i.status == "present").count();
-    if s.safe_harbor {
-        let mut f = Finding::new(
-            "safe_harbor",
-            metric::SAFEHARBOR_CATEGORIES_PRESENT,
-            Some(present as f64),
-        )
-        .with_counts(present as u64, 18);
-        if present > 0 {
-            f = f.with_caveat(
-                "identifiers present: the data does not meet Safe Harbor as it stands",
-            );
-        }
-        findings.push(f);
-    }
-    let columns = column_roles(ds, s);
-    for f in &mut findings {
-        f.params.insert("qi_set".into(), s.label.clone().into());
-    }
-    Ok(RiskAnalysis {
-        findings,
-        detail: ReidDetail {
-            label: s.label.clone(),
-            dataset: ds.name.clone(),
-            quasi_identifiers: s.qi.clone(),
-            sensitive: s.sensitive.clone(),
-            unit: unit.into(),
-            settings,
-            class_sizes: hist,
-            risk_bins,
-            worst_classes,
-            safe_harbor,
-            diversity,
-            columns,
-        },
-        extra_inputs,
-    })
+    f
 }
 
 /// Persons per prosecutor-risk bin ([`RISK_EDGES`]).

@@ -220,6 +220,46 @@ fn audit(
 /// Runs (or resumes) a sweep: trains and audits every setting of this shard, then writes the
 /// comparison once every setting is done. What happens is told through `events`.
 pub fn run(a: &SweepSpec, events: Events<'_>) -> Result<()> {
+    let (settings, plan, audit_plan) = prepare(a)?;
+    let started = std::time::Instant::now();
+    for (j, (label, folder, p)) in settings.iter().enumerate() {
+        if let Some((i, n)) = a.shard
+            && j % n != i
+        {
+            continue;
+        }
+        let at = Setting {
+            index: j,
+            of: settings.len(),
+            label,
+            folder,
+            point: p,
+        };
+        run_setting(a, &at, &plan, audit_plan, events)?;
+    }
+    compare_when_done(a, &settings, started, events)
+}
+
+/// One setting of a sweep: its place in the grid, label, folder name and point.
+struct Setting<'a> {
+    index: usize,
+    of: usize,
+    label: &'a str,
+    folder: &'a str,
+    point: &'a Point,
+}
+
+/// Parses the grid and plan, checks every setting, and writes (or checks against) the sweep's
+/// record `sweep.json`: every setting is checked before the first byte is written, so a
+/// refused setting leaves nothing that blocks the corrected command.
+#[allow(clippy::type_complexity)]
+fn prepare(
+    a: &SweepSpec,
+) -> Result<(
+    Vec<(String, String, Point)>,
+    super::plan::Plan,
+    crate::train::run::AuditPlan,
+)> {
     let lr = a.lr.unwrap_or(a.preset.default_lr());
     let base = Point {
         noise: a.noise,
@@ -285,8 +325,6 @@ pub fn run(a: &SweepSpec, events: Events<'_>) -> Result<()> {
             "canaries": "built-in ladder (six kinds, 1–32 copies, 100 references), planted into notes",
         }),
     };
-    // Every setting is checked before the first byte is written: a refused setting must not
-    // leave a sweep.json that blocks the corrected command.
     for (label, _, p) in &settings {
         crate::train::run::check(&train_spec(a, p, &a.out.join("check"), audit_plan))
             .map_err(|e| Error::Usage(format!("setting {label}: {e}")))?;
@@ -314,117 +352,131 @@ pub fn run(a: &SweepSpec, events: Events<'_>) -> Result<()> {
     } else {
         crate::fsx::write_json(&rec_path, &record)?;
     }
-    let started = std::time::Instant::now();
-    for (j, (label, folder, p)) in settings.iter().enumerate() {
-        if let Some((i, n)) = a.shard
-            && j % n != i
-        {
-            continue;
-        }
-        let dir = a.out.join("settings").join(folder);
-        let audit_dir = dir.join("audit");
-        if audit_dir.join(crate::report::FINDINGS).is_file()
-            && audit_dir.join(crate::report::MANIFEST).is_file()
-        {
-            events(Event::Skipped {
-                index: j,
-                of: settings.len(),
-                label,
-            });
-            // A recorded inconsistency keeps failing the sweep.
-            let done: FindingsFile =
-                crate::fsx::read_json(&audit_dir.join(crate::report::FINDINGS), "findings.json")?;
-            if let Some(e) = done
-                .dp
-                .as_ref()
-                .and_then(crate::probe::dp_audit::violation_error)
-            {
-                return Err(e);
-            }
-            continue;
-        }
-        events(Event::Setting {
+    Ok((settings, plan, audit_plan))
+}
+
+/// Trains (unless trained) and audits one setting into `settings/<folder>/`; a setting already
+/// audited is skipped, but a recorded inconsistency keeps failing the sweep.
+fn run_setting(
+    a: &SweepSpec,
+    at: &Setting<'_>,
+    plan: &super::plan::Plan,
+    audit_plan: crate::train::run::AuditPlan,
+    events: Events<'_>,
+) -> Result<()> {
+    let (j, label, folder, p) = (at.index, at.label, at.folder, at.point);
+    let dir = a.out.join("settings").join(folder);
+    let audit_dir = dir.join("audit");
+    if audit_dir.join(crate::report::FINDINGS).is_file()
+        && audit_dir.join(crate::report::MANIFEST).is_file()
+    {
+        events(Event::Skipped {
             index: j,
-            of: settings.len(),
+            of: at.of,
             label,
         });
-        // One process per setting (a shard run twice by mistake stops here).
-        if let Some(p) = dir.parent() {
-            std::fs::create_dir_all(p).map_err(|source| crate::Error::Write {
-                path: p.to_owned(),
-                source,
-            })?;
-        }
-        let _setting_lock = crate::integrity::folder::FolderLock::acquire(&dir)?;
-        let mut timing = Timing::default();
-        let model_dir = dir.join("model");
-        let target_dir = if a.references > 0 {
-            model_dir.join("target")
-        } else {
-            model_dir.clone()
-        };
-        let trained = if a.references > 0 {
-            model_dir.join("fleet.json").is_file()
-        } else {
-            target_dir.join("training.json").is_file()
-        };
-        if !trained {
-            let t0 = std::time::Instant::now();
-            let spec = train_spec(a, p, &model_dir, audit_plan);
-            crate::train::run::run(&spec, &mut |name, step, total, _| {
-                events(Event::Training {
-                    model: name,
-                    step,
-                    total,
-                });
-            })?;
-            events(Event::TrainingDone);
-            timing.train_seconds = t0.elapsed().as_secs_f64();
-        }
-        let t0 = std::time::Instant::now();
-        let run_plan = serde_json::json!({
-            "sweep": a.out,
-            "setting": label,
-            "model": target_dir,
-            "data": a.data,
-            "references": if a.references > 0 { vec![&model_dir] } else { vec![] },
-            "plan": plan,
-        });
-        let id = format!("sweep-{folder}-{}", a.seed);
-        let spec = super::audit::AuditSpec {
-            model: target_dir.display().to_string(),
-            references: if a.references > 0 {
-                vec![model_dir.clone()]
-            } else {
-                Vec::new()
-            },
-            out: audit_dir.clone(),
-            plan: run_plan.clone(),
-            ..plan_spec(&plan, a)
-        };
-        let manifest = super::manifest(&id, "sweep", a.seed, run_plan, Vec::new());
-        let outcome = audit(&spec, manifest, events)?;
-        let (result, code) = super::folder::run_result(&outcome.file);
-        super::folder::log_event(&audit_dir, &outcome.file, "run", result, code)?;
-        timing.audit_seconds = t0.elapsed().as_secs_f64();
-        if let Some(tr) = super::audit::training_record(&target_dir.display().to_string())? {
-            timing.steps = tr.log.steps;
-        }
-        crate::fsx::write_json(&dir.join("timing.json"), &timing)?;
-        events(Event::Audited {
-            file: &outcome.file,
-            timing: &timing,
-        });
-        if let Some(e) = outcome
-            .file
+        // A recorded inconsistency keeps failing the sweep.
+        let done: FindingsFile =
+            crate::fsx::read_json(&audit_dir.join(crate::report::FINDINGS), "findings.json")?;
+        if let Some(e) = done
             .dp
             .as_ref()
             .and_then(crate::probe::dp_audit::violation_error)
         {
             return Err(e);
         }
+        return Ok(());
     }
-    // The comparison, once every setting is done (by whichever shard finishes last).
+    events(Event::Setting {
+        index: j,
+        of: at.of,
+        label,
+    });
+    // One process per setting (a shard run twice by mistake stops here).
+    if let Some(p) = dir.parent() {
+        std::fs::create_dir_all(p).map_err(|source| crate::Error::Write {
+            path: p.to_owned(),
+            source,
+        })?;
+    }
+    let _setting_lock = crate::integrity::folder::FolderLock::acquire(&dir)?;
+    let mut timing = Timing::default();
+    let model_dir = dir.join("model");
+    let target_dir = if a.references > 0 {
+        model_dir.join("target")
+    } else {
+        model_dir.clone()
+    };
+    let trained = if a.references > 0 {
+        model_dir.join("fleet.json").is_file()
+    } else {
+        target_dir.join("training.json").is_file()
+    };
+    if !trained {
+        let t0 = std::time::Instant::now();
+        let spec = train_spec(a, p, &model_dir, audit_plan);
+        crate::train::run::run(&spec, &mut |name, step, total, _| {
+            events(Event::Training {
+                model: name,
+                step,
+                total,
+            });
+        })?;
+        events(Event::TrainingDone);
+        timing.train_seconds = t0.elapsed().as_secs_f64();
+    }
+    let t0 = std::time::Instant::now();
+    let run_plan = serde_json::json!({
+        "sweep": a.out,
+        "setting": label,
+        "model": target_dir,
+        "data": a.data,
+        "references": if a.references > 0 { vec![&model_dir] } else { vec![] },
+        "plan": plan,
+    });
+    let id = format!("sweep-{folder}-{}", a.seed);
+    let spec = super::audit::AuditSpec {
+        model: target_dir.display().to_string(),
+        references: if a.references > 0 {
+            vec![model_dir.clone()]
+        } else {
+            Vec::new()
+        },
+        out: audit_dir.clone(),
+        plan: run_plan.clone(),
+        ..plan_spec(plan, a)
+    };
+    let manifest = super::manifest(&id, "sweep", a.seed, run_plan, Vec::new());
+    let outcome = audit(&spec, manifest, events)?;
+    let (result, code) = super::folder::run_result(&outcome.file);
+    super::folder::log_event(&audit_dir, &outcome.file, "run", result, code)?;
+    timing.audit_seconds = t0.elapsed().as_secs_f64();
+    if let Some(tr) = super::audit::training_record(&target_dir.display().to_string())? {
+        timing.steps = tr.log.steps;
+    }
+    crate::fsx::write_json(&dir.join("timing.json"), &timing)?;
+    events(Event::Audited {
+        file: &outcome.file,
+        timing: &timing,
+    });
+    if let Some(e) = outcome
+        .file
+        .dp
+        .as_ref()
+        .and_then(crate::probe::dp_audit::violation_error)
+    {
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// The comparison, once every setting is done (by whichever shard finishes last).
+fn compare_when_done(
+    a: &SweepSpec,
+    settings: &[(String, String, Point)],
+    started: std::time::Instant,
+    events: Events<'_>,
+) -> Result<()> {
     let runs: Vec<(Option<String>, PathBuf)> = settings
         .iter()
         .map(|(l, f, _)| {
