@@ -557,30 +557,47 @@ pub fn tune_offline_a(refs: &[(Vec<f64>, &[bool])], gamma: f64) -> Option<(f64, 
     best
 }
 
-/// Computes every attack the settings name that the observations allow.
-pub fn attack_scores(obs: &Observations, s: &Settings) -> Result<Vec<AttackScores>, String> {
-    let n = obs.records.len();
+/// One attack's description, parameters and scores (one per record).
+type Attack = (String, BTreeMap<String, serde_json::Value>, Vec<f64>);
+
+/// Parameters of a finding from `(key, value)` pairs.
+fn param(pairs: &[(&str, serde_json::Value)]) -> BTreeMap<String, serde_json::Value> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect()
+}
+
+/// The per-record signal the reference-based attacks compare: per token when every model
+/// tokenizes the audit texts as the target does, per UTF-8 byte when `retokenize` allows it;
+/// an error naming the models otherwise.
+fn signal_for(obs: &Observations, s: &Settings) -> Result<Signal, String> {
     let same = |m: &ModelObservations| m.tokenization == obs.target.tokenization;
     let all_same = obs.references.iter().all(same) && obs.reference_model.as_ref().is_none_or(same);
-    let signal = if all_same {
-        Signal::PerToken
-    } else if s.retokenize {
-        Signal::PerByte
-    } else {
-        let odd: Vec<&str> = obs
-            .references
-            .iter()
-            .chain(obs.reference_model.as_ref())
-            .filter(|m| !same(m))
-            .map(|m| m.name.as_str())
-            .collect();
-        return Err(format!(
-            "reference model(s) {} tokenize the audit texts differently from the target; per-token \
-             log-likelihoods are not comparable. Use models sharing the target's tokenizer, or set \
-             `retokenize = true` in the plan to compare log-likelihood per UTF-8 byte",
-            odd.join(", ")
-        ));
-    };
+    if all_same {
+        return Ok(Signal::PerToken);
+    }
+    if s.retokenize {
+        return Ok(Signal::PerByte);
+    }
+    let odd: Vec<&str> = obs
+        .references
+        .iter()
+        .chain(obs.reference_model.as_ref())
+        .filter(|m| !same(m))
+        .map(|m| m.name.as_str())
+        .collect();
+    Err(format!(
+        "reference model(s) {} tokenize the audit texts differently from the target; per-token \
+         log-likelihoods are not comparable. Use models sharing the target's tokenizer, or set \
+         `retokenize = true` in the plan to compare log-likelihood per UTF-8 byte",
+        odd.join(", ")
+    ))
+}
+
+/// Computes every attack the settings name that the observations allow.
+pub fn attack_scores(obs: &Observations, s: &Settings) -> Result<Vec<AttackScores>, String> {
+    let signal = signal_for(obs, s)?;
     let target_sig = signal.of(&obs.target, &obs.text_bytes);
     let refs: Vec<(Vec<f64>, &[bool])> = obs
         .references
@@ -592,12 +609,6 @@ pub fn attack_scores(obs: &Observations, s: &Settings) -> Result<Vec<AttackScore
         })
         .collect();
     let mut out = Vec::new();
-    let param = |pairs: &[(&str, serde_json::Value)]| {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), v.clone()))
-            .collect::<BTreeMap<_, _>>()
-    };
     let lira_params = |offline: bool| {
         let mut p = vec![
             (
@@ -619,7 +630,7 @@ pub fn attack_scores(obs: &Observations, s: &Settings) -> Result<Vec<AttackScore
     };
     for name in &s.attacks {
         let mut notes = Vec::new();
-        let (description, params, scores): (String, _, Vec<f64>) = match name.as_str() {
+        let (description, params, scores): Attack = match name.as_str() {
             "loss" => (
                 "mean token log-likelihood under the target (−loss)".into(),
                 param(&[]),
@@ -658,46 +669,13 @@ pub fn attack_scores(obs: &Observations, s: &Settings) -> Result<Vec<AttackScore
                     .map(|r| min_k_pp(r, s.min_k_pp))
                     .collect(),
             ),
-            "reference" => {
-                if let Some(rm) = &obs.reference_model {
-                    let r = signal.of(rm, &obs.text_bytes);
-                    (
-                        format!(
-                            "target minus reference model '{}' ({})",
-                            rm.name,
-                            signal.name()
-                        ),
-                        param(&[("reference", rm.name.clone().into())]),
-                        target_sig.iter().zip(&r).map(|(t, r)| t - r).collect(),
-                    )
-                } else if !refs.is_empty() {
-                    let scores = (0..n)
-                        .map(|i| {
-                            let v: Vec<f64> = refs
-                                .iter()
-                                .filter(|(_, m)| !m[i])
-                                .map(|(s, _)| s[i])
-                                .collect();
-                            if v.is_empty() {
-                                f64::NAN
-                            } else {
-                                target_sig[i] - v.iter().sum::<f64>() / v.len() as f64
-                            }
-                        })
-                        .collect();
-                    (
-                        format!(
-                            "target minus the mean of the OUT reference models ({})",
-                            signal.name()
-                        ),
-                        param(&[("reference", "fleet-out-mean".into())]),
-                        scores,
-                    )
-                } else {
+            "reference" => match reference_attack(obs, signal, &target_sig, &refs) {
+                Some(a) => a,
+                None => {
                     skip(&mut out, name, "no reference model or fleet was given");
                     continue;
                 }
-            }
+            },
             "lira_online" | "lira_offline" | "rmia" | "rmia_offline" if refs.is_empty() => {
                 skip(
                     &mut out,
@@ -730,47 +708,7 @@ pub fn attack_scores(obs: &Observations, s: &Settings) -> Result<Vec<AttackScore
                 lira_offline(&target_sig, &refs, &s.lira),
             ),
             "rmia" | "rmia_offline" => {
-                let population: Vec<usize> = (0..n).filter(|&i| !obs.member[i]).collect();
-                let (a, lr) = if name == "rmia" {
-                    (None, rmia_log_ratio(&target_sig, &refs, None))
-                } else {
-                    let a = match s.rmia.offline_a {
-                        Some(a) => a,
-                        None => match tune_offline_a(&refs, s.rmia.gamma) {
-                            Some((a, auc)) => {
-                                notes.push(format!(
-                                    "offline a = {a} tuned on reference model 0 (AUC {auc:.4} there)"
-                                ));
-                                a
-                            }
-                            None => {
-                                notes.push(
-                                    "too few reference models to tune a; a = 1 (P = P_OUT)".into(),
-                                );
-                                1.0
-                            }
-                        },
-                    };
-                    (Some(a), rmia_log_ratio(&target_sig, &refs, Some(a)))
-                };
-                let mut p = vec![
-                    ("gamma", s.rmia.gamma.into()),
-                    ("population", "target non-members".into()),
-                ];
-                if let Some(a) = a {
-                    p.push(("offline_a", a.into()));
-                }
-                (
-                    format!(
-                        "share of {} population records whose likelihood ratio is beaten by more than γ = {} (P(x) from {} reference models{})",
-                        population.len(),
-                        s.rmia.gamma,
-                        refs.len(),
-                        if a.is_some() { ", OUT only" } else { "" }
-                    ),
-                    param(&p),
-                    rmia_scores(&lr, &population, s.rmia.gamma),
-                )
+                rmia_attack(name == "rmia", obs, s, &target_sig, &refs, &mut notes)
             }
             other => return Err(format!("unknown attack '{other}'")),
         };
@@ -783,6 +721,107 @@ pub fn attack_scores(obs: &Observations, s: &Settings) -> Result<Vec<AttackScore
         });
     }
     Ok(out)
+}
+
+/// The reference attack: the target's signal minus a reference model's, or minus the mean of
+/// the fleet's OUT models for each record; `None` without either.
+fn reference_attack(
+    obs: &Observations,
+    signal: Signal,
+    target_sig: &[f64],
+    refs: &[(Vec<f64>, &[bool])],
+) -> Option<Attack> {
+    if let Some(rm) = &obs.reference_model {
+        let r = signal.of(rm, &obs.text_bytes);
+        return Some((
+            format!(
+                "target minus reference model '{}' ({})",
+                rm.name,
+                signal.name()
+            ),
+            param(&[("reference", rm.name.clone().into())]),
+            target_sig.iter().zip(&r).map(|(t, r)| t - r).collect(),
+        ));
+    }
+    if refs.is_empty() {
+        return None;
+    }
+    let scores = (0..obs.records.len())
+        .map(|i| {
+            let v: Vec<f64> = refs
+                .iter()
+                .filter(|(_, m)| !m[i])
+                .map(|(s, _)| s[i])
+                .collect();
+            if v.is_empty() {
+                f64::NAN
+            } else {
+                target_sig[i] - v.iter().sum::<f64>() / v.len() as f64
+            }
+        })
+        .collect();
+    Some((
+        format!(
+            "target minus the mean of the OUT reference models ({})",
+            signal.name()
+        ),
+        param(&[("reference", "fleet-out-mean".into())]),
+        scores,
+    ))
+}
+
+/// RMIA (online, or offline with `a` given or tuned on reference model 0): the share of
+/// population records (the target's non-members) whose likelihood ratio each record beats by
+/// more than γ.
+fn rmia_attack(
+    online: bool,
+    obs: &Observations,
+    s: &Settings,
+    target_sig: &[f64],
+    refs: &[(Vec<f64>, &[bool])],
+    notes: &mut Vec<String>,
+) -> Attack {
+    let population: Vec<usize> = (0..obs.records.len()).filter(|&i| !obs.member[i]).collect();
+    let (a, lr) = if online {
+        (None, rmia_log_ratio(target_sig, refs, None))
+    } else {
+        let a = match s.rmia.offline_a {
+            Some(a) => a,
+            None => match tune_offline_a(refs, s.rmia.gamma) {
+                Some((a, auc)) => {
+                    notes.push(format!(
+                        "offline a = {a} tuned on reference model 0 (AUC {auc:.4} there)"
+                    ));
+                    a
+                }
+                None => {
+                    notes.push(
+                        "too few reference models to tune a; a = 1 (P = P_OUT)".into(),
+                    );
+                    1.0
+                }
+            },
+        };
+        (Some(a), rmia_log_ratio(target_sig, refs, Some(a)))
+    };
+    let mut p = vec![
+        ("gamma", s.rmia.gamma.into()),
+        ("population", "target non-members".into()),
+    ];
+    if let Some(a) = a {
+        p.push(("offline_a", a.into()));
+    }
+    (
+        format!(
+            "share of {} population records whose likelihood ratio is beaten by more than γ = {} (P(x) from {} reference models{})",
+            population.len(),
+            s.rmia.gamma,
+            refs.len(),
+            if a.is_some() { ", OUT only" } else { "" }
+        ),
+        param(&p),
+        rmia_scores(&lr, &population, s.rmia.gamma),
+    )
 }
 
 fn skip(out: &mut Vec<AttackScores>, name: &str, why: &str) {
@@ -911,18 +950,45 @@ fn evaluate(
     }
     // Threshold metrics: calibrate on one half, count on the other (never the oracle threshold).
     let (cal, eval) = split;
-    let cal: Vec<usize> = cal
-        .iter()
-        .copied()
-        .filter(|&i| a.scores[i].is_finite())
-        .collect();
-    let eval: Vec<usize> = eval
-        .iter()
-        .copied()
-        .filter(|&i| a.scores[i].is_finite())
-        .collect();
-    let th = best_threshold(&a.scores, &obs.member, &cal, Confusion::advantage);
-    let c = Confusion::at(&a.scores, &obs.member, &eval, th);
+    let finite = |rows: &[usize]| -> Vec<usize> {
+        rows.iter()
+            .copied()
+            .filter(|&i| a.scores[i].is_finite())
+            .collect()
+    };
+    let (cal, eval) = (finite(cal), finite(eval));
+    findings.extend(calibrated(a, obs, s, &cal, &eval, &base));
+    findings.push(epsilon_bound(a, obs, s, &cal, &eval));
+    let vulnerable = vulnerable(obs, &keep, &scores, &members, s.vulnerable);
+    Evaluated {
+        findings,
+        detail: AttackDetail {
+            attack: a.attack.clone(),
+            description: a.description.clone(),
+            members: roc.pos,
+            non_members: roc.neg,
+            dropped,
+            auc: Some(auc).filter(|v| v.is_finite()),
+            roc: roc.downsample(300),
+            histogram: histogram(&scores, &members, 30),
+            vulnerable,
+        },
+    }
+}
+
+/// The threshold metrics at a threshold chosen on the calibration half (`cal`) and counted on
+/// the other (`eval`): balanced accuracy, advantage and PPV at the prevalence.
+fn calibrated(
+    a: &AttackScores,
+    obs: &Observations,
+    s: &Settings,
+    cal: &[usize],
+    eval: &[usize],
+    base: &dyn Fn(Metric) -> Finding,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let th = best_threshold(&a.scores, &obs.member, cal, Confusion::advantage);
+    let c = Confusion::at(&a.scores, &obs.member, eval, th);
     let (alo, ahi) = c.advantage_interval(s.confidence);
     let cal_note = format!(
         "threshold {th:.6} chosen on a calibration half ({} records), counted on the other ({} records)",
@@ -940,7 +1006,7 @@ fn evaluate(
         )
         .with_caveat(cal_note.clone());
     f.value = Some(c.balanced_accuracy()).filter(|v| v.is_finite());
-    findings.push(f);
+    out.push(f);
     let mut f = base(metric::MIA_ADVANTAGE)
         .with_param("threshold", "calibrated")
         .with_param("tpr", format!("{} of {}", c.tp, c.tp + c.fn_))
@@ -948,7 +1014,7 @@ fn evaluate(
         .with_interval(s.confidence, alo, ahi, "newcombe-hybrid-score")
         .with_caveat(cal_note.clone());
     f.value = Some(c.advantage()).filter(|v| v.is_finite());
-    findings.push(f);
+    out.push(f);
     let pi = s.prevalence.unwrap_or_else(|| {
         obs.member.iter().filter(|&&m| m).count() as f64 / obs.member.len().max(1) as f64
     });
@@ -965,8 +1031,19 @@ fn evaluate(
         )
         .with_caveat(cal_note);
     f.value = Some(ppv).filter(|v| v.is_finite());
-    findings.push(f);
-    // ε lower bound: threshold maximising the bound on the calibration half, bound on the other.
+    out.push(f);
+    out
+}
+
+/// The ε lower bound of the attack: the threshold maximising the bound on the calibration half
+/// (`cal`), the bound counted on the other (`eval`).
+fn epsilon_bound(
+    a: &AttackScores,
+    obs: &Observations,
+    s: &Settings,
+    cal: &[usize],
+    eval: &[usize],
+) -> Finding {
     let eps_obj =
         |c: &Confusion| epsilon_lower_bound(c.tp, c.fn_, c.fp, c.tn, s.delta, s.confidence);
     // The point-estimate ε bounds the confidence bound from above (upper confidence limits of
@@ -981,8 +1058,8 @@ fn evaluate(
             s.delta,
         )
     };
-    let th = best_threshold_bounded(&a.scores, &obs.member, &cal, eps_obj, eps_point);
-    let c = Confusion::at(&a.scores, &obs.member, &eval, th);
+    let th = best_threshold_bounded(&a.scores, &obs.member, cal, eps_obj, eps_point);
+    let c = Confusion::at(&a.scores, &obs.member, eval, th);
     let eps = eps_obj(&c);
     let point = epsilon::epsilon_from_rates(c.fpr(), 1.0 - c.tpr(), s.delta);
     let mut f = Finding::new(PROBE, metric::DP_EPSILON_LB, Some(eps))
@@ -999,14 +1076,23 @@ fn evaluate(
     for (k, v) in &a.params {
         f = f.with_param(k, v.clone());
     }
-    findings.push(f);
+    f
+}
 
-    // Detail.
-    let order = crate::stats::roc::descending(&scores);
+/// The members the attack singles out most confidently (at most `limit`), by record id, each
+/// with the non-members scoring at or above it. `keep` maps the scored rows to records.
+fn vulnerable(
+    obs: &Observations,
+    keep: &[usize],
+    scores: &[f64],
+    members: &[bool],
+    limit: usize,
+) -> Vec<VulnerableRecord> {
+    let order = crate::stats::roc::descending(scores);
     let mut vulnerable = Vec::new();
     let mut non_members_seen = 0u64;
     let mut j = 0;
-    while j < order.len() && vulnerable.len() < s.vulnerable {
+    while j < order.len() && vulnerable.len() < limit {
         // Count non-members tied with this score as "at or above".
         let v = scores[order[j] as usize];
         let mut e = j;
@@ -1017,7 +1103,7 @@ fn evaluate(
             e += 1;
         }
         for &i in &order[j..e] {
-            if members[i as usize] && vulnerable.len() < s.vulnerable {
+            if members[i as usize] && vulnerable.len() < limit {
                 vulnerable.push(VulnerableRecord {
                     record_id: obs.records[keep[i as usize]].clone(),
                     score: v,
@@ -1027,20 +1113,7 @@ fn evaluate(
         }
         j = e;
     }
-    Evaluated {
-        findings,
-        detail: AttackDetail {
-            attack: a.attack.clone(),
-            description: a.description.clone(),
-            members: roc.pos,
-            non_members: roc.neg,
-            dropped,
-            auc: Some(auc).filter(|v| v.is_finite()),
-            roc: roc.downsample(300),
-            histogram: histogram(&scores, &members, 30),
-            vulnerable,
-        },
-    }
+    vulnerable
 }
 
 /// AUC of a record feature (length…) as a membership score, with its bootstrap interval: a
