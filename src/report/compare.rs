@@ -325,6 +325,40 @@ pub fn build(file: &FindingsFile) -> ReportDoc {
     };
     let m = &file.manifest;
     let mut sections = Vec::new();
+    sections.push(intro_section(d, m));
+    sections.push(figures_section(d));
+    sections.extend(d.runs.iter().map(setting_section));
+    let mut methods: Vec<String> = Vec::new();
+    for e in d
+        .runs
+        .iter()
+        .filter_map(|r| r.dp.as_ref())
+        .flat_map(|d| &d.estimates)
+    {
+        let line = format!("{} — {}: {}", e.instrument, e.method_id, e.method);
+        if !methods.contains(&line) {
+            methods.push(line);
+        }
+    }
+    if !methods.is_empty() {
+        sections.push(Section {
+            title: "Methods".into(),
+            blocks: vec![
+                Block::List(methods),
+                Block::Para(
+                    "Threat models: gradient canaries — the adversary plants crafted per-example gradients and observes every noisy update (the strongest adversary DP-SGD's analysis covers; Nasr et al. 2021, 2023); text canaries — the adversary sees the final model's likelihood of each canary record (black-box). Canaries are included by independent fair coins and scored without looking at the coins (Steinke, Nasr & Jagielski 2023).".into(),
+                ),
+            ],
+        });
+    }
+    ReportDoc {
+        title: "phiprobe: comparison of DP-training settings".into(),
+        sections,
+    }
+}
+
+/// The compared settings: what the comparison shows and the notes.
+fn intro_section(d: &ComparisonDetail, m: &crate::evidence::RunManifest) -> Section {
     let mut intro = vec![Block::Para(format!(
         "Comparison of {} runs (phiprobe {}, run {}, seed {}). Every ε is at δ = {}. The accountant's ε is a guarantee; empirical ε are what attacks demonstrate — lower bounds at a stated confidence, or labelled estimates. Each run's safety net recomputes its lower bounds at a stricter level (by default 0.1 %, split over the bounds) and fails when one exceeds the accountant's ε: a bug in the training, the accounting or the audit, or a chance event that rare.",
         d.runs.len(),
@@ -420,11 +454,14 @@ pub fn build(file: &FindingsFile) -> ReportDoc {
     if !d.notes.is_empty() {
         intro.push(Block::List(d.notes.clone()));
     }
-    sections.push(Section {
+    Section {
         title: "Settings compared".into(),
         blocks: intro,
-    });
+    }
+}
 
+/// The comparison's five figures, each with its caption.
+fn figures_section(d: &ComparisonDetail) -> Section {
     let mut fig = Vec::new();
     figure(
         &mut fig,
@@ -451,101 +488,75 @@ pub fn build(file: &FindingsFile) -> ReportDoc {
         exposure_figure(d),
         "Mean canary exposure per rung of the repetition ladder (canaries planted 1, 2, 4, … times into training notes), one line per setting. Exposure that grows with copies is memorisation.",
     );
-    sections.push(Section {
+    Section {
         title: "Figures".into(),
         blocks: fig,
-    });
+    }
+}
 
-    for r in &d.runs {
-        let mut blocks = vec![Block::Para(format!(
-            "Run {} ({}; findings.json SHA-256 {}).",
-            r.run_id,
-            r.source,
-            &r.findings_sha256[..16.min(r.findings_sha256.len())]
-        ))];
-        if let Some(dp) = &r.dp {
-            blocks.push(Block::Table {
-                header: vec!["setting".into(), "value".into()],
-                rows: setting_rows(dp),
-            });
-            if !dp.estimates.is_empty() {
-                blocks.push(estimate_table(dp));
-            }
-            if let Some(m) = &dp.mechanism {
-                blocks.push(Block::Para(format!(
-                    "White-box mechanism check: noise std {} C (σ = {}), included canaries' mean {} (q = {}): {}.",
-                    r3(m.out_std),
-                    num(dp.setting.noise),
-                    num((m.in_mean * 1e4).round() / 1e4),
-                    num((dp.setting.sample_rate * 1e4).round() / 1e4),
-                    if m.passed { "consistent" } else { "INCONSISTENT" }
-                )));
-            }
-            if !dp.violations.is_empty() {
-                blocks.push(Block::List(dp.violations.clone()));
-            }
+/// One setting's section: its run, DP setting and estimates, attacks and exposure.
+fn setting_section(r: &ComparedRun) -> Section {
+    let mut blocks = vec![Block::Para(format!(
+        "Run {} ({}; findings.json SHA-256 {}).",
+        r.run_id,
+        r.source,
+        &r.findings_sha256[..16.min(r.findings_sha256.len())]
+    ))];
+    if let Some(dp) = &r.dp {
+        blocks.push(Block::Table {
+            header: vec!["setting".into(), "value".into()],
+            rows: setting_rows(dp),
+        });
+        if !dp.estimates.is_empty() {
+            blocks.push(estimate_table(dp));
         }
-        if !r.attacks.is_empty() {
-            blocks.push(Block::Table {
-                header: vec!["attack".into(), "AUC [CI]".into(), "TPR at low FPR".into()],
-                rows: r
-                    .attacks
-                    .iter()
-                    .map(|a| {
-                        vec![
-                            a.attack.clone(),
-                            match (a.auc, a.auc_interval) {
-                                (Some(v), Some((lo, hi))) => {
-                                    format!("{} [{}, {}]", r3(v), r3(lo), r3(hi))
-                                }
-                                (Some(v), None) => r3(v),
-                                _ => "n/a".into(),
-                            },
-                            match (a.tpr_low, a.low_fpr) {
-                                (Some(t), Some(f)) => format!("{} at FPR {}", r3(t), num(f)),
-                                _ => "n/a".into(),
-                            },
-                        ]
-                    })
-                    .collect(),
-            });
-        }
-        if let Some((k, n)) = r.extractable {
+        if let Some(m) = &dp.mechanism {
             blocks.push(Block::Para(format!(
-                "Member records whose continuation was reproduced at the longest prefix: {}.",
-                pct(k, n)
+                "White-box mechanism check: noise std {} C (σ = {}), included canaries' mean {} (q = {}): {}.",
+                r3(m.out_std),
+                num(dp.setting.noise),
+                num((m.in_mean * 1e4).round() / 1e4),
+                num((dp.setting.sample_rate * 1e4).round() / 1e4),
+                if m.passed { "consistent" } else { "INCONSISTENT" }
             )));
         }
-        sections.push(Section {
-            title: format!("Setting {}", r.label),
-            blocks,
-        });
-    }
-    let mut methods: Vec<String> = Vec::new();
-    for e in d
-        .runs
-        .iter()
-        .filter_map(|r| r.dp.as_ref())
-        .flat_map(|d| &d.estimates)
-    {
-        let line = format!("{} — {}: {}", e.instrument, e.method_id, e.method);
-        if !methods.contains(&line) {
-            methods.push(line);
+        if !dp.violations.is_empty() {
+            blocks.push(Block::List(dp.violations.clone()));
         }
     }
-    if !methods.is_empty() {
-        sections.push(Section {
-            title: "Methods".into(),
-            blocks: vec![
-                Block::List(methods),
-                Block::Para(
-                    "Threat models: gradient canaries — the adversary plants crafted per-example gradients and observes every noisy update (the strongest adversary DP-SGD's analysis covers; Nasr et al. 2021, 2023); text canaries — the adversary sees the final model's likelihood of each canary record (black-box). Canaries are included by independent fair coins and scored without looking at the coins (Steinke, Nasr & Jagielski 2023).".into(),
-                ),
-            ],
+    if !r.attacks.is_empty() {
+        blocks.push(Block::Table {
+            header: vec!["attack".into(), "AUC [CI]".into(), "TPR at low FPR".into()],
+            rows: r
+                .attacks
+                .iter()
+                .map(|a| {
+                    vec![
+                        a.attack.clone(),
+                        match (a.auc, a.auc_interval) {
+                            (Some(v), Some((lo, hi))) => {
+                                format!("{} [{}, {}]", r3(v), r3(lo), r3(hi))
+                            }
+                            (Some(v), None) => r3(v),
+                            _ => "n/a".into(),
+                        },
+                        match (a.tpr_low, a.low_fpr) {
+                            (Some(t), Some(f)) => format!("{} at FPR {}", r3(t), num(f)),
+                            _ => "n/a".into(),
+                        },
+                    ]
+                })
+                .collect(),
         });
     }
-    ReportDoc {
-        title: "phiprobe: comparison of DP-training settings".into(),
-        sections,
+    if let Some((k, n)) = r.extractable {
+        blocks.push(Block::Para(format!(
+            "Member records whose continuation was reproduced at the longest prefix: {}.",
+            pct(k, n)
+        )));
+    }
+    Section {
+        title: format!("Setting {}", r.label),
+        blocks,
     }
 }

@@ -120,19 +120,71 @@ fn three_way(lo: f64, hi: f64, leak: bool, within: bool) -> Option<bool> {
 pub fn criteria(file: &FindingsFile) -> Vec<Criterion> {
     let (t, _) = threshold(file);
     let d = det(file);
-    let public = d.release.model.as_deref().is_none_or(|m| m == "public");
-    let attempt = if public {
-        1.0
-    } else {
-        d.threat.attempt_probability.unwrap_or(1.0)
-    };
-    let scaled = |v: f64| {
-        if public {
+    let e = Exposure::of(&d);
+    let mut out = reid_criteria(file, &d, e, t);
+    out.extend(linkage_criterion(file, e, t));
+    out.extend(membership_criterion(file));
+    out.extend(difference_criteria(file));
+    if let Some(g) = &file.gate {
+        out.push(Criterion {
+            name: format!("Release policy {}", g.policy.path),
+            measured: format!(
+                "{} breach(es) of error severity, {} warning(s)",
+                g.failed, g.warned
+            ),
+            requirement: "no breach of error severity".into(),
+            met: Some(g.passed),
+        });
+    }
+    out
+}
+
+/// How the threat model weighs a risk: a public release is judged on the maximum at face value;
+/// a non-public one on the average times the probability of an attempt.
+#[derive(Clone, Copy)]
+struct Exposure {
+    public: bool,
+    attempt: f64,
+}
+
+impl Exposure {
+    fn of(d: &Determination) -> Self {
+        let public = d.release.model.as_deref().is_none_or(|m| m == "public");
+        let attempt = if public {
+            1.0
+        } else {
+            d.threat.attempt_probability.unwrap_or(1.0)
+        };
+        Self { public, attempt }
+    }
+
+    /// A measured risk as the criterion weighs it.
+    fn scaled(self, v: f64) -> String {
+        if self.public {
             num3(v)
         } else {
-            format!("{} × {} = {}", num3(v), num(attempt), num3(v * attempt))
+            format!(
+                "{} × {} = {}",
+                num3(v),
+                num(self.attempt),
+                num3(v * self.attempt)
+            )
         }
-    };
+    }
+
+    /// What a criterion's name adds for a non-public release.
+    fn suffix(self) -> String {
+        if self.public {
+            String::new()
+        } else {
+            format!(" × Pr(attempt) {}", num(self.attempt))
+        }
+    }
+}
+
+/// The data's re-identification risk on each QI set the determination names (or a criterion
+/// saying it was not measured).
+fn reid_criteria(file: &FindingsFile, d: &Determination, e: Exposure, t: f64) -> Vec<Criterion> {
     let mut out = Vec::new();
     let sets: Vec<_> = file
         .reid
@@ -154,7 +206,7 @@ pub fn criteria(file: &FindingsFile) -> Vec<Criterion> {
     }
     for r in sets {
         let label = r.label.as_str();
-        let metric = if public {
+        let metric = if e.public {
             metric::REID_PROSECUTOR_MAX
         } else {
             metric::REID_PROSECUTOR_AVG
@@ -163,60 +215,65 @@ pub fn criteria(file: &FindingsFile) -> Vec<Criterion> {
         out.push(Criterion {
             name: format!(
                 "{} prosecutor re-identification risk of the data on ({}){}",
-                if public { "Maximum" } else { "Average" },
+                if e.public { "Maximum" } else { "Average" },
                 r.quasi_identifiers.join(", "),
-                if public {
-                    String::new()
-                } else {
-                    format!(" × Pr(attempt) {}", num(attempt))
-                }
+                e.suffix()
             ),
-            measured: value.map_or_else(|| "not computed".into(), scaled),
+            measured: value.map_or_else(|| "not computed".into(), |v| e.scaled(v)),
             requirement: format!("≤ {}", num(t)),
-            met: value.map(|v| v * attempt <= t),
+            met: value.map(|v| v * e.attempt <= t),
         });
     }
-    let linkage_metric = if public {
+    out
+}
+
+/// Member patients' identification probability with the model's answers, against the release
+/// alone.
+fn linkage_criterion(file: &FindingsFile, e: Exposure, t: f64) -> Option<Criterion> {
+    let linkage_metric = if e.public {
         metric::LINKAGE_IDENTIFICATION_MAX
     } else {
         metric::LINKAGE_IDENTIFICATION_MEAN
     };
-    if let Some(f) = find(
+    let f = find(
         file,
         linkage_metric,
         &[("arm", "attack"), ("basis", "model")],
-    ) {
-        let base = find(
-            file,
-            linkage_metric,
-            &[("arm", "attack"), ("basis", "release")],
-        )
-        .and_then(|b| b.value);
-        out.push(Criterion {
-            name: format!(
-                "{} identification probability of member patients with the model's answers (release quasi-identifiers + attribute inference){}",
-                if public { "Maximum" } else { "Mean" },
-                if public {
-                    String::new()
-                } else {
-                    format!(" × Pr(attempt) {}", num(attempt))
-                }
-            ),
-            measured: format!(
-                "{}{}",
-                f.value.map_or_else(|| "not computed".into(), scaled),
-                base.map_or_else(String::new, |b| format!(" (release alone: {})", num3(b)))
-            ),
-            requirement: format!("≤ {}", num(t)),
-            met: f.value.map(|v| v * attempt <= t),
-        });
-    }
+    )?;
+    let base = find(
+        file,
+        linkage_metric,
+        &[("arm", "attack"), ("basis", "release")],
+    )
+    .and_then(|b| b.value);
+    Some(Criterion {
+        name: format!(
+            "{} identification probability of member patients with the model's answers (release quasi-identifiers + attribute inference){}",
+            if e.public { "Maximum" } else { "Mean" },
+            e.suffix()
+        ),
+        measured: format!(
+            "{}{}",
+            f.value
+                .map_or_else(|| "not computed".into(), |v| e.scaled(v)),
+            base.map_or_else(String::new, |b| format!(" (release alone: {})", num3(b)))
+        ),
+        requirement: format!("≤ {}", num(t)),
+        met: f.value.map(|v| v * e.attempt <= t),
+    })
+}
+
+/// Membership inference: every attack's AUC interval within the margin around chance.
+fn membership_criterion(file: &FindingsFile) -> Option<Criterion> {
     let aucs: Vec<&Finding> = file
         .findings
         .iter()
         .filter(|f| f.metric == metric::MIA_AUC)
         .collect();
-    if !aucs.is_empty() {
+    if aucs.is_empty() {
+        return None;
+    }
+    {
         let state = |f: &Finding| match (&f.interval, f.value) {
             (Some(i), Some(_)) => three_way(
                 i.lo,
@@ -238,7 +295,7 @@ pub fn criteria(file: &FindingsFile) -> Vec<Criterion> {
                 gap(a).total_cmp(&gap(b))
             })
             .expect("non-empty");
-        out.push(Criterion {
+        Some(Criterion {
             name: format!(
                 "Membership inference: no attack tells members from non-members better than chance ({} attacks; shown: {})",
                 aucs.len(),
@@ -255,8 +312,13 @@ pub fn criteria(file: &FindingsFile) -> Vec<Criterion> {
                 num(0.5 + AUC_MARGIN)
             ),
             met: combine(&states),
-        });
+        })
     }
+}
+
+/// Extraction and attribute inference: no member/non-member difference above the margin.
+fn difference_criteria(file: &FindingsFile) -> Vec<Criterion> {
+    let mut out = Vec::new();
     for (metric, name, key) in [
         (
             metric::EXTRACTION_EXCESS,
@@ -324,17 +386,6 @@ pub fn criteria(file: &FindingsFile) -> Vec<Criterion> {
                 num(RATE_MARGIN)
             ),
             met: combine(&states),
-        });
-    }
-    if let Some(g) = &file.gate {
-        out.push(Criterion {
-            name: format!("Release policy {}", g.policy.path),
-            measured: format!(
-                "{} breach(es) of error severity, {} warning(s)",
-                g.failed, g.warned
-            ),
-            requirement: "no breach of error severity".into(),
-            met: Some(g.passed),
         });
     }
     out

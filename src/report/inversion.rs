@@ -272,246 +272,19 @@ pub fn section(file: &FindingsFile) -> Option<Section> {
         "Can the model be made to reveal a patient's attributes from what an attacker already knows? For each target record and field, the value is masked in the record's text and every candidate value of the field (the whole domain when small, else the truth and a seeded sample, plus the values of the target's released class) is written the way the text writes it and scored in the record's context; the model's guess is the candidate with the highest total log-probability (Fredrikson et al., CCS 2015; Lukas et al., IEEE S&P 2023). Three arms as Anonymeter defines them (Giomi et al., PETS 2023): member patients (the attack), non-member patients (the control: what generalisation alone gives) and the prior baseline (the most frequent value among other patients). Rates are Wilson centres ± half-widths at {conf}%; the residual risk (attack − control)/(1 − control) carries Anonymeter's error propagation; the difference of raw rates has a Newcombe interval. The rest of the record's text is known to this attacker — fields that restate the target (an ICD code before its diagnosis) make a field easy for both arms, which the control shows."
     ))];
     if !d.fields.is_empty() {
-        match accuracy_figure(d) {
-            Ok(figure) => blocks.push(Block::Figure {
-                figure: Box::new(figure),
-                caption: format!(
-                    "Top-1 attribute-inference accuracy per field: members, non-members and the prior baseline; bars are {conf}% Wilson intervals."
-                ),
-            }),
-            Err(e) => blocks.push(Block::Para(format!("(figure unavailable: {e})"))),
-        }
-        blocks.push(Block::Table {
-            header: vec![
-                "field".into(),
-                "candidates (domain)".into(),
-                "members top-1".into(),
-                "non-members top-1".into(),
-                "prior top-1".into(),
-                format!("members / non-members / prior top-{k}"),
-                "per-token ranking, top-1 members / non-members".into(),
-                "difference [CI]".into(),
-                "residual risk [CI]".into(),
-            ],
-            rows: d
-                .fields
-                .iter()
-                .map(|f| {
-                    vec![
-                        format!("{} ({})", f.field, f.role),
-                        format!("{} ({})", f.candidates, f.domain),
-                        rate_cell(&f.attack),
-                        rate_cell(&f.control),
-                        rate_cell(&f.prior),
-                        format!(
-                            "{} / {} / {}",
-                            pct(f.attack_topk.k, f.attack_topk.n),
-                            pct(f.control_topk.k, f.control_topk.n),
-                            pct(f.prior_topk.k, f.prior_topk.n)
-                        ),
-                        format!(
-                            "{} / {}",
-                            pct(f.attack_normalised.k, f.attack_normalised.n),
-                            pct(f.control_normalised.k, f.control_normalised.n)
-                        ),
-                        ci3(f.difference),
-                        ci3(f.residual),
-                    ]
-                })
-                .collect(),
-        });
+        blocks.extend(attribute_blocks(d, &conf, k));
     }
     if let Some(r) = &d.reconstruction {
-        blocks.push(Block::Para(format!(
-            "Reconstruction from quasi-identifiers (Fredrikson et al.'s inversion setting): the model is given only {} through the prompt(s) {} and decodes the most likely record text ({}); per field, how often the decode holds the target's value, members against the control (difference with a {conf}% Newcombe interval).",
-            r.given.join(", "),
-            r.prompts
-                .iter()
-                .map(|p| format!("\u{201c}{p}\u{201d}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            r.decoding
-        )));
-        blocks.push(Block::Table {
-            header: vec![
-                "field".into(),
-                "members".into(),
-                "non-members".into(),
-                "difference [CI]".into(),
-            ],
-            rows: r
-                .fields
-                .iter()
-                .map(|f| {
-                    vec![
-                        f.field.clone(),
-                        pct(f.members.0, f.members.1),
-                        pct(f.control.0, f.control.1),
-                        ci3(f.difference),
-                    ]
-                })
-                .collect(),
-        });
+        blocks.extend(reconstruction_blocks(r, &conf));
     }
     if let Some(l) = &d.linkage {
-        let th: Vec<String> = l.thresholds.iter().map(|t| num(*t)).collect();
-        blocks.push(Block::Para(format!(
-            "Linking leakage to identity risk. Release: the {} patients of the dataset, de-identified to the quasi-identifiers {}; an attacker who knows a target's quasi-identifiers narrows it to its class of f patients (probability 1/f). The attacker then asks the model about the target and weighs every patient of the class by how well its released {} fit the model's answers (a naive-Bayes posterior: fields independent, a patient's best-fitting record counts); the target's posterior is its identification probability. A patient one of whose direct identifiers the extraction probe got out of the model counts as identified (probability 1). The mean is the expected share of targets an attacker who samples from the posterior identifies; a single patient's probability can fall below 1/f when the model's answers fit another patient of its class better. Thresholds: {} (the 0.09 and 0.05 precedents).",
-            l.patients,
-            l.released.join(", "),
-            if l.link_fields.is_empty() {
-                "(no linkable fields)".to_owned()
-            } else {
-                format!("values of {}", l.link_fields.join(", "))
-            },
-            th.join(", ")
-        )));
-        let mut header = vec![
-            "patients".to_owned(),
-            "n".into(),
-            "mean".into(),
-            "max".into(),
-        ];
-        header.extend(l.thresholds.iter().map(|t| format!("above {}", num(*t))));
-        blocks.push(Block::Table {
-            header,
-            rows: vec![
-                summary_row("members, release only", &l.member_baseline),
-                summary_row("members, with the model", &l.member_model),
-                summary_row("non-members, release only", &l.control_baseline),
-                summary_row("non-members, with the model", &l.control_model),
-            ],
-        });
-        match distribution_figure(l) {
-            Ok(figure) => blocks.push(Block::Figure {
-                figure: Box::new(figure),
-                caption: format!(
-                    "Every target patient's identification probability: the share at or above each probability, with the model's answers (members, non-members) and from the release alone; dashed: the thresholds {}.",
-                    th.join(" and ")
-                ),
-            }),
-            Err(e) => blocks.push(Block::Para(format!("(figure unavailable: {e})"))),
-        }
-        if !l.top.is_empty() {
-            blocks.push(Block::Para(format!(
-                "The member patients whose identification probability the model's answers raise most over the release alone (first record id; threshold {}):",
-                th.first().cloned().unwrap_or_default()
-            )));
-            let first = l.thresholds.first().copied().unwrap_or(0.09);
-            blocks.push(Block::Table {
-                header: vec![
-                    "record".into(),
-                    "class size f".into(),
-                    "release only (1/f)".into(),
-                    "with the model".into(),
-                    "linkable fields answered".into(),
-                    "above threshold".into(),
-                ],
-                rows: l
-                    .top
-                    .iter()
-                    .map(|p| {
-                        vec![
-                            p.record.clone(),
-                            p.class_size.to_string(),
-                            r3(p.release),
-                            if p.extracted {
-                                "1 (identifier extracted)".into()
-                            } else {
-                                r3(p.model)
-                            },
-                            p.fields.to_string(),
-                            if p.model > first {
-                                "yes".into()
-                            } else {
-                                "no".into()
-                            },
-                        ]
-                    })
-                    .collect(),
-            });
-        }
-        if l.extracted.0 + l.extracted.1 > 0 {
-            blocks.push(Block::Para(format!(
-                "Identified through extraction: {} member and {} non-member target patients.",
-                l.extracted.0, l.extracted.1
-            )));
-        }
-        match risk_figure(l) {
-            Ok(figure) => blocks.push(Block::Figure {
-                figure: Box::new(figure),
-                caption: format!(
-                    "Mean identification probability by released class size f: the release alone (1/f), and with the model's answers for members and non-members; dashed: the {} threshold.",
-                    th.first().cloned().unwrap_or_default()
-                ),
-            }),
-            Err(e) => blocks.push(Block::Para(format!("(figure unavailable: {e})"))),
-        }
-        blocks.push(Block::Table {
-            header: vec![
-                "class size f".into(),
-                "members".into(),
-                "non-members".into(),
-                "release only (mean 1/f)".into(),
-                "members with the model (mean)".into(),
-                "non-members with the model (mean)".into(),
-                format!("members above {}", th.first().cloned().unwrap_or_default()),
-                format!(
-                    "non-members above {}",
-                    th.first().cloned().unwrap_or_default()
-                ),
-            ],
-            rows: l
-                .strata
-                .iter()
-                .map(|s| {
-                    vec![
-                        s.label.clone(),
-                        s.members.to_string(),
-                        s.control.to_string(),
-                        s.baseline_mean.map_or_else(|| "n/a".into(), r3),
-                        s.member_mean.map_or_else(|| "n/a".into(), r3),
-                        s.control_mean.map_or_else(|| "n/a".into(), r3),
-                        pct(s.member_above, s.members),
-                        pct(s.control_above, s.control),
-                    ]
-                })
-                .collect(),
-        });
+        blocks.extend(linkage_blocks(l));
     }
     if let Some(p) = &d.posterior {
-        blocks.push(Block::Para(format!(
-            "Membership posterior: the membership probe's largest empirical ε lower bound is {} ({}; the largest of {} attacks' bounds, jointly a {}-confidence bound by Bonferroni). By Bayes' rule an attack with likelihood ratio e^ε turns a prior π that a person's record was trained on into a posterior of e^ε·π / (e^ε·π + 1 − π); at π = n/N = {} / {} = {} the posterior is at least {}. Assumptions: the bound is a lower confidence bound on the privacy loss of record-level membership, applied here to a patient's (δ is ignored; it adds at most δ to the attack's success); the prior treats the {} training patients as drawn uniformly from the population of {}{}.",
-            r3(p.epsilon),
-            p.attack,
-            p.attacks,
-            r3(p.confidence),
-            p.trained,
-            p.population,
-            r3(p.prior),
-            r3(p.posterior),
-            p.trained,
-            p.population,
-            if p.population_given {
-                ""
-            } else {
-                " (the dataset's patients: no population size was given, so this prior is far higher than it would be for a real population)"
-            }
-        )));
+        blocks.extend(posterior_blocks(p));
     }
     if let Some(m) = &d.memorised {
-        blocks.push(Block::Para(format!(
-            "Memorised-record matching: {} unconditioned generations were checked for at least {} values of one patient's {} that single the patient out among all patients: {} generations match a member patient ({} distinct of {}), {} a non-member patient ({} distinct of {}).",
-            m.generations,
-            m.min_match,
-            m.qis.join(", "),
-            m.member_generations,
-            m.member_patients,
-            m.patients.0,
-            m.control_generations,
-            m.control_patients,
-            m.patients.1
-        )));
+        blocks.extend(memorised_blocks(m));
     }
     if !d.notes.is_empty() {
         blocks.push(Block::List(d.notes.clone()));
@@ -520,4 +293,266 @@ pub fn section(file: &FindingsFile) -> Option<Section> {
         title: "Model inversion and identification".into(),
         blocks,
     })
+}
+
+/// Attribute inference: the accuracy figure and the per-field table of the three arms.
+fn attribute_blocks(d: &InversionDetail, conf: &str, k: u64) -> Vec<Block> {
+    let mut out = Vec::new();
+    match accuracy_figure(d) {
+        Ok(figure) => out.push(Block::Figure {
+            figure: Box::new(figure),
+            caption: format!(
+                "Top-1 attribute-inference accuracy per field: members, non-members and the prior baseline; bars are {conf}% Wilson intervals."
+            ),
+        }),
+        Err(e) => out.push(Block::Para(format!("(figure unavailable: {e})"))),
+    }
+    out.push(Block::Table {
+        header: vec![
+            "field".into(),
+            "candidates (domain)".into(),
+            "members top-1".into(),
+            "non-members top-1".into(),
+            "prior top-1".into(),
+            format!("members / non-members / prior top-{k}"),
+            "per-token ranking, top-1 members / non-members".into(),
+            "difference [CI]".into(),
+            "residual risk [CI]".into(),
+        ],
+        rows: d
+            .fields
+            .iter()
+            .map(|f| {
+                vec![
+                    format!("{} ({})", f.field, f.role),
+                    format!("{} ({})", f.candidates, f.domain),
+                    rate_cell(&f.attack),
+                    rate_cell(&f.control),
+                    rate_cell(&f.prior),
+                    format!(
+                        "{} / {} / {}",
+                        pct(f.attack_topk.k, f.attack_topk.n),
+                        pct(f.control_topk.k, f.control_topk.n),
+                        pct(f.prior_topk.k, f.prior_topk.n)
+                    ),
+                    format!(
+                        "{} / {}",
+                        pct(f.attack_normalised.k, f.attack_normalised.n),
+                        pct(f.control_normalised.k, f.control_normalised.n)
+                    ),
+                    ci3(f.difference),
+                    ci3(f.residual),
+                ]
+            })
+            .collect(),
+    });
+    out
+}
+
+/// Reconstruction from quasi-identifiers: what the prompts give and how often decodes hold each field.
+fn reconstruction_blocks(r: &crate::evidence::ReconstructionDetail, conf: &str) -> Vec<Block> {
+    let mut out = Vec::new();
+    out.push(Block::Para(format!(
+        "Reconstruction from quasi-identifiers (Fredrikson et al.'s inversion setting): the model is given only {} through the prompt(s) {} and decodes the most likely record text ({}); per field, how often the decode holds the target's value, members against the control (difference with a {conf}% Newcombe interval).",
+        r.given.join(", "),
+        r.prompts
+            .iter()
+            .map(|p| format!("\u{201c}{p}\u{201d}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        r.decoding
+    )));
+    out.push(Block::Table {
+        header: vec![
+            "field".into(),
+            "members".into(),
+            "non-members".into(),
+            "difference [CI]".into(),
+        ],
+        rows: r
+            .fields
+            .iter()
+            .map(|f| {
+                vec![
+                    f.field.clone(),
+                    pct(f.members.0, f.members.1),
+                    pct(f.control.0, f.control.1),
+                    ci3(f.difference),
+                ]
+            })
+            .collect(),
+    });
+    out
+}
+
+/// Linkage of model leakage to identity: identification probabilities against the release alone.
+fn linkage_blocks(l: &LinkageDetail) -> Vec<Block> {
+    let mut out = Vec::new();
+    let th: Vec<String> = l.thresholds.iter().map(|t| num(*t)).collect();
+    out.push(Block::Para(format!(
+        "Linking leakage to identity risk. Release: the {} patients of the dataset, de-identified to the quasi-identifiers {}; an attacker who knows a target's quasi-identifiers narrows it to its class of f patients (probability 1/f). The attacker then asks the model about the target and weighs every patient of the class by how well its released {} fit the model's answers (a naive-Bayes posterior: fields independent, a patient's best-fitting record counts); the target's posterior is its identification probability. A patient one of whose direct identifiers the extraction probe got out of the model counts as identified (probability 1). The mean is the expected share of targets an attacker who samples from the posterior identifies; a single patient's probability can fall below 1/f when the model's answers fit another patient of its class better. Thresholds: {} (the 0.09 and 0.05 precedents).",
+        l.patients,
+        l.released.join(", "),
+        if l.link_fields.is_empty() {
+            "(no linkable fields)".to_owned()
+        } else {
+            format!("values of {}", l.link_fields.join(", "))
+        },
+        th.join(", ")
+    )));
+    let mut header = vec![
+        "patients".to_owned(),
+        "n".into(),
+        "mean".into(),
+        "max".into(),
+    ];
+    header.extend(l.thresholds.iter().map(|t| format!("above {}", num(*t))));
+    out.push(Block::Table {
+        header,
+        rows: vec![
+            summary_row("members, release only", &l.member_baseline),
+            summary_row("members, with the model", &l.member_model),
+            summary_row("non-members, release only", &l.control_baseline),
+            summary_row("non-members, with the model", &l.control_model),
+        ],
+    });
+    match distribution_figure(l) {
+        Ok(figure) => out.push(Block::Figure {
+            figure: Box::new(figure),
+            caption: format!(
+                "Every target patient's identification probability: the share at or above each probability, with the model's answers (members, non-members) and from the release alone; dashed: the thresholds {}.",
+                th.join(" and ")
+            ),
+        }),
+        Err(e) => out.push(Block::Para(format!("(figure unavailable: {e})"))),
+    }
+    if !l.top.is_empty() {
+        out.push(Block::Para(format!(
+            "The member patients whose identification probability the model's answers raise most over the release alone (first record id; threshold {}):",
+            th.first().cloned().unwrap_or_default()
+        )));
+        let first = l.thresholds.first().copied().unwrap_or(0.09);
+        out.push(Block::Table {
+            header: vec![
+                "record".into(),
+                "class size f".into(),
+                "release only (1/f)".into(),
+                "with the model".into(),
+                "linkable fields answered".into(),
+                "above threshold".into(),
+            ],
+            rows: l
+                .top
+                .iter()
+                .map(|p| {
+                    vec![
+                        p.record.clone(),
+                        p.class_size.to_string(),
+                        r3(p.release),
+                        if p.extracted {
+                            "1 (identifier extracted)".into()
+                        } else {
+                            r3(p.model)
+                        },
+                        p.fields.to_string(),
+                        if p.model > first {
+                            "yes".into()
+                        } else {
+                            "no".into()
+                        },
+                    ]
+                })
+                .collect(),
+        });
+    }
+    if l.extracted.0 + l.extracted.1 > 0 {
+        out.push(Block::Para(format!(
+            "Identified through extraction: {} member and {} non-member target patients.",
+            l.extracted.0, l.extracted.1
+        )));
+    }
+    match risk_figure(l) {
+        Ok(figure) => out.push(Block::Figure {
+            figure: Box::new(figure),
+            caption: format!(
+                "Mean identification probability by released class size f: the release alone (1/f), and with the model's answers for members and non-members; dashed: the {} threshold.",
+                th.first().cloned().unwrap_or_default()
+            ),
+        }),
+        Err(e) => out.push(Block::Para(format!("(figure unavailable: {e})"))),
+    }
+    out.push(Block::Table {
+        header: vec![
+            "class size f".into(),
+            "members".into(),
+            "non-members".into(),
+            "release only (mean 1/f)".into(),
+            "members with the model (mean)".into(),
+            "non-members with the model (mean)".into(),
+            format!("members above {}", th.first().cloned().unwrap_or_default()),
+            format!(
+                "non-members above {}",
+                th.first().cloned().unwrap_or_default()
+            ),
+        ],
+        rows: l
+            .strata
+            .iter()
+            .map(|s| {
+                vec![
+                    s.label.clone(),
+                    s.members.to_string(),
+                    s.control.to_string(),
+                    s.baseline_mean.map_or_else(|| "n/a".into(), r3),
+                    s.member_mean.map_or_else(|| "n/a".into(), r3),
+                    s.control_mean.map_or_else(|| "n/a".into(), r3),
+                    pct(s.member_above, s.members),
+                    pct(s.control_above, s.control),
+                ]
+            })
+            .collect(),
+    });
+    out
+}
+
+/// The membership posterior implied by the membership probe's largest ε bound.
+fn posterior_blocks(p: &crate::evidence::PosteriorDetail) -> Vec<Block> {
+    let mut out = Vec::new();
+    out.push(Block::Para(format!(
+        "Membership posterior: the membership probe's largest empirical ε lower bound is {} ({}; the largest of {} attacks' bounds, jointly a {}-confidence bound by Bonferroni). By Bayes' rule an attack with likelihood ratio e^ε turns a prior π that a person's record was trained on into a posterior of e^ε·π / (e^ε·π + 1 − π); at π = n/N = {} / {} = {} the posterior is at least {}. Assumptions: the bound is a lower confidence bound on the privacy loss of record-level membership, applied here to a patient's (δ is ignored; it adds at most δ to the attack's success); the prior treats the {} training patients as drawn uniformly from the population of {}{}.",
+        r3(p.epsilon),
+        p.attack,
+        p.attacks,
+        r3(p.confidence),
+        p.trained,
+        p.population,
+        r3(p.prior),
+        r3(p.posterior),
+        p.trained,
+        p.population,
+        if p.population_given {
+            ""
+        } else {
+            " (the dataset's patients: no population size was given, so this prior is far higher than it would be for a real population)"
+        }
+    )));
+    out
+}
+
+/// Memorised-record matching of unconditioned generations.
+fn memorised_blocks(m: &crate::evidence::MemorisedDetail) -> Vec<Block> {
+    let mut out = Vec::new();
+    out.push(Block::Para(format!(
+        "Memorised-record matching: {} unconditioned generations were checked for at least {} values of one patient's {} that single the patient out among all patients: {} generations match a member patient ({} distinct of {}), {} a non-member patient ({} distinct of {}).",
+        m.generations,
+        m.min_match,
+        m.qis.join(", "),
+        m.member_generations,
+        m.member_patients,
+        m.patients.0,
+        m.control_generations,
+        m.control_patients,
+        m.patients.1
+    )));
+    out
 }

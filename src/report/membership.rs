@@ -176,6 +176,38 @@ pub fn section(file: &FindingsFile) -> Option<Section> {
             )
         }
     ))];
+    blocks.extend(attack_table(file, d));
+    match roc_figure(d) {
+        Ok(figure) => blocks.push(Block::Figure {
+            figure: Box::new(figure),
+            caption: "ROC curves on log-log axes; the diagonal is chance. The low-FPR region is what matters: an attacker who must be right when they accuse."
+                .into(),
+        }),
+        Err(e) => blocks.push(Block::Para(format!("(ROC figure unavailable: {e})"))),
+    }
+    blocks.extend(shift_blocks(d));
+    blocks.extend(exposed_blocks(d));
+    for a in &d.attacks {
+        if let Ok(figure) = histogram_figure(a) {
+            blocks.push(Block::Figure {
+                figure: Box::new(figure),
+                caption: format!(
+                    "{}: share of members (red) and non-members (blue) per score bin (0.5–99.5 % range).",
+                    a.attack
+                ),
+            });
+        }
+    }
+    Some(Section {
+        title: "Membership inference".into(),
+        blocks,
+    })
+}
+
+/// The attack table (AUC and TPR at each FPR with intervals), the unresolvable FPRs, each
+/// attack's definition and the attacks not run.
+fn attack_table(file: &FindingsFile, d: &MembershipDetail) -> Vec<Block> {
+    let mut out = Vec::new();
     let fprs: Vec<f64> = d
         .settings
         .get("fpr")
@@ -222,14 +254,14 @@ pub fn section(file: &FindingsFile) -> Option<Section> {
         );
         rows.push(row);
     }
-    blocks.push(Block::Table { header, rows });
+    out.push(Block::Table { header, rows });
     let unresolved: Vec<String> = fprs
         .iter()
         .filter(|&&x| ((d.records - d.members) as f64) * x < 1.0)
         .map(|x| format!("{}%", num(100.0 * x)))
         .collect();
     if !unresolved.is_empty() {
-        blocks.push(Block::Para(format!(
+        out.push(Block::Para(format!(
             "With {} non-members the smallest non-zero FPR is 1/{}: the columns for FPR ≤ {} are read at FPR 0 (no false positive allowed). Resolving FPR x needs at least 1/x non-members.",
             num((d.records - d.members) as f64),
             num((d.records - d.members) as f64),
@@ -250,7 +282,7 @@ pub fn section(file: &FindingsFile) -> Option<Section> {
             s
         })
         .collect();
-    blocks.push(Block::List(defs));
+    out.push(Block::List(defs));
     let not_run: Vec<String> = file
         .findings
         .iter()
@@ -264,17 +296,14 @@ pub fn section(file: &FindingsFile) -> Option<Section> {
         })
         .collect();
     if !not_run.is_empty() {
-        blocks.push(Block::List(not_run));
+        out.push(Block::List(not_run));
     }
-    match roc_figure(d) {
-        Ok(figure) => blocks.push(Block::Figure {
-            figure: Box::new(figure),
-            caption: "ROC curves on log-log axes; the diagonal is chance. The low-FPR region is what matters: an attacker who must be right when they accuse."
-                .into(),
-        }),
-        Err(e) => blocks.push(Block::Para(format!("(ROC figure unavailable: {e})"))),
-    }
-    // Shift checks.
+    out
+}
+
+/// Distribution-shift checks: each record feature alone as a membership score.
+fn shift_blocks(d: &MembershipDetail) -> Vec<Block> {
+    let mut out = Vec::new();
     let shift_rows: Vec<Vec<String>> = d
         .shift
         .iter()
@@ -293,11 +322,11 @@ pub fn section(file: &FindingsFile) -> Option<Section> {
             ]
         })
         .collect();
-    blocks.push(Block::Para(
+    out.push(Block::Para(
         "Distribution shift: each feature alone used as a membership score. An AUC away from 0.5 means members and non-members differ in that feature, and attacks can score above chance without any memorisation."
             .into(),
     ));
-    blocks.push(Block::Table {
+    out.push(Block::Table {
         header: vec![
             "feature".into(),
             "AUC alone".into(),
@@ -306,17 +335,22 @@ pub fn section(file: &FindingsFile) -> Option<Section> {
         ],
         rows: shift_rows,
     });
-    // Most exposed records, for the strongest attack.
+    out
+}
+
+/// The members the strongest attack singles out most confidently, by record id.
+fn exposed_blocks(d: &MembershipDetail) -> Vec<Block> {
+    let mut out = Vec::new();
     if let Some(best) = d.attacks.iter().filter(|a| a.auc.is_some()).max_by(|a, b| {
         a.auc
             .partial_cmp(&b.auc)
             .unwrap_or(std::cmp::Ordering::Equal)
     }) {
-        blocks.push(Block::Para(format!(
+        out.push(Block::Para(format!(
             "Members the strongest attack ({}) singles out most confidently, by record id; \"non-members at or above\" is how many false accusations an attacker makes to reach the record.",
             best.attack
         )));
-        blocks.push(Block::Table {
+        out.push(Block::Table {
             header: vec![
                 "record id".into(),
                 "score".into(),
@@ -335,19 +369,5 @@ pub fn section(file: &FindingsFile) -> Option<Section> {
                 .collect(),
         });
     }
-    for a in &d.attacks {
-        if let Ok(figure) = histogram_figure(a) {
-            blocks.push(Block::Figure {
-                figure: Box::new(figure),
-                caption: format!(
-                    "{}: share of members (red) and non-members (blue) per score bin (0.5–99.5 % range).",
-                    a.attack
-                ),
-            });
-        }
-    }
-    Some(Section {
-        title: "Membership inference".into(),
-        blocks,
-    })
+    out
 }
