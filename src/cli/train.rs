@@ -22,75 +22,13 @@ pub(super) fn accountant_cmd(a: &AccountantArgs) -> Result<u8> {
             "--epsilon must be a finite number ≥ 0 (got {e})"
         )));
     }
-    let max = crate::train::trainer::MAX_STEPS;
-    let steps = match (a.steps, a.epochs) {
-        (Some(s), _) if s == 0 || s > max => bail!(crate::Error::Usage(format!(
-            "--steps must be in 1..=2^53 (got {s})"
-        ))),
-        (Some(s), _) => s,
-        (None, Some(e)) if e.is_finite() && e > 0.0 => {
-            crate::train::trainer::dp_steps(e, a.sample_rate).map_err(crate::Error::Usage)?
-        }
-        (None, Some(e)) => bail!(crate::Error::Usage(format!(
-            "--epochs must be a positive number (got {e})"
-        ))),
-        (None, None) => unreachable!("clap requires --steps or --epochs"),
-    };
+    let steps = steps_of(a)?;
     let grid = match a.orders {
         OrderGrid::DpAccounting => "dp_accounting",
         OrderGrid::Opacus => "opacus",
     };
     if let Some(target) = a.target_epsilon {
-        if !(target.is_finite() && target > 0.0) {
-            bail!(crate::Error::Usage(format!(
-                "--target-epsilon must be a positive number (got {target})"
-            )));
-        }
-        if !(a.tolerance.is_finite() && a.tolerance > 0.0) {
-            bail!(crate::Error::Usage(format!(
-                "--tolerance must be a positive number (got {})",
-                a.tolerance
-            )));
-        }
-        let Some(sigma) = accountant::calibrate_noise(
-            target,
-            a.delta,
-            a.sample_rate,
-            steps,
-            &orders,
-            a.tolerance,
-        ) else {
-            bail!(crate::Error::Usage(format!(
-                "no noise multiplier up to 2^20 reaches ε ≤ {target} at δ = {} with q = {} and {steps} steps; \
-                 raise the budget or lower q / the number of steps",
-                a.delta, a.sample_rate
-            )));
-        };
-        let st = accountant::statement(
-            Setting {
-                noise: sigma,
-                sample_rate: a.sample_rate,
-                steps,
-            },
-            a.delta,
-            &orders,
-        );
-        match a.format {
-            PlainFormat::Json => println!(
-                "{}",
-                serde_json::to_string_pretty(&serde_json::json!({
-                    "accountant": "rdp", "orders": grid, "target_epsilon": target,
-                    "tolerance": a.tolerance, "noise": sigma, "statement": st,
-                }))?
-            ),
-            PlainFormat::Text => {
-                println!(
-                    "noise multiplier σ = {sigma:.6} gives ε = {:.4} ≤ {target} at δ = {} (q = {}, {steps} steps, RDP, improved conversion, order {})",
-                    st.epsilon, a.delta, a.sample_rate, st.order
-                );
-            }
-        }
-        return Ok(exit::PASS);
+        return calibrate_cmd(a, target, steps, &orders, grid);
     }
     let noise = a
         .noise
@@ -169,6 +107,80 @@ pub(super) fn accountant_cmd(a: &AccountantArgs) -> Result<u8> {
                     st.dropped_orders.len()
                 );
             }
+        }
+    }
+    Ok(exit::PASS)
+}
+
+/// The number of DP-SGD steps `accountant` accounts for: `--steps`, or `--epochs` at the
+/// sampling rate.
+fn steps_of(a: &AccountantArgs) -> Result<u64> {
+    let max = crate::train::trainer::MAX_STEPS;
+    Ok(match (a.steps, a.epochs) {
+        (Some(s), _) if s == 0 || s > max => bail!(crate::Error::Usage(format!(
+            "--steps must be in 1..=2^53 (got {s})"
+        ))),
+        (Some(s), _) => s,
+        (None, Some(e)) if e.is_finite() && e > 0.0 => {
+            crate::train::trainer::dp_steps(e, a.sample_rate).map_err(crate::Error::Usage)?
+        }
+        (None, Some(e)) => bail!(crate::Error::Usage(format!(
+            "--epochs must be a positive number (got {e})"
+        ))),
+        (None, None) => unreachable!("clap requires --steps or --epochs"),
+    })
+}
+
+/// `accountant --target-epsilon`: the smallest noise multiplier that reaches the budget.
+fn calibrate_cmd(
+    a: &AccountantArgs,
+    target: f64,
+    steps: u64,
+    orders: &[f64],
+    grid: &str,
+) -> Result<u8> {
+    if !(target.is_finite() && target > 0.0) {
+        bail!(crate::Error::Usage(format!(
+            "--target-epsilon must be a positive number (got {target})"
+        )));
+    }
+    if !(a.tolerance.is_finite() && a.tolerance > 0.0) {
+        bail!(crate::Error::Usage(format!(
+            "--tolerance must be a positive number (got {})",
+            a.tolerance
+        )));
+    }
+    let Some(sigma) =
+        accountant::calibrate_noise(target, a.delta, a.sample_rate, steps, orders, a.tolerance)
+    else {
+        bail!(crate::Error::Usage(format!(
+            "no noise multiplier up to 2^20 reaches ε ≤ {target} at δ = {} with q = {} and {steps} steps; \
+             raise the budget or lower q / the number of steps",
+            a.delta, a.sample_rate
+        )));
+    };
+    let st = accountant::statement(
+        Setting {
+            noise: sigma,
+            sample_rate: a.sample_rate,
+            steps,
+        },
+        a.delta,
+        orders,
+    );
+    match a.format {
+        PlainFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "accountant": "rdp", "orders": grid, "target_epsilon": target,
+                "tolerance": a.tolerance, "noise": sigma, "statement": st,
+            }))?
+        ),
+        PlainFormat::Text => {
+            println!(
+                "noise multiplier σ = {sigma:.6} gives ε = {:.4} ≤ {target} at δ = {} (q = {}, {steps} steps, RDP, improved conversion, order {})",
+                st.epsilon, a.delta, a.sample_rate, st.order
+            );
         }
     }
     Ok(exit::PASS)

@@ -61,6 +61,9 @@ pub struct Identifier {
 
 impl TextRecords {
     /// Reads the card's text column (`column`, or the one column with role `text`).
+    ///
+    /// Kept whole: the card, its text column, roles, membership split and patient ids are checked
+    /// in the order each depends on the last, naming the file in every error.
     pub fn load(card: &Path, column: Option<&str>) -> Result<Self> {
         let ds = Dataset::open_card(card)?;
         let column = match column {

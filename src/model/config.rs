@@ -124,6 +124,9 @@ fn ids(v: Option<&Json>) -> Vec<u32> {
 
 impl ArchConfig {
     /// Reads a Hugging Face `config.json` (already parsed) found at `path`.
+    ///
+    /// Kept whole: one field of `config.json` after another, each checked and named in its error
+    /// before any size is derived from it.
     pub fn from_hf(cfg: &Json, path: &Path) -> crate::Result<Self> {
         let bad = |message: String| crate::Error::Model {
             path: path.to_path_buf(),

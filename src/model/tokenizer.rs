@@ -88,6 +88,9 @@ impl Tok {
     }
 
     /// Rebuilds the tokenizer stored in GGUF metadata (`tokenizer.ggml.*`).
+    ///
+    /// Kept whole: reads the `tokenizer.ggml.*` keys in the order the format defines, each checked
+    /// before a later one depends on it.
     pub fn from_gguf(h: &gguf::Header) -> Result<Self, String> {
         let model = h
             .get("tokenizer.ggml.model")

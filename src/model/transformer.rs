@@ -160,6 +160,9 @@ fn rope_tables(cfg: &ArchConfig) -> candle_core::Result<(Tensor, Tensor)> {
 
 impl Transformer {
     /// Loads the weights named for `cfg` from `src`.
+    ///
+    /// Kept whole: weights are loaded tensor by tensor in layer order, each checked against the
+    /// configuration (untrusted) before it is used.
     pub fn load(cfg: ArchConfig, src: &mut dyn WeightSource) -> crate::Result<Self> {
         // The layer count comes from the configuration, which is untrusted: before anything is
         // sized by it, the checkpoint must hold the last layer it claims.

@@ -236,6 +236,9 @@ fn bayesian(ins: &[f64], outs: &[f64], confidence: f64, delta: f64) -> Option<(f
 
 /// The DP audit's findings and detail for a target's training record (None when the target was
 /// not trained with DP-SGD by phiprobe: one "not measured" finding says why).
+///
+/// Kept whole: the record's validity checks come before any estimate, then the findings in their
+/// order; the instruments, white-box consistency and mechanism check are functions of their own.
 pub fn analyze(
     rec: Option<&TrainingRecord>,
     obs: Option<&Observations>,

@@ -896,6 +896,8 @@ fn generations(
     Ok((made, texts))
 }
 
+/// Kept whole: generation, identifier detection and the reference-model filter share the generated
+/// texts and their seeded order.
 fn untargeted(
     model: &dyn LanguageModel,
     reference: Option<(&str, &dyn LanguageModel)>,
@@ -1090,6 +1092,8 @@ fn type_rate(
 }
 
 /// Extraction findings and report detail (pure).
+///
+/// Kept whole: the findings in the order `findings.json` lists them, from the same attempts.
 pub fn analyze(obs: &Observations) -> (Vec<Finding>, ExtractionDetail) {
     let conf = obs.settings.confidence;
     let mut findings = Vec::new();

@@ -124,6 +124,8 @@ fn bits(v: f64) -> String {
 }
 
 /// The section.
+///
+/// Kept whole: one report section, its blocks in reading order.
 pub fn section(file: &FindingsFile) -> Option<Section> {
     let d = file.canary.as_ref()?;
     let mut blocks = vec![Block::Para(format!(

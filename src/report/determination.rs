@@ -514,6 +514,9 @@ fn data_hashes(file: &FindingsFile) -> String {
 }
 
 /// The sections before the results.
+///
+/// Kept whole: the front matter, one section after another in the order an Expert Determination is
+/// read; each is a few lines of text from the facts.
 pub fn front(file: &FindingsFile) -> Vec<Section> {
     let d = det(file);
     let m = &file.manifest;

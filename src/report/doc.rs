@@ -284,6 +284,8 @@ fn findings_section(file: &FindingsFile) -> Section {
 }
 
 /// The sections of one quasi-identifier set's re-identification analysis.
+///
+/// Kept whole: one QI set's sections, their blocks in reading order.
 fn reid_sections(file: &FindingsFile, d: &crate::evidence::ReidDetail) -> Vec<Section> {
     let mut sections = Vec::new();
     let l = d.label.as_str();

@@ -93,6 +93,8 @@ pub fn summary(file: &FindingsFile) -> Option<Block> {
 }
 
 /// The section.
+///
+/// Kept whole: one report section, its blocks in reading order.
 pub fn section(file: &FindingsFile) -> Option<Section> {
     let d = file.extraction.as_ref()?;
     let conf = d

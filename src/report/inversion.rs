@@ -386,6 +386,8 @@ fn reconstruction_blocks(r: &crate::evidence::ReconstructionDetail, conf: &str) 
 }
 
 /// Linkage of model leakage to identity: identification probabilities against the release alone.
+///
+/// Kept whole: one subsection, its blocks in reading order.
 fn linkage_blocks(l: &LinkageDetail) -> Vec<Block> {
     let mut out = Vec::new();
     let th: Vec<String> = l.thresholds.iter().map(|t| num(*t)).collect();

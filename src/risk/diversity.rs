@@ -35,6 +35,9 @@ pub struct Diversity {
 }
 
 /// Computes the diversity measures of `sensitive` over `classes`.
+///
+/// Kept whole: one pass over the sorted (class, value, person) triples yields every measure
+/// (distinct, entropy and recursive l-diversity, t-closeness, homogeneous classes).
 pub fn diversity(classes: &Classes, sensitive: &Column, c: f64, log_base: f64) -> Diversity {
     let missing_code = sensitive.dictionary.len() as u32;
     // (class, value, person) triples, deduplicated per person.

@@ -133,6 +133,9 @@ fn fmt_count(n: usize) -> String {
 }
 
 /// Runs the checklist over every column of the dataset.
+///
+/// Kept whole: one arm per Safe Harbor category (45 CFR 164.514(b)(2)(i)(A)–(R)), in the rule's
+/// order, each adding its evidence to one map.
 pub fn check(ds: &Dataset) -> Result<Vec<SafeHarborItem>> {
     let mut evidence: BTreeMap<SafeHarbor, Vec<String>> = BTreeMap::new();
     let mut add = |c: SafeHarbor, e: String| evidence.entry(c).or_default().push(e);

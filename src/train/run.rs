@@ -537,6 +537,11 @@ fn probe_writable(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Trains one model of a run (the target or a reference) and installs it with its `training.json`.
+///
+/// Kept whole: tokenizer, canary planting, encoding, DP calibration and training happen in this
+/// order on one job seed; the separable steps (copies seen, gradient canaries, DP calibration,
+/// installing) are functions of their own.
 fn train_job(
     spec: &RunSpec,
     recs: &TextRecords,
@@ -895,6 +900,9 @@ fn write_checkpoint(
 /// `phiprobe merge`: checks the fleet folder's models against their `training.json` files,
 /// registers external reference models with the record ids they were trained on, and writes
 /// `fleet.json`.
+///
+/// Kept whole: every model of the fleet is checked in turn against its record before anything is
+/// written.
 pub fn merge(dir: &Path, external: &[(PathBuf, PathBuf)]) -> Result<(PathBuf, Fleet)> {
     let read = |p: &Path| -> Result<TrainingRecord> {
         let text = crate::fsx::read_text(p, crate::fsx::input::data_limit())?;

@@ -449,6 +449,9 @@ pub fn validation_loss(cfg: &LlamaConfig, params: &Params, val: &[Vec<u32>]) -> 
 pub type Progress<'a> = &'a mut dyn FnMut(u64, u64, f64);
 
 /// Trains from scratch, or from the checkpoint in `ckpt` when one of the same run exists.
+///
+/// Kept whole: the training loop; the model, optimiser, RNG streams, DP state and checkpoint are
+/// shared by every step, and the order of their use is part of reproducibility.
 pub fn train(
     cfg: &TrainConfig,
     corpus: &Corpus,

@@ -130,3 +130,84 @@ fn the_checker_sees_an_upward_import() {
     assert_eq!(g["report"], BTreeSet::from(["error".to_owned()]));
     assert!(layer("report") > layer("stats"));
 }
+
+/// Longest function (signature to closing brace) that needs no reason beside it.
+const LONG_FN: usize = 120;
+
+/// Functions of `text` longer than [`LONG_FN`] lines whose doc comment gives no reason
+/// (a paragraph starting "Kept whole:"), as (name, first line, length).
+fn long_functions(text: &str) -> Vec<(String, usize, usize)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let fn_re = regex::Regex::new(r"^\s*(pub(\([^)]*\))?\s+)?(const\s+)?fn\s+(\w+)").unwrap();
+    let strings = regex::Regex::new(r#""(\\.|[^"\\])*"|'(\\.|[^'\\])'"#).unwrap();
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let Some(m) = fn_re.captures(line) else {
+            continue;
+        };
+        let (mut depth, mut started, mut end) = (0i64, false, None);
+        for (j, l) in lines.iter().enumerate().skip(i) {
+            let code = strings.replace_all(l, "\"\"");
+            let code = code.split("//").next().unwrap_or("");
+            for c in code.chars() {
+                match c {
+                    '{' => {
+                        depth += 1;
+                        started = true;
+                    }
+                    '}' => depth -= 1,
+                    _ => {}
+                }
+            }
+            if (started && depth <= 0) || (!started && code.trim_end().ends_with(';')) {
+                end = Some(j);
+                break;
+            }
+        }
+        let len = end.map_or(0, |e| e - i + 1);
+        if len <= LONG_FN {
+            continue;
+        }
+        let doc: Vec<&str> = lines[..i]
+            .iter()
+            .rev()
+            .skip_while(|l| l.trim_start().starts_with("#["))
+            .take_while(|l| l.trim_start().starts_with("///"))
+            .copied()
+            .collect();
+        if !doc.iter().any(|l| l.contains("Kept whole:")) {
+            out.push((m[4].to_owned(), i + 1, len));
+        }
+    }
+    out
+}
+
+#[test]
+fn long_functions_say_why_they_are_long() {
+    let mut files = Vec::new();
+    rust_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
+    let mut bad = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for (name, line, len) in long_functions(&text) {
+            bad.push(format!("{}:{line} {name} ({len} lines)", f.display()));
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "functions over {LONG_FN} lines without a \"Kept whole:\" reason in their doc comment \
+         (split them, or say why not):\n{}",
+        bad.join("\n")
+    );
+}
+
+#[test]
+fn the_length_check_sees_a_long_function() {
+    let body = "    let x = 1;\n".repeat(LONG_FN);
+    let long = format!("/// Does x.\nfn long() {{\n{body}}}\n");
+    assert_eq!(long_functions(&long).len(), 1);
+    let kept = format!("/// Does x.\n///\n/// Kept whole: a reason.\nfn long() {{\n{body}}}\n");
+    assert!(long_functions(&kept).is_empty());
+    let short = "fn short() {\n    let s = \"}\";\n}\n";
+    assert!(long_functions(short).is_empty());
+}

@@ -90,6 +90,9 @@ fn reason_for(prefix: &str) -> &'static str {
 
 impl Encounter {
     /// Encounter `k` of patient `p`, drawn from `rng` (the patient's encounter stream).
+    ///
+    /// Kept whole: one seeded draw after another; the order of draws is the generator's contract
+    /// (same seed, same data).
     pub fn generate(rng: &mut Rng, p: &Patient, record_id: String, admission: i64) -> Self {
         let age = p.age_on(admission);
         // Reason: a chronic condition most of the time, else an acute problem.

@@ -99,6 +99,10 @@ fn phone_text(rng: &mut Rng, phone: &str) -> String {
 }
 
 /// Writes the note of one encounter; returns the text and the identifier spans.
+///
+/// Kept whole: the note is written section by section in reading order from one seeded stream; the
+/// order of draws is the generator's contract (same seed, same notes), which helpers threading the
+/// stream and the growing note would obscure.
 pub fn write(rng: &mut Rng, p: &Patient, e: &Encounter) -> (String, Vec<Span>) {
     let mut n = Note::new(&e.record_id);
     let age = p.age_on(e.admission);

@@ -490,6 +490,8 @@ pub fn spearman(x: &[f64], y: &[f64]) -> Option<f64> {
 }
 
 /// Exposure findings and report detail from observations (pure).
+///
+/// Kept whole: the findings in the order `findings.json` lists them, from the same per-group fits.
 pub fn analyze(obs: &Observations) -> (Vec<Finding>, CanaryDetail) {
     let conf = obs.settings.confidence;
     let fits: Vec<GroupFit> = obs

@@ -302,6 +302,9 @@ impl<'m> Searcher<'m> {
     }
 
     /// Ranks `secret` exactly (or bounds it).
+    ///
+    /// Kept whole: the exact-rank search; its frontier, budget and counts are shared by every
+    /// expansion.
     pub fn rank(&mut self, secret: &str, limits: Limits) -> Result<Outcome> {
         if !self.format.contains(secret) {
             return Err(Error::Usage(format!(

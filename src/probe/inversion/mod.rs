@@ -762,6 +762,9 @@ struct Columns {
 
 /// Resolves the settings' columns against the card (defaults from column roles), reads them,
 /// and notes the ones the data lacks.
+///
+/// Kept whole: each setting's columns are resolved in the order later ones depend on (fields,
+/// templates, reconstruction, matching, linkage).
 fn columns(recs: &TextRecords, settings: &Settings, notes: &mut Vec<String>) -> Result<Columns> {
     let card = recs.card.display().to_string();
     let fields: Vec<String> = if settings.fields.is_empty() {
@@ -1505,6 +1508,9 @@ pub struct EpsilonBound {
 
 /// Findings and report detail from the observations; `epsilon` is the membership probe's
 /// largest ε lower bound, when it ran.
+///
+/// Kept whole: the findings in the order `findings.json` lists them, per field and arm from the
+/// same counts; reconstruction, linkage and the posterior are functions of their own.
 pub fn analyze(
     obs: &Observations,
     epsilon: Option<EpsilonBound>,

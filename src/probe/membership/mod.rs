@@ -596,6 +596,9 @@ fn signal_for(obs: &Observations, s: &Settings) -> Result<Signal, String> {
 }
 
 /// Computes every attack the settings name that the observations allow.
+///
+/// Kept whole: one arm per attack the plan names, in its order; the reference and RMIA attacks are
+/// functions of their own.
 pub fn attack_scores(obs: &Observations, s: &Settings) -> Result<Vec<AttackScores>, String> {
     let signal = signal_for(obs, s)?;
     let target_sig = signal.of(&obs.target, &obs.text_bytes);
