@@ -185,7 +185,10 @@ fn long_functions(text: &str) -> Vec<(String, usize, usize)> {
 #[test]
 fn long_functions_say_why_they_are_long() {
     let mut files = Vec::new();
-    rust_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
+    rust_files(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
     let mut bad = Vec::new();
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
