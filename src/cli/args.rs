@@ -477,7 +477,7 @@ pub struct RiskArgs {
     #[arg(long, default_value_t = 0.09)]
     pub threshold: f64,
     /// How t maps to a minimum class size k: el-emam (0.09 ↔ 11) or arx (0.09 ↔ 12).
-    #[arg(long, value_enum, default_value_t = KRule::ElEmam)]
+    #[arg(long, value_enum, default_value_t = KRule::Strict)]
     pub k_rule: KRule,
     /// Treatment of missing quasi-identifier values.
     #[arg(long, value_enum, default_value_t = MissingPolicy::Conservative)]

@@ -33,6 +33,9 @@ pub struct TextRecords {
     /// quasi-identifiers), with every record's value (empty where missing). PHI: used to match
     /// and detect, never written out.
     pub identifiers: Vec<Identifier>,
+    /// The data's salt (derived from the files' contents): record ids leave phiprobe only as
+    /// [`TextRecords::pseudonym`]s, which whoever holds the data can map back and nobody else.
+    pub salt: [u8; 32],
 }
 
 /// A column read beside the text ([`TextRecords::read_columns`]).
@@ -215,6 +218,7 @@ impl TextRecords {
             file_of,
             dates,
             identifiers,
+            salt: ds.source.salt,
         })
     }
 
@@ -319,6 +323,22 @@ impl TextRecords {
             .collect())
     }
 
+    /// Record `r`'s pseudonym: `rec-` and 12 hex digits of a salted SHA-256 of its id. Membership
+    /// is PHI, so observations, findings and reports name records only this way.
+    pub fn pseudonym(&self, r: usize) -> String {
+        format!(
+            "rec-{}",
+            crate::phi::salted_hash(&self.salt, self.ids[r].as_bytes())
+        )
+    }
+
+    /// Position of every record by its [`pseudonym`](Self::pseudonym).
+    pub fn pseudonym_index(&self) -> std::collections::HashMap<String, usize> {
+        (0..self.ids.len())
+            .map(|r| (self.pseudonym(r), r))
+            .collect()
+    }
+
     /// Position of every record id.
     pub fn index(&self) -> std::collections::HashMap<&str, usize> {
         self.ids
@@ -336,5 +356,35 @@ impl TextRecords {
     /// Whether there are no records.
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pseudonyms_are_stable_salted_and_never_the_id() {
+        let mut recs = TextRecords {
+            card: "c.toml".into(),
+            source: "d.csv".into(),
+            files: Vec::new(),
+            column: "text".into(),
+            ids: vec!["P0000001-E01".into(), "P0000002-E01".into()],
+            patients: vec!["P0000001".into(), "P0000002".into()],
+            texts: vec![String::new(), String::new()],
+            member: vec![Some(true), Some(false)],
+            file_of: vec![0, 0],
+            dates: Vec::new(),
+            identifiers: Vec::new(),
+            salt: [1; 32],
+        };
+        let a = recs.pseudonym(0);
+        assert_eq!(a, recs.pseudonym(0), "stable");
+        assert_ne!(a, recs.pseudonym(1));
+        assert!(a.starts_with("rec-") && a.len() == 16 && !a.contains("P0000001"));
+        assert_eq!(recs.pseudonym_index()[&a], 0);
+        recs.salt = [2; 32];
+        assert_ne!(a, recs.pseudonym(0), "another dataset, another pseudonym");
     }
 }

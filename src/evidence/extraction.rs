@@ -38,7 +38,7 @@ pub struct TypeRate {
 /// A member extraction, identifiers masked.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ExtractionExample {
-    /// Record id.
+    /// The record's salted pseudonym (`rec-…`; never its id).
     pub record_id: String,
     /// What the prompt was.
     pub prompt: String,

@@ -143,7 +143,7 @@ pub struct LinkageDetail {
 /// One patient of the linkage table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LinkedPatient {
-    /// The patient's first record id.
+    /// The salted pseudonym of the patient's first record (never its id).
     pub record: String,
     /// Released class size.
     pub class_size: u64,

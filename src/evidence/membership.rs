@@ -39,7 +39,7 @@ pub struct Histogram {
 /// One member record an attack identifies.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct VulnerableRecord {
-    /// Record id (never its text).
+    /// The record's salted pseudonym (`rec-…`; never its id or text).
     pub record_id: String,
     /// The attack's score (higher = more member-like).
     pub score: f64,

@@ -505,7 +505,7 @@ pub fn observe(
         settings,
         seed,
         detector: &detector,
-        ids: chosen.iter().map(|&r| recs.ids[r].clone()).collect(),
+        ids: chosen.iter().map(|&r| recs.pseudonym(r)).collect(),
         member: chosen
             .iter()
             .map(|&r| recs.member[r] == Some(true))

@@ -122,7 +122,9 @@ pub fn criteria(file: &FindingsFile) -> Vec<Criterion> {
     let d = det(file);
     let e = Exposure::of(&d);
     let mut out = reid_criteria(file, &d, e, t);
+    out.push(direct_identifier_criterion(file));
     out.extend(linkage_criterion(file, e, t));
+    out.extend(canary_criterion(file));
     out.extend(membership_criterion(file));
     out.extend(difference_criteria(file));
     if let Some(g) = &file.gate {
@@ -391,6 +393,138 @@ fn difference_criteria(file: &FindingsFile) -> Vec<Criterion> {
     out
 }
 
+/// Safe Harbor categories that identify a person on their own (45 CFR 164.514(b)(2)(i)): every
+/// category but geographic subdivisions (2) and dates (3), which are quasi-identifiers the
+/// re-identification analysis weighs.
+const DIRECT: [u8; 16] = [1, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18];
+
+/// No direct identifier in the released data, in a column or in free text (where the Safe
+/// Harbor check's detector looks). Always present: a run without the check cannot meet it, so
+/// class sizes alone never make a dataset with names or SSNs "very small".
+fn direct_identifier_criterion(file: &FindingsFile) -> Criterion {
+    let name = "No direct identifier in the released data (Safe Harbor categories 1 and 4–18, in columns or free text)".to_owned();
+    let requirement = "none present".to_owned();
+    let Some(items) = file
+        .reid
+        .iter()
+        .map(|r| &r.safe_harbor)
+        .find(|items| !items.is_empty())
+    else {
+        return Criterion {
+            name,
+            measured: "not checked in this run (run `phiprobe risk` with the Safe Harbor check on the release and attach both runs)".into(),
+            requirement,
+            met: None,
+        };
+    };
+    let direct = |i: &&crate::evidence::SafeHarborItem| DIRECT.contains(&i.number);
+    let present: Vec<String> = items
+        .iter()
+        .filter(direct)
+        .filter(|i| i.status == "present")
+        .map(|i| format!("{} {}", i.number, i.category))
+        .collect();
+    let unassessed: Vec<String> = items
+        .iter()
+        .filter(direct)
+        .filter(|i| i.status != "present" && i.status != "absent")
+        .map(|i| i.number.to_string())
+        .collect();
+    let note = if unassessed.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; categories {} cannot be checked automatically: the expert attests to them",
+            unassessed.join(", ")
+        )
+    };
+    Criterion {
+        name,
+        measured: if present.is_empty() {
+            format!("none found{note}")
+        } else {
+            format!("present: {}{note}", present.join("; "))
+        },
+        requirement,
+        met: Some(present.is_empty()),
+    }
+}
+
+/// No planted canary is the model's first choice among all secrets of its format: a canary at
+/// exact rank 1 is reproduced verbatim, which no margin on the other criteria can excuse.
+fn canary_criterion(file: &FindingsFile) -> Option<Criterion> {
+    let d = file.canary.as_ref()?;
+    let planted: Vec<_> = d.rows.iter().filter(|r| r.repetitions > 0).collect();
+    if planted.is_empty() {
+        return None;
+    }
+    let first: Vec<&str> = planted
+        .iter()
+        .filter(|r| r.exact_rank == Some((1, true)))
+        .map(|r| r.id.as_str())
+        .collect();
+    Some(Criterion {
+        name: "Memorisation: no planted canary is the model's first choice among every secret of its format".into(),
+        measured: if first.is_empty() {
+            format!("none of {} planted canaries ranked first", planted.len())
+        } else {
+            format!(
+                "{} of {} planted canaries ranked first (reproduced verbatim): {}",
+                first.len(),
+                planted.len(),
+                first.join(", ")
+            )
+        },
+        requirement: "no canary at exact rank 1".into(),
+        met: Some(first.is_empty()),
+    })
+}
+
+/// The facts without which a report is a draft: who receives the release and how, why the
+/// threshold, which external sources an intruder could link, when the determination expires,
+/// and who makes it (their `determination.toml` keys).
+pub fn missing_facts(file: &FindingsFile) -> Vec<&'static str> {
+    let d = det(file);
+    let blank = |v: &Option<String>| v.as_deref().is_none_or(|s| s.trim().is_empty());
+    let mut out = Vec::new();
+    for (missing, key) in [
+        (blank(&d.release.recipients), "release.recipients"),
+        (blank(&d.release.model), "release.model"),
+        (
+            blank(&d.threat.threshold_rationale),
+            "threat.threshold_rationale",
+        ),
+        (
+            d.threat.external_sources.is_empty(),
+            "threat.external_sources",
+        ),
+        (blank(&d.release.expires), "release.expires"),
+        (blank(&d.expert.name), "expert.name"),
+    ] {
+        if missing {
+            out.push(key);
+        }
+    }
+    out
+}
+
+/// The report's verdict: the measured conclusion when every fact of a determination is
+/// supplied, else DRAFT: the measurements are given, but no conclusion is drawn from them.
+pub fn verdict(file: &FindingsFile, c: &[Criterion]) -> (&'static str, String) {
+    let (word, text) = conclusion(c);
+    let missing = missing_facts(file);
+    if missing.is_empty() {
+        return (word, text);
+    }
+    (
+        "DRAFT",
+        format!(
+            "This report is a DRAFT: {} not supplied (determination.toml), so it gives measurements, not a conclusion. What the measurements alone say: {word}. {text} Supply the missing facts and re-render (`phiprobe report RUN --determination determination.toml`) for a determination.",
+            missing.join(", ")
+        ),
+    )
+}
+
 /// Not met if any is not met; met if all are met; otherwise inconclusive.
 fn combine(states: &[Option<bool>]) -> Option<bool> {
     if states.contains(&Some(false)) {
@@ -521,7 +655,7 @@ pub fn front(file: &FindingsFile) -> Vec<Section> {
     let d = det(file);
     let m = &file.manifest;
     let c = criteria(file);
-    let (word, text) = conclusion(&c);
+    let (word, text) = verdict(file, &c);
     let (t, t_source) = threshold(file);
     let mut out = Vec::new();
 
@@ -535,15 +669,27 @@ pub fn front(file: &FindingsFile) -> Vec<Section> {
                 ("run", format!("{} (phiprobe {}, seed {})", m.run_id, m.tool_version, m.seed)),
                 ("inputs (SHA-256)", data_hashes(file)),
                 ("threshold", format!("{} (from {t_source})", num(t))),
-                ("measured conclusion", format!("risk {word}")),
+                (
+                    "measured conclusion",
+                    if word == "DRAFT" {
+                        "none: DRAFT (facts of the determination not supplied)".into()
+                    } else {
+                        format!("risk {word}")
+                    },
+                ),
                 ("expert", given(&d.expert.name, "expert.name")),
                 ("qualifications", given(&d.expert.qualifications, "expert.qualifications")),
                 ("determination date", given(&d.release.date, "release.date")),
                 ("expires", expiry(&d)),
             ]),
             Block::Para(format!(
-                "Statement. Applying generally accepted statistical and scientific principles and methods, the risk that the information described here could be used, alone or in combination with other reasonably available information, by the anticipated recipient to identify an individual who is a subject of the information was measured against the threshold {}. Measured conclusion: {text} The expert's determination rests on these measurements together with the conditions in \"Conditions of the determination\"; it is made only by the expert's signature below, not by this software.",
-                num(t)
+                "Statement. Applying generally accepted statistical and scientific principles and methods, the risk that the information described here could be used, alone or in combination with other reasonably available information, by the anticipated recipient to identify an individual who is a subject of the information was measured against the threshold {}. {} The expert's determination rests on these measurements together with the conditions in \"Conditions of the determination\"; it is made only by the expert's signature below, not by this software.",
+                num(t),
+                if word == "DRAFT" {
+                    text.clone()
+                } else {
+                    format!("Measured conclusion: {text}")
+                }
             )),
             criteria_table(&c),
         ],
@@ -801,7 +947,7 @@ pub fn back(file: &FindingsFile) -> Vec<Section> {
     let d = det(file);
     let m = &file.manifest;
     let c = criteria(file);
-    let (word, text) = conclusion(&c);
+    let (word, text) = verdict(file, &c);
     let mut out = Vec::new();
 
     let mut conditions = if d.dua_terms.is_empty() {
@@ -846,14 +992,25 @@ pub fn back(file: &FindingsFile) -> Vec<Section> {
     out.push(Section {
         title: "Conclusion and certification".into(),
         blocks: vec![
-            Block::Para(format!("Measured conclusion: risk {word}. {text}")),
+            Block::Para(if word == "DRAFT" {
+                format!("No conclusion: {text}")
+            } else {
+                format!("Measured conclusion: risk {word}. {text}")
+            }),
             Block::Para("I certify that I have the knowledge and experience described above, that I applied the methods documented in this report, and that, under the conditions of this determination, my determination is as stated.".into()),
             kv(vec![
                 ("expert", given(&d.expert.name, "expert.name")),
                 ("organisation", given(&d.expert.organisation, "expert.organisation")),
                 ("contact", given(&d.expert.contact, "expert.contact")),
                 ("date", given(&d.release.date, "release.date")),
-                ("signature", "________________________________".into()),
+                (
+                    "signature",
+                    if word == "DRAFT" {
+                        "not for signature: DRAFT (supply the missing facts first)".into()
+                    } else {
+                        "________________________________".into()
+                    },
+                ),
             ]),
         ],
     });
@@ -1118,5 +1275,90 @@ mod tests {
         }];
         assert_eq!(conclusion(&all_met).0, "VERY SMALL");
         assert_eq!(conclusion(&[]).0, "NOT ASSESSED");
+    }
+
+    fn canary(rank: Option<(u64, bool)>) -> crate::evidence::CanaryRow {
+        crate::evidence::CanaryRow {
+            id: "ssn-r32-0".into(),
+            kind: "ssn".into(),
+            repetitions: 32,
+            rung: 32,
+            secret: "123-45-6789".into(),
+            log2_space: 29.9,
+            refs_at_least_as_likely: 0,
+            references: 100,
+            exposure_rank: 6.6,
+            exposure_rank_interval: (4.8, 6.6),
+            exposure_skewnorm: None,
+            exact_rank: rank,
+            exposure_exact: None,
+            search_expansions: None,
+            search_note: None,
+            exposure: 6.6,
+        }
+    }
+
+    #[test]
+    fn a_canary_at_exact_rank_one_fails_its_own_criterion() {
+        let with = |rank| {
+            let mut f = file(vec![auc(0.45, 0.55)]);
+            f.canary = Some(crate::evidence::CanaryDetail {
+                source: "plan".into(),
+                rows: vec![canary(Some((40, true))), canary(rank)],
+                fits: Vec::new(),
+                trend: None,
+                settings: serde_json::Value::Null,
+            });
+            criteria(&f)
+                .into_iter()
+                .find(|c| c.name.starts_with("Memorisation"))
+                .expect("a criterion of its own")
+                .met
+        };
+        assert_eq!(with(Some((1, true))), Some(false));
+        // A search stopped at a bound of 1 proves nothing either way.
+        assert_eq!(with(Some((1, false))), Some(true));
+        assert_eq!(with(None), Some(true));
+        assert!(
+            criteria(&file(vec![auc(0.45, 0.55)]))
+                .iter()
+                .all(|c| !c.name.starts_with("Memorisation")),
+            "no canaries, no criterion"
+        );
+    }
+
+    #[test]
+    fn direct_identifiers_are_a_criterion_even_when_unchecked() {
+        let c = criteria(&file(vec![auc(0.45, 0.55)]));
+        let d = c
+            .iter()
+            .find(|c| c.name.starts_with("No direct identifier"))
+            .expect("never silently absent");
+        assert_eq!(
+            d.met, None,
+            "an audit without the Safe Harbor check cannot meet it"
+        );
+    }
+
+    #[test]
+    fn without_the_facts_the_report_is_a_draft() {
+        let mut f = file(vec![auc(0.45, 0.55)]);
+        let c = criteria(&f);
+        let (word, text) = verdict(&f, &c);
+        assert_eq!(word, "DRAFT");
+        assert!(
+            text.contains("release.recipients") && text.contains("expert.name"),
+            "{text}"
+        );
+        let mut d = crate::evidence::Determination::default();
+        d.release.recipients = Some("a research partner".into());
+        d.release.model = Some("non-public".into());
+        d.release.expires = Some("2027-12-01".into());
+        d.threat.threshold_rationale = Some("El Emam's precedent".into());
+        d.threat.external_sources = vec!["voter rolls".into()];
+        d.expert.name = Some("A. Expert".into());
+        f.determination = Some(d);
+        assert!(missing_facts(&f).is_empty());
+        assert_eq!(verdict(&f, &c).0, conclusion(&c).0);
     }
 }

@@ -496,8 +496,13 @@ fn provenance(file: &FindingsFile) -> Section {
 /// The report's title: the release's, else the dataset's, else the run id.
 fn title(file: &FindingsFile) -> String {
     let m = &file.manifest;
+    let draft = if super::determination::missing_facts(file).is_empty() {
+        ""
+    } else {
+        "DRAFT — "
+    };
     format!(
-        "Expert Determination evidence: {}",
+        "{draft}Expert Determination evidence: {}",
         file.determination
             .as_ref()
             .and_then(|d| d.release.title.clone())

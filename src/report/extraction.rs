@@ -206,11 +206,11 @@ pub fn section(file: &FindingsFile) -> Option<Section> {
     }
     if !d.examples.is_empty() {
         blocks.push(Block::Para(
-            "Member extractions (identifiers masked by the PHI detector; record ids only):".into(),
+            "Member extractions (identifiers masked by the PHI detector; records by their salted pseudonyms):".into(),
         ));
         blocks.push(Block::Table {
             header: vec![
-                "record".into(),
+                "record (pseudonym)".into(),
                 "prompt".into(),
                 "decode".into(),
                 "exact".into(),

@@ -430,13 +430,13 @@ fn linkage_blocks(l: &LinkageDetail) -> Vec<Block> {
     }
     if !l.top.is_empty() {
         out.push(Block::Para(format!(
-            "The member patients whose identification probability the model's answers raise most over the release alone (first record id; threshold {}):",
+            "The member patients whose identification probability the model's answers raise most over the release alone (the pseudonym of their first record; threshold {}):",
             th.first().cloned().unwrap_or_default()
         )));
         let first = l.thresholds.first().copied().unwrap_or(0.09);
         out.push(Block::Table {
             header: vec![
-                "record".into(),
+                "record (pseudonym)".into(),
                 "class size f".into(),
                 "release only (1/f)".into(),
                 "with the model".into(),

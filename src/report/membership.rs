@@ -1,5 +1,5 @@
 //! The membership-inference section: attack table, log-log ROC, score histograms and the most
-//! exposed records (by id, never text).
+//! exposed records (by salted pseudonym, never id or text).
 
 use super::chart::{Axis, BLACK, Corner, Figure, Key, RISKY, SAFE, TickFormat, series_colour};
 use super::doc::{Block, Section, num};
@@ -338,7 +338,7 @@ fn shift_blocks(d: &MembershipDetail) -> Vec<Block> {
     out
 }
 
-/// The members the strongest attack singles out most confidently, by record id.
+/// The members the strongest attack singles out most confidently, by pseudonym.
 fn exposed_blocks(d: &MembershipDetail) -> Vec<Block> {
     let mut out = Vec::new();
     if let Some(best) = d.attacks.iter().filter(|a| a.auc.is_some()).max_by(|a, b| {
@@ -347,12 +347,12 @@ fn exposed_blocks(d: &MembershipDetail) -> Vec<Block> {
             .unwrap_or(std::cmp::Ordering::Equal)
     }) {
         out.push(Block::Para(format!(
-            "Members the strongest attack ({}) singles out most confidently, by record id; \"non-members at or above\" is how many false accusations an attacker makes to reach the record.",
+            "Members the strongest attack ({}) singles out most confidently, by the salted pseudonym of the record (whoever holds the data can map it back; nobody else can); \"non-members at or above\" is how many false accusations an attacker makes to reach the record.",
             best.attack
         )));
         out.push(Block::Table {
             header: vec![
-                "record id".into(),
+                "record (pseudonym)".into(),
                 "score".into(),
                 "non-members at or above".into(),
             ],

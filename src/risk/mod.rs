@@ -65,7 +65,7 @@ impl Default for RiskSettings {
             qi: Vec::new(),
             sensitive: Vec::new(),
             threshold: 0.09,
-            k_rule: KRule::ElEmam,
+            k_rule: KRule::Strict,
             missing: MissingPolicy::Conservative,
             sampling_fraction: None,
             population_file: None,
@@ -316,12 +316,14 @@ fn sample_findings(
             .with_param("comparison", "1/f > t"),
     );
     let below_k: u64 = hist.iter().filter(|h| h.0 < k_t).map(|h| h.0 * h.1).sum();
-    findings.push(
+    findings.push(conflict_caveat(
         proportion(metric::REID_K_ANONYMITY_VIOLATIONS, below_k, p.n, cl)
             .with_param("k", k_t)
             .with_param("k_rule", s.k_rule.name())
             .with_param("threshold", t),
-    );
+        s,
+        k_t,
+    ));
     findings.push(proportion(
         metric::REID_UNIQUENESS_SAMPLE,
         p.uniques,
@@ -359,6 +361,22 @@ fn sample_findings(
     findings
 }
 
+/// The k-anonymity finding, with a caveat when the chosen k rule is below the risk test's
+/// 1/f > t (classes of a size between the two count as k-anonymous yet at risk).
+fn conflict_caveat(f: Finding, s: &RiskSettings, k: u64) -> Finding {
+    let strict = sample::KRule::Strict.k_for(s.threshold);
+    if k >= strict {
+        return f;
+    }
+    f.with_caveat(format!(
+        "the {} rule gives k = {k} for t = {}, but the risk test 1/f > t needs classes of at least {strict}: classes of {} to {} count here as k-anonymous while their persons are at risk; use --k-rule strict for one rule",
+        s.k_rule.name(),
+        s.threshold,
+        k,
+        strict - 1
+    ))
+}
+
 /// The settings table of the report: threshold, k rule, missing values, unit and confidence.
 fn settings_table(s: &RiskSettings, k_t: u64, unit: &str, per_patient: bool) -> Vec<Setting> {
     let (t, cl) = (s.threshold, s.confidence);
@@ -371,7 +389,7 @@ fn settings_table(s: &RiskSettings, k_t: u64, unit: &str, per_patient: bool) -> 
         Setting {
             name: "k rule".into(),
             value: format!("{} (k = {k_t})", s.k_rule.name()),
-            note: "el-emam: k = ⌊1/t⌋ (0.09 ↔ 11); arx: ⌊1/t⌋ + 1 when 1/⌊1/t⌋ exceeds t by ≥ 1 % (0.09 ↔ 12)".into(),
+            note: "strict (default): k = ⌈1/t⌉, the smallest class with 1/f ≤ t, so k-anonymity and the risk test 1/f > t agree (0.09 ↔ 12); el-emam: k = ⌊1/t⌋ (0.09 ↔ 11); arx: ⌊1/t⌋ + 1 when 1/⌊1/t⌋ exceeds t by ≥ 1 % (0.09 ↔ 12)".into(),
         },
         Setting {
             name: "missing values".into(),

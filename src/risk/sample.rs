@@ -5,11 +5,19 @@
 use serde::{Deserialize, Serialize};
 
 /// How a risk threshold t becomes a minimum class size k(t). Always reported.
+///
+/// `strict` (the default) is the one rule consistent with the risk test used everywhere else
+/// (a person is at risk when 1/f > t): k is the smallest class size with 1/f ≤ t, so "k-anonymous"
+/// and "not at risk" are the same statement. The other rules reproduce published tables; when
+/// their k differs from the strict one the k-anonymity finding says so.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum KRule {
-    /// k = ⌊1/t⌋: El Emam's cell-size precedents (0.33 ↔ 3, 0.2 ↔ 5, 0.09 ↔ 11, 0.05 ↔ 20).
+    /// k = ⌈1/t⌉, the smallest class size f with 1/f ≤ t (0.09 ↔ 12, 0.1 ↔ 10, 0.33 ↔ 4).
     #[default]
+    Strict,
+    /// k = ⌊1/t⌋: El Emam's cell-size precedents (0.33 ↔ 3, 0.2 ↔ 5, 0.09 ↔ 11, 0.05 ↔ 20);
+    /// classes of ⌊1/t⌋ < 1/t count as k-anonymous though 1/f > t.
     ElEmam,
     /// ARX's `ParameterTranslation`: ⌊1/t⌋, plus one when 1/⌊1/t⌋ exceeds t by ≥ 1 % of t
     /// (0.09 ↔ 12, 0.33 ↔ 4).
@@ -20,6 +28,7 @@ impl KRule {
     /// Stable name.
     pub fn name(self) -> &'static str {
         match self {
+            Self::Strict => "strict",
             Self::ElEmam => "el-emam",
             Self::Arx => "arx",
         }
@@ -29,6 +38,8 @@ impl KRule {
     pub fn k_for(self, t: f64) -> u64 {
         let base = (1.0 / t + 1e-12).floor().max(1.0);
         match self {
+            // The tolerance keeps 1/0.1 (and its like) from rounding up past an exact quotient.
+            Self::Strict => (1.0 / t - 1e-9).ceil().max(1.0) as u64,
             Self::ElEmam => base as u64,
             Self::Arx => {
                 if 1.0 / base - t >= 0.01 * t {
@@ -197,6 +208,30 @@ mod tests {
         for (t, k) in [(0.33, 3), (0.2, 5), (0.09, 11), (0.05, 20)] {
             assert_eq!(KRule::ElEmam.k_for(t), k, "el-emam t={t}");
         }
+        // Strict: exactly the class sizes the risk test 1/f > t does not flag.
+        for t in [
+            0.5,
+            0.33,
+            1.0 / 3.0,
+            0.2,
+            0.1,
+            0.09,
+            0.075,
+            0.05,
+            0.04,
+            0.01,
+            1.0,
+        ] {
+            let k = KRule::Strict.k_for(t);
+            assert!(1.0 / k as f64 <= t + 1e-12, "t={t}: k = {k} is at risk");
+            assert!(
+                k == 1 || 1.0 / (k - 1) as f64 > t,
+                "t={t}: k − 1 = {} is not",
+                k - 1
+            );
+        }
+        assert_eq!(KRule::Strict.k_for(0.09), 12);
+        assert_eq!(KRule::Strict.k_for(0.1), 10);
     }
 
     /// ARX `TestRiskMetrics`: 7 unique records → average and highest 1.0; after 2-anonymity

@@ -20,8 +20,11 @@ pub const FORMAT: &str = "phiprobe-phi-examples-1";
 /// A member record a membership attack flags, with its text.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MembershipExample {
-    /// Record id.
+    /// Record id (the data's own: this bundle is encrypted PHI).
     pub record_id: String,
+    /// The pseudonym reports and findings.json show for it.
+    #[serde(default)]
+    pub pseudonym: String,
     /// Attacks that list it among their most exposed records.
     pub attacks: Vec<String>,
     /// The record's text (PHI).
@@ -31,8 +34,11 @@ pub struct MembershipExample {
 /// An identifier a targeted extraction reproduced exactly.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExtractionExample {
-    /// Record id.
+    /// Record id (the data's own: this bundle is encrypted PHI).
     pub record_id: String,
+    /// The pseudonym reports and findings.json show for it.
+    #[serde(default)]
+    pub pseudonym: String,
     /// Member of the training data.
     pub member: bool,
     /// Prefix length (None: an identifier prompt).
@@ -48,8 +54,11 @@ pub struct ExtractionExample {
 /// A field value the model ranked first among the candidates.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InversionExample {
-    /// Record id.
+    /// Record id (the data's own: this bundle is encrypted PHI).
     pub record_id: String,
+    /// The pseudonym reports and findings.json show for it.
+    #[serde(default)]
+    pub pseudonym: String,
     /// Member of the training data.
     pub member: bool,
     /// Field inferred.
@@ -103,7 +112,7 @@ pub fn collect(
     let Some(recs) = recs else {
         return Ok(ex);
     };
-    let index = recs.index();
+    let index = recs.pseudonym_index();
     if let Some(m) = &file.membership {
         let mut by_record: std::collections::BTreeMap<&str, BTreeSet<&str>> = Default::default();
         for a in &m.attacks {
@@ -117,7 +126,8 @@ pub fn collect(
         for (id, attacks) in by_record {
             if let Some(&r) = index.get(id) {
                 ex.membership.push(MembershipExample {
-                    record_id: id.to_owned(),
+                    record_id: recs.ids[r].clone(),
+                    pseudonym: id.to_owned(),
                     attacks: attacks.into_iter().map(str::to_owned).collect(),
                     text: recs.texts[r].clone(),
                 });
@@ -142,7 +152,8 @@ pub fn collect(
                     .filter(|v| !v.is_empty())
                     .collect();
                 ex.extraction.push(ExtractionExample {
-                    record_id: id.clone(),
+                    record_id: recs.ids[r].clone(),
+                    pseudonym: id.clone(),
                     member: o.member.get(a.record).copied().unwrap_or(false),
                     k: a.k,
                     decode: a.decode.id().into(),
@@ -163,7 +174,8 @@ pub fn collect(
                 continue;
             };
             ex.inversion.push(InversionExample {
-                record_id: t.record.clone(),
+                record_id: recs.ids[r].clone(),
+                pseudonym: t.record.clone(),
                 member: t.member,
                 field: col.name.clone(),
                 value: col.values[r].clone(),

@@ -539,3 +539,46 @@ fn nothing_left_to_analyse_and_non_finite_settings() {
     );
     assert_input_error(&o, &["recursive c"]);
 }
+
+/// Issue 21: names and SSNs in columns block "very small", however large every class is.
+#[test]
+fn direct_identifiers_in_columns_are_never_very_small() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("id,name,ssn,sex,zip3,dx\n");
+    for i in 0..36 {
+        // Three classes of 12 on (sex, zip3): k = 12 > 1/0.09.
+        let (sex, zip) = [("F", "021"), ("M", "021"), ("F", "100")][i % 3];
+        csv.push_str(&format!(
+            "{i},Person{i} Surname{i},{:03}-{:02}-{:04},{sex},{zip},E11\n",
+            100 + i,
+            10 + i,
+            1000 + i
+        ));
+    }
+    write(dir.path(), "d.csv", csv.as_bytes());
+    let o = phiprobe(
+        dir.path(),
+        &[
+            "risk", "--data", "d.csv", "--qi", "sex,zip3", "--format", "json", "--out", "out",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let md = std::fs::read_to_string(dir.path().join("out/report.md")).unwrap();
+    assert!(!md.contains("risk VERY SMALL"), "{md}");
+    assert!(
+        md.contains("No direct identifier in the released data"),
+        "a criterion of its own"
+    );
+    let line = md
+        .lines()
+        .find(|l| l.contains("No direct identifier in the released data"))
+        .unwrap();
+    assert!(line.contains("FAIL"), "{line}");
+    // Without the determination's facts the report is a draft; its measurements still fail.
+    assert!(md.starts_with("# DRAFT"), "{md}");
+    assert!(
+        md.contains("What the measurements alone say: NOT VERY SMALL"),
+        "{md}"
+    );
+    assert!(!md.contains("say: VERY SMALL"), "{md}");
+}

@@ -3,7 +3,7 @@
 //! dataset's identifier values, directly and through the PHI detector.
 
 use phiprobe::phi::SafeHarbor;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
@@ -193,6 +193,14 @@ pub fn scan_run(run: &Path, card: &Path) -> usize {
         "too few identifier values to scan for: {}",
         values.len()
     );
+    // Membership is PHI: no record or patient id of an audited record (member or not) may
+    // appear; reports name records by salted pseudonyms. Synthetic `row-N` ids are too short
+    // and common to scan for.
+    let ids: BTreeSet<&str> = (0..recs.ids.len())
+        .filter(|&r| recs.member[r].is_some())
+        .flat_map(|r| [recs.ids[r].as_str(), recs.patients[r].as_str()])
+        .filter(|id| id.len() >= 6 && !id.starts_with("row-"))
+        .collect();
     let mut all = Vec::new();
     files(run, &mut all);
     for p in &all {
@@ -205,6 +213,12 @@ pub fn scan_run(run: &Path, card: &Path) -> usize {
         } else {
             String::from_utf8_lossy(&bytes).into_owned()
         };
+        if let Some(id) = ids.iter().find(|id| text.contains(**id)) {
+            panic!(
+                "{}: the record or patient id {id} of an audited record appears",
+                p.display()
+            );
+        }
         for (v, cat, id) in &values {
             assert!(
                 !text.contains(v.as_str()),
@@ -268,6 +282,40 @@ fn the_scan_finds_a_value_hidden_in_a_pdf() {
         .unwrap_or_default();
     assert!(
         message.contains("report.pdf") && message.contains("ssn"),
+        "{message}"
+    );
+}
+
+#[test]
+fn the_scan_finds_a_member_id_and_passes_its_pseudonym() {
+    let tmp = crate::workspace("12");
+    let card = tmp.path().join("d/synthetic-ehr.toml");
+    let recs = phiprobe::data::text::TextRecords::load(&card, None).unwrap();
+    let r = (0..recs.len())
+        .find(|&r| recs.member[r] == Some(true))
+        .unwrap();
+    let run = tmp.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    let pseudonym = recs.pseudonym(r);
+    assert!(pseudonym.starts_with("rec-") && !pseudonym.contains(&recs.ids[r]));
+    std::fs::write(
+        run.join("report.md"),
+        format!("most exposed: {pseudonym}\n"),
+    )
+    .unwrap();
+    assert_eq!(scan_run(&run, &card), 1);
+    std::fs::write(
+        run.join("report.md"),
+        format!("most exposed: {}\n", recs.ids[r]),
+    )
+    .unwrap();
+    let caught = std::panic::catch_unwind(|| scan_run(&run, &card));
+    let message = caught
+        .err()
+        .and_then(|e| e.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    assert!(
+        message.contains("report.md") && message.contains("audited record"),
         "{message}"
     );
 }

@@ -305,7 +305,7 @@ pub struct FieldInfo {
 pub struct Target {
     /// Index into [`Observations::fields`].
     pub field: usize,
-    /// Record id.
+    /// The record's salted pseudonym (never its id).
     pub record: String,
     /// Member (attack) or non-member (control).
     pub member: bool,
@@ -324,7 +324,7 @@ pub struct Target {
 /// One target patient of the linkage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LinkRow {
-    /// The patient's first record id (an id, never a value).
+    /// The salted pseudonym of the patient's first record (never its id or a value).
     #[serde(default)]
     pub record: String,
     /// Member or not.
@@ -342,7 +342,7 @@ pub struct LinkRow {
 /// One reconstruction: a target record, one prompt, which fields the decode holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReconRow {
-    /// Record id.
+    /// The record's salted pseudonym (never its id).
     pub record: String,
     /// Member or not.
     pub member: bool,
@@ -1087,7 +1087,7 @@ fn infer_field(
         }
         out.targets.push(Target {
             field: fi,
-            record: recs.ids[r].clone(),
+            record: recs.pseudonym(r),
             member,
             candidates: s.candidates,
             rank: s.rank,
@@ -1247,7 +1247,7 @@ fn link_rows(
             if p.is_finite() { p } else { 1.0 / f as f64 }
         };
         link.push(LinkRow {
-            record: recs.ids[t.pats.records[p][0]].clone(),
+            record: recs.pseudonym(t.pats.records[p][0]),
             member: t.pats.member[p] == Some(true),
             class_size: f,
             fields: used,
@@ -1338,7 +1338,7 @@ fn reconstruct(
                 })
                 .collect();
             reconstruction.push(ReconRow {
-                record: recs.ids[*r].clone(),
+                record: recs.pseudonym(*r),
                 member: *member,
                 prompt: *ti,
                 hits,
@@ -1907,7 +1907,7 @@ fn extracted_patients(
     let Some(o) = obs else {
         return HashSet::new();
     };
-    let index = recs.index();
+    let index = recs.pseudonym_index();
     o.attempts
         .iter()
         .filter(|a| {

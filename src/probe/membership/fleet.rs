@@ -1,6 +1,6 @@
 //! The membership probe's observation: score every audit record under the target and each
 //! reference model once, cached as `observations/<model>/part-NNNNN.parquet` chunks (the unit
-//! of resumption) plus `observations/audit.json` (record ids, labels, the models and their
+//! of resumption) plus `observations/audit.json` (record pseudonyms, labels, the models and their
 //! cards). The attacks themselves ([`super::analyze`]) are pure functions of these scores.
 
 use std::collections::{HashMap, HashSet};
@@ -57,7 +57,7 @@ pub struct ModelSpec {
 pub struct AuditRecord {
     /// [`AUDIT_FORMAT`].
     pub format: String,
-    /// Audit record ids (records of the card with known membership).
+    /// Audit records (of known membership) by their salted pseudonyms, never their ids.
     pub records: Vec<String>,
     /// Target membership, one per record.
     pub member: Vec<bool>,
@@ -287,7 +287,7 @@ pub fn read_model(
             return Err(Error::Parse {
                 path,
                 format: "phiprobe observations".into(),
-                message: "record ids do not match observations/audit.json".into(),
+                message: "record pseudonyms do not match observations/audit.json".into(),
             });
         }
         totals.extend(t);
@@ -533,6 +533,9 @@ impl Probe for Membership {
         };
         let (rows, ids) = audit_rows(recs, cx.card)?;
         let models = models(cx, &ids)?;
+        // Past the reference models' membership (which needs the data's own ids), records are
+        // named by their pseudonyms only: observations/ is part of the run folder.
+        let ids: Vec<String> = rows.iter().map(|&r| recs.pseudonym(r)).collect();
         let texts: Vec<&str> = rows.iter().map(|&r| recs.texts[r].as_str()).collect();
         let member: Vec<bool> = rows.iter().map(|&r| recs.member[r] == Some(true)).collect();
         let mut observed = Vec::new();
