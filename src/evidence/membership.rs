@@ -64,7 +64,14 @@ pub struct ShiftCheck {
     pub resamples: usize,
     /// Whether the difference is large enough to explain part of an attack's AUC.
     pub shifted: bool,
+    /// Members and non-members with a value of the feature (fewer than
+    /// [`SHIFT_MIN_PER_CLASS`] in either: too few to judge); absent in older findings.
+    #[serde(default)]
+    pub counts: Option<(u64, u64)>,
 }
+
+/// Records of each class a shift check needs before its reading means anything.
+pub const SHIFT_MIN_PER_CLASS: u64 = 20;
 
 /// Everything the membership section of the report draws.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -301,6 +301,20 @@ fn attack_table(file: &FindingsFile, d: &MembershipDetail) -> Vec<Block> {
     out
 }
 
+/// What a shift check says: shifted, too few records to judge, or no material shift.
+fn shift_reading(c: &crate::evidence::ShiftCheck) -> String {
+    let min = crate::evidence::SHIFT_MIN_PER_CLASS;
+    if c.shifted {
+        "shifted: attack AUCs may partly reflect this".into()
+    } else if let Some((m, n)) = c.counts.filter(|&(m, n)| m < min || n < min) {
+        format!(
+            "too few records to judge ({m} members, {n} non-members with a value; needs {min} of each)"
+        )
+    } else {
+        "no material shift".into()
+    }
+}
+
 /// Distribution-shift checks: each record feature alone as a membership score.
 fn shift_blocks(d: &MembershipDetail) -> Vec<Block> {
     let mut out = Vec::new();
@@ -314,11 +328,7 @@ fn shift_blocks(d: &MembershipDetail) -> Vec<Block> {
                 c.interval.map_or("n/a".into(), |(lo, hi)| {
                     format!("[{}, {}]", num(lo), num(hi))
                 }),
-                if c.shifted {
-                    "shifted: attack AUCs may partly reflect this".into()
-                } else {
-                    "no material shift".into()
-                },
+                shift_reading(c),
             ]
         })
         .collect();
@@ -370,4 +380,39 @@ fn exposed_blocks(d: &MembershipDetail) -> Vec<Block> {
         });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::evidence::ShiftCheck;
+
+    fn check(auc: f64, interval: (f64, f64), counts: Option<(u64, u64)>, shifted: bool) -> String {
+        shift_reading(&ShiftCheck {
+            feature: "death_date".into(),
+            auc: Some(auc),
+            interval: Some(interval),
+            level: 0.95,
+            resamples: 200,
+            shifted,
+            counts,
+        })
+    }
+
+    #[test]
+    fn a_shift_check_on_few_records_says_so_rather_than_no_shift() {
+        // The case: AUC 0.844 [0.611, 1] on a handful of records.
+        let r = check(0.844, (0.611, 1.0), Some((9, 4)), false);
+        assert!(
+            r.starts_with("too few records to judge (9 members, 4 non-members"),
+            "{r}"
+        );
+        assert_eq!(
+            check(0.51, (0.45, 0.57), Some((40, 40)), false),
+            "no material shift"
+        );
+        assert!(check(0.7, (0.65, 0.75), Some((40, 40)), true).starts_with("shifted"));
+        // Findings written before the counts were recorded keep their old reading.
+        assert_eq!(check(0.51, (0.45, 0.57), None, false), "no material shift");
+    }
 }

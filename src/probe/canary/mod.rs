@@ -527,6 +527,26 @@ pub fn analyze(obs: &Observations) -> (Vec<Finding>, CanaryDetail) {
             .search
             .as_ref()
             .map(|s| g.log2_space - (s.rank as f64).log2());
+        // The extrapolation never claims more than a search proved possible: capped at the
+        // search's exposure (exact or bound) and flagged.
+        let capped = match (skew, exposure_exact) {
+            (Some(x), Some(bound)) if x > bound + 1e-9 => Some(x),
+            _ => None,
+        };
+        let skew = match (skew, exposure_exact) {
+            (Some(x), Some(bound)) => Some(x.min(bound)),
+            (x, _) => x,
+        };
+        let mut search_note = c.search_note.clone();
+        if let (Some(x), Some(bound)) = (capped, exposure_exact) {
+            let note = format!(
+                "skew-normal extrapolation {x:.2} bits exceeded the exact-rank search's {bound:.2} bits; shown capped at the search's value"
+            );
+            search_note = Some(match search_note {
+                Some(n) => format!("{n}; {note}"),
+                None => note,
+            });
+        }
         // Exact where the search finished; else the interpolation, never above a search's bound.
         let headline = match (&c.search, exposure_exact) {
             (Some(s), Some(e)) if s.exact => e,
@@ -586,7 +606,7 @@ pub fn analyze(obs: &Observations) -> (Vec<Finding>, CanaryDetail) {
             exact_rank: exact,
             exposure_exact,
             search_expansions: c.search.as_ref().map(|s| s.expansions),
-            search_note: c.search_note.clone(),
+            search_note,
             exposure: headline,
         });
     }
@@ -892,6 +912,24 @@ mod tests {
         let (lo, hi) = d.rows[0].exposure_rank_interval;
         assert!(lo < 2.0 && hi > 2.0);
         assert!(f.iter().any(|x| x.metric == metric::CANARY_EXPOSURE_MEAN));
+        // A search that stopped at rank ≥ 5000 bounds exposure by 1 bit: the skew-normal
+        // extrapolation (> 4 bits above) is capped there and flagged.
+        let mut obs = obs;
+        if let Some(s) = obs.canaries[1].search.as_mut() {
+            s.rank = 5000;
+            s.exact = false;
+        }
+        let (_, d) = analyze(&obs);
+        let bound = 10_000f64.log2() - 5000f64.log2();
+        assert!((d.rows[1].exposure_skewnorm.unwrap() - bound).abs() < 1e-12);
+        assert!(
+            d.rows[1]
+                .search_note
+                .as_deref()
+                .is_some_and(|n| n.contains("capped")),
+            "{:?}",
+            d.rows[1].search_note
+        );
     }
 
     #[test]

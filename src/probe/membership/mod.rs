@@ -1149,13 +1149,14 @@ pub fn shift_check(
     // clear of chance, on at least 20 records of each class: records of one patient share
     // patient-level features, so record-level intervals are too narrow for those.
     let counts = (
-        m.iter().filter(|&&x| x).count(),
-        m.iter().filter(|&&x| !x).count(),
+        m.iter().filter(|&&x| x).count() as u64,
+        m.iter().filter(|&&x| !x).count() as u64,
     );
+    let min = crate::evidence::SHIFT_MIN_PER_CLASS;
     let shifted = auc.is_finite()
         && (auc - 0.5).abs() >= 0.1
-        && counts.0 >= 20
-        && counts.1 >= 20
+        && counts.0 >= min
+        && counts.1 >= min
         && ci.is_some_and(|(lo, hi)| lo > 0.5 || hi < 0.5);
     ShiftCheck {
         feature: feature.to_owned(),
@@ -1164,6 +1165,7 @@ pub fn shift_check(
         level: s.confidence,
         resamples,
         shifted,
+        counts: Some(counts),
     }
 }
 
