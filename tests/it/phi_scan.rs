@@ -275,15 +275,19 @@ fn the_scan_finds_a_value_hidden_in_a_pdf() {
         "not visible in the raw bytes"
     );
     std::fs::write(run.join("report.pdf"), leaky).unwrap();
-    let caught = std::panic::catch_unwind(|| scan_run(&run, &card));
-    let message = caught
-        .err()
-        .and_then(|e| e.downcast_ref::<String>().cloned())
-        .unwrap_or_default();
+    let message = scan_failure(&run, &card);
     assert!(
         message.contains("report.pdf") && message.contains("ssn"),
         "{message}"
     );
+}
+
+/// The message of the panic `scan_run` raises on `run` (empty when it passes).
+fn scan_failure(run: &Path, card: &Path) -> String {
+    std::panic::catch_unwind(|| scan_run(run, card))
+        .err()
+        .and_then(|e| e.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
 }
 
 #[test]
@@ -309,11 +313,7 @@ fn the_scan_finds_a_member_id_and_passes_its_pseudonym() {
         format!("most exposed: {}\n", recs.ids[r]),
     )
     .unwrap();
-    let caught = std::panic::catch_unwind(|| scan_run(&run, &card));
-    let message = caught
-        .err()
-        .and_then(|e| e.downcast_ref::<String>().cloned())
-        .unwrap_or_default();
+    let message = scan_failure(&run, &card);
     assert!(
         message.contains("report.md") && message.contains("audited record"),
         "{message}"
