@@ -485,7 +485,12 @@ fn canary_criterion(file: &FindingsFile) -> Option<Criterion> {
 /// and who makes it (their `determination.toml` keys).
 pub fn missing_facts(file: &FindingsFile) -> Vec<&'static str> {
     let d = det(file);
-    let blank = |v: &Option<String>| v.as_deref().is_none_or(|s| s.trim().is_empty());
+    // A template's placeholder (`<name of the expert>`) is not a fact.
+    let placeholder = |s: &str| {
+        let s = s.trim();
+        s.is_empty() || (s.starts_with('<') && s.ends_with('>'))
+    };
+    let blank = |v: &Option<String>| v.as_deref().is_none_or(placeholder);
     let mut out = Vec::new();
     for (missing, key) in [
         (blank(&d.release.recipients), "release.recipients"),
@@ -495,7 +500,7 @@ pub fn missing_facts(file: &FindingsFile) -> Vec<&'static str> {
             "threat.threshold_rationale",
         ),
         (
-            d.threat.external_sources.is_empty(),
+            d.threat.external_sources.iter().all(|x| placeholder(x)),
             "threat.external_sources",
         ),
         (blank(&d.release.expires), "release.expires"),
@@ -1357,8 +1362,16 @@ mod tests {
         d.threat.threshold_rationale = Some("El Emam's precedent".into());
         d.threat.external_sources = vec!["voter rolls".into()];
         d.expert.name = Some("A. Expert".into());
-        f.determination = Some(d);
+        f.determination = Some(d.clone());
         assert!(missing_facts(&f).is_empty());
         assert_eq!(verdict(&f, &c).0, conclusion(&c).0);
+        // The example file's placeholders are not facts.
+        d.expert.name = Some("<name of the expert>".into());
+        d.threat.external_sources = vec!["<voter registration lists>".into()];
+        f.determination = Some(d);
+        assert_eq!(
+            missing_facts(&f),
+            ["threat.external_sources", "expert.name"]
+        );
     }
 }
