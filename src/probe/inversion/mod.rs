@@ -687,6 +687,14 @@ pub fn observe(
     let mut notes = Vec::new();
     let c = columns(recs, settings, &mut notes)?;
     let t = choose_targets(recs, settings, seed, &c, &mut notes)?;
+    let run = Run {
+        model,
+        recs,
+        settings,
+        seed,
+        c: &c,
+        t: &t,
+    };
     let mut inference = Inference::default();
     let total = c.fields.len() * t.chosen.len();
     for fi in 0..c.fields.len() {
@@ -697,10 +705,10 @@ pub fn observe(
                 total,
             );
         };
-        infer_field(model, recs, settings, seed, &c, &t, fi, &mut inference, &mut step)?;
+        infer_field(run, fi, &mut inference, &mut step)?;
     }
     let link = link_rows(&c, &t, &inference.answers, extracted, recs);
-    let reconstruction = reconstruct(model, recs, settings, seed, &c, &t, &mut notes, progress)?;
+    let reconstruction = reconstruct(run, &mut notes, progress)?;
     // Memorised-record matching.
     let memorised = if settings.generations > 0 && c.match_qis.len() >= settings.min_match {
         Some(match_generations(
@@ -899,13 +907,19 @@ struct Targets {
     control_n: u64,
 }
 
-impl Targets {
-    /// Patient `p`'s released class key.
-    fn class_key(&self, c: &Columns, p: usize) -> String {
-        class_key(&self.pats, c, p)
-    }
+/// What every step of an inversion run reads: the model, the records, the settings and seed,
+/// the resolved columns and the chosen targets.
+#[derive(Clone, Copy)]
+struct Run<'a> {
+    model: &'a dyn LanguageModel,
+    recs: &'a TextRecords,
+    settings: &'a Settings,
+    seed: u64,
+    c: &'a Columns,
+    t: &'a Targets,
 }
 
+/// Patient `p`'s released class key (their first record's released values).
 fn class_key(pats: &Patients, c: &Columns, p: usize) -> String {
     let r = pats.records[p][0];
     c.released
@@ -1024,18 +1038,20 @@ fn tally(t: &mut (u64, u64), member: bool) {
 /// Attribute inference of field `fi` for every target patient: the model ranks the true value
 /// among candidates in a record's own context; the prior ranks them by frequency without the
 /// patient's records.
-#[allow(clippy::too_many_arguments)]
 fn infer_field(
-    model: &dyn LanguageModel,
-    recs: &TextRecords,
-    settings: &Settings,
-    seed: u64,
-    c: &Columns,
-    t: &Targets,
+    run: Run<'_>,
     fi: usize,
     out: &mut Inference,
     step: &mut dyn FnMut(usize),
 ) -> Result<()> {
+    let Run {
+        model,
+        recs,
+        seed,
+        c,
+        t,
+        ..
+    } = run;
     let f = &c.fields[fi];
     let col = &c.cols[f.as_str()];
     let fq = frequencies(c, col);
@@ -1066,7 +1082,7 @@ fn infer_field(
             continue;
         };
         let truth = col.values[r].as_str();
-        let others = candidates(settings, c, t, col, &domain, p, truth, is_link, &mut rng);
+        let others = candidates(run, col, &domain, p, truth, is_link, &mut rng);
         let s = match score_target(model, &recs.texts[r], truth, &others, max_len, &mut rng)? {
             Outcome::Scored(s) => s,
             Outcome::NotFound => {
@@ -1078,7 +1094,7 @@ fn infer_field(
                 continue;
             }
         };
-        let prior_rank = prior_rank(settings, c, t, col, &fq, p, r, &s.values, &mut rng);
+        let prior_rank = prior_rank(run, col, &fq, p, r, &s.values, &mut rng);
         if is_link {
             out.answers
                 .entry(p)
@@ -1108,11 +1124,8 @@ fn infer_field(
 
 /// The wrong candidates for patient `p`: the released class's distinct values (linkable
 /// fields; at most 4 × max_candidates), then the domain or a seeded sample of it.
-#[allow(clippy::too_many_arguments)]
 fn candidates(
-    settings: &Settings,
-    c: &Columns,
-    t: &Targets,
+    run: Run<'_>,
     col: &FieldValues,
     domain: &[&str],
     p: usize,
@@ -1120,10 +1133,11 @@ fn candidates(
     is_link: bool,
     rng: &mut Rng,
 ) -> Vec<String> {
+    let Run { settings, c, t, .. } = run;
     let mut others: Vec<String> = Vec::new();
     let mut taken: HashSet<&str> = HashSet::from([truth]);
     if is_link {
-        'class: for &q in &t.classes[&t.class_key(c, p)] {
+        'class: for &q in &t.classes[&class_key(&t.pats, c, p)] {
             for &rr in &t.pats.records[q] {
                 let v = col.values[rr].as_str();
                 if !v.is_empty() && taken.insert(v) {
@@ -1161,11 +1175,8 @@ fn candidates(
 /// The prior's rank of the true value (`values[0]`) for patient `p` (record `r`): value
 /// frequencies without this patient's records, within its prior class when that class keeps
 /// at least `prior_min` records.
-#[allow(clippy::too_many_arguments)]
 fn prior_rank(
-    settings: &Settings,
-    c: &Columns,
-    t: &Targets,
+    run: Run<'_>,
     col: &FieldValues,
     fq: &Frequencies<'_>,
     p: usize,
@@ -1173,6 +1184,7 @@ fn prior_rank(
     values: &[String],
     rng: &mut Rng,
 ) -> u32 {
+    let Run { settings, c, t, .. } = run;
     let own = &t.pats.records[p];
     let key = prior_key(c, r);
     let own_in_class = own
@@ -1216,7 +1228,7 @@ fn link_rows(
 ) -> Vec<LinkRow> {
     let mut link = Vec::new();
     for &p in &t.chosen {
-        let class = &t.classes[&t.class_key(c, p)];
+        let class = &t.classes[&class_key(&t.pats, c, p)];
         let f = class.len() as u64;
         let mine = answers.get(&p);
         let used = mine.map_or(0, |a| a.len() as u32);
@@ -1260,17 +1272,19 @@ fn link_rows(
 
 /// Reconstruction from quasi-identifiers: each prompt template filled from one record of every
 /// target patient, beam-decoded, and checked for the record's other values.
-#[allow(clippy::too_many_arguments)]
 fn reconstruct(
-    model: &dyn LanguageModel,
-    recs: &TextRecords,
-    settings: &Settings,
-    seed: u64,
-    c: &Columns,
-    t: &Targets,
+    run: Run<'_>,
     notes: &mut Vec<String>,
     progress: Progress<'_>,
 ) -> Result<Vec<ReconRow>> {
+    let Run {
+        model,
+        recs,
+        settings,
+        seed,
+        c,
+        t,
+    } = run;
     let mut reconstruction = Vec::new();
     let usable: Vec<(usize, &Vec<Piece>)> = c
         .templates
