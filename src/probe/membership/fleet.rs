@@ -519,10 +519,13 @@ impl Probe for Membership {
         let Some(recs) = cx.records else {
             return Ok(serde_json::Value::Null);
         };
-        let (_, ids) = audit_rows(recs, cx.card)?;
+        let (rows, ids) = audit_rows(recs, cx.card)?;
+        // The key is written beside the observations: it digests the records' pseudonyms, not
+        // their ids (an unsalted digest of ids from a guessable id format could be confirmed).
+        let pseudonyms: Vec<String> = rows.iter().map(|&r| recs.pseudonym(r)).collect();
         Ok(serde_json::json!({
             "settings": s,
-            "records": digest_ids(&ids),
+            "records": digest_ids(&pseudonyms),
             "models": models(cx, &ids)?,
         }))
     }
