@@ -234,6 +234,21 @@ impl Source {
             .map_err(|_| Error::unknown_column(&self.path, name, &self.column_names()))
     }
 
+    /// Adds (or replaces) a text column derived from the data (e.g. a Safe Harbor
+    /// generalisation); `values` has one entry per row, `None` = missing.
+    pub fn with_column(&mut self, name: &str, values: Vec<Option<String>>) -> Result<()> {
+        if values.len() != self.rows() {
+            return Err(Error::Usage(format!(
+                "derived column '{name}' has {} values for {} rows",
+                values.len(),
+                self.rows()
+            )));
+        }
+        let series = Series::new(name.into(), values);
+        let added = self.frame.with_column(series.into_column()).map(|_| ());
+        added.map_err(|e| self.perr(name, e))
+    }
+
     /// Whether the data has a column of this name.
     pub fn has_column(&self, name: &str) -> bool {
         self.frame.column(name).is_ok()

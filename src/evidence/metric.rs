@@ -69,6 +69,8 @@ metrics! {
     INFERENCE_TOP1 / InferenceTop1 = "inference.top1";
     /// Attribute inference (model inversion).
     INFERENCE_TOPK / InferenceTopk = "inference.topk";
+    /// Linkage: the model's added identification probability over the release alone.
+    LINKAGE_ADDED_RISK / LinkageAddedRisk = "linkage.added_risk";
     /// Linkage of model leakage to identity.
     LINKAGE_IDENTIFICATION_ABOVE / LinkageIdentificationAbove = "linkage.identification.above";
     /// Linkage of model leakage to identity.
@@ -77,6 +79,8 @@ metrics! {
     LINKAGE_IDENTIFICATION_MEAN / LinkageIdentificationMean = "linkage.identification.mean";
     /// Linkage of model leakage to identity.
     LINKAGE_MEMORISED_PATIENTS / LinkageMemorisedPatients = "linkage.memorised_patients";
+    /// Linkage: patients the model's answers raise above a threshold the release alone keeps them under.
+    LINKAGE_RAISED_ABOVE / LinkageRaisedAbove = "linkage.raised_above";
     /// Membership inference.
     MIA_ADVANTAGE / MiaAdvantage = "mia.advantage";
     /// Membership inference.

@@ -308,8 +308,30 @@ pub fn json_schema() -> serde_json::Value {
     s
 }
 
-/// Formats a number for a report: integers plainly, others with up to 6 significant digits.
+/// Formats a number for a report's body: integers with thousands separators, others to three
+/// significant figures (numbers of 1,000 or more rounded to integers); full precision stays in
+/// findings.json and in [`num_full`].
 pub fn num(v: f64) -> String {
+    if !v.is_finite() {
+        return "n/a".into();
+    }
+    if v.fract() == 0.0 || v.abs() >= 999.5 {
+        return num_full(v.round());
+    }
+    let mag = v.abs().log10().floor() as i32;
+    let decimals = (2 - mag).clamp(0, 12) as usize;
+    let s = format!("{v:.decimals$}");
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        s
+    };
+    if s == "-0" { "0".into() } else { s }
+}
+
+/// Formats a number with up to 6 significant digits (integers with thousands separators): for
+/// policy thresholds and gate messages, where a rounded number could read as equal to its limit.
+pub fn num_full(v: f64) -> String {
     if !v.is_finite() {
         return "n/a".into();
     }

@@ -315,13 +315,13 @@ pub fn apply(policy: &Policy, path: &Path, findings: &mut [Finding]) -> Result<O
             if let Some(m) = rule.max {
                 let (n, what) = pick(rule.bound, true, f);
                 breach |= n.is_none_or(|v| v > m);
-                conditions.push(format!("≤ {}", crate::evidence::num(m)));
+                conditions.push(format!("≤ {}", crate::evidence::num_full(m)));
                 shown = (n, what);
             }
             if let Some(m) = rule.min {
                 let (n, what) = pick(rule.bound, false, f);
                 breach |= n.is_none_or(|v| v < m);
-                conditions.push(format!("≥ {}", crate::evidence::num(m)));
+                conditions.push(format!("≥ {}", crate::evidence::num_full(m)));
                 if rule.max.is_none() || n.is_some_and(|v| v < m) {
                     shown = (n, what);
                 }

@@ -11,9 +11,10 @@ use super::doc::{Block, Section, num};
 use crate::evidence::Metric;
 use crate::evidence::metric;
 use crate::evidence::{Determination, Finding, FindingsFile, Verdict};
+use crate::stats::clopper_pearson;
 
 /// One criterion of the measured conclusion.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Criterion {
     /// What is tested.
     pub name: String,
@@ -23,6 +24,25 @@ pub struct Criterion {
     pub requirement: String,
     /// Met, not met, or not measured in this run.
     pub met: Option<bool>,
+    /// What would resolve it when it is inconclusive (e.g. the sample size), or what drives
+    /// it when it fails.
+    pub resolve: Option<String>,
+    /// The headline number against its limit, for the forest plot.
+    pub forest: Option<Forest>,
+}
+
+/// One row of the forest plot: a criterion's headline number, its interval and its limit, on
+/// a scale where "at or below the limit" is safe.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Forest {
+    /// Short label.
+    pub label: String,
+    /// Point value.
+    pub value: f64,
+    /// Interval, when the measure has one.
+    pub interval: Option<(f64, f64)>,
+    /// The limit the criterion requires the value (or the interval's upper end) to stay under.
+    pub limit: f64,
 }
 
 fn missing(key: &str) -> String {
@@ -76,20 +96,6 @@ fn find<'a>(
     })
 }
 
-fn with_ci(f: &Finding) -> String {
-    let v = f.value.map_or_else(|| "not computed".into(), num3);
-    match &f.interval {
-        Some(i) => format!(
-            "{v} [{}, {}] ({}% {})",
-            num3(i.lo),
-            num3(i.hi),
-            num(100.0 * i.level),
-            i.method
-        ),
-        None => v,
-    }
-}
-
 fn num3(x: f64) -> String {
     num((x * 1000.0).round() / 1000.0)
 }
@@ -124,6 +130,7 @@ pub fn criteria(file: &FindingsFile) -> Vec<Criterion> {
     let mut out = reid_criteria(file, &d, e, t);
     out.push(direct_identifier_criterion(file));
     out.extend(linkage_criterion(file, e, t));
+    out.extend(added_risk_criterion(file, t));
     out.extend(canary_criterion(file));
     out.extend(membership_criterion(file));
     out.extend(difference_criteria(file));
@@ -136,6 +143,7 @@ pub fn criteria(file: &FindingsFile) -> Vec<Criterion> {
             ),
             requirement: "no breach of error severity".into(),
             met: Some(g.passed),
+            ..Criterion::default()
         });
     }
     out
@@ -204,6 +212,8 @@ fn reid_criteria(file: &FindingsFile, d: &Determination, e: Exposure, t: f64) ->
             measured: "not measured in this run (run `phiprobe risk` on the release and attach both runs to the determination)".into(),
             requirement: format!("≤ {}", num(t)),
             met: None,
+            resolve: Some("run `phiprobe risk` on the release".into()),
+            forest: None,
         });
     }
     for r in sets {
@@ -224,6 +234,19 @@ fn reid_criteria(file: &FindingsFile, d: &Determination, e: Exposure, t: f64) ->
             measured: value.map_or_else(|| "not computed".into(), |v| e.scaled(v)),
             requirement: format!("≤ {}", num(t)),
             met: value.map(|v| v * e.attempt <= t),
+            resolve: value.filter(|v| v * e.attempt > t).map(|_| {
+                format!(
+                    "the released data alone: its smallest equivalence classes on ({}) are below k = {} — generalise or suppress those quasi-identifiers (Safe Harbor: ZIP3, year only, ages over 89 as 90+), or restrict the release",
+                    r.quasi_identifiers.join(", "),
+                    (1.0 / t).ceil()
+                )
+            }),
+            forest: value.map(|v| Forest {
+                label: format!("prosecutor risk [{label}]"),
+                value: v * e.attempt,
+                interval: None,
+                limit: t,
+            }),
         });
     }
     out
@@ -262,75 +285,340 @@ fn linkage_criterion(file: &FindingsFile, e: Exposure, t: f64) -> Option<Criteri
         ),
         requirement: format!("≤ {}", num(t)),
         met: f.value.map(|v| v * e.attempt <= t),
+        resolve: f.value.filter(|v| v * e.attempt > t).map(|_| match base {
+            Some(b) if b * e.attempt > t => "driven by the release alone (its own identification probability is over the threshold): generalise the release's quasi-identifiers first; the model's share is the added-risk criterion".into(),
+            _ => "driven by the model's answers: see the added-risk criterion".into(),
+        }),
+        forest: f.value.map(|v| Forest {
+            label: "identification with the model".into(),
+            value: v * e.attempt,
+            interval: None,
+            limit: t,
+        }),
     })
 }
 
-/// Membership inference: every attack's AUC interval within the margin around chance.
-fn membership_criterion(file: &FindingsFile) -> Option<Criterion> {
-    let aucs: Vec<&Finding> = file
+/// The FPR membership is judged at: an attacker who may accuse one innocent patient in a
+/// thousand (Carlini et al. 2022, "Membership inference attacks from first principles").
+pub const LOW_FPR: f64 = 1e-3;
+/// The largest TPR at [`LOW_FPR`] that counts as negligible: at most 1 % of member patients
+/// singled out at one false accusation in a thousand.
+pub const LOW_FPR_TPR_MARGIN: f64 = 0.01;
+
+/// A two-sided interval around `value` widened from `conf` to the Bonferroni level for `tests`
+/// simultaneous tests, by the ratio of the normal critical values (exact for normal-theory
+/// intervals, a close approximation for bootstrap and score intervals).
+pub fn bonferroni_widen(value: f64, lo: f64, hi: f64, conf: f64, tests: usize) -> (f64, f64) {
+    if tests <= 1 {
+        return (lo, hi);
+    }
+    let r = crate::stats::probit(1.0 - (1.0 - conf) / tests as f64) / crate::stats::probit(conf);
+    (value - (value - lo) * r, value + (hi - value) * r)
+}
+
+/// The confidence level each of `tests` simultaneous tests is held to (Bonferroni).
+fn per_test(conf: f64, tests: usize) -> f64 {
+    1.0 - (1.0 - conf) / tests.max(1) as f64
+}
+
+/// The smallest `n` whose Clopper–Pearson upper bound on a rate observed at `rate` is at most
+/// `margin` (None when `rate` is not clearly under the margin: more data would not help).
+pub fn members_needed(rate: f64, margin: f64, conf: f64) -> Option<u64> {
+    if !(rate < margin * 0.8) {
+        return None;
+    }
+    let ok = |n: u64| clopper_pearson((rate * n as f64).round() as u64, n, conf).1 <= margin;
+    let mut hi = 16u64;
+    while !ok(hi) {
+        hi *= 2;
+        if hi > 1 << 30 {
+            return None;
+        }
+    }
+    let mut lo = hi / 2;
+    while lo + 1 < hi {
+        let mid = (lo + hi) / 2;
+        if ok(mid) { hi = mid } else { lo = mid }
+    }
+    Some(hi)
+}
+
+/// How many records a normal-theory interval of half-width `half` on `n` needs to shrink to
+/// `target` (None when no sample can: the point is at or beyond the margin).
+fn n_for_half_width(n: u64, half: f64, target: f64) -> Option<u64> {
+    (target > 0.0 && half > 0.0 && n > 0)
+        .then(|| (n as f64 * (half / target).powi(2)).ceil() as u64)
+}
+
+fn param_str<'a>(f: &'a Finding, key: &str) -> Option<&'a str> {
+    f.params.get(key).and_then(serde_json::Value::as_str)
+}
+
+/// "a of b" → (a, b).
+fn of_counts(s: &str) -> Option<(u64, u64)> {
+    let (a, b) = s.split_once(" of ")?;
+    Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
+}
+
+/// The membership findings the criterion rests on: the patient-level ones when the run has
+/// them (the patient is the unit of privacy), else every one (one record per patient, or a
+/// findings file from before patient-level findings).
+fn membership_findings(file: &FindingsFile, metric: Metric) -> Vec<&Finding> {
+    let all: Vec<&Finding> = file
         .findings
         .iter()
-        .filter(|f| f.metric == metric::MIA_AUC)
+        .filter(|f| f.probe == "membership" && f.metric == metric)
+        .collect();
+    if all.iter().any(|f| param_str(f, "unit") == Some("patient")) {
+        all.into_iter()
+            .filter(|f| param_str(f, "unit") == Some("patient"))
+            .collect()
+    } else {
+        all
+    }
+}
+
+fn test_label(f: &Finding) -> String {
+    let attack = param_str(f, "attack").unwrap_or("?");
+    match param_str(f, "aggregation") {
+        Some(a) => format!("{attack} ({a} per patient)"),
+        None => attack.to_owned(),
+    }
+}
+
+/// Membership inference, judged where it matters: the TPR at FPR ≤ [`LOW_FPR`] of every attack
+/// (per patient), plus every AUC, all held to one Bonferroni-corrected level. Not met when an
+/// attack catches members at a rate that exceeds its false-positive rate (the lower TPR bound
+/// above the upper FPR bound); met only when enough non-members resolve FPR 10⁻³ and every
+/// TPR's upper bound is within [`LOW_FPR_TPR_MARGIN`] and every AUC within 0.5 ± 0.1.
+///
+/// Kept whole: one criterion's tests, their correction, verdict and the sample size that
+/// would resolve it, read top to bottom.
+fn membership_criterion(file: &FindingsFile) -> Option<Criterion> {
+    let aucs: Vec<&Finding> = membership_findings(file, metric::MIA_AUC)
+        .into_iter()
+        .filter(|f| f.value.is_some())
         .collect();
     if aucs.is_empty() {
         return None;
     }
-    {
-        let state = |f: &Finding| match (&f.interval, f.value) {
-            (Some(i), Some(_)) => three_way(
-                i.lo,
-                i.hi,
-                i.lo > 0.5 || i.hi < 0.5,
-                i.lo >= 0.5 - AUC_MARGIN && i.hi <= 0.5 + AUC_MARGIN,
-            ),
-            _ => None,
-        };
-        let states: Vec<Option<bool>> = aucs.iter().map(|f| state(f)).collect();
-        let worst = aucs
-            .iter()
-            .max_by(|a, b| {
-                let gap = |f: &Finding| {
-                    f.interval
-                        .as_ref()
-                        .map_or(f64::NEG_INFINITY, |i| (i.lo - 0.5).max(0.5 - i.hi))
-                };
-                gap(a).total_cmp(&gap(b))
-            })
-            .expect("non-empty");
-        Some(Criterion {
-            name: format!(
-                "Membership inference: no attack tells members from non-members better than chance ({} attacks; shown: {})",
-                aucs.len(),
-                worst
-                    .params
-                    .get("attack")
-                    .and_then(serde_json::Value::as_str)
-                    .unwrap_or("?")
-            ),
-            measured: format!("AUC {}", with_ci(worst)),
-            requirement: format!(
-                "every AUC interval within [{}, {}]",
-                num(0.5 - AUC_MARGIN),
-                num(0.5 + AUC_MARGIN)
-            ),
-            met: combine(&states),
+    let tprs: Vec<&Finding> = membership_findings(file, metric::MIA_TPR_AT_FPR)
+        .into_iter()
+        .filter(|f| {
+            f.params.get("fpr").and_then(serde_json::Value::as_f64) == Some(LOW_FPR)
+                && f.counts.is_some()
         })
+        .collect();
+    let conf = aucs
+        .iter()
+        .find_map(|f| f.interval.as_ref().map(|i| i.level))
+        .unwrap_or(0.95);
+    let tests = aucs.len() + tprs.len();
+    let level = per_test(conf, tests);
+    let mut states = Vec::new();
+    let mut caught: Vec<String> = Vec::new();
+    let mut worst_tpr: Option<(f64, f64, f64, String)> = None;
+    let mut need_neg = 0u64;
+    let mut need_pos = 0u64;
+    let mut beyond = false;
+    for f in &tprs {
+        let c = f.counts.expect("filtered");
+        let (fp, neg) = param_str(f, "false_positives")
+            .and_then(of_counts)
+            .unwrap_or((0, 0));
+        let (tlo, thi) = clopper_pearson(c.k, c.n, level);
+        let (_, fhi) = clopper_pearson(fp, neg, level);
+        let leak = neg > 0 && tlo > fhi;
+        let resolvable = neg as f64 * LOW_FPR >= 1.0;
+        if !resolvable {
+            need_neg = need_neg.max((1.0 / LOW_FPR).ceil() as u64);
+        }
+        if thi > LOW_FPR_TPR_MARGIN {
+            let rate = c.k as f64 / c.n.max(1) as f64;
+            match members_needed(rate, LOW_FPR_TPR_MARGIN, level) {
+                Some(n) => need_pos = need_pos.max(n),
+                None => beyond = true,
+            }
+        }
+        if leak {
+            caught.push(format!(
+                "{}: {} of {} members at {} of {} false positives",
+                test_label(f),
+                c.k,
+                c.n,
+                fp,
+                neg
+            ));
+        }
+        let v = c.k as f64 / c.n.max(1) as f64;
+        if worst_tpr.as_ref().is_none_or(|w| thi > w.2) {
+            worst_tpr = Some((v, tlo, thi, test_label(f)));
+        }
+        states.push(if leak {
+            Some(false)
+        } else if resolvable && thi <= LOW_FPR_TPR_MARGIN {
+            Some(true)
+        } else {
+            None
+        });
     }
+    if tprs.is_empty() {
+        states.push(None);
+    }
+    let mut worst_auc: Option<(f64, f64, f64, String)> = None;
+    for f in &aucs {
+        let v = f.value.expect("filtered");
+        let Some(i) = &f.interval else {
+            states.push(None);
+            continue;
+        };
+        let (lo, hi) = bonferroni_widen(v, i.lo, i.hi, i.level, tests);
+        let state = three_way(
+            lo,
+            hi,
+            lo > 0.5 || hi < 0.5,
+            lo >= 0.5 - AUC_MARGIN && hi <= 0.5 + AUC_MARGIN,
+        );
+        if state == Some(false) {
+            caught.push(format!(
+                "{}: AUC {} [{}, {}]",
+                test_label(f),
+                num3(v),
+                num3(lo),
+                num3(hi)
+            ));
+        }
+        let gap = (lo - 0.5).max(0.5 - hi).max((hi - 0.5).max(0.5 - lo));
+        if worst_auc
+            .as_ref()
+            .is_none_or(|w| gap > (w.1 - 0.5).max(0.5 - w.2).max((w.2 - 0.5).max(0.5 - w.1)))
+        {
+            worst_auc = Some((v, lo, hi, test_label(f)));
+        }
+        states.push(state);
+    }
+    let met = combine(&states);
+    let mut measured = String::new();
+    if let Some((v, lo, hi, who)) = &worst_tpr {
+        measured.push_str(&format!(
+            "highest TPR at FPR ≤ {}: {} [{}, {}] ({who})",
+            num(LOW_FPR),
+            pct(*v),
+            pct(*lo),
+            pct(*hi)
+        ));
+    } else {
+        measured.push_str(&format!(
+            "TPR at FPR {} not measured (add it to the membership probe's fpr)",
+            num(LOW_FPR)
+        ));
+    }
+    if let Some((v, lo, hi, who)) = &worst_auc {
+        measured.push_str(&format!(
+            "; AUC furthest from chance {} [{}, {}] ({who})",
+            num3(*v),
+            num3(*lo),
+            num3(*hi)
+        ));
+    }
+    measured.push_str(&format!(
+        "; {tests} tests at {} % confidence each (Bonferroni for {} % jointly)",
+        num(100.0 * level),
+        num(100.0 * conf)
+    ));
+    if !caught.is_empty() {
+        measured.push_str(&format!("; detected: {}", caught.join("; ")));
+    }
+    let resolve = match met {
+        Some(false) => Some(format!(
+            "the attack singles out member patients beyond its false positives ({}): retrain with differential privacy or fewer epochs, deduplicate patients' records, and re-audit",
+            caught.join("; ")
+        )),
+        None => {
+            let mut needs = Vec::new();
+            if need_neg > 0 {
+                needs.push(format!(
+                    "≥ {need_neg} non-member patients (to resolve FPR {})",
+                    num(LOW_FPR)
+                ));
+            }
+            if need_pos > 0 {
+                needs.push(format!("≥ {need_pos} member patients (so that the TPR's upper bound can fall under {})", pct(LOW_FPR_TPR_MARGIN)));
+            }
+            if beyond {
+                needs.push(format!("an attack TPR under {} (more data alone cannot show this model's TPR is negligible)", pct(LOW_FPR_TPR_MARGIN)));
+            }
+            if needs.is_empty() {
+                needs.push(
+                    "more patients on both sides (the AUC intervals are wider than the margin)"
+                        .into(),
+                );
+            }
+            Some(format!("inconclusive: needs {}", needs.join(" and ")))
+        }
+        Some(true) => None,
+    };
+    Some(Criterion {
+        name: format!(
+            "Membership inference (per patient): no attack singles out members at a low false-positive rate ({} attack test(s))",
+            tprs.len().max(aucs.len())
+        ),
+        measured,
+        requirement: format!(
+            "every TPR at FPR ≤ {} at most {} with ≥ {} non-members, and every AUC within [{}, {}], jointly at {} %",
+            num(LOW_FPR),
+            pct(LOW_FPR_TPR_MARGIN),
+            (1.0 / LOW_FPR) as u64,
+            num(0.5 - AUC_MARGIN),
+            num(0.5 + AUC_MARGIN),
+            num(100.0 * conf)
+        ),
+        met,
+        resolve,
+        forest: worst_tpr.map(|(v, lo, hi, _)| Forest {
+            label: format!("membership TPR at FPR {}", num(LOW_FPR)),
+            value: v,
+            interval: Some((lo, hi)),
+            limit: LOW_FPR_TPR_MARGIN,
+        }),
+    })
 }
 
-/// Extraction and attribute inference: no member/non-member difference above the margin.
+/// A signed number to three significant figures ("+0.0123", "−0.004").
+pub fn signed3(x: f64) -> String {
+    format!("{}{}", if x < 0.0 { "−" } else { "+" }, sig3(x.abs()))
+}
+
+/// A rate as a percentage to three significant figures ("14.8 %").
+pub fn pct(x: f64) -> String {
+    format!("{} %", sig3(100.0 * x))
+}
+
+/// A number to three significant figures, without trailing zeros (full precision stays in
+/// findings.json).
+pub fn sig3(x: f64) -> String {
+    num(x)
+}
+
+/// Extraction and attribute inference: no member/non-member difference above the margin, every
+/// interval widened for the number of comparisons (Bonferroni over identifier types or
+/// fields).
+///
+/// Kept whole: the two difference criteria share their tests, correction and wording.
 fn difference_criteria(file: &FindingsFile) -> Vec<Criterion> {
     let mut out = Vec::new();
-    for (metric, name, key) in [
+    for (metric, name, key, short) in [
         (
             metric::EXTRACTION_EXCESS,
             "Extraction: no identifier type is reproduced more often for members than for non-members",
             "phi_type",
+            "extraction excess",
         ),
         (
             metric::INFERENCE_RESIDUAL_RISK,
             "Attribute inference: the model infers no field of members better than of non-members (Anonymeter residual risk)",
             "field",
+            "inference residual risk",
         ),
     ] {
         let fs: Vec<&Finding> = file
@@ -341,35 +629,93 @@ fn difference_criteria(file: &FindingsFile) -> Vec<Criterion> {
         if fs.is_empty() {
             continue;
         }
-        let states: Vec<Option<bool>> = fs
+        let tests = fs.len();
+        let widened: Vec<Option<(f64, f64, f64, f64)>> = fs
             .iter()
-            .map(|f| match &f.interval {
-                Some(i) => three_way(i.lo, i.hi, i.lo > 0.0, i.hi <= RATE_MARGIN),
+            .map(|f| {
+                let i = f.interval.as_ref()?;
+                let v = f.value.unwrap_or((i.lo + i.hi) / 2.0);
+                let (lo, hi) = bonferroni_widen(v, i.lo, i.hi, i.level, tests);
+                Some((v, lo, hi, i.level))
+            })
+            .collect();
+        let states: Vec<Option<bool>> = widened
+            .iter()
+            .map(|w| match w {
+                Some((_, lo, hi, _)) => three_way(*lo, *hi, *lo > 0.0, *hi <= RATE_MARGIN),
                 None => None,
             })
             .collect();
-        let label = |f: &Finding| {
+        let label = |f: &Finding, w: &Option<(f64, f64, f64, f64)>| {
+            let v = f.value.map_or_else(|| "not computed".into(), sig3);
             format!(
                 "{} {}",
-                f.params
-                    .get(key)
-                    .and_then(serde_json::Value::as_str)
-                    .unwrap_or("?"),
-                with_ci(f)
+                param_str(f, key).unwrap_or("?"),
+                match w {
+                    Some((_, lo, hi, _)) => format!("{v} [{}, {}]", sig3(*lo), sig3(*hi)),
+                    None => v,
+                }
             )
         };
         let leaks: Vec<String> = fs
             .iter()
+            .zip(&widened)
             .zip(&states)
             .filter(|(_, s)| **s == Some(false))
-            .map(|(f, _)| label(f))
+            .map(|((f, w), _)| label(f, w))
             .collect();
         let open = states.iter().filter(|s| s.is_none()).count();
+        let level = widened.iter().flatten().map(|w| w.3).next().unwrap_or(0.95);
+        // The widest open interval: how many more records would bring it under the margin.
+        let needed = fs
+            .iter()
+            .zip(&widened)
+            .zip(&states)
+            .filter(|(_, s)| s.is_none())
+            .filter_map(|((f, w), _)| {
+                let (v, lo, hi, _) = (*w)?;
+                let n = f.counts.map(|c| c.n)?;
+                if v >= RATE_MARGIN {
+                    return Some(None);
+                }
+                Some(n_for_half_width(
+                    n,
+                    (hi - lo) / 2.0,
+                    RATE_MARGIN - v.max(0.0),
+                ))
+            })
+            .collect::<Vec<_>>();
+        let resolve = if !leaks.is_empty() {
+            Some(format!(
+                "members' {} differ from non-members' ({}): retrain with differential privacy or remove the memorised records, and re-audit",
+                short,
+                leaks.join("; ")
+            ))
+        } else if open > 0 {
+            Some(if needed.iter().any(Option::is_none) || needed.is_empty() {
+                format!(
+                    "inconclusive: {open} comparison(s) have a point estimate at or above the margin, or no counts; more data alone may not resolve them"
+                )
+            } else {
+                format!(
+                    "inconclusive: needs about {} targets per arm (the widest interval shrinks as 1/√n)",
+                    needed.iter().flatten().max().copied().unwrap_or(0)
+                )
+            })
+        } else {
+            None
+        };
+        let worst = fs
+            .iter()
+            .zip(&widened)
+            .filter_map(|(_, w)| *w)
+            .max_by(|a, b| a.2.total_cmp(&b.2));
         out.push(Criterion {
             name: name.into(),
             measured: format!(
-                "{} comparison(s): {} above 0{}{}",
+                "{} comparison(s) at {} % confidence each (Bonferroni): {} above 0{}{}",
                 fs.len(),
+                num(100.0 * per_test(level, tests)),
                 leaks.len(),
                 if leaks.is_empty() {
                     String::new()
@@ -388,9 +734,119 @@ fn difference_criteria(file: &FindingsFile) -> Vec<Criterion> {
                 num(RATE_MARGIN)
             ),
             met: combine(&states),
+            resolve,
+            forest: worst.map(|(v, lo, hi, _)| Forest {
+                label: short.into(),
+                value: v,
+                interval: Some((lo, hi)),
+                limit: RATE_MARGIN,
+            }),
         });
     }
     out
+}
+
+/// The model's added identification risk over the release alone: member patients' mean gain
+/// (with the model − release alone), the same beyond non-members, and the patients the model
+/// raises above the threshold. Its own criterion, so a release that fails on its own is not
+/// blamed on the model and a model that adds risk is not hidden by the release's.
+fn added_risk_criterion(file: &FindingsFile, t: f64) -> Option<Criterion> {
+    let get = |arm: &str| find(file, metric::LINKAGE_ADDED_RISK, &[("arm", arm)]);
+    let mem = get("attack")?;
+    let diff = get("difference");
+    let ctl = get("control");
+    let raised = |arm: &str| {
+        file.findings.iter().find(|f| {
+            f.metric == metric::LINKAGE_RAISED_ABOVE
+                && param_str(f, "arm") == Some(arm)
+                && f.params
+                    .get("threshold")
+                    .and_then(serde_json::Value::as_f64)
+                    == Some(t)
+        })
+    };
+    let tests = 2;
+    let ci = |f: &Finding| {
+        let i = f.interval.as_ref()?;
+        let v = f.value?;
+        let (lo, hi) = bonferroni_widen(v, i.lo, i.hi, i.level, tests);
+        Some((v, lo, hi))
+    };
+    let m = ci(mem);
+    let d = diff.and_then(ci);
+    let mut states = vec![
+        m.map_or(None, |(_, lo, hi)| {
+            three_way(lo, hi, lo > RATE_MARGIN, hi <= RATE_MARGIN)
+        }),
+        d.map_or(None, |(_, lo, hi)| {
+            three_way(lo, hi, lo > 0.0, hi <= RATE_MARGIN)
+        }),
+    ];
+    let rm = raised("attack");
+    let raised_text = match rm.and_then(|f| f.counts) {
+        Some(c) => {
+            states.push(Some(c.k == 0));
+            format!(
+                "; members raised above {} by the model: {} of {}{}",
+                num(t),
+                c.k,
+                c.n,
+                raised("control")
+                    .and_then(|f| f.counts)
+                    .map_or(String::new(), |c| format!(
+                        " (non-members: {} of {})",
+                        c.k, c.n
+                    ))
+            )
+        }
+        None => format!(
+            "; patients raised above {} not computed (add it to the inversion probe's thresholds)",
+            num(t)
+        ),
+    };
+    let fmt = |x: Option<(f64, f64, f64)>| {
+        x.map_or("not computed".into(), |(v, lo, hi)| {
+            format!("{} [{}, {}]", signed3(v), signed3(lo), signed3(hi))
+        })
+    };
+    let met = combine(&states);
+    let n = mem.counts.map_or(0, |c| c.k);
+    let resolve = match met {
+        Some(false) => Some(
+            "the model's answers identify member patients beyond what the release alone allows: retrain with differential privacy, or withhold the fields the model infers best from the release".into(),
+        ),
+        None => {
+            let open = m.filter(|(v, _, _)| *v < RATE_MARGIN).map(|(v, lo, hi)| n_for_half_width(n, (hi - lo) / 2.0, RATE_MARGIN - v));
+            Some(match open.flatten() {
+                Some(k) => format!("inconclusive: needs about {k} member patients (and as many non-members) in the linkage"),
+                None => "inconclusive: the added risk's point estimate is at the margin; more data alone may not resolve it".into(),
+            })
+        }
+        Some(true) => None,
+    };
+    Some(Criterion {
+        name: "The model's added identification risk over the release alone (member patients, and beyond non-members)".into(),
+        measured: format!(
+            "mean added probability per member patient {}; per non-member {}; members − non-members {}{raised_text}",
+            fmt(m),
+            fmt(ctl.and_then(ci)),
+            fmt(d)
+        ),
+        requirement: format!(
+            "added risk ≤ {} per patient and ≤ {} beyond non-members (upper bounds, Bonferroni over 2), and no member raised above {}",
+            num(RATE_MARGIN),
+            num(RATE_MARGIN),
+            num(t)
+        ),
+        met,
+        resolve,
+        forest: m.map(|(v, lo, hi)| Forest {
+            label: "model's added identification risk".into(),
+            value: v,
+            interval: Some((lo, hi)),
+            limit: RATE_MARGIN,
+        }),
+    })
 }
 
 /// Safe Harbor categories that identify a person on their own (45 CFR 164.514(b)(2)(i)): every
@@ -415,6 +871,8 @@ fn direct_identifier_criterion(file: &FindingsFile) -> Criterion {
             measured: "not checked in this run (run `phiprobe risk` with the Safe Harbor check on the release and attach both runs)".into(),
             requirement,
             met: None,
+            resolve: Some("run `phiprobe risk` with the Safe Harbor check on the release".into()),
+            forest: None,
         };
     };
     let direct = |i: &&crate::evidence::SafeHarborItem| DIRECT.contains(&i.number);
@@ -447,6 +905,13 @@ fn direct_identifier_criterion(file: &FindingsFile) -> Criterion {
         },
         requirement,
         met: Some(present.is_empty()),
+        resolve: (!present.is_empty()).then(|| {
+            format!(
+                "remove or mask the direct identifiers ({}) before release",
+                present.join("; ")
+            )
+        }),
+        forest: None,
     }
 }
 
@@ -477,6 +942,10 @@ fn canary_criterion(file: &FindingsFile) -> Option<Criterion> {
         },
         requirement: "no canary at exact rank 1".into(),
         met: Some(first.is_empty()),
+        resolve: (!first.is_empty()).then(|| {
+            "the model reproduces planted secrets verbatim: train fewer epochs or with differential privacy, deduplicate repeated records".into()
+        }),
+        forest: None,
     })
 }
 
@@ -1224,9 +1693,150 @@ mod tests {
             .met
     }
 
+    fn tpr(k: u64, n: u64, fp: u64, neg: u64) -> Finding {
+        let (lo, hi) = clopper_pearson(k, n, 0.95);
+        Finding::new(
+            "membership",
+            metric::MIA_TPR_AT_FPR,
+            Some(k as f64 / n as f64),
+        )
+        .with_param("attack", "loss")
+        .with_param("fpr", LOW_FPR)
+        .with_param("false_positives", format!("{fp} of {neg}"))
+        .with_counts(k, n)
+        .with_interval(0.95, lo, hi, "clopper-pearson")
+    }
+
+    fn mia_criterion(f: Vec<Finding>) -> Criterion {
+        criteria(&file(f))
+            .into_iter()
+            .find(|c| c.name.starts_with("Membership"))
+            .expect("criterion")
+    }
+
+    #[test]
+    fn membership_is_judged_at_low_fpr_with_enough_non_members() {
+        // A good AUC alone is not enough: without TPR at FPR 10⁻³ it is inconclusive.
+        let c = mia_criterion(vec![auc(0.45, 0.55)]);
+        assert_eq!(c.met, None);
+        // 5 % of member patients caught at zero false positives: not met, whatever the AUC.
+        let c = mia_criterion(vec![auc(0.45, 0.55), tpr(30, 600, 0, 200)]);
+        assert_eq!(c.met, Some(false), "{c:?}");
+        assert!(c.resolve.as_deref().unwrap().contains("30 of 600"));
+        // Nothing caught, enough patients on both sides: met.
+        let c = mia_criterion(vec![auc(0.45, 0.55), tpr(0, 600, 2, 2000)]);
+        assert_eq!(c.met, Some(true), "{c:?}");
+        // Nothing caught, but 200 non-members cannot resolve FPR 10⁻³: say how many would.
+        let c = mia_criterion(vec![auc(0.45, 0.55), tpr(0, 600, 0, 200)]);
+        assert_eq!(c.met, None);
+        assert!(
+            c.resolve.as_deref().unwrap().contains("≥ 1000 non-member"),
+            "{c:?}"
+        );
+        // Too few members for the TPR's upper bound to fall under 1 %.
+        let c = mia_criterion(vec![auc(0.45, 0.55), tpr(0, 100, 1, 2000)]);
+        assert_eq!(c.met, None);
+        let needed = members_needed(0.0, LOW_FPR_TPR_MARGIN, per_test(0.95, 2)).unwrap();
+        assert!(
+            c.resolve
+                .as_deref()
+                .unwrap()
+                .contains(&format!("≥ {needed} member")),
+            "{c:?}"
+        );
+        // That n is the smallest whose zero-event upper bound is within the margin.
+        let l = per_test(0.95, 2);
+        assert!(clopper_pearson(0, needed, l).1 <= LOW_FPR_TPR_MARGIN);
+        assert!(clopper_pearson(0, needed - 1, l).1 > LOW_FPR_TPR_MARGIN);
+    }
+
+    #[test]
+    fn the_models_added_risk_is_its_own_criterion() {
+        let added = |arm: &str, v: f64, lo: f64, hi: f64| {
+            Finding::new("inversion", metric::LINKAGE_ADDED_RISK, Some(v))
+                .with_param("arm", arm)
+                .with_counts(100, 100)
+                .with_interval(0.95, lo, hi, "bootstrap")
+        };
+        let raised = |k: u64| {
+            Finding::new(
+                "inversion",
+                metric::LINKAGE_RAISED_ABOVE,
+                Some(k as f64 / 100.0),
+            )
+            .with_param("arm", "attack")
+            .with_param("threshold", 0.09)
+            .with_counts(k, 100)
+        };
+        let c = |fs: Vec<Finding>| {
+            criteria(&file(fs))
+                .into_iter()
+                .find(|c| c.name.starts_with("The model's added"))
+        };
+        assert!(c(vec![]).is_none());
+        let quiet = vec![
+            added("attack", 0.004, 0.001, 0.008),
+            added("difference", 0.001, -0.003, 0.005),
+            raised(0),
+        ];
+        assert_eq!(c(quiet.clone()).unwrap().met, Some(true));
+        // One member patient pushed over the threshold by the model fails it.
+        let mut one = quiet.clone();
+        one[2] = raised(1);
+        let got = c(one).unwrap();
+        assert_eq!(got.met, Some(false));
+        assert!(
+            got.resolve
+                .unwrap()
+                .contains("beyond what the release alone")
+        );
+        // Members gain more than non-members: fails.
+        let mut more = quiet.clone();
+        more[1] = added("difference", 0.03, 0.01, 0.05);
+        assert_eq!(c(more).unwrap().met, Some(false));
+        // A wide interval on few patients: inconclusive, with the number that would resolve it.
+        let mut wide = quiet;
+        wide[0] = added("attack", 0.01, 0.0, 0.09);
+        let got = c(wide).unwrap();
+        assert_eq!(got.met, None);
+        assert!(got.resolve.unwrap().contains("member patients"));
+    }
+
+    #[test]
+    fn more_tests_widen_the_intervals_a_met_criterion_needs() {
+        // One AUC at [0.41, 0.59] is within 0.5 ± 0.1; among ten tests (Bonferroni) it is not.
+        let one = bonferroni_widen(0.5, 0.41, 0.59, 0.95, 1);
+        let ten = bonferroni_widen(0.5, 0.41, 0.59, 0.95, 10);
+        assert_eq!(one, (0.41, 0.59));
+        assert!(ten.0 < 0.4 && ten.1 > 0.6, "{ten:?}");
+        // Exact for normal intervals: z(1 − 0.05/20) / z(0.975) = 2.807 / 1.960.
+        let r = (ten.1 - 0.5) / 0.09;
+        assert!((r - 2.807_034 / 1.959_964).abs() < 1e-4, "{r}");
+        let residuals: Vec<Finding> = (0..10)
+            .map(|i| {
+                Finding::new("inversion", metric::INFERENCE_RESIDUAL_RISK, Some(0.0))
+                    .with_param("field", format!("f{i}"))
+                    .with_interval(0.95, -0.02, 0.045, "wilson")
+            })
+            .collect();
+        let met = |fs: Vec<Finding>| {
+            criteria(&file(fs))
+                .into_iter()
+                .find(|c| c.name.starts_with("Attribute"))
+                .unwrap()
+                .met
+        };
+        assert_eq!(met(residuals[..1].to_vec()), Some(true));
+        assert_eq!(met(residuals), None);
+    }
+
     #[test]
     fn leakage_criteria_need_the_whole_interval_within_the_margin() {
-        assert_eq!(mia(&criteria(&file(vec![auc(0.45, 0.55)]))), Some(true));
+        let safe_tpr = || tpr(0, 600, 2, 2000);
+        assert_eq!(
+            mia(&criteria(&file(vec![auc(0.45, 0.55), safe_tpr()]))),
+            Some(true)
+        );
         assert_eq!(mia(&criteria(&file(vec![auc(0.52, 0.70)]))), Some(false));
         // Significantly below chance leaks too (an inverted attack).
         assert_eq!(mia(&criteria(&file(vec![auc(0.20, 0.45)]))), Some(false));
@@ -1242,7 +1852,10 @@ mod tests {
             ]))),
             Some(false)
         );
-        assert_eq!(mia(&criteria(&file(vec![auc(0.45, 0.55), bare]))), None);
+        assert_eq!(
+            mia(&criteria(&file(vec![auc(0.45, 0.55), safe_tpr(), bare]))),
+            None
+        );
         let residual = |lo: f64, hi: f64| {
             Finding::new(
                 "inversion",
@@ -1277,6 +1890,7 @@ mod tests {
             measured: "0".into(),
             requirement: "≤ 1".into(),
             met: Some(true),
+            ..Criterion::default()
         }];
         assert_eq!(conclusion(&all_met).0, "VERY SMALL");
         assert_eq!(conclusion(&[]).0, "NOT ASSESSED");

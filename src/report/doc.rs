@@ -65,6 +65,19 @@ pub struct ReportDoc {
 
 pub use crate::evidence::num;
 
+/// A rate in the report's one convention: "8 of 54 (14.8 %)" (no percentage of nothing).
+pub fn rate(k: u64, n: u64) -> String {
+    if n == 0 {
+        return format!("{} of {}", num(k as f64), num(n as f64));
+    }
+    format!(
+        "{} of {} ({} %)",
+        num(k as f64),
+        num(n as f64),
+        num(100.0 * k as f64 / n as f64)
+    )
+}
+
 fn value_cell(f: &Finding) -> String {
     match f.value {
         Some(v) => num(v),
@@ -360,6 +373,15 @@ fn reid_sections(file: &FindingsFile, d: &crate::evidence::ReidDetail) -> Vec<Se
             num(threshold)
         ),
     ));
+    if let Some(c) = find(file, l, metric::REID_JOURNALIST_RECORDS_AT_RISK)
+        .into_iter()
+        .flat_map(|f| &f.caveats)
+        .find(|c| c.starts_with("conflicts with population uniqueness"))
+    {
+        dist.push(Block::Para(format!(
+            "Journalist risk and population uniqueness disagree: the journalist finding {c}."
+        )));
+    }
     sections.push(Section {
         title: format!("Equivalence classes and risk distribution{suffix}"),
         blocks: dist,
@@ -515,12 +537,20 @@ fn title(file: &FindingsFile) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::num;
+    use super::{num, rate};
 
     #[test]
     fn number_formatting() {
         assert_eq!(num(30162.0), "30,162");
-        assert_eq!(num(0.6465751607983555), "0.646575");
+        assert_eq!(num(0.6465751607983555), "0.647");
+        assert_eq!(num(0.00012345), "0.000123");
+        assert_eq!(num(12.345), "12.3");
+        assert_eq!(num(1234.5), "1,235");
+        assert_eq!(num(0.0999999), "0.1");
+        assert_eq!(crate::evidence::num_full(0.6465751607983555), "0.646575");
+        assert_eq!(rate(8, 54), "8 of 54 (14.8 %)");
+        assert_eq!(rate(54, 54), "54 of 54 (100 %)");
+        assert_eq!(rate(0, 0), "0 of 0");
         assert_eq!(num(1.0), "1");
         assert_eq!(num(0.09), "0.09");
         assert_eq!(num(f64::NAN), "n/a");

@@ -81,15 +81,19 @@ pub fn histogram_figure(a: &AttackDetail) -> Result<Figure, String> {
     Ok(fig)
 }
 
+/// An attack's finding: record-level (`aggregation` None: every record scored on its own) or
+/// patient-level with that aggregation of a patient's record scores.
 fn attack_finding<'a>(
     file: &'a FindingsFile,
     attack: &str,
     metric: Metric,
     fpr: Option<f64>,
+    aggregation: Option<&str>,
 ) -> Option<&'a Finding> {
     file.findings.iter().find(|f| {
         f.metric == metric
             && f.params.get("attack").and_then(|v| v.as_str()) == Some(attack)
+            && f.params.get("aggregation").and_then(|v| v.as_str()) == aggregation
             && fpr
                 .is_none_or(|x| f.params.get("fpr").and_then(serde_json::Value::as_f64) == Some(x))
     })
@@ -128,14 +132,20 @@ pub fn summary(file: &FindingsFile) -> Option<Block> {
                 .reduce(f64::min)
         });
     let tpr = lowest_fpr
-        .and_then(|x| attack_finding(file, &best.attack, metric::MIA_TPR_AT_FPR, Some(x)));
+        .and_then(|x| attack_finding(file, &best.attack, metric::MIA_TPR_AT_FPR, Some(x), None));
     Some(Block::Para(format!(
         "Membership inference on {} audit records ({} members): the strongest of {} attacks (a maximum over attacks, not corrected for multiplicity) is {} with AUC {}{}. {}",
         num(d.records as f64),
         num(d.members as f64),
         d.attacks.len(),
         best.attack,
-        with_interval(attack_finding(file, &best.attack, metric::MIA_AUC, None)),
+        with_interval(attack_finding(
+            file,
+            &best.attack,
+            metric::MIA_AUC,
+            None,
+            None
+        )),
         match (tpr, lowest_fpr) {
             (Some(f), Some(x)) => format!(
                 "; at FPR ≤ {}% it identifies {} of {} members",
@@ -204,8 +214,9 @@ pub fn section(file: &FindingsFile) -> Option<Section> {
     })
 }
 
-/// The attack table (AUC and TPR at each FPR with intervals), the unresolvable FPRs, each
-/// attack's definition and the attacks not run.
+/// The attack tables (AUC and TPR at each FPR with intervals) per record and, when patients
+/// have several records, per patient; the unresolvable FPRs, each attack's definition and the
+/// attacks not run.
 fn attack_table(file: &FindingsFile, d: &MembershipDetail) -> Vec<Block> {
     let mut out = Vec::new();
     let fprs: Vec<f64> = d
@@ -213,48 +224,34 @@ fn attack_table(file: &FindingsFile, d: &MembershipDetail) -> Vec<Block> {
         .get("fpr")
         .and_then(|v| serde_json::from_value(v.clone()).ok())
         .unwrap_or_default();
-    let mut header = vec!["attack".to_owned(), "AUC [CI]".to_owned()];
-    for x in &fprs {
-        header.push(format!("TPR @ FPR ≤ {}%: k of n [CI], FP", num(100.0 * x)));
+    let per_patient = file
+        .findings
+        .iter()
+        .any(|f| f.probe == "membership" && f.params.contains_key("aggregation"));
+    if per_patient {
+        out.push(Block::Para(
+            "The unit of privacy is the patient. A patient's records share their patient's signal, so the record table's AUC intervals resample patients (cluster bootstrap) and its TPR counts and ε bound, which treat records as independent, are for comparison only. The patient tables score each patient by the maximum (the attacker's best record) and by the mean of their records' scores; the determination judges on them.".into(),
+        ));
     }
-    header.extend(["balanced acc. [CI]".into(), "ε lower bound".into()]);
-    let mut rows = Vec::new();
-    for a in &d.attacks {
-        let mut row = vec![
-            a.attack.clone(),
-            with_interval(attack_finding(file, &a.attack, metric::MIA_AUC, None)),
-        ];
-        for &x in &fprs {
-            row.push(
-                attack_finding(file, &a.attack, metric::MIA_TPR_AT_FPR, Some(x)).map_or(
-                    "n/a".into(),
-                    |f| {
-                        let (k, n) = f.counts.map_or((0, 0), |c| (c.k, c.n));
-                        let fp = f
-                            .params
-                            .get("false_positives")
-                            .and_then(|v| v.as_str())
-                            .unwrap_or("");
-                        let (lo, hi) = f.interval.as_ref().map_or((0.0, 1.0), |i| (i.lo, i.hi));
-                        format!("{k} of {n} [{}, {}], FP {fp}", num(lo), num(hi))
-                    },
-                ),
-            );
+    for (aggregation, title) in [
+        (None, "Per record"),
+        (
+            Some("max"),
+            "Per patient (maximum of the patient's record scores)",
+        ),
+        (
+            Some("mean"),
+            "Per patient (mean of the patient's record scores)",
+        ),
+    ] {
+        if aggregation.is_some() && !per_patient {
+            continue;
         }
-        row.push(with_interval(attack_finding(
-            file,
-            &a.attack,
-            metric::MIA_BALANCED_ACCURACY,
-            None,
-        )));
-        row.push(
-            attack_finding(file, &a.attack, metric::DP_EPSILON_LB, None)
-                .and_then(|f| f.value)
-                .map_or("n/a".into(), num),
-        );
-        rows.push(row);
+        if per_patient {
+            out.push(Block::Para(format!("{title}:")));
+        }
+        out.push(attack_rows(file, d, &fprs, aggregation));
     }
-    out.push(Block::Table { header, rows });
     let unresolved: Vec<String> = fprs
         .iter()
         .filter(|&&x| ((d.records - d.members) as f64) * x < 1.0)
@@ -268,6 +265,85 @@ fn attack_table(file: &FindingsFile, d: &MembershipDetail) -> Vec<Block> {
             unresolved.join(", ")
         )));
     }
+    out.extend(definitions(file, d));
+    out
+}
+
+/// One table of the attacks at one level: per record, or per patient with an aggregation.
+fn attack_rows(
+    file: &FindingsFile,
+    d: &MembershipDetail,
+    fprs: &[f64],
+    aggregation: Option<&str>,
+) -> Block {
+    let mut header = vec!["attack".to_owned(), "AUC [CI]".to_owned()];
+    for x in fprs {
+        header.push(format!("TPR @ FPR ≤ {}%: k of n [CI], FP", num(100.0 * x)));
+    }
+    header.extend(["balanced acc. [CI]".into(), "ε lower bound".into()]);
+    if aggregation.is_some() {
+        header.remove(header.len() - 2);
+    }
+    let mut rows = Vec::new();
+    for a in &d.attacks {
+        let mut row = vec![
+            a.attack.clone(),
+            with_interval(attack_finding(
+                file,
+                &a.attack,
+                metric::MIA_AUC,
+                None,
+                aggregation,
+            )),
+        ];
+        for &x in fprs {
+            row.push(
+                attack_finding(
+                    file,
+                    &a.attack,
+                    metric::MIA_TPR_AT_FPR,
+                    Some(x),
+                    aggregation,
+                )
+                .map_or("n/a".into(), |f| {
+                    let (k, n) = f.counts.map_or((0, 0), |c| (c.k, c.n));
+                    let fp = f
+                        .params
+                        .get("false_positives")
+                        .and_then(|v| v.as_str())
+                        .unwrap_or("");
+                    let (lo, hi) = f.interval.as_ref().map_or((0.0, 1.0), |i| (i.lo, i.hi));
+                    format!(
+                        "{} [{}, {}], FP {fp}",
+                        super::doc::rate(k, n),
+                        super::determination::pct(lo),
+                        super::determination::pct(hi)
+                    )
+                }),
+            );
+        }
+        if aggregation.is_none() {
+            row.push(with_interval(attack_finding(
+                file,
+                &a.attack,
+                metric::MIA_BALANCED_ACCURACY,
+                None,
+                aggregation,
+            )));
+        }
+        row.push(
+            attack_finding(file, &a.attack, metric::DP_EPSILON_LB, None, aggregation)
+                .and_then(|f| f.value)
+                .map_or("n/a".into(), num),
+        );
+        rows.push(row);
+    }
+    Block::Table { header, rows }
+}
+
+/// Each attack's definition and the attacks not run.
+fn definitions(file: &FindingsFile, d: &MembershipDetail) -> Vec<Block> {
+    let mut out = Vec::new();
     let defs: Vec<String> = d
         .attacks
         .iter()

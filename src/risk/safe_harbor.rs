@@ -335,6 +335,103 @@ pub fn check(ds: &Dataset) -> Result<Vec<SafeHarborItem>> {
         .collect())
 }
 
+/// The Safe Harbor generalisation of a dataset's quasi-identifiers (45 CFR
+/// 164.514(b)(2)(i)(B), (C)): what a release under Safe Harbor may keep of them.
+///
+/// - a ZIP column (a geographic column named `zip…`) becomes `<name>3_sh`: its first three
+///   digits, or `000` for the prefixes whose three-digit area held 20,000 people or fewer
+///   (Census 2000);
+/// - every date column `<stem>_date` becomes `<stem>_year_sh`: the year only;
+/// - a birth date's year, and an `age`, become `90+` for anyone over 89 at the data's latest
+///   date (the elements of dates indicative of such an age are aggregated into one category),
+///   the age as `age_sh`.
+///
+/// Returns the dataset with the derived columns added and their names, in the order derived.
+pub fn transform(mut ds: Dataset) -> Result<(Dataset, Vec<String>)> {
+    let mut new: Vec<(String, Vec<Option<String>>)> = Vec::new();
+    let names = ds.source.column_names();
+    let category = |c: &str| ds.category(c).or_else(|| category_from_name(c));
+    // Dates: parse each date column once; the latest date anchors "over 89".
+    let mut dates: Vec<(String, Vec<Option<i64>>)> = Vec::new();
+    for c in &names {
+        if category(c) != Some(SafeHarbor::Date) {
+            continue;
+        }
+        let col = ds.source.encode(c, None)?;
+        let days: Vec<Option<i64>> = (0..col.codes.len())
+            .map(|r| col.value(r).and_then(crate::date::parse_iso))
+            .collect();
+        if days.iter().any(Option::is_some) {
+            dates.push((c.clone(), days));
+        }
+    }
+    let latest = dates
+        .iter()
+        .flat_map(|(_, d)| d.iter().flatten().copied())
+        .max();
+    let year = |d: i64| crate::date::civil_from_days(d).0;
+    for (c, days) in &dates {
+        let birth = c.to_ascii_lowercase().contains("birth") || c.to_ascii_lowercase() == "dob";
+        let values = days
+            .iter()
+            .map(|d| {
+                d.map(|d| match latest {
+                    Some(l) if birth && age_years(d, l) > 89 => "90+".to_owned(),
+                    _ => year(d).to_string(),
+                })
+            })
+            .collect();
+        new.push((format!("{}_year_sh", c.trim_end_matches("_date")), values));
+    }
+    for c in &names {
+        let lower = c.to_ascii_lowercase();
+        if category(c) == Some(SafeHarbor::Geographic)
+            && lower.starts_with("zip")
+            && !lower.ends_with('3')
+        {
+            let col = ds.source.encode(c, None)?;
+            let values = (0..col.codes.len())
+                .map(|r| {
+                    col.value(r).map(|z| {
+                        let z3 = z.get(..3).unwrap_or("000");
+                        if RESTRICTED_ZIP3_2000.contains(&z3) {
+                            "000".to_owned()
+                        } else {
+                            z3.to_owned()
+                        }
+                    })
+                })
+                .collect();
+            new.push((format!("{c}3_sh"), values));
+        }
+        if lower == "age" {
+            let col = ds.source.encode(c, None)?;
+            let values = (0..col.codes.len())
+                .map(|r| {
+                    col.value(r).map(|a| match a.parse::<f64>() {
+                        Ok(v) if v > 89.0 => "90+".to_owned(),
+                        _ => a.to_owned(),
+                    })
+                })
+                .collect();
+            new.push(("age_sh".to_owned(), values));
+        }
+    }
+    let mut derived = Vec::new();
+    for (name, values) in new {
+        ds.source.with_column(&name, values)?;
+        derived.push(name);
+    }
+    Ok((ds, derived))
+}
+
+/// Whole years from day `born` to day `on`.
+fn age_years(born: i64, on: i64) -> i64 {
+    let (y0, m0, d0) = crate::date::civil_from_days(born);
+    let (y1, m1, d1) = crate::date::civil_from_days(on);
+    y1 - y0 - i64::from((m1, d1) < (m0, d0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,16 +16,28 @@ use crate::risk::RiskSettings;
 use crate::train::run::TrainingRecord;
 
 /// The QI sets the demo evaluates: the raw identifiers a privacy expert would start from, and
-/// their Safe Harbor generalisation.
+/// what the Safe Harbor transform ([`crate::risk::safe_harbor::transform`]) leaves of every
+/// one of the data's quasi-identifiers: years of every date (birth years of anyone over 89 as
+/// `90+`), sex, and ZIP3 with the restricted prefixes as `000`.
 pub const DEMO_QI_SETS: [(&str, &[&str]); 2] = [
     ("raw", &["birth_date", "sex", "zip", "admission_date"]),
-    ("safe-harbor", &["birth_year", "sex", "zip3"]),
+    (
+        "safe-harbor",
+        &[
+            "birth_year_sh",
+            "sex",
+            "zip3_sh",
+            "admission_year_sh",
+            "discharge_year_sh",
+            "death_year_sh",
+        ],
+    ),
 ];
 
 /// Analyses the synthetic dataset at `card` under [`DEMO_QI_SETS`] and writes the report into
 /// the claimed `folder`.
 pub fn risk(folder: &RunFolder, card: &Path, patients: u64, seed: u64) -> Result<FindingsFile> {
-    let ds = Dataset::open(card, None, None)?;
+    let (ds, _) = crate::risk::safe_harbor::transform(Dataset::open(card, None, None)?)?;
     let mut findings = Vec::new();
     let mut details = Vec::new();
     let mut plans = Vec::new();

@@ -5,6 +5,7 @@
 
 pub mod accountant;
 pub mod bayes;
+pub mod cluster;
 pub mod epsilon;
 pub mod exposure;
 pub mod gdp;

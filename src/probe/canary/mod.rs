@@ -442,11 +442,23 @@ pub fn observe(
         });
         progress(i + 1, specs.len());
     }
+    // Record what ran: a training record brings its own reference secrets, whatever the plan
+    // asked for.
+    let mut ran = settings.clone();
+    let used = groups.iter().map(|g| g.secrets.len()).max().unwrap_or(0);
+    let mut source = source.to_owned();
+    if used >= 2 && used != settings.references {
+        source.push_str(&format!(
+            " ({used} reference secrets per format, from the source; the plan's references = {} applies to --canaries files only)",
+            settings.references
+        ));
+        ran.references = used;
+    }
     Ok(Observations {
-        source: source.to_owned(),
+        source,
         canaries: out,
         groups: gobs,
-        settings: settings.clone(),
+        settings: ran,
     })
 }
 

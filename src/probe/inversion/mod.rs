@@ -1252,11 +1252,14 @@ fn link_rows(
             .collect();
         let at = class.iter().position(|&q| q == p).expect("own class");
         let was_extracted = extracted.contains(&t.pats.ids[p]);
+        // Floored at the release alone's 1/f: an attacker can always ignore the model, so a
+        // wrong answer never makes a patient safer than the release leaves them.
+        let release = 1.0 / f as f64;
         let p_model = if was_extracted {
             1.0
         } else {
             let p = linkage::posterior(at, &loglik);
-            if p.is_finite() { p } else { 1.0 / f as f64 }
+            if p.is_finite() { p.max(release) } else { release }
         };
         link.push(LinkRow {
             record: recs.pseudonym(t.pats.records[p][0]),
@@ -1528,6 +1531,7 @@ pub struct EpsilonBound {
 pub fn analyze(
     obs: &Observations,
     epsilon: Option<EpsilonBound>,
+    seed: u64,
 ) -> (Vec<Finding>, InversionDetail) {
     let s = &obs.settings;
     let conf = s.confidence;
@@ -1654,7 +1658,7 @@ pub fn analyze(
     let reconstruction = (!obs.reconstruction.is_empty())
         .then(|| reconstruction(obs, conf, &mut findings));
 
-    let linkage = (!obs.link.is_empty()).then(|| linkage_detail(obs, conf, &mut findings));
+    let linkage = (!obs.link.is_empty()).then(|| linkage_detail(obs, conf, seed, &mut findings));
 
     let posterior = epsilon
         .filter(|b| b.epsilon.is_finite())
@@ -1746,7 +1750,12 @@ fn reconstruction(
 }
 
 /// Identification after linking the model's inferences to the de-identified release.
-fn linkage_detail(obs: &Observations, conf: f64, findings: &mut Vec<Finding>) -> LinkageDetail {
+fn linkage_detail(
+    obs: &Observations,
+    conf: f64,
+    seed: u64,
+    findings: &mut Vec<Finding>,
+) -> LinkageDetail {
     let s = &obs.settings;
     let th = &s.thresholds;
     let group = |member: bool| -> Vec<&LinkRow> {
@@ -1824,6 +1833,7 @@ fn linkage_detail(obs: &Observations, conf: f64, findings: &mut Vec<Finding>) ->
                 .collect()
         },
     };
+    added_risk(&mem, &ctl, th, conf, seed, findings);
     for (arm, sum, basis) in [
         ("attack", &d.member_model, "model"),
         ("attack", &d.member_baseline, "release"),
@@ -1858,6 +1868,80 @@ fn linkage_detail(obs: &Observations, conf: f64, findings: &mut Vec<Finding>) ->
         }
     }
     d
+}
+
+/// The model's added identification risk over the release alone, per patient
+/// (`p_model − 1/f`, never negative: see [`link_rows`]): its mean for members and for
+/// non-members and their difference, with patient-bootstrap intervals; and the patients the
+/// model raises above each threshold that the release alone keeps them under.
+fn added_risk(
+    mem: &[&LinkRow],
+    ctl: &[&LinkRow],
+    thresholds: &[f64],
+    conf: f64,
+    seed: u64,
+    findings: &mut Vec<Finding>,
+) {
+    const RESAMPLES: usize = 2000;
+    let gains = |g: &[&LinkRow]| -> Vec<f64> {
+        g.iter()
+            .map(|l| (l.p_model - 1.0 / l.class_size as f64).max(0.0))
+            .collect()
+    };
+    let (gm, gc) = (gains(mem), gains(ctl));
+    let mean = |v: &[f64]| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+    let method = format!("bootstrap-percentile over patients ({RESAMPLES} resamples)");
+    for (arm, xs, ys) in [
+        ("attack", &gm, &Vec::new()),
+        ("control", &gc, &Vec::new()),
+        ("difference", &gm, &gc),
+    ] {
+        let value = match arm {
+            "difference" => mean(xs).zip(mean(ys)).map(|(a, b)| a - b),
+            _ => mean(xs),
+        };
+        let ci = if arm == "difference" && ys.is_empty() {
+            None
+        } else {
+            crate::stats::cluster::bootstrap_mean_difference(
+                xs,
+                ys,
+                RESAMPLES,
+                conf,
+                seed,
+                &format!("inversion/added-risk/{arm}"),
+            )
+        };
+        let mut f = Finding::new(PROBE, metric::LINKAGE_ADDED_RISK, value)
+            .with_param("arm", arm)
+            .with_param("unit", "patient")
+            .with_counts(xs.len() as u64, (xs.len() + ys.len()) as u64);
+        if let Some((lo, hi)) = ci.filter(|_| value.is_some()) {
+            f = f.with_interval(conf, lo, hi, &method);
+        }
+        findings.push(f);
+    }
+    for (arm, g) in [("attack", mem), ("control", ctl)] {
+        for &t in thresholds {
+            let n = g.len() as u64;
+            let k = g
+                .iter()
+                .filter(|l| l.p_model > t && 1.0 / l.class_size as f64 <= t)
+                .count() as u64;
+            let (lo, hi) = clopper_pearson(k, n, conf);
+            findings.push(
+                Finding::new(
+                    PROBE,
+                    metric::LINKAGE_RAISED_ABOVE,
+                    (n > 0).then(|| k as f64 / n as f64),
+                )
+                .with_param("arm", arm)
+                .with_param("threshold", t)
+                .with_counts(k, n)
+                .with_interval(conf, lo, hi, "clopper-pearson"),
+            );
+        }
+    }
 }
 
 /// The membership posterior from the membership probe's ε lower bound and the prior n/N.
@@ -1937,9 +2021,17 @@ fn extracted_patients(
 /// The membership probe's largest finite ε lower bound, its attack, how many attacks' bounds
 /// it was chosen from and their confidence level.
 fn membership_epsilon(findings: &[crate::evidence::Finding]) -> Option<EpsilonBound> {
-    let bounds: Vec<(String, f64, f64)> = findings
+    let all: Vec<&crate::evidence::Finding> = findings
         .iter()
         .filter(|f| f.probe == "membership" && f.metric == metric::DP_EPSILON_LB)
+        .collect();
+    // The patient is the unit: a record-level bound of clustered records is not a valid bound.
+    let is_patient = |f: &&crate::evidence::Finding| {
+        f.params.get("unit").and_then(|u| u.as_str()) != Some("record")
+    };
+    let bounds: Vec<(String, f64, f64)> = all
+        .into_iter()
+        .filter(is_patient)
         .filter_map(|f| {
             let e = f.value.filter(|v| v.is_finite())?;
             let attack = f
@@ -2010,7 +2102,7 @@ impl crate::probe::api::Probe for Inversion {
     ) -> Result<()> {
         match obs {
             Some(o) => {
-                let (findings, detail) = analyze(o, membership_epsilon(cx.findings));
+                let (findings, detail) = analyze(o, membership_epsilon(cx.findings), cx.seed);
                 out.findings.extend(findings);
                 out.inversion = Some(detail);
             }
@@ -2152,7 +2244,7 @@ mod tests {
             attacks: 1,
             confidence: 0.95,
         };
-        let (findings, d) = analyze(&obs, Some(bound));
+        let (findings, d) = analyze(&obs, Some(bound), 7);
         let f = &d.fields[0];
         assert_eq!((f.attack.k, f.attack.n), (23, 100));
         assert_eq!((f.control.k, f.control.n), (11, 100));

@@ -61,6 +61,10 @@ pub struct AuditRecord {
     pub records: Vec<String>,
     /// Target membership, one per record.
     pub member: Vec<bool>,
+    /// Each record's patient, as a number (first-appearance order; never the patient id).
+    /// Empty in folders written before patients were recorded: one patient per record.
+    #[serde(default)]
+    pub patients: Vec<u32>,
     /// UTF-8 bytes of each text.
     pub text_bytes: Vec<u64>,
     /// zlib-compressed bytes of each text.
@@ -312,11 +316,12 @@ pub fn load_observations(obs_dir: &Path) -> Result<(AuditRecord, Observations)> 
     if [rec.member.len(), rec.text_bytes.len(), rec.zlib_bytes.len()]
         .iter()
         .any(|&l| l != n)
+        || !(rec.patients.is_empty() || rec.patients.len() == n)
     {
         return Err(Error::Parse {
             path: obs_dir.join("audit.json"),
             format: AUDIT_FORMAT.into(),
-            message: "records, member, text_bytes and zlib_bytes differ in length".into(),
+            message: "records, member, patients, text_bytes and zlib_bytes differ in length".into(),
         });
     }
     let mut target = None;
@@ -360,6 +365,11 @@ pub fn load_observations(obs_dir: &Path) -> Result<(AuditRecord, Observations)> 
     let obs = Observations {
         records: rec.records.clone(),
         member: rec.member.clone(),
+        patients: if rec.patients.is_empty() {
+            (0..n as u32).collect()
+        } else {
+            rec.patients.clone()
+        },
         text_bytes: rec.text_bytes.clone(),
         zlib_bytes: rec.zlib_bytes.clone(),
         target,
@@ -606,6 +616,16 @@ impl Probe for Membership {
             format: AUDIT_FORMAT.into(),
             records: ids.clone(),
             member: member.clone(),
+            patients: {
+                let mut number: std::collections::HashMap<&str, u32> =
+                    std::collections::HashMap::new();
+                rows.iter()
+                    .map(|&r| {
+                        let next = number.len() as u32;
+                        *number.entry(recs.patients[r].as_str()).or_insert(next)
+                    })
+                    .collect()
+            },
             text_bytes: texts.iter().map(|t| t.len() as u64).collect(),
             zlib_bytes: texts.iter().map(|t| zlib_len(t)).collect(),
             models: observed,

@@ -43,6 +43,7 @@ use crate::stats::epsilon::epsilon_lower_bound;
 use crate::stats::roc::{
     Confusion, Roc, best_threshold, best_threshold_bounded, bootstrap_auc, split_halves,
 };
+use crate::stats::cluster::{self, Aggregation};
 use crate::stats::{Rng, epsilon};
 
 /// Probe name in findings.
@@ -270,6 +271,9 @@ pub struct Observations {
     pub records: Vec<String>,
     /// Whether each record is a member of the target's training data.
     pub member: Vec<bool>,
+    /// Each record's patient as a number (records of one patient share it): the unit that
+    /// patient-level findings resample and aggregate over.
+    pub patients: Vec<u32>,
     /// UTF-8 length of each text.
     pub text_bytes: Vec<u64>,
     /// zlib-compressed length of each text (level 6, zlib format).
@@ -715,6 +719,15 @@ pub fn attack_scores(obs: &Observations, s: &Settings) -> Result<Vec<AttackScore
             }
             other => return Err(format!("unknown attack '{other}'")),
         };
+        if name.starts_with("lira") || name.starts_with("rmia") {
+            let names: Vec<&str> = obs
+                .references
+                .iter()
+                .filter(|m| m.member.is_some())
+                .map(|m| m.name.as_str())
+                .collect();
+            notes.extend(fleet_balance(&refs, &names));
+        }
         out.push(AttackScores {
             attack: name.clone(),
             description,
@@ -724,6 +737,62 @@ pub fn attack_scores(obs: &Observations, s: &Settings) -> Result<Vec<AttackScore
         });
     }
     Ok(out)
+}
+
+/// A warning when the reference models are not interchangeable: LiRA and RMIA pool every
+/// reference's signal per record as draws from one IN and one OUT distribution, which holds
+/// only when the references were trained alike. Compares the spread (standard deviation) of
+/// the references' mean signals with the mean IN − OUT gap per record; a spread above half
+/// the gap names the reference furthest from the others.
+pub fn fleet_balance(refs: &[(Vec<f64>, &[bool])], names: &[&str]) -> Option<String> {
+    if refs.len() < 3 {
+        return None;
+    }
+    let mean = |v: &mut dyn Iterator<Item = f64>| {
+        let (mut s, mut n) = (0.0, 0usize);
+        for x in v.filter(|x| x.is_finite()) {
+            s += x;
+            n += 1;
+        }
+        (n > 0).then(|| s / n as f64)
+    };
+    let means: Vec<f64> = refs
+        .iter()
+        .map(|(sig, _)| mean(&mut sig.iter().copied()).unwrap_or(f64::NAN))
+        .collect();
+    let centre = mean(&mut means.iter().copied())?;
+    let spread = (means
+        .iter()
+        .filter(|m| m.is_finite())
+        .map(|m| (m - centre).powi(2))
+        .sum::<f64>()
+        / (means.len() - 1) as f64)
+        .sqrt();
+    let records = refs[0].0.len();
+    let gap = mean(&mut (0..records).filter_map(|i| {
+        let side = |inside: bool| {
+            mean(
+                &mut refs
+                    .iter()
+                    .filter(|(_, m)| m.get(i) == Some(&inside))
+                    .map(|(sig, _)| sig[i]),
+            )
+        };
+        Some(side(true)? - side(false)?)
+    }))?;
+    if !(spread > 0.5 * gap.abs()) {
+        return None;
+    }
+    let (worst, _) = means
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.is_finite())
+        .max_by(|a, b| (a.1 - centre).abs().total_cmp(&(b.1 - centre).abs()))?;
+    Some(format!(
+        "the reference models are not interchangeable: their mean signals spread by {spread:.3} (standard deviation), against a mean IN − OUT gap of {gap:.3} per record; '{}' is furthest from the others ({:+.3}). Reference models should be trained alike (same size of training set, steps and settings); read this attack with care",
+        names.get(worst).copied().unwrap_or("?"),
+        means[worst] - centre
+    ))
 }
 
 /// The reference attack: the target's signal minus a reference model's, or minus the mean of
@@ -909,32 +978,48 @@ fn evaluate(
         f
     };
     let mut findings = Vec::new();
-    let ci = bootstrap_auc(
-        &scores,
-        &members,
-        s.bootstrap,
-        s.confidence,
-        seed,
-        &format!("membership/bootstrap/{}", a.attack),
-    );
-    let mut f = base(metric::MIA_AUC);
-    f.value = Some(auc).filter(|v| v.is_finite());
-    f = f.with_counts(roc.pos, roc.pos + roc.neg);
-    if let Some((lo, hi)) = ci {
-        f = f.with_interval(
-            s.confidence,
-            lo,
-            hi,
-            &format!(
+    let patients: Vec<u32> = keep.iter().map(|&i| obs.patients[i]).collect();
+    // Records of one patient are not independent: when patients have several records, the
+    // record-level AUC's interval resamples patients, and patient-level findings follow.
+    let clustered = cluster::clustered(&patients);
+    let unit = if clustered { "record" } else { "patient" };
+    let label = format!("membership/bootstrap/{}", a.attack);
+    let (ci, method) = if clustered {
+        (
+            cluster::cluster_bootstrap_auc(
+                &scores,
+                &members,
+                &patients,
+                s.bootstrap,
+                s.confidence,
+                seed,
+                &label,
+            ),
+            format!(
+                "cluster bootstrap by patient (stratified, {} resamples)",
+                s.bootstrap
+            ),
+        )
+    } else {
+        (
+            bootstrap_auc(&scores, &members, s.bootstrap, s.confidence, seed, &label),
+            format!(
                 "bootstrap-percentile (stratified, {} resamples)",
                 s.bootstrap
             ),
-        );
+        )
+    };
+    let mut f = base(metric::MIA_AUC).with_param("unit", unit);
+    f.value = Some(auc).filter(|v| v.is_finite());
+    f = f.with_counts(roc.pos, roc.pos + roc.neg);
+    if let Some((lo, hi)) = ci {
+        f = f.with_interval(s.confidence, lo, hi, &method);
     }
     findings.push(f);
     for &t in &s.fpr {
         let p = roc.tpr_at_fpr(t, s.confidence);
         let mut f = base(metric::MIA_TPR_AT_FPR)
+            .with_param("unit", unit)
             .with_param("fpr", t)
             .with_param("achieved_fpr", p.fpr)
             .with_param("false_positives", format!("{} of {}", p.fp, p.neg))
@@ -949,6 +1034,11 @@ fn evaluate(
                 (1.0 / t).ceil()
             ));
         }
+        if clustered {
+            f = f.with_caveat(
+                "counts records, which are not independent (a patient's records share their patient's signal): judge on the patient-level finding",
+            );
+        }
         findings.push(f);
     }
     // Threshold metrics: calibrate on one half, count on the other (never the oracle threshold).
@@ -961,7 +1051,18 @@ fn evaluate(
     };
     let (cal, eval) = (finite(cal), finite(eval));
     findings.extend(calibrated(a, obs, s, &cal, &eval, &base));
-    findings.push(epsilon_bound(a, obs, s, &cal, &eval));
+    findings.push(epsilon_bound(
+        a,
+        (&a.scores, &obs.member),
+        s,
+        (&cal, &eval),
+        if clustered { Unit::RecordOfClustered } else { Unit::Patient },
+    ));
+    if clustered {
+        for how in [Aggregation::Max, Aggregation::Mean] {
+            findings.extend(patient_level(a, &scores, &members, &patients, how, s, seed, &base));
+        }
+    }
     let vulnerable = vulnerable(obs, &keep, &scores, &members, s.vulnerable);
     Evaluated {
         findings,
@@ -1042,10 +1143,10 @@ fn calibrated(
 /// (`cal`), the bound counted on the other (`eval`).
 fn epsilon_bound(
     a: &AttackScores,
-    obs: &Observations,
+    (scores, member): (&[f64], &[bool]),
     s: &Settings,
-    cal: &[usize],
-    eval: &[usize],
+    (cal, eval): (&[usize], &[usize]),
+    unit: Unit,
 ) -> Finding {
     let eps_obj =
         |c: &Confusion| epsilon_lower_bound(c.tp, c.fn_, c.fp, c.tn, s.delta, s.confidence);
@@ -1061,8 +1162,8 @@ fn epsilon_bound(
             s.delta,
         )
     };
-    let th = best_threshold_bounded(&a.scores, &obs.member, cal, eps_obj, eps_point);
-    let c = Confusion::at(&a.scores, &obs.member, eval, th);
+    let th = best_threshold_bounded(scores, member, cal, eps_obj, eps_point);
+    let c = Confusion::at(scores, member, eval, th);
     let eps = eps_obj(&c);
     let point = epsilon::epsilon_from_rates(c.fpr(), 1.0 - c.tpr(), s.delta);
     let mut f = Finding::new(PROBE, metric::DP_EPSILON_LB, Some(eps))
@@ -1072,14 +1173,126 @@ fn epsilon_bound(
         .with_param("method", "clopper-pearson (rates' upper bounds), threshold calibrated on a separate half")
         .with_param("tp_fn_fp_tn", format!("{} {} {} {}", c.tp, c.fn_, c.fp, c.tn))
         .with_param("point_estimate", if point.is_finite() { serde_json::json!(point) } else { serde_json::json!("inf") })
-        .with_caveat(format!(
-            "a {}-confidence lower bound on the ε of any record-level (ε, δ = {})-DP guarantee of this training, valid when records were included independently (records of one patient that are included together, or a split that was not randomised per record, weaken it); it says nothing about an upper bound",
-            s.confidence, s.delta
-        ));
+        .with_param("unit", unit.id())
+        .with_caveat(unit.epsilon_caveat(s.confidence, s.delta));
     for (k, v) in &a.params {
         f = f.with_param(k, v.clone());
     }
     f
+}
+
+/// What an ε lower bound is a bound for.
+#[derive(Clone, Copy)]
+enum Unit {
+    /// Patients (one record each, or patient-level scores).
+    Patient,
+    /// Records of patients with several records each.
+    RecordOfClustered,
+}
+
+impl Unit {
+    fn id(self) -> &'static str {
+        match self {
+            Self::Patient => "patient",
+            Self::RecordOfClustered => "record",
+        }
+    }
+
+    fn epsilon_caveat(self, confidence: f64, delta: f64) -> String {
+        match self {
+            Self::Patient => format!(
+                "a {confidence}-confidence lower bound on the ε of any patient-level (ε, δ = {delta})-DP guarantee of this training (a patient's records added or removed together), valid when patients were assigned to training independently; it says nothing about an upper bound"
+            ),
+            Self::RecordOfClustered => format!(
+                "not a valid bound at record level: patients' records were included together, so counts of records are not independent trials; use the patient-level bound (this one, at δ = {delta} and {confidence} confidence, is shown for comparison only)"
+            ),
+        }
+    }
+}
+
+/// Patient-level findings of one attack: each patient's records aggregated to one score
+/// (`how`), then the AUC with a patient bootstrap, TPR at each FPR and the patient-level ε
+/// bound, every one tagged `unit = patient` and its aggregation.
+#[allow(clippy::too_many_arguments)]
+fn patient_level(
+    a: &AttackScores,
+    scores: &[f64],
+    members: &[bool],
+    patients: &[u32],
+    how: Aggregation,
+    s: &Settings,
+    seed: u64,
+    base: &dyn Fn(Metric) -> Finding,
+) -> Vec<Finding> {
+    let (ps, pm) = cluster::aggregate(scores, members, patients, how);
+    let mixed = cluster::mixed_clusters(members, patients);
+    let tag = |f: Finding| {
+        let f = f
+            .with_param("unit", "patient")
+            .with_param("aggregation", how.id());
+        if mixed > 0 {
+            f.with_caveat(format!(
+                "{mixed} patient(s) have both member and non-member records: the split was not made per patient, and each counts with its first record's membership"
+            ))
+        } else {
+            f
+        }
+    };
+    let mut out = Vec::new();
+    if !(pm.contains(&true) && pm.contains(&false)) {
+        return out;
+    }
+    let roc = Roc::new(&ps, &pm);
+    let mut f = tag(base(metric::MIA_AUC)).with_counts(roc.pos, roc.pos + roc.neg);
+    f.value = Some(roc.auc()).filter(|v| v.is_finite());
+    if let Some((lo, hi)) = bootstrap_auc(
+        &ps,
+        &pm,
+        s.bootstrap,
+        s.confidence,
+        seed,
+        &format!("membership/bootstrap-patients/{}/{}", a.attack, how.id()),
+    ) {
+        f = f.with_interval(
+            s.confidence,
+            lo,
+            hi,
+            &format!(
+                "bootstrap-percentile over patients (stratified, {} resamples)",
+                s.bootstrap
+            ),
+        );
+    }
+    out.push(f);
+    for &t in &s.fpr {
+        let p = roc.tpr_at_fpr(t, s.confidence);
+        let mut f = tag(base(metric::MIA_TPR_AT_FPR))
+            .with_param("fpr", t)
+            .with_param("achieved_fpr", p.fpr)
+            .with_param("false_positives", format!("{} of {}", p.fp, p.neg))
+            .with_counts(p.tp, p.pos)
+            .with_interval(s.confidence, p.lo, p.hi, "clopper-pearson");
+        f.value = Some(p.tpr).filter(|v| v.is_finite());
+        if !p.resolvable {
+            f = f.with_caveat(format!(
+                "only {} non-member patients: the smallest non-zero FPR is 1/{} > {t}, so this TPR is at FPR 0; audit at least {} non-member patients to resolve FPR {t}",
+                p.neg,
+                p.neg,
+                (1.0 / t).ceil()
+            ));
+        }
+        out.push(f);
+    }
+    let mut rng = Rng::derive(seed, &format!("membership/split-patients/{}", how.id()), 0);
+    let (cal, eval) = split_halves(&pm, &mut rng);
+    out.push(tag(epsilon_bound(
+        a,
+        (&ps, &pm),
+        s,
+        (&cal, &eval),
+        Unit::Patient,
+    )));
+    out
 }
 
 /// The members the attack singles out most confidently (at most `limit`), by record id, each
@@ -1362,6 +1575,7 @@ pub fn synthetic_audit(n: usize, k: usize, tokens: usize, seed: u64) -> Observat
     Observations {
         records: (0..n).map(|i| format!("r{i}")).collect(),
         member,
+        patients: (0..n as u32).collect(),
         text_bytes: vec![4 * tokens as u64; n],
         zlib_bytes: vec![2 * tokens as u64; n],
         target: ModelObservations {
@@ -1420,6 +1634,48 @@ mod tests {
 
     /// Synthetic audit: member signals are shifted up by `delta` under the target and under the
     /// IN reference models; every record has its own difficulty μ_i.
+    #[test]
+    fn an_unbalanced_fleet_is_flagged_and_a_balanced_one_is_not() {
+        let mut rng = Rng::new(9);
+        let n = 200;
+        let k = 8;
+        let memberships: Vec<Vec<bool>> = (0..k)
+            .map(|j| (0..n).map(|i| (i + j) % 2 == 0).collect())
+            .collect();
+        let difficulty: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
+        let signals = |offset_of_last: f64, rng: &mut Rng| -> Vec<Vec<f64>> {
+            (0..k)
+                .map(|j| {
+                    (0..n)
+                        .map(|i| {
+                            let inside = if memberships[j][i] { 0.5 } else { 0.0 };
+                            let off = if j == k - 1 { offset_of_last } else { 0.0 };
+                            difficulty[i] + inside + off + 0.1 * rng.normal()
+                        })
+                        .collect()
+                })
+                .collect()
+        };
+        let names: Vec<String> = (0..k).map(|j| format!("ref-{j:02}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let balanced = signals(0.0, &mut rng);
+        let refs: Vec<(Vec<f64>, &[bool])> = balanced
+            .into_iter()
+            .zip(&memberships)
+            .map(|(s, m)| (s, m.as_slice()))
+            .collect();
+        assert_eq!(fleet_balance(&refs, &names), None);
+        // One reference trained on far fewer records scores far lower everywhere.
+        let skewed = signals(-2.0, &mut rng);
+        let refs: Vec<(Vec<f64>, &[bool])> = skewed
+            .into_iter()
+            .zip(&memberships)
+            .map(|(s, m)| (s, m.as_slice()))
+            .collect();
+        let w = fleet_balance(&refs, &names).expect("flagged");
+        assert!(w.contains("'ref-07'"), "{w}");
+    }
+
     fn synthetic(n: usize, k: usize, delta: f64, seed: u64) -> Observations {
         let mut rng = Rng::new(seed);
         let mu: Vec<f64> = (0..n).map(|_| -3.0 + 1.5 * rng.normal()).collect();
@@ -1455,6 +1711,7 @@ mod tests {
         Observations {
             records: (0..n).map(|i| format!("r{i}")).collect(),
             member,
+            patients: (0..n as u32).collect(),
             text_bytes: vec![100; n],
             zlib_bytes: vec![80; n],
             target,
