@@ -324,7 +324,7 @@ fn per_test(conf: f64, tests: usize) -> f64 {
 /// The smallest `n` whose Clopper–Pearson upper bound on a rate observed at `rate` is at most
 /// `margin` (None when `rate` is not clearly under the margin: more data would not help).
 pub fn members_needed(rate: f64, margin: f64, conf: f64) -> Option<u64> {
-    if !(rate < margin * 0.8) {
+    if rate.is_nan() || rate >= margin * 0.8 {
         return None;
     }
     let ok = |n: u64| clopper_pearson((rate * n as f64).round() as u64, n, conf).1 <= margin;
@@ -527,12 +527,16 @@ fn membership_criterion(file: &FindingsFile) -> Option<Criterion> {
         num(100.0 * conf)
     ));
     if !caught.is_empty() {
-        measured.push_str(&format!("; detected: {}", caught.join("; ")));
+        measured.push_str(&format!(
+            "; detected by {}: {}",
+            caught.len(),
+            shortlist(&caught)
+        ));
     }
     let resolve = match met {
         Some(false) => Some(format!(
-            "the attack singles out member patients beyond its false positives ({}): retrain with differential privacy or fewer epochs, deduplicate patients' records, and re-audit",
-            caught.join("; ")
+            "attacks single out member patients beyond their false positives ({}): retrain with differential privacy or fewer epochs, deduplicate patients' records, and re-audit",
+            shortlist(&caught)
         )),
         None => {
             let mut needs = Vec::new();
@@ -582,6 +586,15 @@ fn membership_criterion(file: &FindingsFile) -> Option<Criterion> {
             limit: LOW_FPR_TPR_MARGIN,
         }),
     })
+}
+
+/// The first three items and how many more.
+fn shortlist(items: &[String]) -> String {
+    if items.len() <= 3 {
+        items.join("; ")
+    } else {
+        format!("{}; and {} more", items[..3].join("; "), items.len() - 3)
+    }
 }
 
 /// A signed number to three significant figures ("+0.0123", "−0.004").
@@ -667,24 +680,19 @@ fn difference_criteria(file: &FindingsFile) -> Vec<Criterion> {
         let open = states.iter().filter(|s| s.is_none()).count();
         let level = widened.iter().flatten().map(|w| w.3).next().unwrap_or(0.95);
         // The widest open interval: how many more records would bring it under the margin.
-        let needed = fs
+        // How many times the current sample the widest open interval needs for its upper end
+        // to fall under the margin (intervals shrink as 1/√n); None when the point estimate is
+        // itself at or above the margin.
+        let factors: Vec<Option<f64>> = widened
             .iter()
-            .zip(&widened)
             .zip(&states)
             .filter(|(_, s)| s.is_none())
-            .filter_map(|((f, w), _)| {
-                let (v, lo, hi, _) = (*w)?;
-                let n = f.counts.map(|c| c.n)?;
-                if v >= RATE_MARGIN {
-                    return Some(None);
-                }
-                Some(n_for_half_width(
-                    n,
-                    (hi - lo) / 2.0,
-                    RATE_MARGIN - v.max(0.0),
-                ))
+            .filter_map(|(w, _)| {
+                let (v, _, hi, _) = (*w)?;
+                let v = v.max(0.0);
+                Some((v < RATE_MARGIN).then(|| ((hi - v) / (RATE_MARGIN - v)).powi(2).max(1.0)))
             })
-            .collect::<Vec<_>>();
+            .collect();
         let resolve = if !leaks.is_empty() {
             Some(format!(
                 "members' {} differ from non-members' ({}): retrain with differential privacy or remove the memorised records, and re-audit",
@@ -692,16 +700,24 @@ fn difference_criteria(file: &FindingsFile) -> Vec<Criterion> {
                 leaks.join("; ")
             ))
         } else if open > 0 {
-            Some(if needed.iter().any(Option::is_none) || needed.is_empty() {
-                format!(
-                    "inconclusive: {open} comparison(s) have a point estimate at or above the margin, or no counts; more data alone may not resolve them"
-                )
-            } else {
-                format!(
-                    "inconclusive: needs about {} targets per arm (the widest interval shrinks as 1/√n)",
-                    needed.iter().flatten().max().copied().unwrap_or(0)
-                )
-            })
+            let beyond = factors.iter().filter(|f| f.is_none()).count();
+            let most = factors.iter().flatten().copied().fold(0.0, f64::max);
+            let mut parts = Vec::new();
+            if most > 0.0 {
+                parts.push(format!(
+                    "needs about {}× as many targets per arm (the widest open interval shrinks as 1/√n)",
+                    num(most.ceil())
+                ));
+            }
+            if beyond > 0 {
+                parts.push(format!(
+                    "{beyond} comparison(s) have a point estimate at or above the margin: more data alone will not make them met"
+                ));
+            }
+            if parts.is_empty() {
+                parts.push("an interval is missing: the comparison could not be computed".into());
+            }
+            Some(format!("inconclusive: {}", parts.join("; ")))
         } else {
             None
         };
@@ -775,12 +791,8 @@ fn added_risk_criterion(file: &FindingsFile, t: f64) -> Option<Criterion> {
     let m = ci(mem);
     let d = diff.and_then(ci);
     let mut states = vec![
-        m.map_or(None, |(_, lo, hi)| {
-            three_way(lo, hi, lo > RATE_MARGIN, hi <= RATE_MARGIN)
-        }),
-        d.map_or(None, |(_, lo, hi)| {
-            three_way(lo, hi, lo > 0.0, hi <= RATE_MARGIN)
-        }),
+        m.and_then(|(_, lo, hi)| three_way(lo, hi, lo > RATE_MARGIN, hi <= RATE_MARGIN)),
+        d.and_then(|(_, lo, hi)| three_way(lo, hi, lo > 0.0, hi <= RATE_MARGIN)),
     ];
     let rm = raised("attack");
     let raised_text = match rm.and_then(|f| f.counts) {
@@ -1046,17 +1058,20 @@ pub fn conclusion(c: &[Criterion]) -> (&'static str, String) {
     }
 }
 
+/// The criteria as the statement cites them: number, requirement and whether it is met (their
+/// measurements and drivers are in the Summary, under the same numbers).
 fn criteria_table(c: &[Criterion]) -> Block {
     Block::Table {
-        header: ["criterion", "measured", "required", "met"]
+        header: ["#", "criterion", "required", "met"]
             .map(String::from)
             .to_vec(),
         rows: c
             .iter()
-            .map(|c| {
+            .enumerate()
+            .map(|(i, c)| {
                 vec![
+                    format!("C{}", i + 1),
                     c.name.clone(),
-                    c.measured.clone(),
                     c.requirement.clone(),
                     match c.met {
                         Some(true) => "yes".into(),

@@ -119,8 +119,15 @@ fn value_of(file: &FindingsFile, label: &str, metric: Metric) -> Option<f64> {
 
 /// Builds the report from the canonical findings; `extra` are the sections of probes that
 /// render themselves (`Probe::view`), placed before the gate and the back matter.
+///
+/// The order is the reader's: the summary (verdict, forest plot), the determination's front
+/// matter, what was covered, the results per analysis, the conditions and signature; then the
+/// annexes (raw findings, histograms, methods, plan and hashes, glossary).
 pub fn build(file: &FindingsFile, extra: Vec<Section>) -> ReportDoc {
-    let mut sections = super::determination::front(file);
+    let mut sections = vec![super::summary::section(file)];
+    sections.extend(super::determination::front(file));
+    sections.push(super::summary::coverage(file));
+    let results_from = sections.len();
     sections.push(overview(file));
     sections.extend(
         [
@@ -133,23 +140,61 @@ pub fn build(file: &FindingsFile, extra: Vec<Section>) -> ReportDoc {
         .into_iter()
         .flatten(),
     );
-    sections.push(findings_section(file));
     for d in &file.reid {
         sections.extend(reid_sections(file, d));
-    }
-    if !file.reid.is_empty() {
-        sections.push(reid_method());
     }
     sections.extend(extra);
     if let Some(g) = super::determination::gate_section(file) {
         sections.push(g);
     }
+    let details = move_long_tables(&mut sections[results_from..]);
     sections.extend(super::determination::back(file));
+    // Annexes: after the conclusion and signature.
+    sections.extend(details);
+    let mut raw = findings_section(file);
+    raw.title = "Annex: Findings (every number at full precision is in findings.json)".into();
+    sections.push(raw);
+    sections.extend(super::membership::histograms(file));
+    if !file.reid.is_empty() {
+        sections.push(reid_method());
+    }
     sections.push(provenance(file));
+    sections.push(super::summary::glossary());
     ReportDoc {
         title: title(file),
         sections,
     }
+}
+
+/// Tables longer than this many rows move from the results to "Annex: Detailed tables", so
+/// that the body reads in minutes; the body says where each went.
+pub const BODY_TABLE_ROWS: usize = 12;
+
+/// Moves every results table longer than [`BODY_TABLE_ROWS`] into one annex section.
+fn move_long_tables(results: &mut [Section]) -> Option<Section> {
+    let mut annex = Vec::new();
+    for s in results.iter_mut() {
+        for b in &mut s.blocks {
+            if let Block::Table { rows, .. } = b
+                && rows.len() > BODY_TABLE_ROWS
+            {
+                let n = rows.len();
+                let table = std::mem::replace(
+                    b,
+                    Block::Para(format!(
+                        "(A table of {n} rows is in \"Annex: Detailed tables\", under \"{}\".)",
+                        s.title
+                    )),
+                );
+                annex.push(Block::Para(format!("{}:", s.title)));
+                annex.push(table);
+            }
+        }
+    }
+    (!annex.is_empty()).then(|| Section {
+        title: "Annex: Detailed tables".into(),
+        blocks: annex,
+    })
 }
 
 /// "Results overview": the headline of every analysis and probe, and the gate's count.

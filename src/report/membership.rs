@@ -190,13 +190,51 @@ pub fn section(file: &FindingsFile) -> Option<Section> {
     match roc_figure(d) {
         Ok(figure) => blocks.push(Block::Figure {
             figure: Box::new(figure),
-            caption: "ROC curves on log-log axes; the diagonal is chance. The low-FPR region is what matters: an attacker who must be right when they accuse."
-                .into(),
+            caption: format!(
+                "ROC curves on log-log axes down to the smallest resolvable FPR (1/{}); the diagonal is chance. The low-FPR region is what matters: an attacker who must be right when they accuse.{}",
+                num((d.records - d.members) as f64),
+                zero_fpr_catch(d)
+            ),
         }),
         Err(e) => blocks.push(Block::Para(format!("(ROC figure unavailable: {e})"))),
     }
     blocks.extend(shift_blocks(d));
     blocks.extend(exposed_blocks(d));
+    Some(Section {
+        title: "Membership inference".into(),
+        blocks,
+    })
+}
+
+/// The zero-FPR catch: the most records an attack flags before its first false positive.
+fn zero_fpr_catch(d: &MembershipDetail) -> String {
+    let best = d
+        .attacks
+        .iter()
+        .filter_map(|a| {
+            let t = a
+                .roc
+                .iter()
+                .filter(|p| p.0 == 0.0)
+                .map(|p| p.1)
+                .fold(0.0f64, f64::max);
+            (t > 0.0).then(|| (a, (t * a.members as f64).round() as u64))
+        })
+        .max_by_key(|(_, k)| *k);
+    match best {
+        Some((a, k)) => format!(
+            " At zero false positives {} already flags {} member records before any non-member.",
+            a.attack,
+            super::doc::rate(k, a.members)
+        ),
+        None => " No attack flags a member before its first false positive.".into(),
+    }
+}
+
+/// "Annex: membership score histograms": each attack's member and non-member scores.
+pub fn histograms(file: &FindingsFile) -> Option<Section> {
+    let d = file.membership.as_ref()?;
+    let mut blocks = Vec::new();
     for a in &d.attacks {
         if let Ok(figure) = histogram_figure(a) {
             blocks.push(Block::Figure {
@@ -209,7 +247,7 @@ pub fn section(file: &FindingsFile) -> Option<Section> {
         }
     }
     Some(Section {
-        title: "Membership inference".into(),
+        title: "Annex: Membership score histograms".into(),
         blocks,
     })
 }

@@ -18,6 +18,7 @@ pub mod inversion;
 pub mod membership;
 pub mod pdf;
 pub mod render;
+pub mod summary;
 pub mod terminal;
 
 pub use doc::{ReportDoc, Section, build};

@@ -6,17 +6,95 @@ fn md_cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
 }
 
+/// Links the first use of each glossary term in the report to its entry: `wrap(term, anchor)`
+/// writes the link in the view's syntax.
+struct Linker {
+    used: std::collections::HashSet<&'static str>,
+    enabled: bool,
+}
+
+impl Linker {
+    fn new(doc: &ReportDoc) -> Self {
+        Self {
+            used: std::collections::HashSet::new(),
+            enabled: doc
+                .sections
+                .iter()
+                .any(|s| s.title == super::summary::GLOSSARY_TITLE),
+        }
+    }
+
+    /// `text` with the first use of every not-yet-linked key wrapped; `text` is already in the
+    /// view's escaping (keys contain no characters either view escapes).
+    fn link(&mut self, text: &str, wrap: &dyn Fn(&str, &str) -> String) -> String {
+        if !self.enabled {
+            return text.to_owned();
+        }
+        let boundary =
+            |c: Option<char>| c.is_none_or(|c| !(c.is_alphanumeric() || c == '+' || c == '_'));
+        let mut hits: Vec<(usize, usize, &'static str)> = Vec::new();
+        for &(_, anchor, key, _) in super::summary::GLOSSARY {
+            if self.used.contains(anchor) {
+                continue;
+            }
+            let mut from = 0;
+            while let Some(i) = text[from..].find(key) {
+                let at = from + i;
+                let end = at + key.len();
+                if boundary(text[..at].chars().next_back()) && boundary(text[end..].chars().next())
+                {
+                    hits.push((at, end, anchor));
+                    break;
+                }
+                from = end;
+            }
+        }
+        // Earliest first; of overlapping hits the longer (Min-K%++ over Min-K%) wins.
+        hits.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        let mut out = String::with_capacity(text.len() + 32 * hits.len());
+        let mut at = 0;
+        for (s, e, anchor) in hits {
+            if s < at {
+                continue;
+            }
+            out.push_str(&text[at..s]);
+            out.push_str(&wrap(&text[s..e], anchor));
+            self.used.insert(anchor);
+            at = e;
+        }
+        out.push_str(&text[at..]);
+        out
+    }
+}
+
+fn md_link(term: &str, _anchor: &str) -> String {
+    format!("[{term}](#annex-glossary)")
+}
+
+fn html_link(term: &str, anchor: &str) -> String {
+    format!("<a href=\"#g-{anchor}\">{term}</a>")
+}
+
 /// Renders Markdown (figures become a pointer to the HTML report).
 pub fn markdown(doc: &ReportDoc) -> String {
     let mut out = format!("# {}\n", doc.title);
+    let mut linker = Linker::new(doc);
     for s in &doc.sections {
         out.push_str(&format!("\n## {}\n\n", s.title));
+        let glossary = s.title == super::summary::GLOSSARY_TITLE;
+        let mut link = |t: &str| {
+            if glossary {
+                t.to_owned()
+            } else {
+                linker.link(t, &md_link)
+            }
+        };
         for b in &s.blocks {
             match b {
-                Block::Para(p) => out.push_str(&format!("{p}\n\n")),
+                Block::Para(p) => out.push_str(&format!("{}\n\n", link(p))),
                 Block::List(items) => {
                     for i in items {
-                        out.push_str(&format!("- {i}\n"));
+                        out.push_str(&format!("- {}\n", link(i)));
                     }
                     out.push('\n');
                 }
@@ -33,7 +111,10 @@ pub fn markdown(doc: &ReportDoc) -> String {
                     for r in rows {
                         out.push_str(&format!(
                             "| {} |\n",
-                            r.iter().map(|c| md_cell(c)).collect::<Vec<_>>().join(" | ")
+                            r.iter()
+                                .map(|c| link(&md_cell(c)))
+                                .collect::<Vec<_>>()
+                                .join(" | ")
                         ));
                     }
                     out.push('\n');
@@ -92,15 +173,24 @@ pub fn html(doc: &ReportDoc) -> String {
         ));
     }
     out.push_str("</ol></nav>\n");
+    let mut linker = Linker::new(doc);
     for (i, s) in doc.sections.iter().enumerate() {
         out.push_str(&format!("<h2 id=\"s{}\">{}</h2>\n", i + 1, esc(&s.title)));
+        let glossary = s.title == super::summary::GLOSSARY_TITLE;
+        let mut link = |t: &str| {
+            if glossary {
+                esc(t)
+            } else {
+                linker.link(&esc(t), &html_link)
+            }
+        };
         for b in &s.blocks {
             match b {
-                Block::Para(p) => out.push_str(&format!("<p>{}</p>\n", esc(p))),
+                Block::Para(p) => out.push_str(&format!("<p>{}</p>\n", link(p))),
                 Block::List(items) => {
                     out.push_str("<ul>");
                     for i in items {
-                        out.push_str(&format!("<li>{}</li>", esc(i)));
+                        out.push_str(&format!("<li>{}</li>", link(i)));
                     }
                     out.push_str("</ul>\n");
                 }
@@ -112,13 +202,18 @@ pub fn html(doc: &ReportDoc) -> String {
                     out.push_str("</tr></thead><tbody>");
                     for r in rows {
                         out.push_str("<tr>");
-                        for c in r {
+                        for (j, c) in r.iter().enumerate() {
                             let class = if c.starts_with("FAIL") {
                                 " class=\"fail\""
                             } else {
                                 ""
                             };
-                            out.push_str(&format!("<td{class}>{}</td>", esc(c)));
+                            // The glossary's terms are the links' targets.
+                            let id = super::summary::GLOSSARY
+                                .iter()
+                                .find(|g| glossary && j == 0 && g.0 == c)
+                                .map_or(String::new(), |g| format!(" id=\"g-{}\"", g.1));
+                            out.push_str(&format!("<td{class}{id}>{}</td>", link(c)));
                         }
                         out.push_str("</tr>");
                     }
@@ -137,4 +232,43 @@ pub fn html(doc: &ReportDoc) -> String {
     }
     out.push_str("<footer>Generated by phiprobe from findings.json; no raw identifier values are shown.</footer>\n</body></html>\n");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::doc::Section;
+
+    fn doc() -> ReportDoc {
+        ReportDoc {
+            title: "t".into(),
+            sections: vec![
+                Section {
+                    title: "Results".into(),
+                    blocks: vec![
+                        Block::Para("Min-K%++ beats Min-K% here; AUC 0.6 and AUC again.".into()),
+                        Block::List(vec!["the lira_online attack, LiRA and Min-K%".into()]),
+                    ],
+                },
+                super::super::summary::glossary(),
+            ],
+        }
+    }
+
+    #[test]
+    fn each_glossary_term_links_at_its_first_use_only() {
+        let h = html(&doc());
+        assert_eq!(h.matches("href=\"#g-auc\"").count(), 1, "{h}");
+        assert!(h.contains(
+            "<a href=\"#g-min-k-pp\">Min-K%++</a> beats <a href=\"#g-min-k\">Min-K%</a>"
+        ));
+        assert!(h.contains("the lira_online attack, <a href=\"#g-lira\">LiRA</a>"));
+        assert!(h.contains("<td id=\"g-auc\">AUC</td>"));
+        let m = markdown(&doc());
+        assert_eq!(m.matches("[AUC](#annex-glossary)").count(), 1);
+        // Without a glossary there is nothing to link to.
+        let mut bare = doc();
+        bare.sections.pop();
+        assert!(!html(&bare).contains("href=\"#g-"));
+    }
 }

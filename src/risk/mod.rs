@@ -582,12 +582,15 @@ fn sampled_population(
     // for 1/π people, while the uniqueness estimators find the classes unique in the
     // population. Say so on the journalist finding, and which number is the safe one.
     let expected_unique = pu.dankar * n_persons as f64;
-    if pu.dankar.is_finite() && expected_unique >= 1.0 && (at_risk as f64) < expected_unique {
-        if let Some(f) = findings.iter_mut().rev().find(|f| {
+    if pu.dankar.is_finite()
+        && expected_unique >= 1.0
+        && (at_risk as f64) < expected_unique
+        && let Some(f) = findings.iter_mut().rev().find(|f| {
             f.metric == metric::REID_JOURNALIST_RECORDS_AT_RISK
                 && f.params.get("model").and_then(|m| m.as_str()) == Some("benedetti-franconi")
-        }) {
-            f.caveats.push(format!(
+        })
+    {
+        f.caveats.push(format!(
                 "conflicts with population uniqueness ({} estimates {:.1} % of the population unique on these QIs): about {} of the {} persons are then unique in the population, with journalist risk 1, while the F = f/π expansion counts {} at risk. The expansion assumes each sample record stands for 1/π people alike on the QIs, which QIs this fine break; read journalist risk as at least {} persons at risk",
                 pu.chosen.name(),
                 100.0 * pu.dankar,
@@ -596,7 +599,6 @@ fn sampled_population(
                 at_risk,
                 expected_unique.round()
             ));
-        }
     }
 }
 

@@ -371,7 +371,7 @@ pub fn transform(mut ds: Dataset) -> Result<(Dataset, Vec<String>)> {
         .max();
     let year = |d: i64| crate::date::civil_from_days(d).0;
     for (c, days) in &dates {
-        let birth = c.to_ascii_lowercase().contains("birth") || c.to_ascii_lowercase() == "dob";
+        let birth = c.to_ascii_lowercase().contains("birth") || c.eq_ignore_ascii_case("dob");
         let values = days
             .iter()
             .map(|d| {

@@ -55,17 +55,28 @@ pub fn risk(folder: &RunFolder, card: &Path, patients: u64, seed: u64) -> Result
         details.push(analysis.detail);
         plans.push(settings);
     }
+    let (determination, dh) = demo_determination();
     let mut inputs = vec![crate::fsx::hash::hash_path(card)?];
     inputs.extend(ds.source.hashes.iter().cloned());
+    inputs.push(dh);
     let plan = serde_json::json!({ "data": card.display().to_string(), "patients": patients, "risk": plans });
     let id = super::run_id("demo", &plan, &inputs, seed);
     let file = FindingsFile {
         findings,
         reid: details,
+        determination: Some(determination),
         ..FindingsFile::new(super::manifest(&id, "demo", seed, plan, inputs))
     };
     crate::report::write_run(folder, &file, &crate::probe::sections)?;
     Ok(file)
+}
+
+/// The demo's filled, illustrative `determination.toml` (`probes/determination.demo.toml`), so
+/// that its reports show a complete determination.
+pub fn demo_determination() -> (crate::evidence::Determination, crate::evidence::FileHash) {
+    const TOML: &[u8] = include_bytes!("../../probes/determination.demo.toml");
+    super::plan::parse_determination(TOML, Path::new("embedded:probes/determination.demo.toml"))
+        .expect("the embedded demo determination parses (tested)")
 }
 
 /// What a demo runs (`phiprobe demo`'s flags).
@@ -274,7 +285,7 @@ impl DemoSpec {
             batch_tokens: 8192,
             plan,
             policy: None,
-            determination: None,
+            determination: Some(demo_determination()),
             phi_examples: None,
         };
         (spec, manifest)
@@ -292,6 +303,30 @@ impl DemoSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_demo_determination_parses_and_supplies_every_fact() {
+        let (d, h) = demo_determination();
+        assert!(h.path.starts_with("embedded:"));
+        let file = FindingsFile {
+            determination: Some(d),
+            ..FindingsFile::new(crate::evidence::RunManifest {
+                schema_version: crate::evidence::SCHEMA_VERSION,
+                tool_version: "t".into(),
+                git_commit: None,
+                run_id: "r".into(),
+                command: "demo".into(),
+                seed: 7,
+                plan: serde_json::Value::Null,
+                inputs: Vec::new(),
+                started_at: String::new(),
+            })
+        };
+        assert_eq!(
+            crate::report::determination::missing_facts(&file),
+            Vec::<&str>::new()
+        );
+    }
 
     fn spec(out: &str, references: usize) -> DemoSpec {
         DemoSpec {

@@ -102,8 +102,24 @@ fn audit_finds_membership_resumes_and_reanalyses() {
         .unwrap()
         .iter()
         .filter(|x| x["metric"] == "mia.tpr_at_fpr" && x["params"]["attack"] == "loss")
-        .count();
-    assert_eq!(fprs, 3);
+        .map(|x| {
+            (
+                x["params"]["unit"].as_str().unwrap_or("").to_owned(),
+                x["params"]["aggregation"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect::<Vec<_>>();
+    // Patients have several records: per record (3 FPRs), and per patient by max and by mean.
+    let count = |u: &str, a: &str| fprs.iter().filter(|x| x.0 == u && x.1 == a).count();
+    assert_eq!(
+        (
+            count("record", ""),
+            count("patient", "max"),
+            count("patient", "mean")
+        ),
+        (3, 3, 3),
+        "{fprs:?}"
+    );
     for f in [
         "report.html",
         "report.md",

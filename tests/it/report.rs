@@ -132,8 +132,8 @@ fn svg_figures_parse_as_svg() {
         .collect();
     assert_eq!(
         figures.len(),
-        2,
-        "class-size histogram and risk distribution"
+        3,
+        "the summary's forest plot, the class-size histogram and the risk distribution"
     );
     for (svg, caption) in figures {
         // A real XML parser: well-formed, an <svg> root in the SVG namespace, something drawn.
@@ -162,5 +162,5 @@ fn svg_figures_parse_as_svg() {
     }
     // The HTML view inlines each figure once.
     let html = phiprobe::report::render::html(&doc);
-    assert_eq!(html.matches("<svg").count(), 2);
+    assert_eq!(html.matches("<svg").count(), 3);
 }

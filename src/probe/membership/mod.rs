@@ -780,7 +780,7 @@ pub fn fleet_balance(refs: &[(Vec<f64>, &[bool])], names: &[&str]) -> Option<Str
         };
         Some(side(true)? - side(false)?)
     }))?;
-    if !(spread > 0.5 * gap.abs()) {
+    if spread.is_nan() || spread <= 0.5 * gap.abs() {
         return None;
     }
     let (worst, _) = means
@@ -983,32 +983,7 @@ fn evaluate(
     // record-level AUC's interval resamples patients, and patient-level findings follow.
     let clustered = cluster::clustered(&patients);
     let unit = if clustered { "record" } else { "patient" };
-    let label = format!("membership/bootstrap/{}", a.attack);
-    let (ci, method) = if clustered {
-        (
-            cluster::cluster_bootstrap_auc(
-                &scores,
-                &members,
-                &patients,
-                s.bootstrap,
-                s.confidence,
-                seed,
-                &label,
-            ),
-            format!(
-                "cluster bootstrap by patient (stratified, {} resamples)",
-                s.bootstrap
-            ),
-        )
-    } else {
-        (
-            bootstrap_auc(&scores, &members, s.bootstrap, s.confidence, seed, &label),
-            format!(
-                "bootstrap-percentile (stratified, {} resamples)",
-                s.bootstrap
-            ),
-        )
-    };
+    let (ci, method) = auc_interval(&scores, &members, &patients, s, seed, &a.attack);
     let mut f = base(metric::MIA_AUC).with_param("unit", unit);
     f.value = Some(auc).filter(|v| v.is_finite());
     f = f.with_counts(roc.pos, roc.pos + roc.neg);
@@ -1077,6 +1052,44 @@ fn evaluate(
             histogram: histogram(&scores, &members, 30),
             vulnerable,
         },
+    }
+}
+
+/// The AUC's interval: a cluster bootstrap over patients when patients have several records,
+/// else the stratified record (= patient) bootstrap; with the method's name.
+fn auc_interval(
+    scores: &[f64],
+    members: &[bool],
+    patients: &[u32],
+    s: &Settings,
+    seed: u64,
+    attack: &str,
+) -> (Option<(f64, f64)>, String) {
+    let label = format!("membership/bootstrap/{attack}");
+    if cluster::clustered(patients) {
+        (
+            cluster::cluster_bootstrap_auc(
+                scores,
+                members,
+                patients,
+                s.bootstrap,
+                s.confidence,
+                seed,
+                &label,
+            ),
+            format!(
+                "cluster bootstrap by patient (stratified, {} resamples)",
+                s.bootstrap
+            ),
+        )
+    } else {
+        (
+            bootstrap_auc(scores, members, s.bootstrap, s.confidence, seed, &label),
+            format!(
+                "bootstrap-percentile (stratified, {} resamples)",
+                s.bootstrap
+            ),
+        )
     }
 }
 
