@@ -104,7 +104,8 @@ pub struct Settings {
     pub temperature: f32,
     /// Top-k of the targeted sampling decode.
     pub top_k: Option<usize>,
-    /// Records probed per group (members, non-members), a seeded sample; 0 = all.
+    /// Patients probed per group (members, non-members), a seeded sample with one record of
+    /// each, so that every count is a count of independent patients; 0 = all.
     pub records: usize,
     /// Identifier prompts per record (the text up to one identifier); 0 = none.
     pub identifiers_per_record: usize,
@@ -554,8 +555,9 @@ pub fn observe(
     })
 }
 
-/// Seeded samples of members and non-members with text (`records` of each; all when 0), in
-/// record order within each arm.
+/// Seeded samples of members and non-members with text (`records` of each; all when 0), at
+/// most one record per patient (the patient is the unit: a patient's records share their
+/// memorisation), in record order within each arm.
 fn choose_records(recs: &TextRecords, settings: &Settings, seed: u64) -> Result<Vec<usize>> {
     let mut chosen: Vec<usize> = Vec::new();
     for want in [true, false] {
@@ -567,6 +569,8 @@ fn choose_records(recs: &TextRecords, settings: &Settings, seed: u64) -> Result<
             let j = i + rng.index(rows.len() - i);
             rows.swap(i, j);
         }
+        let mut seen = std::collections::HashSet::new();
+        rows.retain(|&r| seen.insert(recs.patients[r].as_str()));
         if settings.records > 0 {
             rows.truncate(settings.records);
         }
@@ -1296,6 +1300,41 @@ impl crate::probe::api::Probe for Extraction {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_arm_probes_one_record_per_patient() {
+        // Six patients with three notes each; members are the first three patients.
+        let n = 18;
+        let recs = TextRecords {
+            card: "c.toml".into(),
+            source: "d.csv".into(),
+            files: Vec::new(),
+            column: "text".into(),
+            ids: (0..n).map(|i| format!("P{}-E{}", i / 3, i % 3)).collect(),
+            patients: (0..n).map(|i| format!("P{}", i / 3)).collect(),
+            texts: vec!["note".into(); n],
+            member: (0..n).map(|i| Some(i / 3 < 3)).collect(),
+            file_of: vec![0; n],
+            dates: Vec::new(),
+            identifiers: Vec::new(),
+            salt: [1; 32],
+        };
+        let settings = Settings {
+            records: 0,
+            ..Settings::default()
+        };
+        let chosen = choose_records(&recs, &settings, 7).unwrap();
+        let mut patients: Vec<&str> = chosen.iter().map(|&r| recs.patients[r].as_str()).collect();
+        assert_eq!(chosen.len(), 6, "{chosen:?}");
+        patients.sort_unstable();
+        patients.dedup();
+        assert_eq!(patients.len(), 6);
+        let capped = Settings {
+            records: 2,
+            ..Settings::default()
+        };
+        assert_eq!(choose_records(&recs, &capped, 7).unwrap().len(), 4);
+    }
 
     #[test]
     fn edit_distances() {

@@ -304,14 +304,12 @@ fn figure(blocks: &mut Vec<Block>, figure: Result<Figure, String>, caption: &str
     }
 }
 
+/// The report's one convention for rates: "8 of 54 (14.8 %)"; "n/a" of nothing.
 fn pct(k: u64, n: u64) -> String {
     if n == 0 {
         "n/a".into()
     } else {
-        format!(
-            "{k} of {n} ({}%)",
-            num((1000.0 * k as f64 / n as f64).round() / 10.0)
-        )
+        super::doc::rate(k, n)
     }
 }
 

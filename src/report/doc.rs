@@ -221,7 +221,7 @@ fn overview(file: &FindingsFile) -> Section {
             num(value_of(file, l, metric::REID_K).unwrap_or(0.0)),
             num(avg),
             at_risk
-                .and_then(|f| f.value.map(|v| format!("{}% ({} of {})", num(100.0 * v), num(f.counts.map_or(0.0, |c| c.k as f64)), num(n))))
+                .and_then(|f| f.value.map(|v| match f.counts { Some(c) => rate(c.k, c.n), None => format!("{} %", num(100.0 * v)) }))
                 .unwrap_or_else(|| "n/a".into()),
             num(threshold),
         )));

@@ -5,14 +5,12 @@ use super::chart::{Axis, Figure, Key, Marker, PALETTE, TickFormat};
 use super::doc::{Block, Section, num};
 use crate::evidence::{ExtractionDetail, FindingsFile};
 
+/// The report's one convention for rates: "8 of 54 (14.8 %)"; "n/a" of nothing.
 fn pct(k: u64, n: u64) -> String {
     if n == 0 {
         "n/a".into()
     } else {
-        format!(
-            "{}% ({k} of {n})",
-            num((1000.0 * k as f64 / n as f64).round() / 10.0)
-        )
+        super::doc::rate(k, n)
     }
 }
 
@@ -75,7 +73,7 @@ pub fn summary(file: &FindingsFile) -> Option<Block> {
         .map(|t| format!("{} ({})", t.phi_type, t.mode.replace('_', " ")))
         .collect();
     Some(Block::Para(format!(
-        "Extraction ({} records, {} members): at k = {} prefix tokens {} of members and {} of non-members are reproduced exactly. {}",
+        "Extraction ({} patients, one record each; {} members): at k = {} prefix tokens {} of members and {} of non-members are reproduced exactly. {}",
         d.records,
         d.members,
         top.k,
@@ -108,7 +106,7 @@ pub fn section(file: &FindingsFile) -> Option<Section> {
         .and_then(serde_json::Value::as_u64)
         .unwrap_or(0);
     let mut blocks = vec![Block::Para(format!(
-        "Can the model be made to say what it was trained on? Targeted: {} records ({} members, the rest non-members as the control) were prompted with their first k tokens; a continuation is extractable when a decode (greedy, beam search, or any of the seeded samples) reproduces the next {suffix} tokens exactly (Carlini et al., ICLR 2023). They were also prompted with their text up to one identifier, to see whether the model completes it (Lukas et al., IEEE S&P 2023). Untargeted: seeded generations over a temperature/top-k/top-p sweep, de-duplicated, scanned by the PHI detector and matched field by field to the records (Carlini et al., USENIX Security 2021). Every rate is shown for members and non-members: only the excess over the control is evidence of memorisation; common names and formats come out for both.",
+        "Can the model be made to say what it was trained on? Targeted: {} patients, one record each ({} members, the rest non-members as the control) were prompted with their first k tokens; a continuation is extractable when a decode (greedy, beam search, or any of the seeded samples) reproduces the next {suffix} tokens exactly (Carlini et al., ICLR 2023). They were also prompted with their text up to one identifier, to see whether the model completes it (Lukas et al., IEEE S&P 2023). Untargeted: seeded generations over a temperature/top-k/top-p sweep, de-duplicated, scanned by the PHI detector and matched field by field to the records (Carlini et al., USENIX Security 2021). Every rate is shown for members and non-members: only the excess over the control is evidence of memorisation; common names and formats come out for both.",
         d.records, d.members
     ))];
     match k_curve_figure(d, conf) {

@@ -85,7 +85,8 @@ fn memorised_members_are_extracted_and_the_control_is_not() {
     );
     assert!(ex["interval"]["lo"].as_f64().unwrap() > 0.0, "{ex}");
     let d = &f["extraction"];
-    assert_eq!(d["records"], 48);
+    // One record per patient: the 30 patients, not their 48 records.
+    assert_eq!(d["records"], 30);
     assert!(!d["examples"].as_array().unwrap().is_empty());
     // Outputs carry no raw identifier of any record: every example is masked.
     let mut outputs = String::new();

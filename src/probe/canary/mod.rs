@@ -810,6 +810,36 @@ mod tests {
 
     /// The exact rank from the search equals brute-force enumeration.
     #[test]
+    fn the_observations_record_the_references_that_ran() {
+        let model = mock(&["Code 417 on file."]);
+        let context = "Code {secret} on file.";
+        let specs = vec![CanarySpec {
+            id: "pin-r4-0".into(),
+            kind: "pin".into(),
+            format: "{d3}".into(),
+            context: context.into(),
+            secret: "417".into(),
+            repetitions: 4,
+            rung: 4,
+        }];
+        let groups = vec![RefGroup {
+            kind: "pin".into(),
+            format: "{d3}".into(),
+            context: context.into(),
+            secrets: ["001", "002", "003", "004", "005"].map(String::from).to_vec(),
+        }];
+        let settings = Settings {
+            search: SearchMode::Never,
+            ..Settings::default()
+        };
+        assert_eq!(settings.references, 1000);
+        let obs = observe(&model, &specs, &groups, "training record t", &settings, 4096, &mut |_, _| {})
+            .unwrap();
+        assert_eq!(obs.settings.references, 5, "what ran, not what the plan asked");
+        assert!(obs.source.contains("the plan's references = 1000"), "{}", obs.source);
+    }
+
+    #[test]
     fn search_rank_equals_enumeration() {
         let format = Format::parse("{d3}").unwrap();
         let context = "Code {secret} on file.";
