@@ -437,6 +437,49 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_transform_keeps_years_zip3_and_ages_under_90() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("d.csv");
+        let restricted = RESTRICTED_ZIP3_2000[0];
+        std::fs::write(
+            &csv,
+            format!(
+                "birth_date,admission_date,zip,age,sex\n\
+                 1930-05-01,2024-03-02,02118,93,F\n\
+                 1980-12-31,2024-06-30,{restricted}45,43,M\n\
+                 1935-01-01,,90210,89,F\n"
+            ),
+        )
+        .unwrap();
+        let ds = Dataset::open(&csv, None, None).unwrap();
+        let (ds, derived) = transform(ds).unwrap();
+        assert_eq!(
+            derived,
+            ["birth_year_sh", "admission_year_sh", "zip3_sh", "age_sh"].map(String::from)
+        );
+        let col = |name: &str| -> Vec<Option<String>> {
+            let c = ds.source.encode(name, None).unwrap();
+            (0..3).map(|r| c.value(r).map(String::from)).collect()
+        };
+        let some = |v: &[&str]| v.iter().map(|s| Some((*s).to_owned())).collect::<Vec<_>>();
+        // Ages at the data's latest date (2024-06-30): 94 → 90+, 43, and 89 stays (not over 89).
+        assert_eq!(col("birth_year_sh"), some(&["90+", "1980", "1935"]));
+        assert_eq!(
+            col("admission_year_sh"),
+            vec![Some("2024".into()), Some("2024".into()), None]
+        );
+        assert_eq!(col("zip3_sh"), some(&["021", "000", "902"]));
+        assert_eq!(col("age_sh"), some(&["90+", "43", "89"]));
+        assert_eq!(
+            age_years(
+                crate::date::parse_iso("1935-07-01").unwrap(),
+                crate::date::parse_iso("2024-06-30").unwrap()
+            ),
+            88
+        );
+    }
+
+    #[test]
     fn names_map_to_categories() {
         assert_eq!(category_from_name("SSN"), Some(SafeHarbor::Ssn));
         assert_eq!(category_from_name("birth_date"), Some(SafeHarbor::Date));

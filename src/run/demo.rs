@@ -52,7 +52,18 @@ pub fn risk(folder: &RunFolder, card: &Path, patients: u64, seed: u64) -> Result
         };
         let analysis = crate::risk::analyze(&ds, &settings)?;
         findings.extend(analysis.findings);
-        details.push(analysis.detail);
+        let mut detail = analysis.detail;
+        if *label == "safe-harbor" {
+            detail.settings.insert(
+                0,
+                crate::evidence::Setting {
+                    name: "transform".into(),
+                    value: "the Safe Harbor transform (45 CFR 164.514(b)(2)(i)(B), (C))".into(),
+                    note: "derived columns *_sh: every date reduced to its year, birth years of anyone over 89 as 90+, ZIP codes to ZIP3 with the 17 restricted prefixes as 000 (risk::safe_harbor::transform)".into(),
+                },
+            );
+        }
+        details.push(detail);
         plans.push(settings);
     }
     let (determination, dh) = demo_determination();
