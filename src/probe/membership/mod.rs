@@ -992,23 +992,12 @@ fn evaluate(
     }
     findings.push(f);
     for &t in &s.fpr {
-        let p = roc.tpr_at_fpr(t, s.confidence);
-        let mut f = base(metric::MIA_TPR_AT_FPR)
-            .with_param("unit", unit)
-            .with_param("fpr", t)
-            .with_param("achieved_fpr", p.fpr)
-            .with_param("false_positives", format!("{} of {}", p.fp, p.neg))
-            .with_counts(p.tp, p.pos)
-            .with_interval(s.confidence, p.lo, p.hi, "clopper-pearson");
-        f.value = Some(p.tpr).filter(|v| v.is_finite());
-        if !p.resolvable {
-            f = f.with_caveat(format!(
-                "only {} non-members: the smallest non-zero FPR is 1/{} > {t}, so this TPR is at FPR 0; audit at least {} non-members to resolve FPR {t}",
-                p.neg,
-                p.neg,
-                (1.0 / t).ceil()
-            ));
-        }
+        let mut f = tpr_finding(
+            base(metric::MIA_TPR_AT_FPR).with_param("unit", unit),
+            &roc.tpr_at_fpr(t, s.confidence),
+            s.confidence,
+            if clustered { "non-member records" } else { "non-members" },
+        );
         if clustered {
             f = f.with_caveat(
                 "counts records, which are not independent (a patient's records share their patient's signal): judge on the patient-level finding",
@@ -1053,6 +1042,28 @@ fn evaluate(
             vulnerable,
         },
     }
+}
+
+/// A TPR-at-FPR finding from its exact counts, with the caveat when too few `negatives` (what
+/// they are, in words) resolve the FPR asked for.
+fn tpr_finding(f: Finding, p: &crate::stats::roc::TprAtFpr, confidence: f64, negatives: &str) -> Finding {
+    let t = p.target;
+    let mut f = f
+        .with_param("fpr", t)
+        .with_param("achieved_fpr", p.fpr)
+        .with_param("false_positives", format!("{} of {}", p.fp, p.neg))
+        .with_counts(p.tp, p.pos)
+        .with_interval(confidence, p.lo, p.hi, "clopper-pearson");
+    f.value = Some(p.tpr).filter(|v| v.is_finite());
+    if !p.resolvable {
+        f = f.with_caveat(format!(
+            "only {} {negatives}: the smallest non-zero FPR is 1/{} > {t}, so this TPR is at FPR 0; audit at least {} {negatives} to resolve FPR {t}",
+            p.neg,
+            p.neg,
+            (1.0 / t).ceil()
+        ));
+    }
+    f
 }
 
 /// The AUC's interval: a cluster bootstrap over patients when patients have several records,
@@ -1278,23 +1289,12 @@ fn patient_level(
     }
     out.push(f);
     for &t in &s.fpr {
-        let p = roc.tpr_at_fpr(t, s.confidence);
-        let mut f = tag(base(metric::MIA_TPR_AT_FPR))
-            .with_param("fpr", t)
-            .with_param("achieved_fpr", p.fpr)
-            .with_param("false_positives", format!("{} of {}", p.fp, p.neg))
-            .with_counts(p.tp, p.pos)
-            .with_interval(s.confidence, p.lo, p.hi, "clopper-pearson");
-        f.value = Some(p.tpr).filter(|v| v.is_finite());
-        if !p.resolvable {
-            f = f.with_caveat(format!(
-                "only {} non-member patients: the smallest non-zero FPR is 1/{} > {t}, so this TPR is at FPR 0; audit at least {} non-member patients to resolve FPR {t}",
-                p.neg,
-                p.neg,
-                (1.0 / t).ceil()
-            ));
-        }
-        out.push(f);
+        out.push(tpr_finding(
+            tag(base(metric::MIA_TPR_AT_FPR)),
+            &roc.tpr_at_fpr(t, s.confidence),
+            s.confidence,
+            "non-member patients",
+        ));
     }
     let mut rng = Rng::derive(seed, &format!("membership/split-patients/{}", how.id()), 0);
     let (cal, eval) = split_halves(&pm, &mut rng);
