@@ -811,10 +811,14 @@ fn added_risk_criterion(file: &FindingsFile, t: f64) -> Option<Criterion> {
                     ))
             )
         }
-        None => format!(
-            "; patients raised above {} not computed (add it to the inversion probe's thresholds)",
-            num(t)
-        ),
+        None => {
+            // Unchecked is not clear: without this count the criterion cannot be met.
+            states.push(None);
+            format!(
+                "; patients raised above {} not computed (add it to the inversion probe's thresholds)",
+                num(t)
+            )
+        }
     };
     let fmt = |x: Option<(f64, f64, f64)>| {
         x.map_or("not computed".into(), |(v, lo, hi)| {
@@ -1805,6 +1809,8 @@ mod tests {
                 .unwrap()
                 .contains("beyond what the release alone")
         );
+        // Without the count of patients raised above the threshold it cannot be met.
+        assert_eq!(c(quiet[..2].to_vec()).unwrap().met, None);
         // Members gain more than non-members: fails.
         let mut more = quiet.clone();
         more[1] = added("difference", 0.03, 0.01, 0.05);

@@ -1014,7 +1014,15 @@ fn evaluate(
             .collect()
     };
     let (cal, eval) = (finite(cal), finite(eval));
-    findings.extend(calibrated(a, obs, s, &cal, &eval, &base));
+    findings.extend(calibrated(a, obs, s, &cal, &eval, &base).into_iter().map(|f| {
+        if clustered {
+            f.with_caveat(
+                "counts records, and its calibration split divides patients' records between the halves: for comparison only; the patient-level findings are the ones judged",
+            )
+        } else {
+            f
+        }
+    }));
     findings.push(epsilon_bound(
         a,
         (&a.scores, &obs.member),
